@@ -1,6 +1,53 @@
-// Package jwtverify verifies OAuth 2.0 JWT access tokens (RFC 9068 and
-// provider-specific JWTs) for the mcp_auth gateway. It is a plain library and
-// does not import Caddy.
+// Package jwtverify verifies JWT access tokens (RFC 9068, and the JWT access
+// tokens of common providers) for the mcp_auth gateway: it is the resource
+// server half of OAuth 2.1. It is a plain library and does not import Caddy.
 //
-// Skeleton: the full design notes follow in a later commit.
+// # Which library does what, and why
+//
+//   - github.com/golang-jwt/jwt/v5 parses the compact JWS and checks the
+//     signature (jwt.Parser with WithValidMethods from Config.Algorithms,
+//     WithExpirationRequired, WithIssuedAt, WithLeeway, WithTimeFunc and
+//     WithStrictDecoding). It is small, widely reviewed and lets our Keyfunc
+//     run every cheap check (crit, typ, kid shape, exact iss, exp/nbf/iat,
+//     aud) before any key is looked up. Claims whose JSON type matters
+//     ("exp" must be a number, "aud" a string or array of strings) are
+//     decoded by this package, because golang-jwt's NumericDate also accepts
+//     a quoted number.
+//   - JWKS parsing and the per-issuer key cache (RemoteKeySet) are our own.
+//     go-oidc's RemoteKeySet has no cooldown between refetches triggered by
+//     unknown kids and reads the JWKS body unbounded; go-jose, which it uses
+//     to parse keys, is not needed for plain RSA/EC/Ed25519 keys. Our parser
+//     validates EC points (crypto/ecdsa.ParseUncompressedPublicKey), refuses
+//     RSA keys under 2048 bits and skips keys not meant for signatures.
+//   - github.com/coreos/go-oidc/v3 is not used. Its discovery
+//     (oidc.NewProvider) knows only the OIDC well-known URL, not RFC 8414's
+//     path-aware one, and fetches eagerly; DiscoverJWKSURI here does both in
+//     the RFC 8414-first order and checks the issuer exactly, like go-oidc.
+//   - github.com/hashicorp/golang-lru/v2 (plain lru.Cache) holds verified
+//     tokens, keyed by their SHA-256, with an expiry check on every hit.
+//
+// # Security properties
+//
+//   - The algorithm comes from Config.Algorithms, never from the token; HMAC
+//     and "none" cannot be configured, and a key is only used with an
+//     algorithm of its own type and size (no key confusion).
+//   - Keys come only from the KeySource of the token's exact "iss"; an unknown
+//     issuer is rejected before any fetch. jku, x5u, jwk and x5c headers are
+//     ignored, so no URL from a token is ever fetched. kid is only a map key.
+//   - Errors wrap ErrInvalidToken with a fixed reason (see Reason) and never
+//     contain token material; nothing here logs a token.
+//
+// # Leeway
+//
+// Config.Leeway (default 30s) applies to exp, nbf and iat alike: a token is
+// accepted while now < exp+leeway, now >= nbf-leeway and now >= iat-leeway.
+// The verified-token cache is stricter: an entry is used only while now < exp.
+//
+// # Discovery order
+//
+// For an issuer https://host/path, DiscoverJWKSURI tries
+// https://host/.well-known/oauth-authorization-server/path (RFC 8414),
+// https://host/path/.well-known/openid-configuration (OIDC Discovery) and
+// https://host/.well-known/openid-configuration/path, and accepts the first
+// document whose "issuer" equals the issuer exactly and that has a jwks_uri.
 package jwtverify

@@ -3,18 +3,61 @@ package jwtverify
 import "errors"
 
 // ErrInvalidToken is wrapped by every verification failure returned by
-// Verifier.Verify. Use errors.Is(err, ErrInvalidToken) to detect a bad token
-// and Reason(err) to get a short label for metrics and logs.
+// Verifier.Verify (and by the key lookup failures of the KeySource
+// implementations in this package). Use errors.Is(err, ErrInvalidToken) to
+// detect a bad token and Reason(err) for a short label for metrics and logs.
 var ErrInvalidToken = errors.New("jwtverify: invalid token")
 
-// Reason returns a short fixed label for metrics/logs ("malformed", "too_large",
-// "algorithm", "signature", "unknown_kid", "expired", "not_yet_valid", "issuer",
-// "audience", "type", "crit", "missing_claim", "keys_unavailable", ...). It
-// never contains token material. It returns "" for a nil error and "other"
-// for an error that did not come from this package.
+// Reason labels. They are fixed strings and never contain token material.
+const (
+	reasonMalformed       = "malformed"
+	reasonTooLarge        = "too_large"
+	reasonAlgorithm       = "algorithm"
+	reasonSignature       = "signature"
+	reasonUnknownKid      = "unknown_kid"
+	reasonExpired         = "expired"
+	reasonNotYetValid     = "not_yet_valid"
+	reasonIssuer          = "issuer"
+	reasonAudience        = "audience"
+	reasonType            = "type"
+	reasonCrit            = "crit"
+	reasonMissingClaim    = "missing_claim"
+	reasonKeysUnavailable = "keys_unavailable"
+	reasonEmpty           = "empty"
+)
+
+// tokenError is a verification failure: a fixed reason label plus a fixed,
+// human-readable detail written by this package. Neither field is ever built
+// from token input, so the message can be logged safely.
+type tokenError struct {
+	reason string
+	detail string
+}
+
+func (e *tokenError) Error() string {
+	return "jwtverify: invalid token: " + e.reason + ": " + e.detail
+}
+
+func (e *tokenError) Unwrap() error { return ErrInvalidToken }
+
+func invalid(reason, detail string) error { return &tokenError{reason: reason, detail: detail} }
+
+// Reason returns a short fixed label for metrics/logs: "empty", "malformed",
+// "too_large", "algorithm", "signature", "unknown_kid", "expired",
+// "not_yet_valid", "issuer", "audience", "type", "crit", "missing_claim" or
+// "keys_unavailable". It never contains token material. It returns "" for a
+// nil error, "invalid" for an ErrInvalidToken without a more specific label
+// and "other" for an error that did not come from this package.
 func Reason(err error) string {
 	if err == nil {
 		return ""
+	}
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te.reason
+	}
+	if errors.Is(err, ErrInvalidToken) {
+		return "invalid"
 	}
 	return "other"
 }

@@ -4,13 +4,15 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"log/slog"
-	"net/http"
 	"time"
 )
 
 // KeySource yields the verification key for a kid (kid may be "": then the
-// single key usable with alg).
+// single key usable with alg). Implementations must be safe for concurrent
+// use, must return a key whose type matches alg (an RS256 token never gets an
+// EC key) and should return errors wrapping ErrInvalidToken for unknown kids.
+// The kid comes from the token: use it only as a map key, never as a path,
+// URL or query.
 type KeySource interface {
 	Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error)
 }
@@ -18,66 +20,53 @@ type KeySource interface {
 // Observer receives metric events; implementations must be cheap and
 // concurrency-safe. Optional.
 type Observer interface {
+	// JWKSFetch is called after every JWKS HTTP fetch (including discovery)
+	// with its duration and error (nil on success).
 	JWKSFetch(issuer string, d time.Duration, err error)
+	// VerifyCache is called by Verify for every token that reaches the
+	// verified-token cache, hit or miss. Not called when the cache is off.
 	VerifyCache(hit bool)
 }
 
-// StaticKeySet is a fixed KeySource, mainly for tests.
+// StaticKeySet is a fixed KeySource, for tests and for issuers whose keys are
+// configured inline. It is safe for concurrent use.
 type StaticKeySet struct {
-	keys map[string]crypto.PublicKey
+	keys *keyMap
 }
 
-// NewStaticKeySet returns a KeySource serving keys by kid.
+// NewStaticKeySet returns a KeySource serving keys by kid (the map key; ""
+// for a key without kid). Supported key types are *rsa.PublicKey (2048 bits
+// or more), *ecdsa.PublicKey (P-256/384/521) and ed25519.PublicKey; other
+// entries are never returned. The map is copied.
 func NewStaticKeySet(keys map[string]crypto.PublicKey) *StaticKeySet {
-	return &StaticKeySet{keys: keys}
+	m := &keyMap{byKid: make(map[string][]verificationKey, len(keys))}
+	for kid, k := range keys {
+		vk := verificationKey{key: k}
+		m.byKid[kid] = append(m.byKid[kid], vk)
+		m.all = append(m.all, vk)
+	}
+	return &StaticKeySet{keys: m}
 }
 
-// Key implements KeySource.
-func (s *StaticKeySet) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
-	return nil, errors.New("not implemented")
+// Key implements KeySource. It returns an "unknown_kid" error for a kid it
+// does not hold and an "algorithm" error when the kid's key does not match
+// alg.
+func (s *StaticKeySet) Key(_ context.Context, kid, alg string) (crypto.PublicKey, error) {
+	key, found, ok := s.keys.lookup(kid, alg)
+	if ok {
+		return key, nil
+	}
+	return nil, lookupError(kid, found)
 }
 
-// KeySetConfig configures a RemoteKeySet.
-type KeySetConfig struct {
-	Issuer          string        // exact issuer; required
-	JWKSURI         string        // if empty, discovered lazily (on first fetch) from RFC 8414 metadata, then OIDC discovery
-	HTTPClient      *http.Client  // default: a client with FetchTimeout
-	FetchTimeout    time.Duration // default 5s, per fetch
-	MaxBodyBytes    int64         // default 1 MiB
-	RefreshInterval time.Duration // default 15m; periodic background refresh
-	RefetchCooldown time.Duration // default 30s; min gap between fetches triggered by unknown kids
-	Now             func() time.Time
-	Observer        Observer
-	Logger          *slog.Logger // optional; nil = discard
+func lookupError(kid string, found bool) error {
+	if found && kid != "" {
+		return invalid(reasonAlgorithm, "the key with this kid does not match the token's algorithm")
+	}
+	if kid == "" && found {
+		return invalid(reasonUnknownKid, "token has no kid and several keys match its algorithm")
+	}
+	return invalid(reasonUnknownKid, "no key with this kid")
 }
 
-// RemoteKeySet is a KeySource backed by an issuer's JWKS document.
-type RemoteKeySet struct {
-	cfg KeySetConfig
-}
-
-// NewRemoteKeySet validates cfg, applies defaults and returns a key set. No
-// network access happens until the first Key call or Start.
-func NewRemoteKeySet(cfg KeySetConfig) (*RemoteKeySet, error) {
-	return &RemoteKeySet{cfg: cfg}, nil
-}
-
-// Key implements KeySource.
-func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
-	return nil, errors.New("not implemented")
-}
-
-// Start runs the periodic refresh until ctx is done or Close is called.
-func (ks *RemoteKeySet) Start(ctx context.Context) {}
-
-// Close stops the refresh goroutine and waits for it; idempotent.
-func (ks *RemoteKeySet) Close() {}
-
-// Fetches returns the number of JWKS HTTP fetches made so far.
-func (ks *RemoteKeySet) Fetches() int64 { return 0 }
-
-// DiscoverJWKSURI finds the issuer's jwks_uri: path-aware RFC 8414 first,
-// then OIDC discovery. The metadata's issuer must equal issuer exactly.
-func DiscoverJWKSURI(ctx context.Context, c *http.Client, issuer string) (string, error) {
-	return "", errors.New("not implemented")
-}
+var errClosed = errors.New("jwtverify: key set closed")

@@ -3,32 +3,250 @@ package jwtverify
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
-// Config configures a Verifier.
+// Defaults for Config.
+const (
+	DefaultLeeway        = 30 * time.Second
+	DefaultMaxTokenBytes = 8192
+)
+
+// DefaultAlgorithms is the algorithm allowlist used when Config.Algorithms is
+// empty.
+var DefaultAlgorithms = []string{"RS256", "ES256"}
+
+// maxKidLen bounds the kid header; longer values are rejected as malformed
+// before any lookup.
+const maxKidLen = 256
+
+// Config configures a Verifier. Zero values take the stated defaults.
 type Config struct {
 	Audience      string        // the canonical resource; required; compared with SameResource
-	Algorithms    []string      // allowlist; default ["RS256","ES256"]; never taken from the token
-	Leeway        time.Duration // default 30s, applied to exp, nbf and iat
+	Algorithms    []string      // allowlist; default ["RS256","ES256"]; never taken from the token; HS* and none are refused
+	Leeway        time.Duration // default 30s, applied to exp, nbf and iat (negative: 0)
 	MaxTokenBytes int           // default 8192; longer bearer values are rejected before parsing
 	CacheSize     int           // verified-token LRU entries; default 10000; negative disables
 	Now           func() time.Time
 	Observer      Observer
 }
 
-// Verifier verifies bearer JWTs against per-issuer key sources.
+// Verifier verifies bearer JWTs against per-issuer key sources. It is safe
+// for concurrent use.
 type Verifier struct {
-	cfg  Config
-	keys map[string]KeySource
+	audience string
+	algs     []string
+	leeway   time.Duration
+	maxBytes int
+	now      func() time.Time
+	obs      Observer
+	keys     map[string]KeySource
+	cache    *tokenCache
+	parser   *jwt.Parser
 }
 
-// NewVerifier returns a Verifier; keys is keyed by the exact issuer string.
+// NewVerifier returns a Verifier. keys maps each trusted issuer, spelled
+// exactly as in the tokens' "iss", to its KeySource; at least one is needed.
 func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
-	return &Verifier{cfg: cfg, keys: keys}, nil
+	aud, err := CanonicalResource(cfg.Audience)
+	if err != nil {
+		return nil, fmt.Errorf("jwtverify: Config.Audience: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("jwtverify: at least one issuer is required")
+	}
+	v := &Verifier{
+		audience: aud,
+		algs:     slices.Clone(cfg.Algorithms),
+		leeway:   cfg.Leeway,
+		maxBytes: cfg.MaxTokenBytes,
+		now:      cfg.Now,
+		obs:      cfg.Observer,
+		keys:     make(map[string]KeySource, len(keys)),
+	}
+	if len(v.algs) == 0 {
+		v.algs = slices.Clone(DefaultAlgorithms)
+	}
+	for _, a := range v.algs {
+		if !slices.Contains(supportedAlgorithms, a) {
+			return nil, fmt.Errorf("jwtverify: algorithm %q is not supported (allowed: %s)", a, strings.Join(supportedAlgorithms, ", "))
+		}
+	}
+	if v.leeway == 0 {
+		v.leeway = DefaultLeeway
+	} else if v.leeway < 0 {
+		v.leeway = 0
+	}
+	if v.maxBytes <= 0 {
+		v.maxBytes = DefaultMaxTokenBytes
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	for iss, ks := range keys {
+		if iss == "" || ks == nil {
+			return nil, errors.New("jwtverify: empty issuer or nil KeySource")
+		}
+		v.keys[iss] = ks
+	}
+	switch size := cfg.CacheSize; {
+	case size == 0:
+		v.cache, err = newTokenCache(DefaultCacheSize)
+	case size > 0:
+		v.cache, err = newTokenCache(size)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods(v.algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithTimeFunc(v.now),
+		jwt.WithStrictDecoding(),
+	)
+	return v, nil
 }
 
-// Verify checks raw and returns its claims.
+// Verify checks a bearer token and returns its claims. Every failure wraps
+// ErrInvalidToken; Reason(err) labels it. Checks, cheapest first:
+//
+//  1. size (MaxTokenBytes) and shape (three segments);
+//  2. the verified-token cache (a hit skips everything below);
+//  3. header: alg in the allowlist (never "none" or HS*), typ absent, "JWT"
+//     or "at+jwt" ("application/at+jwt"), no crit, kid a short string;
+//  4. iss is a configured issuer (exact match) — before any key work;
+//  5. typ claim not "ID", exp present and numeric, nbf, iat, aud contains
+//     Config.Audience (SameResource);
+//  6. the key for (iss, kid, alg) from that issuer's KeySource only, of the
+//     type alg requires; jku, x5u, jwk and x5c are never looked at;
+//  7. the signature, then golang-jwt's own exp/nbf/iat validation.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
-	return nil, errors.Join(ErrInvalidToken, errors.New("not implemented"))
+	if len(raw) == 0 {
+		return nil, invalid(reasonEmpty, "empty token")
+	}
+	if len(raw) > v.maxBytes {
+		return nil, invalid(reasonTooLarge, "token is larger than the configured maximum")
+	}
+	if strings.Count(raw, ".") != 2 {
+		return nil, invalid(reasonMalformed, "token is not a compact JWS with three segments")
+	}
+	var key [32]byte
+	if v.cache != nil {
+		key = tokenKey(raw)
+		c, hit := v.cache.get(key, v.now())
+		if v.obs != nil {
+			v.obs.VerifyCache(hit)
+		}
+		if hit {
+			return c, nil
+		}
+	}
+
+	tc := &tokenClaims{}
+	tok, err := v.parser.ParseWithClaims(raw, tc, func(t *jwt.Token) (any, error) {
+		return v.keyFor(ctx, t, tc)
+	})
+	if err != nil {
+		return nil, v.classify(tok, err)
+	}
+	claims := tc.toClaims()
+	if v.cache != nil {
+		v.cache.add(key, claims, v.now())
+	}
+	return claims, nil
+}
+
+// allowedTyp reports whether a JOSE "typ" header is acceptable for an access
+// token: "JWT" (RFC 7519 §5.1) or "at+jwt" (RFC 9068 §2.1), with or without
+// the "application/" prefix, case-insensitively (RFC 7515 §4.1.9).
+func allowedTyp(typ string) bool {
+	t := typ
+	if len(t) > len("application/") && strings.EqualFold(t[:len("application/")], "application/") {
+		t = t[len("application/"):]
+		return strings.EqualFold(t, "at+jwt")
+	}
+	return strings.EqualFold(t, "JWT") || strings.EqualFold(t, "at+jwt")
+}
+
+// keyFor is the golang-jwt Keyfunc: it runs the header and claim checks that
+// need no key, then asks only the token's issuer's KeySource.
+func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token, tc *tokenClaims) (any, error) {
+	h := t.Header
+	if _, ok := h["crit"]; ok {
+		return nil, invalid(reasonCrit, "crit header names extensions this verifier does not understand")
+	}
+	if typ, ok := h["typ"]; ok {
+		s, isStr := typ.(string)
+		if !isStr || !allowedTyp(s) {
+			return nil, invalid(reasonType, "typ header is not JWT or at+jwt")
+		}
+	}
+	alg := t.Method.Alg()
+	if !slices.Contains(v.algs, alg) { // already enforced by WithValidMethods
+		return nil, invalid(reasonAlgorithm, "algorithm not allowed")
+	}
+	kid := ""
+	if k, ok := h["kid"]; ok {
+		s, isStr := k.(string)
+		if !isStr || len(s) > maxKidLen {
+			return nil, invalid(reasonMalformed, "kid is not a short string")
+		}
+		kid = s
+	}
+	if tc.Iss == "" {
+		return nil, invalid(reasonIssuer, "iss is missing")
+	}
+	ks, ok := v.keys[tc.Iss]
+	if !ok {
+		return nil, invalid(reasonIssuer, "iss is not a trusted issuer")
+	}
+	if err := tc.check(v.now(), v.leeway, v.audience); err != nil {
+		return nil, err
+	}
+	pub, err := ks.Key(ctx, kid, alg)
+	if err != nil {
+		var te *tokenError
+		if errors.As(err, &te) {
+			return nil, te
+		}
+		return nil, invalid(reasonKeysUnavailable, "the issuer's key source failed")
+	}
+	if !keyMatchesAlg(alg, pub) {
+		return nil, invalid(reasonAlgorithm, "the key does not match the token's algorithm")
+	}
+	return pub, nil
+}
+
+// classify maps a golang-jwt error to a tokenError. golang-jwt's own messages
+// may quote header values (the alg), so they are never passed on.
+func (v *Verifier) classify(tok *jwt.Token, err error) error {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	if tok != nil && tok.Method != nil && !slices.Contains(v.algs, tok.Method.Alg()) {
+		return invalid(reasonAlgorithm, "algorithm not allowed")
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return invalid(reasonMalformed, "token cannot be decoded")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return invalid(reasonAlgorithm, "algorithm missing or unknown")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return invalid(reasonSignature, "signature is invalid")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return invalid(reasonExpired, "token has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return invalid(reasonNotYetValid, "token is not valid yet")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return invalid(reasonMissingClaim, "a required claim is missing")
+	}
+	return invalid(reasonMalformed, "token claims are invalid")
 }
