@@ -1,0 +1,322 @@
+package jwtverify
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for KeySetConfig.
+const (
+	DefaultFetchTimeout    = 5 * time.Second
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultRefreshInterval = 15 * time.Minute
+	DefaultRefetchCooldown = 30 * time.Second
+)
+
+// KeySetConfig configures a RemoteKeySet. Zero values take the stated
+// defaults.
+type KeySetConfig struct {
+	Issuer          string        // exact issuer; required
+	JWKSURI         string        // if empty, discovered lazily (on first fetch) from RFC 8414 metadata, then OIDC discovery
+	HTTPClient      *http.Client  // default: a client with FetchTimeout
+	FetchTimeout    time.Duration // default 5s, per fetch (discovery + JWKS together)
+	MaxBodyBytes    int64         // default 1 MiB; larger JWKS documents fail the fetch
+	RefreshInterval time.Duration // default 15m; periodic background refresh once Start is called
+	RefetchCooldown time.Duration // default 30s; min gap between fetches triggered by unknown kids
+	Now             func() time.Time
+	Observer        Observer
+	Logger          *slog.Logger // optional; nil = discard
+}
+
+// RemoteKeySet is a KeySource backed by one issuer's JWKS document, fetched
+// over HTTP. It closes the gaps of go-oidc's RemoteKeySet:
+//
+//   - The first fetch is lazy (first Key call). A kid that is not cached
+//     triggers a refetch at most once per RefetchCooldown; concurrent callers
+//     share a single in-flight fetch (single-flight), and a caller that
+//     arrives after a fetch completed sees its keys before any new fetch is
+//     considered, so a rotation causes exactly one fetch and no false
+//     rejections.
+//   - Fetches are bounded: FetchTimeout per fetch (including discovery), body
+//     at most MaxBodyBytes. A failed fetch keeps the previous keys, so known
+//     kids keep verifying during a JWKS outage.
+//   - Cached keys are read lock-free, and never wait for a fetch.
+//   - Start runs a periodic refresh until its context ends or Close.
+//
+// The zero value is not usable; call NewRemoteKeySet.
+type RemoteKeySet struct {
+	cfg    KeySetConfig
+	client *http.Client
+	log    *slog.Logger
+
+	keys    atomic.Pointer[keyMap]
+	fetches atomic.Int64
+
+	ctx    context.Context // canceled by Close; parent of every fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	jwksURI     string     // configured or discovered
+	lastAttempt time.Time  // start of the last fetch (zero: never)
+	inflight    *fetchCall // non-nil while a fetch runs
+	started     bool
+	closed      bool
+}
+
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
+
+// NewRemoteKeySet validates cfg, applies defaults and returns a key set. No
+// network access happens until the first Key call or the first periodic
+// refresh.
+func NewRemoteKeySet(cfg KeySetConfig) (*RemoteKeySet, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("jwtverify: KeySetConfig.Issuer is required")
+	}
+	if _, err := metadataURLs(cfg.Issuer); err != nil {
+		return nil, err
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	if cfg.RefetchCooldown <= 0 {
+		cfg.RefetchCooldown = DefaultRefetchCooldown
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ks := &RemoteKeySet{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, jwksURI: cfg.JWKSURI}
+	if ks.client == nil {
+		ks.client = &http.Client{Timeout: cfg.FetchTimeout}
+	}
+	if ks.log == nil {
+		ks.log = slog.New(slog.DiscardHandler)
+	}
+	ks.ctx, ks.cancel = context.WithCancel(context.Background())
+	return ks, nil
+}
+
+// Issuer returns the issuer this key set serves.
+func (ks *RemoteKeySet) Issuer() string { return ks.cfg.Issuer }
+
+// Key implements KeySource. A cached key is returned at once. For an unknown
+// kid it joins or starts a fetch (at most one per RefetchCooldown) and waits
+// for it, or until ctx is done. Errors wrap ErrInvalidToken with reason
+// "unknown_kid", "algorithm" (the kid's key does not fit alg) or
+// "keys_unavailable" (no keys could be loaded yet).
+func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	if key, found, ok := ks.keys.Load().lookup(kid, alg); ok {
+		return key, nil
+	} else if found && kid != "" {
+		// The kid is known but its key is of another type: refetching
+		// cannot make an RS256 token verify with an EC key.
+		return nil, lookupError(kid, true)
+	}
+
+	ks.mu.Lock()
+	// A fetch may have finished since the lock-free read above.
+	if key, _, ok := ks.keys.Load().lookup(kid, alg); ok {
+		ks.mu.Unlock()
+		return key, nil
+	}
+	call := ks.inflight
+	if call == nil {
+		if ks.closed {
+			ks.mu.Unlock()
+			return nil, ks.missError(kid, alg)
+		}
+		now := ks.cfg.Now()
+		if !ks.lastAttempt.IsZero() && now.Sub(ks.lastAttempt) < ks.cfg.RefetchCooldown {
+			ks.mu.Unlock()
+			return nil, ks.missError(kid, alg)
+		}
+		call = ks.startFetchLocked(now)
+	}
+	ks.mu.Unlock()
+
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		return nil, ks.missError(kid, alg)
+	}
+	if key, _, ok := ks.keys.Load().lookup(kid, alg); ok {
+		return key, nil
+	}
+	return nil, ks.missError(kid, alg)
+}
+
+// missError explains a failed lookup: keys_unavailable if no key set was ever
+// loaded, otherwise the lookup's own error.
+func (ks *RemoteKeySet) missError(kid, alg string) error {
+	m := ks.keys.Load()
+	if m == nil {
+		return invalid(reasonKeysUnavailable, "the issuer's keys could not be loaded")
+	}
+	_, found, _ := m.lookup(kid, alg)
+	return lookupError(kid, found)
+}
+
+// startFetchLocked starts a fetch goroutine; ks.mu must be held.
+func (ks *RemoteKeySet) startFetchLocked(now time.Time) *fetchCall {
+	call := &fetchCall{done: make(chan struct{})}
+	ks.inflight = call
+	ks.lastAttempt = now
+	ks.wg.Add(1)
+	go func() {
+		defer ks.wg.Done()
+		err := ks.fetch()
+		ks.mu.Lock()
+		ks.inflight = nil
+		call.err = err
+		ks.mu.Unlock()
+		close(call.done)
+	}()
+	return call
+}
+
+// Refresh fetches the JWKS now (joining a fetch already in flight, ignoring
+// the cooldown) and waits for it or ctx. It returns the fetch error; the
+// previous keys are kept on failure.
+func (ks *RemoteKeySet) Refresh(ctx context.Context) error {
+	ks.mu.Lock()
+	if ks.closed {
+		ks.mu.Unlock()
+		return errClosed
+	}
+	call := ks.inflight
+	if call == nil {
+		call = ks.startFetchLocked(ks.cfg.Now())
+	}
+	ks.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Start runs the periodic refresh (every RefreshInterval) until ctx is done
+// or Close is called. Calling it more than once, or after Close, does
+// nothing.
+func (ks *RemoteKeySet) Start(ctx context.Context) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.started || ks.closed {
+		return
+	}
+	ks.started = true
+	ks.wg.Add(1)
+	go func() {
+		defer ks.wg.Done()
+		t := time.NewTicker(ks.cfg.RefreshInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ks.ctx.Done():
+				return
+			case <-t.C:
+				// Errors are logged and observed in fetch.
+				_ = ks.Refresh(ks.ctx)
+			}
+		}
+	}()
+}
+
+// Close stops the refresh goroutine and any fetch in flight and waits for
+// them; idempotent. Key keeps serving cached keys afterwards but never
+// fetches again.
+func (ks *RemoteKeySet) Close() {
+	ks.mu.Lock()
+	ks.closed = true
+	ks.mu.Unlock()
+	ks.cancel()
+	ks.wg.Wait()
+}
+
+// Fetches returns the number of JWKS HTTP fetches made so far (discovery
+// requests are not counted).
+func (ks *RemoteKeySet) Fetches() int64 { return ks.fetches.Load() }
+
+// fetch loads the JWKS (discovering its URL first if needed) and installs it.
+func (ks *RemoteKeySet) fetch() (err error) {
+	ctx, cancel := context.WithTimeout(ks.ctx, ks.cfg.FetchTimeout)
+	defer cancel()
+	start := time.Now()
+	n := 0
+	defer func() {
+		d := time.Since(start)
+		if ks.cfg.Observer != nil {
+			ks.cfg.Observer.JWKSFetch(ks.cfg.Issuer, d, err)
+		}
+		if err != nil {
+			ks.log.Warn("jwks fetch failed; keeping cached keys",
+				slog.String("issuer", ks.cfg.Issuer), slog.Duration("duration", d), slog.Any("error", err))
+		} else {
+			ks.log.Debug("jwks fetched", slog.String("issuer", ks.cfg.Issuer),
+				slog.Duration("duration", d), slog.Int("keys", n))
+		}
+	}()
+
+	ks.mu.Lock()
+	uri := ks.jwksURI
+	ks.mu.Unlock()
+	if uri == "" {
+		uri, err = DiscoverJWKSURI(ctx, ks.client, ks.cfg.Issuer)
+		if err != nil {
+			return err
+		}
+		ks.mu.Lock()
+		ks.jwksURI = uri
+		ks.mu.Unlock()
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return fmt.Errorf("jwks: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	ks.fetches.Add(1)
+	resp, err := ks.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("jwks: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("jwks: %s answered status %d", uri, resp.StatusCode)
+	}
+	body, err := readBounded(resp.Body, ks.cfg.MaxBodyBytes)
+	if err != nil {
+		return fmt.Errorf("jwks: %s: %w", uri, err)
+	}
+	m, skipped, err := parseJWKS(body)
+	if err != nil {
+		return err
+	}
+	if skipped > 0 {
+		ks.log.Debug("jwks keys skipped", slog.String("issuer", ks.cfg.Issuer), slog.Int("skipped", skipped))
+	}
+	n = len(m.all)
+	ks.keys.Store(m)
+	return nil
+}
