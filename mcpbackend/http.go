@@ -1,0 +1,93 @@
+package mcpbackend
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// This file serves the MCP server over streamable HTTP: the MCP endpoint, /healthz, and the Host
+// check that replaces mcp-go's loopback protection (see Options.AllowedHosts).
+
+// NewHTTPHandler returns the HTTP handler of the backend: the MCP streamable-HTTP endpoint at
+// opts.Path (default /mcp) and GET /healthz (200 "ok", never calls GitHub); every other path is
+// 404. The endpoint is stateless (no session ids; each POST stands alone, so any replica can serve
+// any request) and offers no standalone SSE stream: GET on it answers 405 Method Not Allowed, as
+// the MCP transport specification asks of servers without one. The token header is read per
+// request and put in the request context (see Options). It returns an error only for invalid
+// Options.
+func NewHTTPHandler(opts Options) (http.Handler, error) {
+	b, err := newBackend(opts)
+	if err != nil {
+		return nil, err
+	}
+	streamable := server.NewStreamableHTTPServer(b.mcpServer(),
+		server.WithEndpointPath(b.opts.Path),
+		server.WithStateLess(true),
+		server.WithDisableStreaming(true),
+		server.WithHTTPContextFunc(httpContextFunc(b.opts.TokenHeader)),
+		// Replaced by checkHost below, which allows a reverse proxy's Host deliberately.
+		server.WithDisableLocalhostProtection(true),
+		server.WithStreamableHTTPLogger(b.logger),
+	)
+	mux := http.NewServeMux()
+	mux.Handle(b.opts.Path, b.checkHost(streamable))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux, nil
+}
+
+// checkHost rejects, with 403, requests that arrived over a loopback connection carrying a Host
+// that Options.AllowedHosts does not accept (DNS-rebinding protection).
+func (b *backend) checkHost(next http.Handler) http.Handler {
+	allowAll, allowed := false, map[string]bool{}
+	for _, h := range b.opts.AllowedHosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "*" {
+			allowAll = true
+		} else if h != "" {
+			allowed[strings.Trim(h, "[]")] = true
+		}
+	}
+	if len(allowed) == 0 && !allowAll && !b.opts.AllowEnvToken {
+		allowAll = true // the documented default: the gateway in front is the trust boundary
+	}
+	if allowAll {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if local != nil && isLoopback(local.String()) && !isLoopback(r.Host) && !allowed[hostOnly(r.Host)] {
+			b.logger.Info("rejected request: Host not allowed on a loopback listener (see -allowed-hosts)",
+				"host", truncate(r.Host, 100))
+			http.Error(w, "Forbidden: Host header not allowed (see the backend's -allowed-hosts flag)", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hostOnly lowercases a Host header value and strips its port and IPv6 brackets.
+func hostOnly(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	return strings.ToLower(strings.Trim(h, "[]"))
+}
+
+// isLoopback reports whether a host or host:port names localhost or a loopback IP.
+func isLoopback(hostport string) bool {
+	h := hostOnly(hostport)
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
+}
