@@ -1,0 +1,167 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// authorize runs the authorization code flow with PKCE through the browser and the loopback
+// redirect, exchanges the code and returns the new token record (not yet saved).
+func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (*tokenRecord, error) {
+	ln, creds, redirectURI, err := c.prepareClient(ctx, d, scopes)
+	if err != nil {
+		return nil, err
+	}
+	verifier, challenge := newPKCE()
+	state := randomString(32)
+
+	q := url.Values{}
+	q.Set("response_type", "code")
+	q.Set("client_id", creds.ID)
+	q.Set("redirect_uri", redirectURI)
+	q.Set("code_challenge", challenge)
+	q.Set("code_challenge_method", "S256")
+	q.Set("state", state)
+	q.Set("resource", d.PRM.Resource)
+	if len(scopes) > 0 {
+		q.Set("scope", strings.Join(scopes, " "))
+	}
+	authURL, err := url.Parse(d.AS.AuthorizationEndpoint)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("bad authorization endpoint: %w", err)
+	}
+	merged := authURL.Query() // keep parameters the endpoint URL already carries
+	for k, v := range q {
+		merged[k] = v
+	}
+	authURL.RawQuery = merged.Encode()
+
+	srv := startCallbackServer(ln, state, d.Issuer, d.AS.AuthorizationResponseIssParameterSupported)
+	defer srv.Close()
+
+	u := authURL.String()
+	if c.cfg.NoBrowser {
+		fmt.Fprintf(c.cfg.Stderr, "Open this URL in a browser to log in at %s:\n  %s\n", d.Issuer, u)
+	} else {
+		fmt.Fprintf(c.cfg.Stderr, "Opening the browser to log in at %s. If it does not open, visit:\n  %s\n", d.Issuer, u)
+		open := c.cfg.OpenURL
+		if open == nil {
+			open = OpenBrowser
+		}
+		if err := open(u); err != nil {
+			fmt.Fprintf(c.cfg.Stderr, "Could not open a browser (%v); open the URL above yourself.\n", err)
+		}
+	}
+	fmt.Fprintf(c.cfg.Stderr, "Waiting up to %s for the browser login...\n", fmtDuration(c.cfg.LoginTimeout))
+
+	timer := time.NewTimer(c.cfg.LoginTimeout)
+	defer timer.Stop()
+	var res callbackResult
+	select {
+	case res = <-srv.results:
+	case <-timer.C:
+		return nil, fmt.Errorf("timed out after %s waiting for the browser login", fmtDuration(c.cfg.LoginTimeout))
+	case <-ctx.Done():
+		return nil, fmt.Errorf("login interrupted: %w", ctx.Err())
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+
+	form := url.Values{}
+	form.Set("grant_type", "authorization_code")
+	form.Set("code", res.code)
+	form.Set("redirect_uri", redirectURI)
+	form.Set("code_verifier", verifier)
+	form.Set("resource", d.PRM.Resource)
+	tr, err := c.tokenRequest(ctx, d.AS.TokenEndpoint, form, creds)
+	if err != nil {
+		return nil, fmt.Errorf("the code exchange failed: %w", err)
+	}
+	return c.recordFrom(d, creds.ID, tr, scopes, nil), nil
+}
+
+// prepareClient chooses the OAuth client and opens the loopback listener its redirect URI
+// names. See the comment at the top of registration.go for the port policy.
+func (c *Client) prepareClient(ctx context.Context, d *Discovery, scopes []string) (net.Listener, clientCreds, string, error) {
+	if c.cfg.ClientID != "" {
+		ln, err := c.listen(c.cfg.CallbackPort)
+		if err != nil {
+			return nil, clientCreds{}, "", err
+		}
+		return ln, c.credsFor(d.Issuer, &d.AS, c.cfg.ClientID), redirectURIFor(listenerPort(ln)), nil
+	}
+	reg, err := c.store.loadRegistration(d.Issuer)
+	if err != nil {
+		return nil, clientCreds{}, "", err
+	}
+	if reg != nil && reg.SecretExpiresAt > 0 && c.cfg.Now().Unix() >= reg.SecretExpiresAt {
+		reg = nil // the registration's secret expired: register anew
+	}
+	if reg != nil {
+		port := redirectPort(reg.RedirectURI)
+		want := port
+		if c.cfg.CallbackPort != 0 {
+			want = c.cfg.CallbackPort
+		}
+		if port > 0 && want == port && coversScopes(reg.Scope, scopes) {
+			ln, err := listenLoopback(port)
+			if err == nil {
+				return ln, c.credsFor(d.Issuer, &d.AS, reg.ClientID), reg.RedirectURI, nil
+			}
+			if c.cfg.CallbackPort != 0 {
+				return nil, clientCreds{}, "", fmt.Errorf("cannot listen on 127.0.0.1:%d for the login callback: %v", port, err)
+			}
+			fmt.Fprintf(c.cfg.Stderr, "Callback port %d is busy; registering with a new port\n", port)
+		}
+	}
+	ln, err := c.listen(c.cfg.CallbackPort)
+	if err != nil {
+		return nil, clientCreds{}, "", err
+	}
+	reg, err = c.register(ctx, d, redirectURIFor(listenerPort(ln)), scopes)
+	if err != nil {
+		ln.Close()
+		return nil, clientCreds{}, "", err
+	}
+	return ln, c.credsFor(d.Issuer, &d.AS, reg.ClientID), reg.RedirectURI, nil
+}
+
+func (c *Client) listen(port int) (net.Listener, error) {
+	ln, err := listenLoopback(port)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on 127.0.0.1:%d for the login callback: %v", port, err)
+	}
+	return ln, nil
+}
+
+func listenerPort(ln net.Listener) int {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// redirectPort returns the port of a loopback redirect URI, or 0.
+func redirectPort(raw string) int {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(u.Port())
+	return p
+}
+
+// fmtDuration prints whole minutes as "5m" and anything else in Go's notation.
+func fmtDuration(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}
