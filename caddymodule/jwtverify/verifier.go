@@ -21,6 +21,14 @@ const (
 // empty.
 var DefaultAlgorithms = []string{"RS256", "ES256"}
 
+// Preallocated errors for the checks that run before any parsing, so that a
+// flood of junk costs no allocation.
+var (
+	errEmptyToken       = invalid(reasonEmpty, "empty token")
+	errTokenTooLarge    = invalid(reasonTooLarge, "token is larger than the configured maximum")
+	errNotThreeSegments = invalid(reasonMalformed, "token is not a compact JWS with three segments")
+)
+
 // maxKidLen bounds the kid header; longer values are rejected as malformed
 // before any lookup.
 const maxKidLen = 256
@@ -129,13 +137,13 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 //  7. the signature, then golang-jwt's own exp/nbf/iat validation.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) == 0 {
-		return nil, invalid(reasonEmpty, "empty token")
+		return nil, errEmptyToken
 	}
 	if len(raw) > v.maxBytes {
-		return nil, invalid(reasonTooLarge, "token is larger than the configured maximum")
+		return nil, errTokenTooLarge
 	}
 	if strings.Count(raw, ".") != 2 {
-		return nil, invalid(reasonMalformed, "token is not a compact JWS with three segments")
+		return nil, errNotThreeSegments
 	}
 	var key [32]byte
 	if v.cache != nil {
