@@ -1,0 +1,135 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+)
+
+// bearerResult classifies what the Authorization header carried.
+type bearerResult int
+
+const (
+	// bearerMissing: no Authorization header, or one with another scheme
+	// (RFC 6750 §3.1: no authentication information, so no error code).
+	bearerMissing bearerResult = iota
+	// bearerPresent: exactly one well-formed "Bearer <b64token>" value.
+	bearerPresent
+	// bearerMalformed: "Bearer" with an empty or syntactically invalid value.
+	bearerMalformed
+	// bearerDuplicate: more than one Authorization header (RFC 6750 §3.1
+	// invalid_request: "uses more than one method ... for authenticating").
+	bearerDuplicate
+)
+
+// bearerToken extracts the bearer token from the Authorization header only
+// (RFC 6750 §2.1). Tokens in the query string or the form body (§2.2, §2.3)
+// are never looked at. The scheme is matched case-insensitively. The token is
+// returned only for bearerPresent.
+func bearerToken(h http.Header) (string, bearerResult) {
+	values := h.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", bearerMissing
+	case 1:
+	default:
+		return "", bearerDuplicate
+	}
+	v := values[0]
+	const scheme = "bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", bearerMissing
+	}
+	rest := v[len(scheme):]
+	if rest == "" {
+		return "", bearerMalformed
+	}
+	if rest[0] != ' ' && rest[0] != '\t' {
+		// "Bearerx..." is another scheme, not ours.
+		return "", bearerMissing
+	}
+	tok := strings.Trim(rest, " \t")
+	if !isB64Token(tok) {
+		return "", bearerMalformed
+	}
+	return tok, bearerPresent
+}
+
+// isB64Token reports whether s matches RFC 6750's
+// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// challengeParams are the auth-params of one Bearer challenge (RFC 6750 §3,
+// RFC 9728 §5.1). Empty fields are omitted.
+type challengeParams struct {
+	ResourceMetadata string
+	Scope            string
+	Error            string
+	ErrorDescription string
+}
+
+// String renders the WWW-Authenticate value. Every value is a quoted-string
+// (RFC 9110 §5.6.4) with '"' and '\' escaped; control characters and non-ASCII
+// bytes, which RFC 6750 §3 forbids in these values, are dropped.
+func (c challengeParams) String() string {
+	var b strings.Builder
+	b.Grow(len("Bearer ") + len(c.ResourceMetadata) + len(c.Scope) + len(c.Error) + len(c.ErrorDescription) + 64)
+	b.WriteString("Bearer")
+	first := true
+	add := func(name, val string) {
+		if val == "" {
+			return
+		}
+		if first {
+			b.WriteByte(' ')
+			first = false
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(name)
+		b.WriteString(`="`)
+		writeQuoted(&b, val)
+		b.WriteByte('"')
+	}
+	add("resource_metadata", c.ResourceMetadata)
+	add("scope", c.Scope)
+	add("error", c.Error)
+	add("error_description", c.ErrorDescription)
+	return b.String()
+}
+
+func writeQuoted(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			// dropped: not allowed in RFC 6750 auth-param values
+		default:
+			b.WriteByte(c)
+		}
+	}
+}

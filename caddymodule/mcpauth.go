@@ -1,0 +1,732 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of Handler's optional fields.
+const (
+	DefaultUpstreamHeader     = "X-GitHub-Token"
+	DefaultLeeway             = 30 * time.Second
+	DefaultMaxTokenSize       = 8192
+	DefaultUpstreamCacheSize  = 10000
+	DefaultUpstreamCacheTTL   = 5 * time.Minute
+	DefaultUpstreamTimeout    = 10 * time.Second
+	DefaultRetryAfter         = 5 * time.Second
+	DefaultLinkAccount        = "GitHub"
+	OnMissingUpstreamDeny     = "deny"
+	OnMissingUpstreamPass     = "pass"
+	maxRelativeResourceOrigin = 16
+)
+
+// Handler is the mcp_auth HTTP handler (module ID http.handlers.mcp_auth): an
+// OAuth 2.1 protected resource in front of an MCP server.
+//
+// It serves protected resource metadata (RFC 9728) at
+// /.well-known/oauth-protected-resource and at its path-suffixed form for the
+// resource, answers CORS preflights, and requires every other request to carry
+// a valid bearer JWT (RFC 6750, RFC 9068) in the Authorization header, issued
+// by one of the configured issuers for this resource (RFC 8707 audience).
+// Failures get a 401 or 403 with a WWW-Authenticate challenge that points MCP
+// clients to the metadata.
+//
+// On success it sets the placeholders {http.auth.user.id} (the token's sub),
+// {http.auth.user.scope}, {http.auth.user.client_id} and {http.auth.user.iss},
+// removes the client's Authorization header (no token passthrough) and any
+// client copy of upstream_header, and sets upstream_header to the user's
+// upstream token from the configured token source. On rejection it sets
+// {http.auth.mcp_auth.error} to a short reason. If the server has
+// handle_errors routes, a rejection is returned as an error (with the
+// challenge headers already set) so they run; otherwise mcp_auth writes a
+// short JSON error body itself.
+type Handler struct {
+	// Resource is this protected resource's identifier, the MCP endpoint's
+	// URL, e.g. "https://mcp.example.com/mcp". Tokens must carry it in "aud"
+	// (compared after canonicalising: scheme and host lowercased, one
+	// trailing slash ignored). It may be only a path ("/mcp"), or omitted
+	// (the origin itself); the origin is then taken from Caddy's request
+	// placeholders {http.request.scheme} and {http.request.hostport}, never
+	// from X-Forwarded-* headers. Behind a TLS-terminating proxy, configure
+	// the absolute URL. Default: the request's origin.
+	Resource string `json:"resource,omitempty"`
+
+	// Issuers are the trusted token issuers. At least one is required. Each
+	// issuer must match a token's "iss" exactly.
+	Issuers []IssuerConfig `json:"issuers,omitempty"`
+
+	// AuthorizationServers lists the authorization server issuer URLs
+	// advertised in the metadata. Default: the issuers.
+	AuthorizationServers []string `json:"authorization_servers,omitempty"`
+
+	// ScopesSupported is advertised in the metadata. Default: none.
+	ScopesSupported []string `json:"scopes_supported,omitempty"`
+
+	// RequiredScopes must all be granted to a token, else 403
+	// insufficient_scope. They are also the challenge's scope parameter.
+	// Default: none.
+	RequiredScopes []string `json:"required_scopes,omitempty"`
+
+	// ResourceName is the human-readable name in the metadata. Optional.
+	ResourceName string `json:"resource_name,omitempty"`
+
+	// ResourceDocumentation is a URL of documentation for developers,
+	// advertised in the metadata. Optional.
+	ResourceDocumentation string `json:"resource_documentation,omitempty"`
+
+	// Algorithms is the allowlist of JWS algorithms; the token's "alg"
+	// header is never trusted beyond it. Default: ["RS256", "ES256"].
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Leeway is the clock skew allowed for exp, nbf and iat. Default: 30s.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// MaxTokenSize is the longest bearer token accepted, in bytes; longer
+	// ones are rejected before parsing. Default: 8192.
+	MaxTokenSize int `json:"max_token_size,omitempty"`
+
+	// JWKSRefreshInterval is how often each issuer's JWKS is refreshed in
+	// the background. Default: 15m.
+	JWKSRefreshInterval caddy.Duration `json:"jwks_refresh_interval,omitempty"`
+
+	// JWKSRefetchCooldown is the minimum time between JWKS fetches caused by
+	// tokens with an unknown key ID. Default: 30s.
+	JWKSRefetchCooldown caddy.Duration `json:"jwks_refetch_cooldown,omitempty"`
+
+	// JWKSFetchTimeout bounds each JWKS or discovery fetch. Default: 5s.
+	JWKSFetchTimeout caddy.Duration `json:"jwks_fetch_timeout,omitempty"`
+
+	// VerifyCacheSize is the number of verified tokens cached (keyed by a
+	// hash of the token, never past its expiry) so a repeated request skips
+	// the signature check. Default: 10000; negative disables the cache.
+	VerifyCacheSize int `json:"verify_cache_size,omitempty"`
+
+	// UpstreamRaw is the upstream token source, a module in the namespace
+	// http.mcp_auth.token_sources ("token_exchange" or "static"). Without
+	// it, no upstream header is set (the client's Authorization header is
+	// still removed).
+	UpstreamRaw json.RawMessage `json:"upstream_token,omitempty" caddy:"namespace=http.mcp_auth.token_sources inline_key=source"`
+
+	// UpstreamHeader is the request header that carries the upstream token
+	// to the backend. Any client-supplied copy is always deleted first
+	// (also spellings with "_" for "-"). If it is "Authorization", the value
+	// is "Bearer <token>". Default: "X-GitHub-Token".
+	UpstreamHeader string `json:"upstream_header,omitempty"`
+
+	// KeepAuthorization forwards the client's Authorization header (its
+	// bearer token) to the backend. This is token passthrough, which the MCP
+	// specification forbids for tokens not issued for the backend: leave it
+	// off unless the backend verifies this same audience. Default: false.
+	KeepAuthorization bool `json:"keep_authorization,omitempty"`
+
+	// OnMissingUpstream says what to do when the user has no upstream token:
+	// "deny" answers 403 with a JSON message naming the account to link and
+	// link_url; "pass" forwards the request without the upstream header.
+	// Default: "deny".
+	OnMissingUpstream string `json:"on_missing_upstream,omitempty"`
+
+	// LinkURL is where users link their upstream account, named in the 403
+	// answer. Default: the first authorization server + "/account".
+	LinkURL string `json:"link_url,omitempty"`
+
+	// LinkAccount names the upstream account in the 403 answer.
+	// Default: "GitHub".
+	LinkAccount string `json:"link_account,omitempty"`
+
+	// UpstreamCacheSize is the number of users whose upstream token is
+	// cached. Default: 10000; negative disables the cache (concurrent
+	// requests of one user still share one source call).
+	UpstreamCacheSize int `json:"upstream_cache_size,omitempty"`
+
+	// UpstreamCacheTTL is the longest an upstream token is cached; tokens
+	// are never served past their own expiry. Default: 5m.
+	UpstreamCacheTTL caddy.Duration `json:"upstream_cache_ttl,omitempty"`
+
+	// UpstreamTimeout bounds one token source call, including waiting for a
+	// shared call. Default: 10s.
+	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
+
+	// RetryAfter is the Retry-After sent with 503 when the token source is
+	// unavailable. Default: 5s.
+	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
+
+	// MetadataPath overrides the path-suffixed metadata path. Default:
+	// "/.well-known/oauth-protected-resource" + the resource's path. The
+	// root path "/.well-known/oauth-protected-resource" is always served.
+	MetadataPath string `json:"metadata_path,omitempty"`
+
+	logger       *zap.Logger
+	metrics      *metrics
+	now          func() time.Time
+	poolKeys     []string
+	keys         map[string]jwtverify.KeySource
+	verifier     *jwtverify.Verifier // nil when the resource is relative
+	verifierCfg  jwtverify.Config
+	rel          *relativeVerifiers // used when the resource is relative
+	source       TokenSource
+	upstream     *upstreamCache
+	upstreamKey  string // canonical upstream header
+	resource     string // canonical absolute resource, "" when derived per request
+	resourcePath string
+	prmPaths     []string
+	prmJSON      []byte // precomputed when resource is absolute
+	rmURL        string // precomputed resource_metadata URL
+	scope        string // RequiredScopes joined
+	retryAfter   string
+}
+
+// IssuerConfig is one trusted issuer.
+type IssuerConfig struct {
+	// Issuer is the issuer identifier, matched exactly against "iss".
+	// Required.
+	Issuer string `json:"issuer"`
+	// JWKSURI is the issuer's JWKS URL. Default: discovered on first use
+	// from the issuer's RFC 8414 metadata, then OpenID Connect discovery.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.mcp_auth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, loads the token source, and attaches the shared
+// per-issuer key sets.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.metrics = newMetrics(ctx.GetMetricsRegistry())
+
+	if err := h.provisionResource(); err != nil {
+		return err
+	}
+	if len(h.AuthorizationServers) == 0 {
+		for _, is := range h.Issuers {
+			h.AuthorizationServers = append(h.AuthorizationServers, is.Issuer)
+		}
+	}
+	if h.LinkURL == "" && len(h.AuthorizationServers) > 0 {
+		h.LinkURL = strings.TrimSuffix(h.AuthorizationServers[0], "/") + "/account"
+	}
+	if h.LinkAccount == "" {
+		h.LinkAccount = DefaultLinkAccount
+	}
+	if h.UpstreamHeader == "" {
+		h.UpstreamHeader = DefaultUpstreamHeader
+	}
+	h.upstreamKey = http.CanonicalHeaderKey(h.UpstreamHeader)
+	if h.OnMissingUpstream == "" {
+		h.OnMissingUpstream = OnMissingUpstreamDeny
+	}
+	if h.Leeway == 0 {
+		h.Leeway = caddy.Duration(DefaultLeeway)
+	}
+	if h.MaxTokenSize == 0 {
+		h.MaxTokenSize = DefaultMaxTokenSize
+	}
+	if h.UpstreamCacheSize == 0 {
+		h.UpstreamCacheSize = DefaultUpstreamCacheSize
+	}
+	if h.UpstreamCacheTTL == 0 {
+		h.UpstreamCacheTTL = caddy.Duration(DefaultUpstreamCacheTTL)
+	}
+	if h.UpstreamTimeout == 0 {
+		h.UpstreamTimeout = caddy.Duration(DefaultUpstreamTimeout)
+	}
+	if h.RetryAfter == 0 {
+		h.RetryAfter = caddy.Duration(DefaultRetryAfter)
+	}
+	h.retryAfter = strconv.Itoa(int((time.Duration(h.RetryAfter) + time.Second - 1) / time.Second))
+	h.scope = strings.Join(h.RequiredScopes, " ")
+
+	h.keys = make(map[string]jwtverify.KeySource, len(h.Issuers))
+	for _, is := range h.Issuers {
+		if is.Issuer == "" {
+			return errors.New("mcp_auth: an issuer has an empty issuer URL")
+		}
+		if _, dup := h.keys[is.Issuer]; dup {
+			return fmt.Errorf("mcp_auth: issuer %q configured twice", is.Issuer)
+		}
+		e, key, err := loadKeySet(keySetParams{
+			Issuer:          is.Issuer,
+			JWKSURI:         is.JWKSURI,
+			RefreshInterval: time.Duration(h.JWKSRefreshInterval),
+			RefetchCooldown: time.Duration(h.JWKSRefetchCooldown),
+			FetchTimeout:    time.Duration(h.JWKSFetchTimeout),
+		}, h.logger, h.metrics)
+		if err != nil {
+			return fmt.Errorf("mcp_auth: %w", err)
+		}
+		h.poolKeys = append(h.poolKeys, key)
+		h.keys[is.Issuer] = e.ks
+	}
+
+	h.verifierCfg = jwtverify.Config{
+		Audience:      h.resource,
+		Algorithms:    h.Algorithms,
+		Leeway:        time.Duration(h.Leeway),
+		MaxTokenBytes: h.MaxTokenSize,
+		CacheSize:     h.VerifyCacheSize,
+		Now:           h.now,
+		Observer:      h.metrics,
+	}
+	if h.resource != "" {
+		v, err := jwtverify.NewVerifier(h.verifierCfg, h.keys)
+		if err != nil {
+			return fmt.Errorf("mcp_auth: %w", err)
+		}
+		h.verifier = v
+		h.prmJSON = h.metadataJSON(h.resource)
+		h.rmURL = originOf(h.resource) + h.prmPaths[0]
+	} else {
+		// Fail at Provision, not on the first request, if the verifier
+		// config is unusable.
+		cfg := h.verifierCfg
+		cfg.Audience = "https://resource.invalid"
+		if _, err := jwtverify.NewVerifier(cfg, h.keys); err != nil {
+			return fmt.Errorf("mcp_auth: %w", err)
+		}
+		h.rel = &relativeVerifiers{byOrigin: make(map[string]*jwtverify.Verifier)}
+	}
+
+	if h.UpstreamRaw != nil {
+		mod, err := ctx.LoadModule(h, "UpstreamRaw")
+		if err != nil {
+			return fmt.Errorf("mcp_auth: loading upstream token source: %w", err)
+		}
+		src, ok := mod.(TokenSource)
+		if !ok {
+			return fmt.Errorf("mcp_auth: module %T is not a TokenSource", mod)
+		}
+		h.source = src
+		h.upstream = newUpstreamCache(src, h.UpstreamCacheSize, time.Duration(h.UpstreamCacheTTL), time.Duration(h.UpstreamTimeout), h.now)
+		h.upstream.observe = h.metrics.upstreamCache
+		h.upstream.latency = h.metrics.sourceLatency
+	}
+	return nil
+}
+
+// provisionResource parses Resource into the canonical resource (if
+// absolute), its path, and the metadata paths.
+func (h *Handler) provisionResource() error {
+	switch {
+	case h.Resource == "":
+		h.resourcePath = ""
+	case strings.HasPrefix(h.Resource, "/"):
+		if strings.ContainsAny(h.Resource, "?#") {
+			return fmt.Errorf("mcp_auth: resource path %q must not have a query or fragment", h.Resource)
+		}
+		h.resourcePath = strings.TrimSuffix(h.Resource, "/")
+	default:
+		canon, err := jwtverify.CanonicalResource(h.Resource)
+		if err != nil {
+			return fmt.Errorf("mcp_auth: resource %q: %w", h.Resource, err)
+		}
+		u, err := url.Parse(canon)
+		if err != nil {
+			return fmt.Errorf("mcp_auth: resource %q: %w", h.Resource, err)
+		}
+		h.resource = canon
+		h.resourcePath = u.Path
+	}
+	if h.MetadataPath != "" && !strings.HasPrefix(h.MetadataPath, "/") {
+		return fmt.Errorf("mcp_auth: metadata_path %q must start with /", h.MetadataPath)
+	}
+	h.prmPaths = metadataPaths(h.resourcePath, h.MetadataPath)
+	return nil
+}
+
+// Validate checks the provisioned configuration; it changes nothing.
+func (h Handler) Validate() error {
+	if len(h.Issuers) == 0 {
+		return errors.New("mcp_auth: at least one issuer is required")
+	}
+	for _, is := range h.Issuers {
+		if err := checkURL("issuer", is.Issuer); err != nil {
+			return err
+		}
+		if is.JWKSURI != "" {
+			if err := checkURL("jwks_uri", is.JWKSURI); err != nil {
+				return err
+			}
+		}
+	}
+	for _, as := range h.AuthorizationServers {
+		if err := checkURL("authorization_servers", as); err != nil {
+			return err
+		}
+	}
+	if h.ResourceDocumentation != "" {
+		if err := checkURL("resource_documentation", h.ResourceDocumentation); err != nil {
+			return err
+		}
+	}
+	if h.LinkURL != "" {
+		if err := checkURL("link_url", h.LinkURL); err != nil {
+			return err
+		}
+	}
+	if h.OnMissingUpstream != OnMissingUpstreamDeny && h.OnMissingUpstream != OnMissingUpstreamPass {
+		return fmt.Errorf("mcp_auth: on_missing_upstream must be %q or %q, not %q", OnMissingUpstreamDeny, OnMissingUpstreamPass, h.OnMissingUpstream)
+	}
+	if !httpguts.ValidHeaderFieldName(h.UpstreamHeader) {
+		return fmt.Errorf("mcp_auth: upstream_header %q is not a valid header name", h.UpstreamHeader)
+	}
+	if h.upstreamKey == "Authorization" && h.KeepAuthorization {
+		return errors.New("mcp_auth: upstream_header Authorization conflicts with keep_authorization")
+	}
+	for name, d := range map[string]caddy.Duration{
+		"leeway": h.Leeway, "jwks_refresh_interval": h.JWKSRefreshInterval,
+		"jwks_refetch_cooldown": h.JWKSRefetchCooldown, "jwks_fetch_timeout": h.JWKSFetchTimeout,
+		"upstream_cache_ttl": h.UpstreamCacheTTL, "upstream_timeout": h.UpstreamTimeout, "retry_after": h.RetryAfter,
+	} {
+		if d < 0 {
+			return fmt.Errorf("mcp_auth: %s must not be negative", name)
+		}
+	}
+	if h.MaxTokenSize < 0 {
+		return errors.New("mcp_auth: max_token_size must not be negative")
+	}
+	return nil
+}
+
+// checkURL requires an absolute http(s) URL without fragment.
+func checkURL(field, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+		return fmt.Errorf("mcp_auth: %s %q must be an absolute http(s) URL without fragment", field, s)
+	}
+	return nil
+}
+
+// Cleanup releases the shared key sets; the last user stops their refresh.
+// Safe after a partial Provision.
+func (h *Handler) Cleanup() error {
+	var errs []error
+	for _, k := range h.poolKeys {
+		if _, err := keySets.Delete(k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	h.poolKeys = nil
+	return errors.Join(errs...)
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It never wraps the
+// ResponseWriter, so streaming responses (SSE) flush straight through.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.isMetadataPath(r.URL.Path) {
+		h.metrics.outcome(outcomeMetadata, "served")
+		h.serveMetadata(w, r)
+		return nil
+	}
+	if r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.metrics.outcome(outcomePreflight, "served")
+		servePreflight(w)
+		return nil
+	}
+
+	raw, res := bearerToken(r.Header)
+	switch res {
+	case bearerMissing:
+		return h.reject(w, r, rejection{status: http.StatusUnauthorized, reason: "no_token",
+			desc: "a bearer token in the Authorization header is required"})
+	case bearerDuplicate:
+		return h.reject(w, r, rejection{status: http.StatusBadRequest, reason: "duplicate_authorization",
+			code: "invalid_request", desc: "more than one Authorization header"})
+	case bearerMalformed:
+		return h.reject(w, r, invalidToken("malformed"))
+	}
+	if len(raw) > h.MaxTokenSize {
+		return h.reject(w, r, invalidToken("too_large"))
+	}
+
+	v, err := h.verifierFor(r)
+	if err != nil {
+		return h.reject(w, r, rejection{status: http.StatusBadRequest, reason: "bad_origin",
+			code: "invalid_request", desc: "cannot derive the resource from this request"})
+	}
+	claims, err := v.Verify(r.Context(), raw)
+	if err != nil {
+		if errors.Is(err, jwtverify.ErrInvalidToken) {
+			return h.reject(w, r, invalidToken(jwtverify.Reason(err)))
+		}
+		if r.Context().Err() != nil {
+			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "canceled", desc: "request canceled", retry: true})
+		}
+		h.logger.Error("token verification failed", zap.Error(err))
+		return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "verify_error", desc: "token verification is unavailable", retry: true})
+	}
+	if missing := claims.MissingScopes(h.RequiredScopes); len(missing) > 0 {
+		return h.reject(w, r, rejection{status: http.StatusForbidden, reason: "insufficient_scope",
+			code: "insufficient_scope", desc: "the token lacks a required scope", sub: claims.Subject})
+	}
+
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
+		repl.Set("http.auth.user.id", claims.Subject)
+		repl.Set("http.auth.user.scope", claims.Scope)
+		repl.Set("http.auth.user.client_id", claims.ClientID)
+		repl.Set("http.auth.user.iss", claims.Issuer)
+	}
+
+	h.rewriteHeaders(r.Header)
+	if h.upstream != nil {
+		tok, err := h.upstream.Get(r.Context(), claims, raw)
+		switch {
+		case err == nil:
+			if h.upstreamKey == "Authorization" {
+				r.Header.Set(h.upstreamKey, "Bearer "+tok.Value)
+			} else {
+				r.Header.Set(h.upstreamKey, tok.Value)
+			}
+		case errors.Is(err, ErrNoUpstreamToken):
+			if h.OnMissingUpstream != OnMissingUpstreamPass {
+				return h.reject(w, r, rejection{status: http.StatusForbidden, reason: "no_upstream_token",
+					code: "upstream_account_not_linked", sub: claims.Subject,
+					desc: fmt.Sprintf("link your %s account at %s, then retry", h.LinkAccount, h.LinkURL),
+					link: h.LinkURL})
+			}
+			h.logger.Debug("no upstream token; forwarding without it", zap.String("sub", claims.Subject))
+		case errors.Is(err, ErrSubjectTokenRejected):
+			r2 := invalidToken("subject_rejected")
+			r2.sub = claims.Subject
+			return h.reject(w, r, r2)
+		default:
+			h.logger.Error("upstream token source unavailable", zap.String("sub", claims.Subject), zap.Error(err))
+			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "source_unavailable",
+				code: "temporarily_unavailable", desc: "the upstream token source is unavailable", retry: true, sub: claims.Subject})
+		}
+	}
+	h.metrics.outcome(outcomeAllowed, "ok")
+	return next.ServeHTTP(w, r)
+}
+
+// rewriteHeaders removes the client's Authorization header (unless
+// keep_authorization) and every client copy of the upstream header, also
+// spellings with "_" for "-" that some backends treat as the same header.
+func (h *Handler) rewriteHeaders(hdr http.Header) {
+	if !h.KeepAuthorization {
+		delete(hdr, "Authorization")
+	}
+	for k := range hdr {
+		if len(k) == len(h.upstreamKey) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), h.upstreamKey) {
+			delete(hdr, k)
+		}
+	}
+}
+
+// verifierFor returns the verifier for the request's resource: the fixed one
+// for an absolute resource, else one per origin (bounded; past the bound an
+// uncached verifier is built per request).
+func (h *Handler) verifierFor(r *http.Request) (*jwtverify.Verifier, error) {
+	if h.verifier != nil {
+		return h.verifier, nil
+	}
+	res := h.resourceFor(r)
+	if res == "" {
+		return nil, errors.New("no resource")
+	}
+	rv := h.rel
+	rv.mu.RLock()
+	v, ok := rv.byOrigin[res]
+	rv.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	cfg := h.verifierCfg
+	cfg.Audience = res
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if v, ok := rv.byOrigin[res]; ok {
+		return v, nil
+	}
+	if len(rv.byOrigin) >= maxRelativeResourceOrigin {
+		cfg.CacheSize = -1
+		return jwtverify.NewVerifier(cfg, h.keys)
+	}
+	v, err := jwtverify.NewVerifier(cfg, h.keys)
+	if err != nil {
+		return nil, err
+	}
+	rv.byOrigin[res] = v
+	return v, nil
+}
+
+// relativeVerifiers holds one verifier per derived resource when the
+// configured resource is relative.
+type relativeVerifiers struct {
+	mu       sync.RWMutex
+	byOrigin map[string]*jwtverify.Verifier
+}
+
+// resourceFor is the canonical resource for r: the configured absolute one,
+// or the request's origin (Caddy's placeholders, never X-Forwarded-*) plus
+// the configured path. "" if the origin is unusable.
+func (h *Handler) resourceFor(r *http.Request) string {
+	if h.resource != "" {
+		return h.resource
+	}
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return ""
+	}
+	origin := repl.ReplaceAll("{http.request.scheme}://{http.request.hostport}", "")
+	canon, err := jwtverify.CanonicalResource(origin + h.resourcePath)
+	if err != nil {
+		return ""
+	}
+	return canon
+}
+
+// resourceMetadataURL is the absolute metadata URL for challenges.
+func (h *Handler) resourceMetadataURL(r *http.Request) string {
+	if h.rmURL != "" {
+		return h.rmURL
+	}
+	res := h.resourceFor(r)
+	if res == "" {
+		return ""
+	}
+	return originOf(res) + h.prmPaths[0]
+}
+
+// originOf returns scheme://host[:port] of an absolute URL.
+func originOf(abs string) string {
+	u, err := url.Parse(abs)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// rejection describes a refused request.
+type rejection struct {
+	status int
+	reason string // fixed label for metrics, logs and {http.auth.mcp_auth.error}
+	code   string // OAuth error code ("" for a missing token)
+	desc   string // fixed, secret-free description for the JSON body
+	sub    string // the user, when known (logs only)
+	link   string // link_url for upstream_account_not_linked
+	retry  bool   // add Retry-After
+}
+
+func invalidToken(reason string) rejection {
+	return rejection{status: http.StatusUnauthorized, reason: reason, code: "invalid_token", desc: "the access token is invalid"}
+}
+
+// reject answers a refused request: challenge, CORS and cache headers, then
+// either an error for handle_errors or a JSON body.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) error {
+	hdr := w.Header()
+	if rej.status == http.StatusUnauthorized || rej.status == http.StatusBadRequest ||
+		(rej.status == http.StatusForbidden && rej.code == "insufficient_scope") {
+		hdr.Set("WWW-Authenticate", challengeParams{
+			ResourceMetadata: h.resourceMetadataURL(r),
+			Scope:            h.scope,
+			Error:            rej.code,
+		}.String())
+	}
+	hdr.Set("Access-Control-Allow-Origin", "*")
+	hdr.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+	hdr.Set("Cache-Control", "no-store")
+	if rej.retry {
+		hdr.Set("Retry-After", h.retryAfter)
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.mcp_auth.error", rej.reason)
+	}
+	if rej.status >= 500 {
+		h.metrics.outcome(outcomeFault, rej.reason)
+	} else {
+		h.metrics.outcome(outcomeRejected, rej.reason)
+		if c := h.logger.Check(zapcore.DebugLevel, "request rejected"); c != nil {
+			c.Write(zap.Int("status", rej.status), zap.String("reason", rej.reason), zap.String("sub", rej.sub))
+		}
+	}
+	if hasErrorRoutes(r) {
+		return caddyhttp.Error(rej.status, fmt.Errorf("mcp_auth: %s", rej.reason))
+	}
+	code := rej.code
+	if code == "" {
+		code = "unauthorized"
+	}
+	body := errorBody{Error: code, ErrorDescription: rej.desc, LinkURL: rej.link}
+	writeJSON(w, rej.status, body)
+	return nil
+}
+
+// hasErrorRoutes reports whether the serving Caddy server has handle_errors
+// routes that should produce the error response.
+func hasErrorRoutes(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0
+}
+
+// errorBody is the short JSON error mcp_auth writes: RFC 6749 §5.2 style,
+// never a token, key or stack trace.
+type errorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+	LinkURL          string `json:"link_url,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, body errorBody) {
+	b, _ := json.Marshal(body)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", itoa(len(b)+1))
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, errorBody{Error: code, ErrorDescription: desc})
+}
+
+// servePreflight answers a CORS preflight on the protected path without
+// authentication, so browser clients can then send the Authorization header.
+func servePreflight(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Origin", "*")
+	hdr.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+	hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID")
+	hdr.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version")
+	hdr.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

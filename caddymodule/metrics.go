@@ -1,0 +1,158 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+)
+
+// metrics are mcp_auth's Prometheus collectors, registered in the config's
+// registry (caddy.Context.GetMetricsRegistry), so they appear on Caddy's
+// admin /metrics endpoint. All mcp_auth handlers of one config share them.
+//
+//	caddy_mcp_auth_requests_total{outcome,reason}          every decision
+//	caddy_mcp_auth_jwks_fetches_total{issuer,result}       JWKS/discovery fetches
+//	caddy_mcp_auth_jwks_fetch_duration_seconds{issuer}     their latency
+//	caddy_mcp_auth_cache_total{cache,result}               verify and upstream cache hits/misses
+//	caddy_mcp_auth_token_source_duration_seconds{result}   token source latency
+type metrics struct {
+	requests       *prometheus.CounterVec
+	jwksFetches    *prometheus.CounterVec
+	jwksDuration   *prometheus.HistogramVec
+	cache          *prometheus.CounterVec
+	sourceDuration *prometheus.HistogramVec
+}
+
+// Outcome labels of caddy_mcp_auth_requests_total.
+const (
+	outcomeAllowed   = "allowed"  // forwarded to the backend
+	outcomeRejected  = "rejected" // client-caused 400/401/403
+	outcomeFault     = "fault"    // 503: a dependency failed
+	outcomeMetadata  = "metadata" // protected resource metadata served
+	outcomePreflight = "preflight"
+)
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "caddy", "mcp_auth"
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Requests seen by mcp_auth by outcome (allowed, rejected, fault, metadata, preflight) and reason.",
+		}, []string{"outcome", "reason"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "jwks_fetches_total",
+			Help: "JWKS and discovery fetches by issuer and result (ok, error).",
+		}, []string{"issuer", "result"}),
+		jwksDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "jwks_fetch_duration_seconds",
+			Help:    "Latency of JWKS and discovery fetches.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"issuer"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "cache_total",
+			Help: "Cache lookups by cache (verify, upstream) and result (hit, miss).",
+		}, []string{"cache", "result"}),
+		sourceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "token_source_duration_seconds",
+			Help:    "Latency of upstream token source calls by result (ok, no_token, rejected, error).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"result"}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.requests = register(reg, m.requests)
+	m.jwksFetches = register(reg, m.jwksFetches)
+	m.jwksDuration = register(reg, m.jwksDuration)
+	m.cache = register(reg, m.cache)
+	m.sourceDuration = register(reg, m.sourceDuration)
+	return m
+}
+
+// register adds c to reg, or returns the collector already registered under
+// the same name (a second mcp_auth handler in the same config).
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing
+			}
+		}
+		// A conflicting collector of another type: keep ours unregistered
+		// rather than fail the config; metrics are not worth an outage.
+	}
+	return c
+}
+
+func (m *metrics) outcome(outcome, reason string) {
+	m.requests.WithLabelValues(outcome, reason).Inc()
+}
+
+// JWKSFetch implements jwtverify.Observer.
+func (m *metrics) JWKSFetch(issuer string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.jwksFetches.WithLabelValues(issuer, result).Inc()
+	m.jwksDuration.WithLabelValues(issuer).Observe(d.Seconds())
+}
+
+// VerifyCache implements jwtverify.Observer.
+func (m *metrics) VerifyCache(hit bool) { m.cacheLookup("verify", hit) }
+
+func (m *metrics) upstreamCache(hit bool) { m.cacheLookup("upstream", hit) }
+
+func (m *metrics) cacheLookup(cache string, hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.cache.WithLabelValues(cache, result).Inc()
+}
+
+func (m *metrics) sourceLatency(d time.Duration, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoUpstreamToken):
+		result = "no_token"
+	case errors.Is(err, ErrSubjectTokenRejected):
+		result = "rejected"
+	default:
+		result = "error"
+	}
+	m.sourceDuration.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// observerSwitch is the Observer given to a pooled RemoteKeySet. The key set
+// outlives config reloads but each config has its own metrics registry, so
+// every Provision that uses the key set points the switch at its metrics.
+type observerSwitch struct {
+	cur atomic.Pointer[metrics]
+}
+
+// JWKSFetch implements jwtverify.Observer.
+func (o *observerSwitch) JWKSFetch(issuer string, d time.Duration, err error) {
+	if m := o.cur.Load(); m != nil {
+		m.JWKSFetch(issuer, d, err)
+	}
+}
+
+// VerifyCache implements jwtverify.Observer.
+func (o *observerSwitch) VerifyCache(hit bool) {
+	if m := o.cur.Load(); m != nil {
+		m.VerifyCache(hit)
+	}
+}
+
+// Interface guards
+var (
+	_ jwtverify.Observer = (*metrics)(nil)
+	_ jwtverify.Observer = (*observerSwitch)(nil)
+)

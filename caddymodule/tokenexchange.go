@@ -1,0 +1,342 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+)
+
+func init() {
+	caddy.RegisterModule(TokenExchange{})
+}
+
+// RFC 8693 identifiers.
+const (
+	grantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// Token exchange defaults.
+const (
+	DefaultTokenExchangeTimeout = 5 * time.Second
+	maxTokenResponseBytes       = 64 << 10
+)
+
+// TokenExchange is the upstream token source
+// http.mcp_auth.token_sources.token_exchange: an RFC 8693 token exchange at an
+// authorization server's token endpoint. It sends the user's verified access
+// token as subject_token and receives the user's upstream (GitHub) token,
+// authenticating with the gateway's own client credentials.
+//
+// The authorization server's error invalid_target means the user has no
+// linked upstream account (ErrNoUpstreamToken); invalid_request means it
+// refused the subject token (ErrSubjectTokenRejected); 5xx, timeouts,
+// connection errors, invalid_client and unauthorized_client mean the source
+// is unavailable (ErrSourceUnavailable, logged as a fault).
+type TokenExchange struct {
+	// TokenEndpoint is the authorization server's token endpoint URL.
+	// Required.
+	TokenEndpoint string `json:"token_endpoint,omitempty"`
+
+	// ClientID is the gateway's client ID at the authorization server.
+	// Default: "gateway".
+	ClientID string `json:"client_id,omitempty"`
+
+	// ClientSecret is the gateway's client secret. Caddy placeholders such
+	// as {env.MCPGATE_GATEWAY_SECRET} are resolved once at provisioning.
+	// Required.
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// Audience is the RFC 8693 audience parameter: the upstream API the
+	// token is for. Default: "https://api.github.com".
+	Audience string `json:"audience,omitempty"`
+
+	// Resource, if set, is sent as the RFC 8693 resource parameter too.
+	Resource string `json:"resource,omitempty"`
+
+	// Scope, if set, is sent as the scope parameter (space-separated).
+	Scope string `json:"scope,omitempty"`
+
+	// AuthMethod is the client authentication: "client_secret_basic" or
+	// "client_secret_post". Default: "client_secret_basic".
+	AuthMethod string `json:"auth_method,omitempty"`
+
+	// Timeout bounds one exchange. Default: 5s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	client *http.Client
+	secret string
+	now    func() time.Time
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (TokenExchange) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.mcp_auth.token_sources.token_exchange",
+		New: func() caddy.Module { return new(TokenExchange) },
+	}
+}
+
+// Provision resolves placeholders in the secret and sets defaults.
+func (te *TokenExchange) Provision(ctx caddy.Context) error {
+	te.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	te.secret = repl.ReplaceAll(te.ClientSecret, "")
+	te.TokenEndpoint = repl.ReplaceAll(te.TokenEndpoint, "")
+	if te.ClientID == "" {
+		te.ClientID = "gateway"
+	}
+	te.ClientID = repl.ReplaceAll(te.ClientID, "")
+	if te.Audience == "" {
+		te.Audience = "https://api.github.com"
+	}
+	if te.AuthMethod == "" {
+		te.AuthMethod = "client_secret_basic"
+	}
+	if te.Timeout == 0 {
+		te.Timeout = caddy.Duration(DefaultTokenExchangeTimeout)
+	}
+	if te.now == nil {
+		te.now = time.Now
+	}
+	if te.client == nil {
+		te.client = &http.Client{
+			Timeout: time.Duration(te.Timeout),
+			// Never follow redirects: the secret and subject token
+			// must go only to the configured endpoint.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if u, err := url.Parse(te.TokenEndpoint); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		te.logger.Warn("token_endpoint uses plain http; the client secret and tokens travel unencrypted", zap.String("token_endpoint", te.TokenEndpoint))
+	}
+	return nil
+}
+
+// Validate checks the configuration without revealing the secret.
+func (te TokenExchange) Validate() error {
+	if err := checkURL("token_exchange token_endpoint", te.TokenEndpoint); err != nil {
+		return err
+	}
+	if te.secret == "" {
+		return errors.New("mcp_auth: token_exchange client_secret is empty (is its environment variable set?)")
+	}
+	if te.AuthMethod != "client_secret_basic" && te.AuthMethod != "client_secret_post" {
+		return fmt.Errorf("mcp_auth: token_exchange auth_method must be client_secret_basic or client_secret_post, not %q", te.AuthMethod)
+	}
+	if te.Timeout < 0 {
+		return errors.New("mcp_auth: token_exchange timeout must not be negative")
+	}
+	return nil
+}
+
+// tokenResponse is the RFC 8693 §2.2.1 success body.
+type tokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+}
+
+// errorResponse is the RFC 6749 §5.2 error body.
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// UpstreamToken implements TokenSource.
+func (te *TokenExchange) UpstreamToken(ctx context.Context, _ *jwtverify.Claims, subjectToken string) (Token, error) {
+	form := url.Values{
+		"grant_type":           {grantTypeTokenExchange},
+		"subject_token":        {subjectToken},
+		"subject_token_type":   {tokenTypeAccessToken},
+		"requested_token_type": {tokenTypeAccessToken},
+		"audience":             {te.Audience},
+	}
+	if te.Resource != "" {
+		form.Set("resource", te.Resource)
+	}
+	if te.Scope != "" {
+		form.Set("scope", te.Scope)
+	}
+	if te.AuthMethod == "client_secret_post" {
+		form.Set("client_id", te.ClientID)
+		form.Set("client_secret", te.secret)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(te.Timeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, te.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: building the token request failed", ErrSourceUnavailable)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if te.AuthMethod == "client_secret_basic" {
+		// RFC 6749 §2.3.1: form-urlencode, then Basic.
+		req.SetBasicAuth(url.QueryEscape(te.ClientID), url.QueryEscape(te.secret))
+	}
+	start := te.now()
+	resp, err := te.client.Do(req)
+	if err != nil {
+		// The transport error names only the endpoint URL; no secret.
+		return Token{}, fmt.Errorf("%w: token endpoint unreachable after %s: %s", ErrSourceUnavailable, te.now().Sub(start).Round(time.Millisecond), transportReason(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponseBytes+1))
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: reading the token response failed", ErrSourceUnavailable)
+	}
+	if len(body) > maxTokenResponseBytes {
+		return Token{}, fmt.Errorf("%w: token response larger than %d bytes", ErrSourceUnavailable, maxTokenResponseBytes)
+	}
+	if resp.StatusCode == http.StatusOK {
+		var tr tokenResponse
+		if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+			return Token{}, fmt.Errorf("%w: token endpoint returned 200 without an access_token", ErrSourceUnavailable)
+		}
+		if tr.IssuedTokenType != "" && tr.IssuedTokenType != tokenTypeAccessToken {
+			return Token{}, fmt.Errorf("%w: token endpoint issued an unexpected token type", ErrSourceUnavailable)
+		}
+		tok := Token{Value: tr.AccessToken}
+		if tr.ExpiresIn > 0 {
+			tok.Expiry = te.now().Add(time.Duration(tr.ExpiresIn) * time.Second)
+		}
+		return tok, nil
+	}
+	var er errorResponse
+	_ = json.Unmarshal(body, &er)
+	code := safeCode(er.Error)
+	switch {
+	case resp.StatusCode == http.StatusBadRequest && code == "invalid_target":
+		return Token{}, ErrNoUpstreamToken
+	case resp.StatusCode == http.StatusBadRequest && code == "invalid_request":
+		return Token{}, ErrSubjectTokenRejected
+	default:
+		return Token{}, fmt.Errorf("%w: token endpoint answered %d %s", ErrSourceUnavailable, resp.StatusCode, code)
+	}
+}
+
+// safeCode keeps an OAuth error code printable in logs: only [a-z_], at most
+// 40 characters.
+func safeCode(s string) string {
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	for i := 0; i < len(s); i++ {
+		if (s[i] < 'a' || s[i] > 'z') && s[i] != '_' {
+			return "(unrecognised error code)"
+		}
+	}
+	return s
+}
+
+// transportReason classifies a client error without echoing request data.
+func transportReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	default:
+		return "connection error"
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// UnmarshalCaddyfile sets up the token source from Caddyfile tokens:
+//
+//	upstream_token token_exchange {
+//		token_endpoint <url>
+//		client_id      <id>
+//		client_secret  <secret or {env.VAR}>
+//		audience       <url>
+//		resource       <url>
+//		scope          <scope...>
+//		auth_method    client_secret_basic|client_secret_post
+//		timeout        <duration>
+//	}
+func (te *TokenExchange) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the source name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		name := d.Val()
+		switch name {
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			te.Scope = strings.Join(args, " ")
+			continue
+		case "timeout":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("bad timeout %q: %v", d.Val(), err)
+			}
+			te.Timeout = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			continue
+		}
+		var dst *string
+		switch name {
+		case "token_endpoint":
+			dst = &te.TokenEndpoint
+		case "client_id":
+			dst = &te.ClientID
+		case "client_secret":
+			dst = &te.ClientSecret
+		case "audience":
+			dst = &te.Audience
+		case "resource":
+			dst = &te.Resource
+		case "auth_method":
+			dst = &te.AuthMethod
+		default:
+			return d.Errf("unrecognized token_exchange option %q", name)
+		}
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		*dst = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ TokenSource           = (*TokenExchange)(nil)
+	_ caddy.Provisioner     = (*TokenExchange)(nil)
+	_ caddy.Validator       = (*TokenExchange)(nil)
+	_ caddyfile.Unmarshaler = (*TokenExchange)(nil)
+)

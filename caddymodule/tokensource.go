@@ -1,0 +1,169 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+)
+
+// Token is an upstream credential for one user, such as a GitHub access
+// token. Its String and GoString methods never reveal Value.
+type Token struct {
+	// Value is the credential itself. Never log it.
+	Value string
+	// Expiry is when Value stops working; zero if unknown or never. The
+	// gateway never serves a cached token past Expiry.
+	Expiry time.Time
+}
+
+// String implements fmt.Stringer without revealing the token.
+func (t Token) String() string { return "caddymodule.Token{redacted}" }
+
+// GoString implements fmt.GoStringer without revealing the token.
+func (t Token) GoString() string { return t.String() }
+
+// TokenSource yields the upstream token for a verified user. Implementations
+// are Caddy modules in the namespace http.mcp_auth.token_sources (for example
+// token_exchange and static) and must be safe for concurrent use. The gateway
+// caches results per user (issuer and subject) and collapses concurrent
+// misses for one user into one call, so implementations need no cache.
+//
+// Errors: ErrNoUpstreamToken when the user has no upstream token (the user
+// must link an account); ErrSubjectTokenRejected when the source refuses the
+// user's own access token (revoked, say); ErrSourceUnavailable (wrapped, with
+// a cause free of secrets) for anything the user cannot fix: the source is
+// down, slow, misconfigured or answered nonsense. Any other error is treated
+// like ErrSourceUnavailable.
+type TokenSource interface {
+	UpstreamToken(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error)
+}
+
+var (
+	// ErrNoUpstreamToken means the user has no upstream token at the source:
+	// the user must link the upstream account first.
+	ErrNoUpstreamToken = errors.New("mcp_auth: no upstream token for this user")
+	// ErrSourceUnavailable means the token source could not answer; the
+	// gateway responds 503 with Retry-After.
+	ErrSourceUnavailable = errors.New("mcp_auth: upstream token source unavailable")
+	// ErrSubjectTokenRejected means the source refused the user's access
+	// token although the gateway accepted it (revoked at the IdP, for
+	// example); the gateway responds 401 invalid_token so the client signs in
+	// again.
+	ErrSubjectTokenRejected = errors.New("mcp_auth: token source rejected the subject token")
+)
+
+// upstreamCache caches upstream tokens per user in an expiring LRU and
+// collapses concurrent misses for one user into a single source call.
+//
+// It is a plain golang-lru/v2 LRU whose entries carry their own deadline
+// (min(now+ttl, token expiry-skew)), checked with the replaceable clock on
+// every Get, rather than golang-lru's expirable.LRU: that one starts a
+// cleanup goroutine that can never be stopped, which would leak one goroutine
+// per config reload.
+type upstreamCache struct {
+	source  TokenSource
+	lru     *lru.Cache[string, cachedToken] // nil when caching is off
+	ttl     time.Duration
+	group   singleflight.Group
+	now     func() time.Time
+	timeout time.Duration // bound for one shared source call
+	// expirySkew: tokens are dropped this long before their expiry so a
+	// request never reaches the backend with a token about to die.
+	expirySkew time.Duration
+	observe    func(hit bool)
+	latency    func(d time.Duration, err error)
+}
+
+// upstreamKey is the per-user cache key: issuer and subject, so two issuers'
+// identical subjects never share a token.
+func upstreamKey(c *jwtverify.Claims) string {
+	return c.Issuer + "\x00" + c.Subject
+}
+
+// Get returns the user's upstream token from the cache or the source.
+func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
+	key := upstreamKey(claims)
+	if u.lru != nil {
+		if ct, ok := u.lru.Get(key); ok {
+			if u.now().Before(ct.deadline) {
+				u.hit(true)
+				return ct.tok, nil
+			}
+			u.lru.Remove(key)
+		}
+	}
+	u.hit(false)
+	ch := u.group.DoChan(key, func() (any, error) {
+		// The shared call outlives any one waiter's cancellation but not
+		// the timeout.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.timeout)
+		defer cancel()
+		start := u.now()
+		tok, err := u.source.UpstreamToken(cctx, claims, subjectToken)
+		if u.latency != nil {
+			u.latency(u.now().Sub(start), err)
+		}
+		if err != nil {
+			return Token{}, err
+		}
+		if tok.Value == "" {
+			return Token{}, ErrNoUpstreamToken
+		}
+		if !httpguts.ValidHeaderFieldValue(tok.Value) {
+			return Token{}, fmt.Errorf("%w: the source returned a token that is not a valid header value", ErrSourceUnavailable)
+		}
+		if u.lru != nil {
+			now := u.now()
+			deadline := now.Add(u.ttl)
+			if !tok.Expiry.IsZero() {
+				if d := tok.Expiry.Add(-u.expirySkew); d.Before(deadline) {
+					deadline = d
+				}
+			}
+			if now.Before(deadline) {
+				u.lru.Add(key, cachedToken{tok: tok, deadline: deadline})
+			}
+		}
+		return tok, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return Token{}, res.Err
+		}
+		return res.Val.(Token), nil
+	case <-ctx.Done():
+		return Token{}, errors.Join(ErrSourceUnavailable, ctx.Err())
+	}
+}
+
+func (u *upstreamCache) hit(h bool) {
+	if u.observe != nil {
+		u.observe(h)
+	}
+}
+
+// newUpstreamCache builds the cache; size <= 0 disables caching (every request
+// asks the source, still collapsed per user). ttl bounds how long a token
+// without expiry is kept.
+func newUpstreamCache(src TokenSource, size int, ttl, timeout time.Duration, now func() time.Time) *upstreamCache {
+	u := &upstreamCache{source: src, now: now, ttl: ttl, timeout: timeout, expirySkew: 10 * time.Second}
+	if size > 0 && ttl > 0 {
+		u.lru, _ = lru.New[string, cachedToken](size) // error only for size <= 0
+	}
+	return u
+}
+
+// cachedToken is a cache entry: the token and when the cache must stop
+// serving it.
+type cachedToken struct {
+	tok      Token
+	deadline time.Time
+}
