@@ -1,0 +1,109 @@
+package idp
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// handleAccount shows the signed-in user and their GitHub link, with forms to (re)link (GitHub
+// OAuth, or pasting a personal access token in development), unlink and sign out.
+func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
+	sess := s.loadSession(r)
+	if sess == nil || sess.Sub == "" {
+		http.Redirect(w, r, s.endpoint("/login"), http.StatusFound)
+		return
+	}
+	var user userRecord
+	_ = s.getJSON(r.Context(), bucketUsers, sess.Sub, &user)
+	data := map[string]any{
+		"Title":        "Your account",
+		"User":         user.Login,
+		"Sub":          sess.Sub,
+		"GitHub":       s.githubConfigured(),
+		"LinkURL":      s.endpoint("/login/github?link=1"),
+		"Dev":          s.opts.DevLogin,
+		"CSRF":         sess.CSRF,
+		"PATAction":    s.endpoint("/account/github-token"),
+		"UnlinkAction": s.endpoint("/account/unlink"),
+		"LogoutAction": s.endpoint("/logout"),
+	}
+	switch r.URL.Query().Get("msg") {
+	case "linked":
+		data["Message"] = "GitHub is linked."
+	case "unlinked":
+		data["Message"] = "GitHub is unlinked."
+	}
+	t, err := s.loadGitHubToken(r.Context(), sess.Sub)
+	switch {
+	case err == nil:
+		data["Linked"] = true
+		data["GitHubLogin"] = t.Login
+		if !t.Expiry.IsZero() {
+			data["Expiry"] = t.Expiry.UTC().Format(time.RFC3339)
+		}
+	case !errors.Is(err, ErrNotFound):
+		s.log.Error("load GitHub token", "sub", sess.Sub, "error", err)
+	}
+	s.renderPage(w, http.StatusOK, "account", data)
+}
+
+func (s *Server) accountForm(w http.ResponseWriter, r *http.Request) (*session, bool) {
+	if err := parsePageForm(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return nil, false
+	}
+	sess := s.loadSession(r)
+	if err := checkCSRF(r, sess); err != nil || sess.Sub == "" {
+		s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong, or you are not signed in.")
+		return nil, false
+	}
+	return sess, true
+}
+
+// handleAccountPAT stores a pasted personal access token (development login only).
+func (s *Server) handleAccountPAT(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.DevLogin {
+		s.renderError(w, http.StatusNotFound, "Not found", "Pasting tokens is only available with development login.")
+		return
+	}
+	sess, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	pat := strings.TrimSpace(r.PostForm.Get("github_token"))
+	if !validPAT(pat) {
+		s.renderError(w, http.StatusBadRequest, "Invalid token", "That does not look like a GitHub token.")
+		return
+	}
+	if err := s.saveGitHubToken(r.Context(), sess.Sub, &githubToken{AccessToken: pat, PersonalAccess: true}); err != nil {
+		s.log.Error("store GitHub token", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	http.Redirect(w, r, s.endpoint("/account?msg=linked"), http.StatusSeeOther)
+}
+
+func (s *Server) handleAccountUnlink(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	if err := s.store.Delete(r.Context(), bucketGitHub, sess.Sub); err != nil {
+		s.log.Error("delete GitHub token", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	http.Redirect(w, r, s.endpoint("/account?msg=unlinked"), http.StatusSeeOther)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	sess, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	_ = s.store.Delete(r.Context(), bucketSessions, sess.key)
+	s.setCookie(w, s.cookie, "", 0)
+	http.Redirect(w, r, s.endpoint("/login"), http.StatusSeeOther)
+}

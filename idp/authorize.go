@@ -1,0 +1,206 @@
+package idp
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+var pkceRe = regexp.MustCompile(`^[A-Za-z0-9\-._~]{43,128}$`)
+
+// handleAuthorize validates an authorization request. Until the client and redirect URI are
+// trusted, errors are shown as a page; after that they are redirected with state and iss.
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	for _, k := range []string{"client_id", "redirect_uri"} {
+		if len(q[k]) > 1 {
+			s.renderError(w, http.StatusBadRequest, "Invalid request", "The parameter "+k+" is repeated.")
+			return
+		}
+	}
+	c, err := s.lookupClient(ctx, q.Get("client_id"))
+	if err != nil {
+		if errors.Is(err, errUnknownClient) || errors.Is(err, errCIMD) {
+			s.renderError(w, http.StatusBadRequest, "Unknown client", "The application's client_id is not registered here, or its metadata document is invalid.")
+			return
+		}
+		s.log.Error("client lookup", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	if c.exchange != nil {
+		s.renderError(w, http.StatusBadRequest, "Invalid client", "This client cannot use the authorization endpoint.")
+		return
+	}
+	redirect, given, ok := resolveRedirectURI(c.Meta.RedirectURIs, q.Get("redirect_uri"))
+	if !ok {
+		s.renderError(w, http.StatusBadRequest, "Invalid redirect URI", "The redirect_uri is missing or is not registered for this application. You were not redirected.")
+		return
+	}
+	state := q.Get("state")
+	fail := func(e *oauthError) { s.redirectError(w, r, redirect, state, e) }
+	for k, v := range q {
+		if len(v) > 1 {
+			fail(errInvalidRequest("parameter " + quoteShort(k) + " is repeated"))
+			return
+		}
+	}
+	if len(state) > 2048 {
+		s.redirectError(w, r, redirect, "", errInvalidRequest("state is too long"))
+		return
+	}
+	switch rt := q.Get("response_type"); rt {
+	case "code":
+	case "":
+		fail(errInvalidRequest("response_type is required"))
+		return
+	default:
+		fail(errUnsupportedResponseType("only response_type=code is supported"))
+		return
+	}
+	if q.Has("request") || q.Has("request_uri") {
+		fail(newOAuthError(http.StatusBadRequest, "request_not_supported", "request objects are not supported"))
+		return
+	}
+	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
+		fail(errInvalidRequest("only response_mode=query is supported"))
+		return
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	if challenge == "" {
+		fail(errInvalidRequest("code_challenge is required (PKCE with S256)"))
+		return
+	}
+	if method != "S256" {
+		fail(errInvalidRequest("code_challenge_method must be S256"))
+		return
+	}
+	if len(challenge) != 43 || !pkceRe.MatchString(challenge) {
+		fail(errInvalidRequest("code_challenge must be a base64url SHA-256 (43 characters)"))
+		return
+	}
+	scope, oerr := s.resolveScope(c, q.Get("scope"))
+	if oerr != nil {
+		fail(oerr)
+		return
+	}
+	resource, oerr := s.resolveResource(q["resource"])
+	if oerr != nil {
+		fail(oerr)
+		return
+	}
+	ar := authRequest{
+		ClientID: c.ID, RedirectURI: redirect, RedirectGiven: given, State: state,
+		Challenge: challenge, Scope: scope, Resource: resource,
+		Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix(),
+	}
+	id := randomToken()
+	if err := s.putJSON(ctx, bucketAuthReqs, id, ar); err != nil {
+		s.log.Error("store authorization request", "error", err)
+		fail(errServer("storage error"))
+		return
+	}
+	http.Redirect(w, r, s.endpoint("/consent?req="+url.QueryEscape(id)), http.StatusFound)
+}
+
+// resolveScope applies the default and checks requested scopes against those offered and, if the
+// client registered a scope, against that.
+func (s *Server) resolveScope(c *client, requested string) (string, *oauthError) {
+	allowed := s.opts.Scopes
+	if c.Meta.Scope != "" {
+		allowed = strings.Fields(c.Meta.Scope)
+	}
+	if strings.TrimSpace(requested) == "" {
+		return strings.Join(allowed, " "), nil
+	}
+	var out []string
+	for _, sc := range strings.Fields(requested) {
+		if !slices.Contains(allowed, sc) || !slices.Contains(s.opts.Scopes, sc) {
+			return "", errInvalidScope("scope " + quoteShort(sc) + " is not available to this client")
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
+
+// resolveResource applies RFC 8707: at most one resource, an absolute URI without fragment,
+// canonicalized (lower-case scheme and host, one trailing slash removed); the default resource if
+// absent; restricted to AllowedResources when configured.
+func (s *Server) resolveResource(values []string) (string, *oauthError) {
+	if len(values) > 1 {
+		return "", errInvalidTarget("only one resource is supported per request")
+	}
+	def, _ := canonicalResource(s.opts.DefaultResource)
+	if len(values) == 0 || values[0] == "" {
+		return def, nil
+	}
+	res, err := canonicalResource(values[0])
+	if err != nil {
+		return "", errInvalidTarget("resource must be an absolute URI without a fragment")
+	}
+	if len(s.opts.AllowedResources) > 0 && res != def {
+		ok := false
+		for _, a := range s.opts.AllowedResources {
+			if ca, err := canonicalResource(a); err == nil && ca == res {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return "", errInvalidTarget("this resource is not served by this authorization server")
+		}
+	}
+	return res, nil
+}
+
+func canonicalResource(s string) (string, error) {
+	if strings.Contains(s, "#") {
+		return "", errors.New("fragment")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && !strings.EqualFold(u.Scheme, "https") && !strings.EqualFold(u.Scheme, "http")) || u.Host == "" || u.User != nil {
+		return "", errors.New("not an absolute http(s) URI")
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+	return u.String(), nil
+}
+
+// redirectError sends an authorization error to the client's (already validated) redirect URI,
+// with state and iss (RFC 9207).
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirect, state string, e *oauthError) {
+	v := url.Values{}
+	v.Set("error", e.Code)
+	if e.Description != "" {
+		v.Set("error_description", e.Description)
+	}
+	s.redirectWith(w, r, redirect, state, v)
+}
+
+func (s *Server) redirectWith(w http.ResponseWriter, r *http.Request, redirect, state string, v url.Values) {
+	if state != "" {
+		v.Set("state", state)
+	}
+	v.Set("iss", s.opts.Issuer)
+	u, err := url.Parse(redirect)
+	if err != nil {
+		s.renderError(w, http.StatusBadRequest, "Invalid redirect URI", "The redirect URI cannot be used.")
+		return
+	}
+	q := u.Query()
+	for k, vals := range v {
+		q[k] = vals
+	}
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}

@@ -1,0 +1,194 @@
+package idp
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// errCIMD marks a Client ID Metadata Document that could not be fetched or is invalid.
+var errCIMD = errors.New("idp: client metadata document unavailable or invalid")
+
+// cimdFetcher fetches Client ID Metadata Documents (client_id is an https URL) with SSRF
+// protection: the dialer refuses private, loopback, link-local and other special addresses at
+// connect time (after DNS resolution, so rebinding cannot slip through), no proxies, no redirects,
+// a size and a time limit, and a cache of valid documents.
+type cimdFetcher struct {
+	opts   *Options
+	client *http.Client
+	cache  *expirable.LRU[string, *client]
+	flight flightGroup
+}
+
+func newCIMDFetcher(opts *Options) *cimdFetcher {
+	dialer := &net.Dialer{Timeout: opts.CIMDTimeout}
+	if !opts.AllowPrivateCIMD {
+		dialer.Control = refusePrivateAddress
+	}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: opts.CIMDRootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   opts.CIMDTimeout,
+		ResponseHeaderTimeout: opts.CIMDTimeout,
+		MaxIdleConns:          10,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	return &cimdFetcher{
+		opts: opts,
+		client: &http.Client{
+			Transport: tr,
+			Timeout:   opts.CIMDTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return errors.New("redirects are not followed")
+			},
+		},
+		cache: expirable.NewLRU[string, *client](1000, nil, opts.CIMDCacheTTL),
+	}
+}
+
+var specialPrefixes = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+// refusePrivateAddress is a net.Dialer Control func refusing non-public destinations.
+func refusePrivateAddress(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("idp: refusing non-IP dial address")
+	}
+	if !publicAddr(ip) {
+		return fmt.Errorf("idp: refusing to fetch client metadata from non-public address %s", ip)
+	}
+	return nil
+}
+
+func publicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || !ip.IsValid() {
+		return false
+	}
+	for _, p := range specialPrefixes {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// validCIMDURL checks the client_id URL shape: https, a host, a path, no userinfo, fragment,
+// dot segments or query.
+func validCIMDURL(id string) bool {
+	u, err := url.Parse(id)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(id, "#") {
+		return false
+	}
+	if u.Path == "" || u.Path == "/" || u.RawQuery != "" {
+		return false
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, error) {
+	if !validCIMDURL(id) {
+		return nil, errUnknownClient
+	}
+	if c, ok := f.cache.Get(id); ok {
+		return c, nil
+	}
+	v, err := f.flight.Do(id, func() (any, error) {
+		c, err := f.fetchUncached(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		f.cache.Add(id, c)
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*client), nil
+}
+
+func (f *cimdFetcher) fetchUncached(ctx context.Context, id string) (*client, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.CIMDTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errCIMD, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		f.opts.Logger.Info("client metadata fetch failed", "client_id", id, "error", err)
+		return nil, fmt.Errorf("%w: fetch failed", errCIMD)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: status %d", errCIMD, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.opts.CIMDMaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read failed", errCIMD)
+	}
+	if int64(len(body)) > f.opts.CIMDMaxBytes {
+		return nil, fmt.Errorf("%w: document too large", errCIMD)
+	}
+	var doc struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		clientMetadata
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("%w: not JSON", errCIMD)
+	}
+	if doc.ClientID != id {
+		return nil, fmt.Errorf("%w: client_id in the document differs from its URL", errCIMD)
+	}
+	if doc.ClientSecret != "" {
+		return nil, fmt.Errorf("%w: document must not contain a client_secret", errCIMD)
+	}
+	md := doc.clientMetadata
+	if md.TokenEndpointAuthMethod == "" {
+		md.TokenEndpointAuthMethod = "none"
+	}
+	if md.TokenEndpointAuthMethod != "none" {
+		return nil, fmt.Errorf("%w: only token_endpoint_auth_method none is supported", errCIMD)
+	}
+	if len(md.GrantTypes) == 0 {
+		md.GrantTypes = []string{grantAuthorizationCode, grantRefreshToken}
+	}
+	// Reuse registration validation (redirect URIs, grant types, URLs).
+	if oerr := validateClientMetadata(f.opts, &md); oerr != nil {
+		return nil, fmt.Errorf("%w: %s", errCIMD, oerr.Description)
+	}
+	return &client{ID: id, Meta: md, cimd: true}, nil
+}

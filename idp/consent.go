@@ -1,0 +1,185 @@
+package idp
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+func consentKey(sub, clientID, resource string) string {
+	return sub + "\x00" + clientID + "\x00" + resource
+}
+
+func (s *Server) loadAuthRequest(r *http.Request, id string) (*authRequest, bool) {
+	if id == "" || len(id) > 100 {
+		return nil, false
+	}
+	var ar authRequest
+	if err := s.getJSON(r.Context(), bucketAuthReqs, id, &ar); err != nil {
+		return nil, false
+	}
+	if s.opts.Now().Unix() >= ar.Exp {
+		return nil, false
+	}
+	return &ar, true
+}
+
+// handleConsentPage continues a pending authorization: sign-in if needed, then the consent page,
+// unless this user already approved this client for these scopes and resource.
+func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
+	reqID := r.URL.Query().Get("req")
+	ar, ok := s.loadAuthRequest(r, reqID)
+	if !ok {
+		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+		return
+	}
+	sess := s.loadSession(r)
+	if sess == nil || sess.Sub == "" {
+		http.Redirect(w, r, s.endpoint("/login?req="+url.QueryEscape(reqID)), http.StatusFound)
+		return
+	}
+	c, err := s.lookupClient(r.Context(), ar.ClientID)
+	if err != nil {
+		s.renderError(w, http.StatusBadRequest, "Unknown client", "The application is no longer registered.")
+		return
+	}
+	var cr consentRecord
+	if err := s.getJSON(r.Context(), bucketConsents, consentKey(sess.Sub, c.ID, ar.Resource), &cr); err == nil {
+		granted := strings.Fields(cr.Scope)
+		covered := true
+		for _, sc := range strings.Fields(ar.Scope) {
+			if !slices.Contains(granted, sc) {
+				covered = false
+			}
+		}
+		if covered {
+			s.finishAuthorization(w, r, reqID, sess.Sub)
+			return
+		}
+	}
+	redirectHost := ar.RedirectURI
+	if u, err := url.Parse(ar.RedirectURI); err == nil && u.Host != "" {
+		redirectHost = u.Scheme + "://" + u.Host
+	} else if err == nil {
+		redirectHost = u.Scheme + ":"
+	}
+	var user userRecord
+	_ = s.getJSON(r.Context(), bucketUsers, sess.Sub, &user)
+	name := user.Login
+	if name == "" {
+		name = sess.Sub
+	}
+	s.renderPage(w, http.StatusOK, "consent", map[string]any{
+		"Title":         "Authorize " + c.displayName(),
+		"ClientName":    c.displayName(),
+		"ClientID":      c.ID,
+		"ClientIDShown": c.Meta.ClientName != "",
+		"RedirectHost":  redirectHost,
+		"Scopes":        strings.Fields(ar.Scope),
+		"Resource":      ar.Resource,
+		"User":          name,
+		"CSRF":          sess.CSRF,
+		"ReqID":         reqID,
+		"Action":        s.endpoint("/consent"),
+	})
+}
+
+// handleConsentPost records the user's decision. It requires the session's CSRF token (403
+// otherwise).
+func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
+	if err := parsePageForm(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	sess := s.loadSession(r)
+	if err := checkCSRF(r, sess); err != nil {
+		s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong. Go back and try again.")
+		return
+	}
+	if sess.Sub == "" {
+		s.renderError(w, http.StatusForbidden, "Forbidden", "You are not signed in.")
+		return
+	}
+	reqID := r.PostForm.Get("req")
+	ar, ok := s.loadAuthRequest(r, reqID)
+	if !ok {
+		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+		return
+	}
+	switch r.PostForm.Get("action") {
+	case "approve":
+		cr := consentRecord{Scope: ar.Scope, Resource: ar.Resource, At: s.opts.Now().Unix()}
+		if err := s.putJSON(r.Context(), bucketConsents, consentKey(sess.Sub, ar.ClientID, ar.Resource), cr); err != nil {
+			s.log.Error("store consent", "error", err)
+			s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+			return
+		}
+		s.finishAuthorization(w, r, reqID, sess.Sub)
+	case "deny":
+		if s.takeAuthRequest(r, reqID) != nil {
+			s.redirectError(w, r, ar.RedirectURI, ar.State, errAccessDenied("the user denied the request"))
+			return
+		}
+		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request was already completed.")
+	default:
+		s.renderError(w, http.StatusBadRequest, "Invalid request", "Unknown action.")
+	}
+}
+
+// takeAuthRequest removes a pending request atomically, so it completes at most once.
+func (s *Server) takeAuthRequest(r *http.Request, reqID string) *authRequest {
+	var ar *authRequest
+	_ = s.store.Update(r.Context(), bucketAuthReqs, reqID, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, nil
+		}
+		var a authRequest
+		if json.Unmarshal(old, &a) == nil && s.opts.Now().Unix() < a.Exp {
+			ar = &a
+		}
+		return nil, nil
+	})
+	return ar
+}
+
+// finishAuthorization issues a code for the pending request and redirects with code, state, iss.
+func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, reqID, sub string) {
+	ar := s.takeAuthRequest(r, reqID)
+	if ar == nil {
+		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request was already completed or has expired.")
+		return
+	}
+	code, err := s.issueCode(r, ar, sub)
+	if err != nil {
+		s.log.Error("issue code", "error", err)
+		s.redirectError(w, r, ar.RedirectURI, ar.State, errServer("storage error"))
+		return
+	}
+	s.redirectWith(w, r, ar.RedirectURI, ar.State, url.Values{"code": {code}})
+}
+
+// issueCode stores a single-use code (by hash) bound to client, redirect URI, PKCE challenge,
+// scope and resource. The grant family it will start is created now, so that a replay racing the
+// first redemption can still revoke everything the code yields.
+func (s *Server) issueCode(r *http.Request, ar *authRequest, sub string) (string, error) {
+	now := s.opts.Now()
+	fam := randomToken()
+	if err := s.putJSON(r.Context(), bucketFamilies, fam, familyRecord{
+		ClientID: ar.ClientID, Sub: sub, Exp: now.Add(s.opts.RefreshTokenTTL).Unix(),
+	}); err != nil {
+		return "", err
+	}
+	code := randomToken()
+	rec := codeRecord{
+		ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, RedirectGiven: ar.RedirectGiven,
+		Challenge: ar.Challenge, Resource: ar.Resource, Scope: ar.Scope, Sub: sub,
+		Exp: now.Add(s.opts.CodeTTL).Unix(), FamilyID: fam,
+	}
+	if err := s.putJSON(r.Context(), bucketCodes, hashSecret(code), rec); err != nil {
+		return "", err
+	}
+	return code, nil
+}
+

@@ -1,0 +1,94 @@
+package idp
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// oauthError is an RFC 6749 §5.2 error. Description is shown to the client, so it never carries
+// internal causes or secrets.
+type oauthError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	status      int
+	basicAuth   bool // add WWW-Authenticate: Basic (invalid_client via Authorization header)
+}
+
+func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
+
+func newOAuthError(status int, code, desc string) *oauthError {
+	return &oauthError{Code: code, Description: desc, status: status}
+}
+
+func errInvalidRequest(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "invalid_request", desc)
+}
+func errInvalidClient(desc string) *oauthError {
+	return newOAuthError(http.StatusUnauthorized, "invalid_client", desc)
+}
+func errInvalidGrant(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "invalid_grant", desc)
+}
+func errUnauthorizedClient(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "unauthorized_client", desc)
+}
+func errUnsupportedGrantType(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "unsupported_grant_type", desc)
+}
+func errUnsupportedResponseType(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "unsupported_response_type", desc)
+}
+func errInvalidScope(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "invalid_scope", desc)
+}
+func errInvalidTarget(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "invalid_target", desc)
+}
+func errAccessDenied(desc string) *oauthError {
+	return newOAuthError(http.StatusForbidden, "access_denied", desc)
+}
+func errServer(desc string) *oauthError {
+	return newOAuthError(http.StatusInternalServerError, "server_error", desc)
+}
+func errTemporarilyUnavailable(desc string) *oauthError {
+	return newOAuthError(http.StatusServiceUnavailable, "temporarily_unavailable", desc)
+}
+func errInvalidRedirectURI(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "invalid_redirect_uri", desc)
+}
+func errInvalidClientMetadata(desc string) *oauthError {
+	return newOAuthError(http.StatusBadRequest, "invalid_client_metadata", desc)
+}
+func errInvalidToken(desc string) *oauthError {
+	return newOAuthError(http.StatusUnauthorized, "invalid_token", desc)
+}
+func errTooManyRequests(desc string) *oauthError {
+	return newOAuthError(http.StatusTooManyRequests, "slow_down", desc)
+}
+
+// writeJSON writes v with no-store caching (every JSON answer of this server may carry a secret).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeOAuthError(w http.ResponseWriter, e *oauthError) {
+	if e.basicAuth {
+		w.Header().Set("WWW-Authenticate", `Basic realm="mcpgate-idp"`)
+	}
+	if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, e.status, e)
+}
+
+// writeJSONNoCacheOverride writes v as JSON with 200, keeping the caller's headers (public
+// documents that may be cached).
+func writeJSONNoCacheOverride(w http.ResponseWriter, v any) {
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,85 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// accessClaims are the RFC 9068 access token claims (CONTRACTS.md section 3).
+type accessClaims struct {
+	jwt.RegisteredClaims
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+}
+
+// mintAccessToken signs an RFC 9068 JWT access token with the current key. jti is random; the
+// caller records it for revocation and introspection.
+func (s *Server) mintAccessToken(sub, clientID, scope, resource string, now time.Time) (raw, jti string, exp time.Time, err error) {
+	key, err := s.keys.current()
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	jti = randomToken()
+	exp = now.Add(s.opts.AccessTokenTTL)
+	claims := accessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.opts.Issuer,
+			Subject:   sub,
+			Audience:  jwt.ClaimStrings{resource},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+			ID:        jti,
+		},
+		ClientID: clientID,
+		Scope:    scope,
+	}
+	method := jwt.SigningMethod(jwt.SigningMethodRS256)
+	if key.alg == "ES256" {
+		method = jwt.SigningMethodES256
+	}
+	t := jwt.NewWithClaims(method, claims)
+	t.Header["typ"] = "at+jwt"
+	t.Header["kid"] = key.kid
+	raw, err = t.SignedString(key.priv)
+	return raw, jti, exp, err
+}
+
+var errBadAccessToken = errors.New("idp: invalid access token")
+
+// verifyAccessToken checks one of our own access tokens: signature by a published key, algorithm
+// from the key (never the token), typ at+jwt, exact issuer, expiry, and that it was not revoked.
+func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*accessClaims, error) {
+	if len(raw) == 0 || len(raw) > 8192 {
+		return nil, errBadAccessToken
+	}
+	var claims accessClaims
+	t, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		pub, alg, ok := s.keys.publicKey(kid)
+		if !ok || t.Method.Alg() != alg {
+			return nil, errBadAccessToken
+		}
+		return pub, nil
+	},
+		jwt.WithValidMethods([]string{"RS256", "ES256"}),
+		jwt.WithIssuer(s.opts.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(s.opts.Now),
+	)
+	if err != nil || !t.Valid {
+		return nil, errBadAccessToken
+	}
+	if typ, _ := t.Header["typ"].(string); typ != "at+jwt" && typ != "application/at+jwt" {
+		return nil, errBadAccessToken
+	}
+	if claims.ID == "" || claims.Subject == "" {
+		return nil, errBadAccessToken
+	}
+	if revoked, err := s.accessRevoked(ctx, claims.ID); err != nil || revoked {
+		return nil, errBadAccessToken
+	}
+	return &claims, nil
+}

@@ -1,0 +1,267 @@
+package idp
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+var usernameRe = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,39}$`)
+
+// continueURL is where a successful sign-in goes: the pending authorization, or the account page.
+// Only these two internal targets exist, so there is no open redirect.
+func (s *Server) continueURL(reqID string) string {
+	if reqID != "" {
+		return s.endpoint("/consent?req=" + url.QueryEscape(reqID))
+	}
+	return s.endpoint("/account")
+}
+
+// handleLoginPage shows "Sign in with GitHub" and, in development, the username form.
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	reqID := q.Get("req")
+	if reqID != "" {
+		if _, ok := s.loadAuthRequest(r, reqID); !ok {
+			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+			return
+		}
+	}
+	s.renderLogin(w, r, reqID, "", http.StatusOK)
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, reqID, errMsg string, status int) {
+	sess, err := s.ensureSession(w, r)
+	if err != nil {
+		s.log.Error("create session", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	ghURL := s.endpoint("/login/github")
+	if reqID != "" {
+		ghURL += "?req=" + url.QueryEscape(reqID)
+	}
+	s.renderPage(w, status, "login", map[string]any{
+		"Title":     "Sign in",
+		"Error":     errMsg,
+		"GitHub":    s.githubConfigured(),
+		"GitHubURL": ghURL,
+		"Dev":       s.opts.DevLogin,
+		"CSRF":      sess.CSRF,
+		"ReqID":     reqID,
+		"Action":    s.endpoint("/login"),
+	})
+}
+
+// handleDevLogin is the development login: a username (sub "dev:<username>") and optionally a
+// GitHub personal access token to link. Enabled only with Options.DevLogin.
+func (s *Server) handleDevLogin(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.DevLogin {
+		s.renderError(w, http.StatusNotFound, "Not found", "Development login is disabled.")
+		return
+	}
+	if err := parsePageForm(w, r); err != nil {
+		s.renderError(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return
+	}
+	if err := checkCSRF(r, s.loadSession(r)); err != nil {
+		s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong. Go back and try again.")
+		return
+	}
+	reqID := r.PostForm.Get("req")
+	if reqID != "" {
+		if _, ok := s.loadAuthRequest(r, reqID); !ok {
+			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+			return
+		}
+	}
+	username := r.PostForm.Get("username")
+	if !usernameRe.MatchString(username) {
+		s.renderLogin(w, r, reqID, "A username is 1 to 39 letters, digits, '.', '_' or '-'.", http.StatusBadRequest)
+		return
+	}
+	pat := strings.TrimSpace(r.PostForm.Get("github_token"))
+	if pat != "" && !validPAT(pat) {
+		s.renderLogin(w, r, reqID, "That does not look like a GitHub token.", http.StatusBadRequest)
+		return
+	}
+	sub := "dev:" + username
+	ctx := r.Context()
+	if err := s.upsertUser(r, userRecord{Sub: sub, Login: username}); err != nil {
+		s.log.Error("store user", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	if pat != "" {
+		if err := s.saveGitHubToken(ctx, sub, &githubToken{AccessToken: pat, PersonalAccess: true}); err != nil {
+			s.log.Error("store GitHub token", "error", err)
+			s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+			return
+		}
+	}
+	if err := s.signIn(w, r, sub); err != nil {
+		s.log.Error("create session", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	s.log.Info("development sign-in", "sub", sub)
+	http.Redirect(w, r, s.continueURL(reqID), http.StatusSeeOther)
+}
+
+func validPAT(t string) bool {
+	if len(t) < 8 || len(t) > 255 {
+		return false
+	}
+	for _, c := range t {
+		if c <= 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) upsertUser(r *http.Request, u userRecord) error {
+	return s.store.Update(r.Context(), bucketUsers, u.Sub, func(old []byte) ([]byte, error) {
+		if old != nil {
+			var prev userRecord
+			if json.Unmarshal(old, &prev) == nil {
+				u.CreatedAt = prev.CreatedAt
+			}
+		}
+		if u.CreatedAt == 0 {
+			u.CreatedAt = s.opts.Now().Unix()
+		}
+		return json.Marshal(u)
+	})
+}
+
+// handleGitHubStart begins the GitHub OAuth web flow, to sign in (req=<pending authorization> or
+// none for the account page) or, with link=1, to link GitHub to the signed-in user. The state is
+// random, single use, short-lived, and bound to this browser by a cookie.
+func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
+	if !s.githubConfigured() {
+		s.renderError(w, http.StatusNotFound, "Not found", "GitHub sign-in is not configured.")
+		return
+	}
+	q := r.URL.Query()
+	ls := loginState{ReqID: q.Get("req"), Purpose: "login", Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix()}
+	if ls.ReqID != "" {
+		if _, ok := s.loadAuthRequest(r, ls.ReqID); !ok {
+			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+			return
+		}
+	}
+	if q.Get("link") == "1" {
+		sess := s.loadSession(r)
+		if sess == nil || sess.Sub == "" {
+			http.Redirect(w, r, s.endpoint("/login"), http.StatusFound)
+			return
+		}
+		ls.Purpose, ls.Sub, ls.ReqID = "link", sess.Sub, ""
+	}
+	state := randomToken()
+	if err := s.putJSON(r.Context(), bucketStates, hashSecret(state), ls); err != nil {
+		s.log.Error("store login state", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	s.setCookie(w, s.stateCookieName(), state, s.opts.LoginTTL)
+	v := url.Values{
+		"client_id":    {s.opts.GitHub.ClientID},
+		"redirect_uri": {s.githubCallbackURL()},
+		"state":        {state},
+	}
+	if len(s.opts.GitHub.Scopes) > 0 {
+		v.Set("scope", strings.Join(s.opts.GitHub.Scopes, " "))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, s.opts.GitHub.BaseURL+"/login/oauth/authorize?"+v.Encode(), http.StatusFound)
+}
+
+// handleGitHubCallback completes the GitHub web flow. A missing, mismatched (not this browser's)
+// or reused state is refused with 400 before any code is exchanged.
+func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
+	if !s.githubConfigured() {
+		s.renderError(w, http.StatusNotFound, "Not found", "GitHub sign-in is not configured.")
+		return
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	ck, err := r.Cookie(s.stateCookieName())
+	if state == "" || len(state) > 100 || err != nil || !constantTimeEqual(ck.Value, state) {
+		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "The sign-in state is missing or does not belong to this browser. Start again.")
+		return
+	}
+	s.setCookie(w, s.stateCookieName(), "", 0)
+	var ls *loginState
+	_ = s.store.Update(r.Context(), bucketStates, hashSecret(state), func(old []byte) ([]byte, error) {
+		var l loginState
+		if old != nil && json.Unmarshal(old, &l) == nil && s.opts.Now().Unix() < l.Exp {
+			ls = &l
+		}
+		return nil, nil // single use: always deleted
+	})
+	if ls == nil {
+		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "This sign-in was already used or has expired. Start again.")
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		s.renderError(w, http.StatusBadRequest, "GitHub sign-in cancelled", "GitHub did not sign you in. Start again.")
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "GitHub sent no authorization code.")
+		return
+	}
+	ctx := r.Context()
+	tok, err := s.githubExchangeCode(ctx, code)
+	if err != nil {
+		s.log.Info("GitHub code exchange failed", "error", err)
+		s.renderError(w, http.StatusBadGateway, "GitHub sign-in failed", "GitHub did not accept the sign-in. Start again.")
+		return
+	}
+	gu, err := s.githubFetchUser(ctx, tok.AccessToken)
+	if err != nil {
+		s.log.Error("GitHub /user failed", "error", err)
+		s.renderError(w, http.StatusBadGateway, "GitHub sign-in failed", "Could not read your GitHub identity. Try again.")
+		return
+	}
+	tok.GitHubID, tok.Login = gu.ID, gu.Login
+	ghSub := githubSub(gu.ID)
+	target := ghSub
+	if ls.Purpose == "link" {
+		sess := s.loadSession(r)
+		if sess == nil || sess.Sub != ls.Sub {
+			s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "You are no longer signed in as the account that started linking.")
+			return
+		}
+		if strings.HasPrefix(sess.Sub, "github:") && sess.Sub != ghSub {
+			s.renderError(w, http.StatusBadRequest, "Different GitHub account", "You are signed in with another GitHub account. Sign out first.")
+			return
+		}
+		target = sess.Sub
+	} else if err := s.upsertUser(r, userRecord{Sub: ghSub, Login: gu.Login, Name: gu.Name, GitHubID: gu.ID}); err != nil {
+		s.log.Error("store user", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	if err := s.saveGitHubToken(ctx, target, tok); err != nil {
+		s.log.Error("store GitHub token", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	if ls.Purpose == "link" {
+		http.Redirect(w, r, s.endpoint("/account?msg=linked"), http.StatusSeeOther)
+		return
+	}
+	if err := s.signIn(w, r, ghSub); err != nil {
+		s.log.Error("create session", "error", err)
+		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		return
+	}
+	s.log.Info("GitHub sign-in", "sub", ghSub)
+	http.Redirect(w, r, s.continueURL(ls.ReqID), http.StatusSeeOther)
+}

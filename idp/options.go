@@ -1,0 +1,224 @@
+package idp
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// GitHubConfig configures "Sign in with GitHub" with a GitHub OAuth app (or GitHub App user
+// authorization). When ClientID is empty the real GitHub login is off.
+type GitHubConfig struct {
+	// ClientID of the GitHub OAuth app. Empty disables GitHub login.
+	ClientID string
+	// ClientSecret of the GitHub OAuth app. Required with ClientID.
+	ClientSecret string
+	// BaseURL is GitHub's web origin, where /login/oauth/authorize and /login/oauth/access_token
+	// live. Default "https://github.com" (set it for GitHub Enterprise or tests).
+	BaseURL string
+	// APIURL is GitHub's REST API base. Default "https://api.github.com". It is also the only
+	// audience token exchange accepts.
+	APIURL string
+	// Scopes requested from GitHub (OAuth apps). Default none: GitHub then grants public read
+	// access; GitHub Apps ignore scopes.
+	Scopes []string
+	// HTTPClient calls GitHub. Default: Options.HTTPClient.
+	HTTPClient *http.Client
+}
+
+// ExchangeClient is a confidential client (the gateway) allowed to use token exchange (RFC 8693)
+// to obtain a user's GitHub token. Exchange clients exist only in configuration; dynamically
+// registered clients can never exchange.
+type ExchangeClient struct {
+	// ID is the client_id, e.g. "gateway".
+	ID string
+	// Secret authenticates the client (client_secret_basic or client_secret_post). Required.
+	Secret string
+	// Audiences, if non-empty, limits the subject tokens this client may exchange to those whose
+	// aud contains one of these resources. Empty: any audience issued by this server.
+	Audiences []string
+}
+
+// Options configures a Server. Zero values take the documented defaults.
+type Options struct {
+	// Issuer is the exact issuer identifier, e.g. "https://idp.example.com". Required. Every
+	// metadata URL is derived from it; request headers (Host, X-Forwarded-*) never are.
+	Issuer string
+	// Store persists clients, users, tokens and keys. Default: a new MemoryStore (nothing survives
+	// a restart). The Server does not close a Store it was given.
+	Store Store
+	// EncryptionKey (32 bytes) encrypts GitHub tokens and signing keys with AES-256-GCM. Required
+	// when Store is set; with the default memory store a random key is generated.
+	EncryptionKey []byte
+	// SigningAlgorithm is "RS256" (default) or "ES256".
+	SigningAlgorithm string
+	// KeyRotationInterval is how long a signing key signs before a successor takes over.
+	// Default 30 days. Negative disables rotation.
+	KeyRotationInterval time.Duration
+	// KeyPrePublish is how long a new key is published in the JWKS before it signs. Default 1h.
+	KeyPrePublish time.Duration
+
+	// GitHub configures real GitHub login. See GitHubConfig.
+	GitHub GitHubConfig
+	// DevLogin enables the development login page (pick a username, optionally paste a GitHub
+	// personal access token); sub is "dev:<username>". Never enable it in production. At least one
+	// of DevLogin and GitHub.ClientID is required.
+	DevLogin bool
+
+	// ExchangeClients may use token exchange. Default none: token exchange is disabled.
+	ExchangeClients []ExchangeClient
+
+	// DefaultResource is the access token audience when a request has no resource parameter.
+	// Default: the issuer.
+	DefaultResource string
+	// AllowedResources, if non-empty, restricts the resource parameter to these values (plus
+	// DefaultResource). Empty: any absolute http(s) URI without a fragment.
+	AllowedResources []string
+	// Scopes are the scopes clients may request (scopes_supported). Default ["mcp"]. A request
+	// without scope gets the client's registered scope, else all of these.
+	Scopes []string
+
+	// AccessTokenTTL default 1h.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the absolute lifetime of a refresh token family. Default 30 days.
+	RefreshTokenTTL time.Duration
+	// RefreshGrace is how long a rotated refresh token may still be used (concurrent refreshes)
+	// before reuse revokes the family. Default 10s. Negative means no grace.
+	RefreshGrace time.Duration
+	// CodeTTL is the authorization code lifetime. Default 60s.
+	CodeTTL time.Duration
+	// SessionTTL is the browser session lifetime. Default 12h.
+	SessionTTL time.Duration
+	// LoginTTL bounds a pending authorization request and a GitHub login state. Default 10m.
+	LoginTTL time.Duration
+	// CleanupInterval is the period of expired-record cleanup and key rotation. Default 5m.
+	CleanupInterval time.Duration
+
+	// RegistrationInitialToken, if set, is required as a Bearer token on POST /register
+	// (RFC 7591 initial access token).
+	RegistrationInitialToken string
+	// RegistrationRateLimit is the number of registrations one remote address may make per
+	// RegistrationRateWindow. Default 20; negative disables. The address is r.RemoteAddr only:
+	// whoever embeds the handler behind a proxy must set RemoteAddr from trusted proxies.
+	RegistrationRateLimit int
+	// RegistrationRateWindow default 1 minute.
+	RegistrationRateWindow time.Duration
+	// MaxClients caps the number of registered clients. Default 10000.
+	MaxClients int
+	// MaxRedirectURIs caps redirect_uris per client. Default 10.
+	MaxRedirectURIs int
+
+	// AllowPrivateCIMD lets Client ID Metadata Documents be fetched from private, loopback and
+	// link-local addresses. Development and tests only. Default false.
+	AllowPrivateCIMD bool
+	// CIMDRootCAs, if set, replaces the system roots when fetching metadata documents (tests).
+	CIMDRootCAs *x509.CertPool
+	// CIMDTimeout bounds one metadata document fetch. Default 5s.
+	CIMDTimeout time.Duration
+	// CIMDMaxBytes caps a metadata document. Default 64 KiB.
+	CIMDMaxBytes int64
+	// CIMDCacheTTL is how long a fetched document is reused. Default 5m.
+	CIMDCacheTTL time.Duration
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// HTTPClient is used for outbound calls (GitHub). Default: a client with a 10s timeout.
+	HTTPClient *http.Client
+	// Logger receives operational logs; never secrets. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if o.Issuer == "" {
+		return errors.New("idp: Options.Issuer is required")
+	}
+	iu, err := url.Parse(o.Issuer)
+	if err != nil || (iu.Scheme != "https" && iu.Scheme != "http") || iu.Host == "" || iu.RawQuery != "" || iu.Fragment != "" {
+		return fmt.Errorf("idp: Options.Issuer must be an absolute http(s) URL without query or fragment")
+	}
+	if strings.HasSuffix(o.Issuer, "/") {
+		return errors.New("idp: Options.Issuer must not end with a slash")
+	}
+	if o.SigningAlgorithm == "" {
+		o.SigningAlgorithm = "RS256"
+	}
+	if o.SigningAlgorithm != "RS256" && o.SigningAlgorithm != "ES256" {
+		return fmt.Errorf("idp: unsupported SigningAlgorithm %q (RS256 or ES256)", o.SigningAlgorithm)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&o.KeyRotationInterval, 30*24*time.Hour)
+	def(&o.KeyPrePublish, time.Hour)
+	def(&o.AccessTokenTTL, time.Hour)
+	def(&o.RefreshTokenTTL, 30*24*time.Hour)
+	def(&o.RefreshGrace, 10*time.Second)
+	def(&o.CodeTTL, 60*time.Second)
+	def(&o.SessionTTL, 12*time.Hour)
+	def(&o.LoginTTL, 10*time.Minute)
+	def(&o.CleanupInterval, 5*time.Minute)
+	def(&o.RegistrationRateWindow, time.Minute)
+	def(&o.CIMDTimeout, 5*time.Second)
+	def(&o.CIMDCacheTTL, 5*time.Minute)
+	if o.RefreshGrace < 0 {
+		o.RefreshGrace = 0
+	}
+	if o.RegistrationRateLimit == 0 {
+		o.RegistrationRateLimit = 20
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 10000
+	}
+	if o.MaxRedirectURIs <= 0 {
+		o.MaxRedirectURIs = 10
+	}
+	if o.CIMDMaxBytes <= 0 {
+		o.CIMDMaxBytes = 64 << 10
+	}
+	if len(o.Scopes) == 0 {
+		o.Scopes = []string{"mcp"}
+	}
+	if o.DefaultResource == "" {
+		o.DefaultResource = o.Issuer
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &o.GitHub
+	if g.BaseURL == "" {
+		g.BaseURL = "https://github.com"
+	}
+	if g.APIURL == "" {
+		g.APIURL = "https://api.github.com"
+	}
+	g.BaseURL = strings.TrimRight(g.BaseURL, "/")
+	g.APIURL = strings.TrimRight(g.APIURL, "/")
+	if g.HTTPClient == nil {
+		g.HTTPClient = o.HTTPClient
+	}
+	if g.ClientID != "" && g.ClientSecret == "" {
+		return errors.New("idp: GitHub.ClientSecret is required with GitHub.ClientID")
+	}
+	if g.ClientID == "" && !o.DevLogin {
+		return errors.New("idp: configure GitHub (ClientID/ClientSecret) or enable DevLogin")
+	}
+	for _, c := range o.ExchangeClients {
+		if c.ID == "" || c.Secret == "" {
+			return errors.New("idp: every ExchangeClient needs ID and Secret")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// clientMetadata is the RFC 7591 client metadata we accept and return.
+type clientMetadata struct {
+	RedirectURIs            []string `json:"redirect_uris"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	ApplicationType         string   `json:"application_type,omitempty"`
+	ClientName              string   `json:"client_name,omitempty"`
+	ClientURI               string   `json:"client_uri,omitempty"`
+	LogoURI                 string   `json:"logo_uri,omitempty"`
+	Scope                   string   `json:"scope,omitempty"`
+	Contacts                []string `json:"contacts,omitempty"`
+	TOSURI                  string   `json:"tos_uri,omitempty"`
+	PolicyURI               string   `json:"policy_uri,omitempty"`
+	SoftwareID              string   `json:"software_id,omitempty"`
+	SoftwareVersion         string   `json:"software_version,omitempty"`
+}
+
+type clientRecord struct {
+	ClientID     string         `json:"client_id"`
+	SecretHash   string         `json:"secret_hash,omitempty"`
+	RegTokenHash string         `json:"reg_token_hash"`
+	IssuedAt     int64          `json:"issued_at"`
+	Metadata     clientMetadata `json:"metadata"`
+}
+
+type userRecord struct {
+	Sub       string `json:"sub"`
+	Login     string `json:"login"`
+	Name      string `json:"name,omitempty"`
+	GitHubID  int64  `json:"github_id,omitempty"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// githubToken is sealed (AES-256-GCM, AAD = sub) before storage.
+type githubToken struct {
+	AccessToken    string    `json:"access_token"`
+	RefreshToken   string    `json:"refresh_token,omitempty"`
+	Expiry         time.Time `json:"expiry,omitzero"`
+	RefreshExpiry  time.Time `json:"refresh_expiry,omitzero"`
+	GitHubID       int64     `json:"github_id,omitempty"`
+	Login          string    `json:"login,omitempty"`
+	PersonalAccess bool      `json:"pat,omitempty"`
+}
+
+type consentRecord struct {
+	Scope    string `json:"scope"`
+	Resource string `json:"resource"`
+	At       int64  `json:"at"`
+}
+
+type codeRecord struct {
+	ClientID      string `json:"client_id"`
+	RedirectURI   string `json:"redirect_uri"`
+	RedirectGiven bool   `json:"redirect_given"`
+	Challenge     string `json:"challenge"`
+	Resource      string `json:"resource"`
+	Scope         string `json:"scope"`
+	Sub           string `json:"sub"`
+	Exp           int64  `json:"exp"`
+	Used          bool   `json:"used"`
+	FamilyID      string `json:"family_id"`
+}
+
+type familyRecord struct {
+	ClientID string `json:"client_id"`
+	Sub      string `json:"sub"`
+	Revoked  bool   `json:"revoked"`
+	Exp      int64  `json:"exp"` // absolute end of the refresh token family
+}
+
+type refreshRecord struct {
+	FamilyID  string `json:"family_id"`
+	ClientID  string `json:"client_id"`
+	Sub       string `json:"sub"`
+	Scope     string `json:"scope"`
+	Resource  string `json:"resource"`
+	Exp       int64  `json:"exp"`
+	RotatedAt int64  `json:"rotated_at,omitempty"` // unix ms; 0 while current
+}
+
+type accessRecord struct {
+	FamilyID string `json:"family_id"`
+	ClientID string `json:"client_id"`
+	Sub      string `json:"sub"`
+	Exp      int64  `json:"exp"`
+	Revoked  bool   `json:"revoked,omitempty"`
+}
+
+type sessionRecord struct {
+	Sub  string `json:"sub,omitempty"`
+	CSRF string `json:"csrf"`
+	Exp  int64  `json:"exp"`
+}
+
+// authRequest is a validated /authorize request waiting for login and consent.
+type authRequest struct {
+	ClientID      string `json:"client_id"`
+	RedirectURI   string `json:"redirect_uri"`
+	RedirectGiven bool   `json:"redirect_given"`
+	State         string `json:"state,omitempty"`
+	Challenge     string `json:"challenge"`
+	Scope         string `json:"scope"`
+	Resource      string `json:"resource"`
+	Exp           int64  `json:"exp"`
+}
+
+type loginState struct {
+	ReqID   string `json:"req_id,omitempty"`
+	Purpose string `json:"purpose"` // "login" or "link"
+	Sub     string `json:"sub,omitempty"`
+	Exp     int64  `json:"exp"`
+}
+
+// expiring is decoded from any record to find its expiry during cleanup.
+type expiring struct {
+	Exp int64 `json:"exp"`
+}
+
+func (s *Server) getJSON(ctx context.Context, bucket, key string, v any) error {
+	b, err := s.store.Get(ctx, bucket, key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (s *Server) putJSON(ctx context.Context, bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.store.Put(ctx, bucket, key, b)
+}
+
+// cleanup deletes expired records from every bucket that has them.
+func (s *Server) cleanup(ctx context.Context) {
+	now := s.opts.Now().Unix()
+	for _, b := range []string{bucketCodes, bucketRefresh, bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates} {
+		n, err := s.store.DeleteIf(ctx, b, func(_ string, v []byte) bool {
+			var e expiring
+			return json.Unmarshal(v, &e) == nil && e.Exp > 0 && e.Exp < now
+		})
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.log.Error("cleanup failed", "bucket", b, "error", err)
+			}
+			return
+		}
+		if n > 0 {
+			s.log.Debug("cleanup", "bucket", b, "deleted", n)
+		}
+	}
+}
+
+// accessRevoked reports whether an access token (by jti) or its grant family was revoked. Unknown
+// jtis count as revoked (fail closed).
+func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
+	var a accessRecord
+	if err := s.getJSON(ctx, bucketAccess, jti, &a); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		return true, err
+	}
+	if a.Revoked {
+		return true, nil
+	}
+	return s.familyRevoked(ctx, a.FamilyID)
+}
+
+func (s *Server) familyRevoked(ctx context.Context, familyID string) (bool, error) {
+	var f familyRecord
+	if err := s.getJSON(ctx, bucketFamilies, familyID, &f); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		return true, err
+	}
+	return f.Revoked, nil
+}
+
+func (s *Server) revokeFamily(ctx context.Context, familyID string) error {
+	if familyID == "" {
+		return nil
+	}
+	return s.store.Update(ctx, bucketFamilies, familyID, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, nil
+		}
+		var f familyRecord
+		if err := json.Unmarshal(old, &f); err != nil {
+			return nil, err
+		}
+		f.Revoked = true
+		return json.Marshal(f)
+	})
+}

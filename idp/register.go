@@ -1,0 +1,269 @@
+package idp
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+const maxRegistrationBody = 16 << 10
+
+// handleRegister is RFC 7591 dynamic client registration.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if tok := s.opts.RegistrationInitialToken; tok != "" {
+		if !constantTimeEqual(bearerToken(r), tok) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeOAuthError(w, errInvalidToken("a valid initial access token is required"))
+			return
+		}
+	}
+	if !s.regLimiter.allow(remoteIP(r)) {
+		s.log.Info("registration rate limited", "remote", remoteIP(r))
+		writeOAuthError(w, errTooManyRequests("too many registrations from this address"))
+		return
+	}
+	md, oerr := s.readClientMetadata(w, r)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	n, err := s.store.Count(r.Context(), bucketClients)
+	if err != nil {
+		s.log.Error("count clients", "error", err)
+		writeOAuthError(w, errServer("storage error"))
+		return
+	}
+	if n >= s.opts.MaxClients {
+		s.log.Error("client cap reached", "max_clients", s.opts.MaxClients)
+		writeOAuthError(w, newOAuthError(http.StatusForbidden, "access_denied", "the server accepts no more client registrations"))
+		return
+	}
+	rec := clientRecord{
+		ClientID: base64.RawURLEncoding.EncodeToString(randomBytes(16)),
+		IssuedAt: s.opts.Now().Unix(),
+		Metadata: *md,
+	}
+	var secret string
+	if md.TokenEndpointAuthMethod != "none" {
+		secret = randomToken()
+		rec.SecretHash = hashSecret(secret)
+	}
+	rat := randomToken()
+	rec.RegTokenHash = hashSecret(rat)
+	if err := s.putJSON(r.Context(), bucketClients, rec.ClientID, rec); err != nil {
+		s.log.Error("store client", "error", err)
+		writeOAuthError(w, errServer("storage error"))
+		return
+	}
+	s.log.Info("client registered", "client_id", rec.ClientID, "client_name", md.ClientName)
+	writeJSON(w, http.StatusCreated, s.clientResponse(&rec, secret, rat))
+}
+
+func (s *Server) clientResponse(rec *clientRecord, secret, rat string) map[string]any {
+	b, _ := json.Marshal(rec.Metadata)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	out["client_id"] = rec.ClientID
+	out["client_id_issued_at"] = rec.IssuedAt
+	if secret != "" {
+		out["client_secret"] = secret
+		out["client_secret_expires_at"] = 0
+	}
+	if rat != "" {
+		out["registration_access_token"] = rat
+	}
+	out["registration_client_uri"] = s.endpoint("/register/" + url.PathEscape(rec.ClientID))
+	return out
+}
+
+// readClientMetadata reads and validates a registration body (SECURITY.md 19, 20).
+func (s *Server) readClientMetadata(w http.ResponseWriter, r *http.Request) (*clientMetadata, *oauthError) {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return nil, errInvalidClientMetadata("Content-Type must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
+	if err != nil {
+		return nil, errInvalidClientMetadata("request body too large or unreadable")
+	}
+	var md clientMetadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, errInvalidClientMetadata("request body is not a JSON client metadata object")
+	}
+	if oerr := validateClientMetadata(&s.opts, &md); oerr != nil {
+		return nil, oerr
+	}
+	return &md, nil
+}
+
+func validateClientMetadata(opts *Options, md *clientMetadata) *oauthError {
+	if len(md.GrantTypes) == 0 {
+		md.GrantTypes = []string{grantAuthorizationCode}
+	}
+	for _, g := range md.GrantTypes {
+		if g != grantAuthorizationCode && g != grantRefreshToken {
+			return errInvalidClientMetadata("unsupported grant type " + quoteShort(g))
+		}
+	}
+	if len(md.ResponseTypes) == 0 {
+		md.ResponseTypes = []string{"code"}
+	}
+	for _, rt := range md.ResponseTypes {
+		if rt != "code" {
+			return errInvalidClientMetadata("unsupported response type " + quoteShort(rt))
+		}
+	}
+	if !slices.Contains(md.GrantTypes, grantAuthorizationCode) {
+		return errInvalidClientMetadata("grant_types must include authorization_code")
+	}
+	if md.TokenEndpointAuthMethod == "" {
+		md.TokenEndpointAuthMethod = "client_secret_basic" // RFC 7591 §2 default
+	}
+	switch md.TokenEndpointAuthMethod {
+	case "none", "client_secret_basic", "client_secret_post":
+	default:
+		return errInvalidClientMetadata("unsupported token_endpoint_auth_method " + quoteShort(md.TokenEndpointAuthMethod))
+	}
+	switch md.ApplicationType {
+	case "":
+		md.ApplicationType = "web"
+	case "web", "native":
+	default:
+		return errInvalidClientMetadata("application_type must be web or native")
+	}
+	if len(md.RedirectURIs) == 0 {
+		return errInvalidRedirectURI("redirect_uris is required")
+	}
+	if len(md.RedirectURIs) > opts.MaxRedirectURIs {
+		return errInvalidClientMetadata("too many redirect_uris")
+	}
+	for _, u := range md.RedirectURIs {
+		if err := validateRedirectURI(u); err != nil {
+			return errInvalidRedirectURI(err.Error())
+		}
+	}
+	if len([]rune(md.ClientName)) > 200 {
+		return errInvalidClientMetadata("client_name is too long")
+	}
+	if len(md.Contacts) > 10 {
+		return errInvalidClientMetadata("too many contacts")
+	}
+	for name, v := range map[string]string{"client_uri": md.ClientURI, "logo_uri": md.LogoURI, "tos_uri": md.TOSURI, "policy_uri": md.PolicyURI} {
+		if v == "" {
+			continue
+		}
+		if len(v) > 2000 {
+			return errInvalidClientMetadata(name + " is too long")
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) || u.Host == "" {
+			return errInvalidClientMetadata(name + " must be an https URL")
+		}
+	}
+	// Scopes we do not offer are dropped (RFC 7591 §2: the server may replace requested values).
+	var kept []string
+	for _, sc := range strings.Fields(md.Scope) {
+		if slices.Contains(opts.Scopes, sc) && !slices.Contains(kept, sc) {
+			kept = append(kept, sc)
+		}
+	}
+	md.Scope = strings.Join(kept, " ")
+	return nil
+}
+
+// quoteShort quotes a client-supplied value for an error description, truncated.
+func quoteShort(v string) string {
+	if len(v) > 64 {
+		v = v[:64] + "..."
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+var errBadRegistrationToken = errors.New("bad registration access token")
+
+// handleClientConfig is RFC 7592: read, update and delete with the registration access token.
+func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("client_id")
+	var rec clientRecord
+	err := s.getJSON(ctx, bucketClients, id, &rec)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("load client", "error", err)
+		writeOAuthError(w, errServer("storage error"))
+		return
+	}
+	tok := bearerToken(r)
+	// Compare against a dummy hash for unknown clients so timing does not reveal existence.
+	stored := rec.RegTokenHash
+	if stored == "" {
+		stored = hashSecret("unknown-client")
+	}
+	if tok == "" || !secretMatches(tok, stored) || errors.Is(err, ErrNotFound) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeOAuthError(w, errInvalidToken("invalid registration access token"))
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		writeJSON(w, http.StatusOK, s.clientResponse(&rec, "", ""))
+	case http.MethodDelete:
+		if err := s.store.Delete(ctx, bucketClients, id); err != nil {
+			s.log.Error("delete client", "error", err)
+			writeOAuthError(w, errServer("storage error"))
+			return
+		}
+		s.log.Info("client deleted", "client_id", id)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodPut:
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
+		if err != nil {
+			writeOAuthError(w, errInvalidClientMetadata("request body too large or unreadable"))
+			return
+		}
+		var raw struct {
+			ClientID string `json:"client_id"`
+		}
+		var md clientMetadata
+		if json.Unmarshal(body, &raw) != nil || json.Unmarshal(body, &md) != nil {
+			writeOAuthError(w, errInvalidClientMetadata("request body is not a JSON client metadata object"))
+			return
+		}
+		if raw.ClientID != id {
+			writeOAuthError(w, errInvalidClientMetadata("client_id in the body must match the URL"))
+			return
+		}
+		if oerr := validateClientMetadata(&s.opts, &md); oerr != nil {
+			writeOAuthError(w, oerr)
+			return
+		}
+		var secret string
+		if md.TokenEndpointAuthMethod == "none" {
+			rec.SecretHash = ""
+		} else if rec.SecretHash == "" {
+			secret = randomToken()
+			rec.SecretHash = hashSecret(secret)
+		}
+		rec.Metadata = md
+		if err := s.putJSON(ctx, bucketClients, id, rec); err != nil {
+			s.log.Error("store client", "error", err)
+			writeOAuthError(w, errServer("storage error"))
+			return
+		}
+		writeJSON(w, http.StatusOK, s.clientResponse(&rec, secret, ""))
+	}
+}

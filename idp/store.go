@@ -1,0 +1,63 @@
+package idp
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned by a Store when a key does not exist.
+var ErrNotFound = errors.New("idp: record not found")
+
+// Store is the persistence the authorization server needs: a set of named buckets holding opaque
+// values under string keys. The server encodes records (JSON) itself, hashes every token, code and
+// secret before it becomes a key or value, and encrypts GitHub tokens and private keys before they
+// reach the store, so a Store never sees a usable secret.
+//
+// Implementations must be safe for concurrent use. Update must be atomic with respect to every
+// other call on the same key: single-use authorization codes and refresh-token rotation rely on it.
+type Store interface {
+	// Get returns the value stored under key in bucket, or ErrNotFound.
+	Get(ctx context.Context, bucket, key string) ([]byte, error)
+	// Put stores value under key in bucket, replacing any previous value.
+	Put(ctx context.Context, bucket, key string, value []byte) error
+	// Delete removes key from bucket; deleting a missing key is not an error.
+	Delete(ctx context.Context, bucket, key string) error
+	// Update atomically replaces the value under key with fn(old). old is nil when the key is
+	// absent. If fn returns a nil value the key is deleted; if fn returns an error nothing changes
+	// and Update returns that error.
+	Update(ctx context.Context, bucket, key string, fn func(old []byte) ([]byte, error)) error
+	// ForEach calls fn for every key in bucket in key order until fn returns an error. fn must not
+	// call back into the Store.
+	ForEach(ctx context.Context, bucket string, fn func(key string, value []byte) error) error
+	// DeleteIf atomically deletes every record of bucket for which pred returns true and reports how
+	// many were deleted. pred must not call back into the Store.
+	DeleteIf(ctx context.Context, bucket string, pred func(key string, value []byte) bool) (int, error)
+	// Count returns the number of keys in bucket.
+	Count(ctx context.Context, bucket string) (int, error)
+	// Close releases the store. Further calls fail.
+	Close() error
+}
+
+// Bucket names used by the server. Keys that derive from secrets are SHA-256 hashes.
+const (
+	bucketClients   = "clients"    // client_id -> clientRecord
+	bucketUsers     = "users"      // sub -> userRecord
+	bucketGitHub    = "github"     // sub -> sealed githubToken (AES-GCM, AAD = sub)
+	bucketConsents  = "consents"   // sub \x00 client_id -> consentRecord
+	bucketCodes     = "codes"      // sha256(code) -> codeRecord
+	bucketRefresh   = "refresh"    // sha256(refresh token) -> refreshRecord
+	bucketFamilies  = "families"   // grant family id -> familyRecord
+	bucketAccess    = "access"     // jti -> accessRecord (for revocation / introspection)
+	bucketSessions  = "sessions"   // sha256(session id) -> sessionRecord
+	bucketAuthReqs  = "authreqs"   // pending authorization request id -> authRequest
+	bucketStates    = "states"     // sha256(GitHub OAuth state) -> loginState
+	bucketKeys      = "keys"       // kid -> keyRecord (private key sealed, AAD = kid)
+	bucketRateLimit = "ratelimits" // reserved
+)
+
+var allBuckets = []string{
+	bucketClients, bucketUsers, bucketGitHub, bucketConsents, bucketCodes, bucketRefresh,
+	bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketKeys,
+}
+
+var errStoreClosed = errors.New("idp: store closed")

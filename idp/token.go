@@ -1,0 +1,275 @@
+package idp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// handleToken is the token endpoint: authorization_code, refresh_token and token exchange.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if oerr := parseTokenForm(w, r); oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	c, oerr := s.authenticateClient(r)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return
+	}
+	var resp map[string]any
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case grantAuthorizationCode:
+		resp, oerr = s.grantAuthorizationCode(r, c)
+	case grantRefreshToken:
+		resp, oerr = s.grantRefresh(r, c)
+	case grantTokenExchange:
+		resp, oerr = s.grantTokenExchange(r, c)
+	case "":
+		oerr = errInvalidRequest("grant_type is required")
+	default:
+		oerr = errUnsupportedGrantType("unsupported grant_type")
+	}
+	if oerr != nil {
+		if oerr.status >= 500 {
+			s.log.Error("token endpoint fault", "client_id", c.ID, "error", oerr.Code)
+		} else {
+			s.log.Debug("token request refused", "client_id", c.ID, "error", oerr.Code, "description", oerr.Description)
+		}
+		writeOAuthError(w, oerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// parseTokenForm reads a POSTed urlencoded body (max 64 KiB). Parameters repeated (RFC 6749 §3.2)
+// are refused with invalid_request. Query parameters are ignored.
+func parseTokenForm(w http.ResponseWriter, r *http.Request) *oauthError {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return errInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return errInvalidRequest("the request body cannot be parsed")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return errInvalidRequest("parameter " + quoteShort(k) + " is repeated")
+		}
+	}
+	return nil
+}
+
+var errCodeNotFound = errors.New("code not found")
+
+func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]any, *oauthError) {
+	if c.exchange != nil {
+		return nil, errUnauthorizedClient("this client may only use token exchange")
+	}
+	ctx := r.Context()
+	f := r.PostForm
+	code := f.Get("code")
+	if code == "" {
+		return nil, errInvalidRequest("code is required")
+	}
+	// Consume the code atomically: exactly one of concurrent redemptions sees it unused.
+	var rec codeRecord
+	reused := false
+	err := s.store.Update(ctx, bucketCodes, hashSecret(code), func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, errCodeNotFound
+		}
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return nil, err
+		}
+		if rec.Used {
+			reused = true
+			return old, nil
+		}
+		rec.Used = true
+		return json.Marshal(rec)
+	})
+	if errors.Is(err, errCodeNotFound) {
+		return nil, errInvalidGrant("the authorization code is invalid")
+	}
+	if err != nil {
+		s.log.Error("redeem code", "error", err)
+		return nil, errServer("storage error")
+	}
+	if reused {
+		// A replayed code: revoke everything the first redemption issued (RFC 6749 §4.1.2).
+		if err := s.revokeFamily(ctx, rec.FamilyID); err != nil {
+			s.log.Error("revoke family after code reuse", "error", err)
+		}
+		s.log.Info("authorization code reused; grant revoked", "client_id", rec.ClientID)
+		return nil, errInvalidGrant("the authorization code was already used")
+	}
+	now := s.opts.Now()
+	if now.Unix() >= rec.Exp {
+		return nil, errInvalidGrant("the authorization code has expired")
+	}
+	if rec.ClientID != c.ID {
+		return nil, errInvalidGrant("the authorization code was issued to another client")
+	}
+	ru := f.Get("redirect_uri")
+	if (rec.RedirectGiven || ru != "") && ru != rec.RedirectURI {
+		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
+	}
+	if oerr := checkPKCE(rec.Challenge, f.Get("code_verifier"), f.Has("code_verifier")); oerr != nil {
+		return nil, oerr
+	}
+	if rs := f.Get("resource"); rs != "" {
+		if cr, err := canonicalResource(rs); err != nil || cr != rec.Resource {
+			return nil, errInvalidTarget("resource does not match the authorization request")
+		}
+	}
+	var fam familyRecord
+	if err := s.getJSON(ctx, bucketFamilies, rec.FamilyID, &fam); err != nil || fam.Revoked {
+		return nil, errInvalidGrant("the authorization grant was revoked")
+	}
+	return s.issueTokens(ctx, c, rec.Sub, rec.Scope, rec.Resource, rec.FamilyID, fam.Exp)
+}
+
+// checkPKCE verifies an RFC 7636 S256 code_verifier: 43-128 characters of [A-Za-z0-9-._~], and
+// BASE64URL(SHA256(verifier)) equal to the challenge (constant time). A verifier sent for a code
+// without a challenge is also refused.
+func checkPKCE(challenge, verifier string, sent bool) *oauthError {
+	if challenge == "" {
+		if sent {
+			return errInvalidGrant("code_verifier sent but no code_challenge was given")
+		}
+		return nil
+	}
+	if verifier == "" || !pkceRe.MatchString(verifier) {
+		return errInvalidGrant("code_verifier is missing or malformed")
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	if !constantTimeEqual(base64.RawURLEncoding.EncodeToString(sum[:]), challenge) {
+		return errInvalidGrant("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// issueTokens mints an access token and, for clients registered for it, a refresh token in the
+// grant family. The refresh token expires with the family (absolute lifetime).
+func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, resource, familyID string, familyExp int64) (map[string]any, *oauthError) {
+	now := s.opts.Now()
+	at, jti, exp, err := s.mintAccessToken(sub, c.ID, scope, resource, now)
+	if err != nil {
+		s.log.Error("sign access token", "error", err)
+		return nil, errServer("cannot sign token")
+	}
+	if err := s.putJSON(ctx, bucketAccess, jti, accessRecord{FamilyID: familyID, ClientID: c.ID, Sub: sub, Exp: exp.Unix()}); err != nil {
+		s.log.Error("store access token", "error", err)
+		return nil, errServer("storage error")
+	}
+	resp := map[string]any{
+		"access_token": at,
+		"token_type":   "Bearer",
+		"expires_in":   int64(s.opts.AccessTokenTTL.Seconds()),
+		"scope":        scope,
+	}
+	if slices.Contains(c.Meta.GrantTypes, grantRefreshToken) && now.Unix() < familyExp {
+		rt := randomToken()
+		if err := s.putJSON(ctx, bucketRefresh, hashSecret(rt), refreshRecord{
+			FamilyID: familyID, ClientID: c.ID, Sub: sub, Scope: scope, Resource: resource, Exp: familyExp,
+		}); err != nil {
+			s.log.Error("store refresh token", "error", err)
+			return nil, errServer("storage error")
+		}
+		resp["refresh_token"] = rt
+	}
+	return resp, nil
+}
+
+var (
+	errRefreshWrongClient = errors.New("refresh token of another client")
+	errRefreshExpired     = errors.New("refresh token expired")
+)
+
+// grantRefresh rotates a refresh token. A rotated token presented again within RefreshGrace (a
+// client refreshing concurrently) gets new tokens; later, the whole family is revoked.
+func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oauthError) {
+	if c.exchange != nil || !slices.Contains(c.Meta.GrantTypes, grantRefreshToken) {
+		return nil, errUnauthorizedClient("this client may not use refresh tokens")
+	}
+	ctx := r.Context()
+	rt := r.PostForm.Get("refresh_token")
+	if rt == "" {
+		return nil, errInvalidRequest("refresh_token is required")
+	}
+	now := s.opts.Now()
+	var rec refreshRecord
+	var outcome string // "fresh", "grace", "reuse"
+	err := s.store.Update(ctx, bucketRefresh, hashSecret(rt), func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, errCodeNotFound
+		}
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return nil, err
+		}
+		if rec.ClientID != c.ID {
+			return nil, errRefreshWrongClient
+		}
+		if now.Unix() >= rec.Exp {
+			return nil, errRefreshExpired
+		}
+		switch {
+		case rec.RotatedAt == 0:
+			outcome = "fresh"
+			rec.RotatedAt = now.UnixMilli()
+			return json.Marshal(rec)
+		case now.UnixMilli()-rec.RotatedAt <= s.opts.RefreshGrace.Milliseconds():
+			outcome = "grace"
+		default:
+			outcome = "reuse"
+		}
+		return old, nil
+	})
+	switch {
+	case errors.Is(err, errCodeNotFound), errors.Is(err, errRefreshWrongClient):
+		return nil, errInvalidGrant("the refresh token is invalid")
+	case errors.Is(err, errRefreshExpired):
+		return nil, errInvalidGrant("the refresh token has expired")
+	case err != nil:
+		s.log.Error("rotate refresh token", "error", err)
+		return nil, errServer("storage error")
+	}
+	if outcome == "reuse" {
+		if err := s.revokeFamily(ctx, rec.FamilyID); err != nil {
+			s.log.Error("revoke family after refresh reuse", "error", err)
+		}
+		s.log.Info("rotated refresh token reused; family revoked", "client_id", c.ID)
+		return nil, errInvalidGrant("the refresh token was already used")
+	}
+	if revoked, err := s.familyRevoked(ctx, rec.FamilyID); err != nil || revoked {
+		return nil, errInvalidGrant("the refresh token was revoked")
+	}
+	scope := rec.Scope
+	if req := r.PostForm.Get("scope"); req != "" {
+		granted := strings.Fields(rec.Scope)
+		var out []string
+		for _, sc := range strings.Fields(req) {
+			if !slices.Contains(granted, sc) {
+				return nil, errInvalidScope("scope exceeds the original grant")
+			}
+			if !slices.Contains(out, sc) {
+				out = append(out, sc)
+			}
+		}
+		scope = strings.Join(out, " ")
+	}
+	if rs := r.PostForm.Get("resource"); rs != "" {
+		if cr, err := canonicalResource(rs); err != nil || cr != rec.Resource {
+			return nil, errInvalidTarget("resource does not match the original grant")
+		}
+	}
+	return s.issueTokens(ctx, c, rec.Sub, scope, rec.Resource, rec.FamilyID, rec.Exp)
+}
