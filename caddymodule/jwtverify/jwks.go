@@ -196,7 +196,9 @@ func (j *jwk) publicKey() (crypto.PublicKey, error) {
 
 func (j *jwk) rsaKey() (crypto.PublicKey, error) {
 	nb, err := b64(j.N)
-	if err != nil || len(nb) == 0 || nb[0] == 0 {
+	// RFC 7518 §6.3.1.1 forbids leading zero octets, but some issuers emit
+	// them; they do not change the value, so they are tolerated.
+	if err != nil || len(nb) == 0 {
 		return nil, errors.New("jwk: bad RSA n")
 	}
 	eb, err := b64(j.E)

@@ -148,12 +148,16 @@ func TestVerifySecurityCases(t *testing.T) {
 		}, nil, "malformed"},
 
 		// Case 9: crit.
-		{"9 crit unknown extension", func() string { return rs(hdr(map[string]any{"crit": []string{"urn:example:ext"}, "urn:example:ext": true}), good) }, nil, "crit"},
+		{"9 crit unknown extension", func() string {
+			return rs(hdr(map[string]any{"crit": []string{"urn:example:ext"}, "urn:example:ext": true}), good)
+		}, nil, "crit"},
 		{"9 crit b64", func() string { return rs(hdr(map[string]any{"crit": []string{"b64"}, "b64": false}), good) }, nil, "crit"},
 		{"9 crit empty array", func() string { return rs(hdr(map[string]any{"crit": []string{}}), good) }, nil, "crit"},
 
 		// Case 10: exp.
-		{"10 expired", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })) }, nil, "expired"},
+		{"10 expired", func() string {
+			return tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() }))
+		}, nil, "expired"},
 		{"10 exp 0", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = 0 })) }, nil, "expired"},
 		{"10 exp string", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = "tomorrow" })) }, nil, "malformed"},
 		{"10 exp quoted number", func() string {
@@ -179,7 +183,9 @@ func TestVerifySecurityCases(t *testing.T) {
 		{"11 nbf string", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["nbf"] = "soon" })) }, nil, "malformed"},
 
 		// Case 12: issuer.
-		{"12 wrong iss", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["iss"] = "https://evil.example.com" })) }, nil, "issuer"},
+		{"12 wrong iss", func() string {
+			return tokenRS256(t, with(now, func(c map[string]any) { c["iss"] = "https://evil.example.com" }))
+		}, nil, "issuer"},
 		{"12 iss with trailing slash", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["iss"] = testIssuer + "/" })) }, nil, "issuer"},
 		{"12 iss with uppercase host", func() string {
 			return tokenRS256(t, with(now, func(c map[string]any) { c["iss"] = "https://ISSUER.example.com" }))
@@ -189,16 +195,22 @@ func TestVerifySecurityCases(t *testing.T) {
 
 		// Case 13: audience.
 		{"13 aud missing", func() string { return tokenRS256(t, with(now, func(c map[string]any) { delete(c, "aud") })) }, nil, "audience"},
-		{"13 aud foreign", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = "https://other.example.com/mcp" })) }, nil, "audience"},
+		{"13 aud foreign", func() string {
+			return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = "https://other.example.com/mcp" }))
+		}, nil, "audience"},
 		{"13 aud numeric", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = 123 })) }, nil, "audience"},
 		{"13 aud empty array", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = []string{} })) }, nil, "audience"},
 		{"13 aud array of numbers", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = []int{1} })) }, nil, "audience"},
 		{"13 aud null", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = nil })) }, nil, "audience"},
-		{"13 aud prefix of ours", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = "https://mcp.example.com" })) }, nil, "audience"},
+		{"13 aud prefix of ours", func() string {
+			return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = "https://mcp.example.com" }))
+		}, nil, "audience"},
 		{"13 aud array containing ours", func() string {
 			return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = []string{"https://other.example.com", testAudience} }))
 		}, nil, ""},
-		{"13 aud with trailing slash", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = testAudience + "/" })) }, nil, ""},
+		{"13 aud with trailing slash", func() string {
+			return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = testAudience + "/" }))
+		}, nil, ""},
 		{"13 aud with uppercase scheme and host", func() string {
 			return tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = "HTTPS://MCP.Example.COM/mcp" }))
 		}, nil, ""},
