@@ -396,11 +396,8 @@ func (b *backend) call(ctx context.Context, req mcp.CallToolRequest,
 		b.logger.LogAttrs(ctx, slog.LevelDebug, "no usable GitHub token", slog.String("tool", req.Params.Name))
 		return mcp.NewToolResultError(err.Error()), nil
 	}
-	a, ok := req.GetArguments(), true
-	if a == nil && req.GetRawArguments() != nil {
-		ok = false
-	}
-	if !ok {
+	a, isMap := req.Params.Arguments.(map[string]any)
+	if !isMap && req.Params.Arguments != nil {
 		return mcp.NewToolResultError("arguments must be a JSON object"), nil
 	}
 	res, err := fn(ctx, token, args(a))
