@@ -87,7 +87,9 @@ func TestHostPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, func(o *Options) { o.AllowedHosts, o.AllowEnvToken, o.EnvToken = tt.allowed, tt.allowEnv, "env-token-secret-value" })
+			e := newEnv(t, func(o *Options) {
+				o.AllowedHosts, o.AllowEnvToken, o.EnvToken = tt.allowed, tt.allowEnv, "env-token-secret-value"
+			})
 			// GET: 405 means the request passed the Host check and reached the MCP handler.
 			resp := get(t, http.MethodGet, e.backend.URL+"/mcp", tt.host)
 			if resp.StatusCode != tt.want {

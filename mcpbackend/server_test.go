@@ -110,7 +110,9 @@ func TestToolDefinitions(t *testing.T) {
 // TestLogsNeverContainTokens drives every outcome at debug level and searches the captured logs
 // for the tokens (newEnv's cleanup checks the same for every test).
 func TestLogsNeverContainTokens(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.AllowEnvToken, o.EnvToken, o.AllowedHosts = true, "env-token-secret-value", []string{"*"} })
+	e := newEnv(t, func(o *Options) {
+		o.AllowEnvToken, o.EnvToken, o.AllowedHosts = true, "env-token-secret-value", []string{"*"}
+	})
 	alice := connect(t, e.backend.URL+"/mcp", aliceHeaders, "")
 	bob := connect(t, e.backend.URL+"/mcp", map[string]string{"X-GitHub-Token": githubfake.BobToken}, "2025-06-18")
 	envc := connect(t, e.backend.URL+"/mcp", nil, "")
