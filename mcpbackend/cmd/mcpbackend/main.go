@@ -57,8 +57,8 @@ type config struct {
 	logLevel      string
 }
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
-	var c config
+// newFlagSet defines every flag, writing into c; its Usage is the -h text.
+func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("mcpbackend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.transport, "transport", "http",
@@ -101,6 +101,12 @@ Flags:
 `, mcpbackend.DefaultPath, envToken, envToken)
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := newFlagSet(&c, stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
