@@ -44,7 +44,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	fail := func(e *oauthError) { s.redirectError(w, r, redirect, state, e) }
 	for k, v := range q {
-		if len(v) > 1 {
+		if len(v) > 1 && k != "resource" { // several resources are legal (RFC 8707), refused below
 			fail(errInvalidRequest("parameter " + quoteShort(k) + " is repeated"))
 			return
 		}

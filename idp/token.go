@@ -60,7 +60,7 @@ func parseTokenForm(w http.ResponseWriter, r *http.Request) *oauthError {
 		return errInvalidRequest("the request body cannot be parsed")
 	}
 	for k, v := range r.PostForm {
-		if len(v) > 1 {
+		if len(v) > 1 && k != "resource" {
 			return errInvalidRequest("parameter " + quoteShort(k) + " is repeated")
 		}
 	}
@@ -124,6 +124,9 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	}
 	if oerr := checkPKCE(rec.Challenge, f.Get("code_verifier"), f.Has("code_verifier")); oerr != nil {
 		return nil, oerr
+	}
+	if len(f["resource"]) > 1 {
+		return nil, errInvalidTarget("only one resource is supported per request")
 	}
 	if rs := f.Get("resource"); rs != "" {
 		if cr, err := canonicalResource(rs); err != nil || cr != rec.Resource {
@@ -266,8 +269,8 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 		}
 		scope = strings.Join(out, " ")
 	}
-	if rs := r.PostForm.Get("resource"); rs != "" {
-		if cr, err := canonicalResource(rs); err != nil || cr != rec.Resource {
+	if rs := r.PostForm.Get("resource"); rs != "" || len(r.PostForm["resource"]) > 1 {
+		if cr, err := canonicalResource(rs); err != nil || cr != rec.Resource || len(r.PostForm["resource"]) > 1 {
 			return nil, errInvalidTarget("resource does not match the original grant")
 		}
 	}

@@ -1,0 +1,260 @@
+package idp
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// SECURITY.md 22, 23, 24: redirect URI errors are pages, never redirects.
+func TestAuthorizeRedirectURIMatching(t *testing.T) {
+	e := newEnv(t, nil)
+	web := e.register(map[string]any{"redirect_uris": []string{"https://app.example.com/cb", "https://app.example.com:8443/other"}})
+	loop := e.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}})
+	single := e.register(map[string]any{"redirect_uris": []string{"https://one.example.com/cb"}})
+	p := newPKCE()
+	cases := []struct {
+		name     string
+		c        testClient
+		redirect string // "-" = omit
+		ok       bool
+	}{
+		{"exact", web, "https://app.example.com/cb", true},
+		{"query added", web, "https://app.example.com/cb?x=1", false},
+		{"path case", web, "https://app.example.com/CB", false},
+		{"trailing slash", web, "https://app.example.com/cb/", false},
+		{"dot dot", web, "https://app.example.com/x/../cb", false},
+		{"other port non-loopback", web, "https://app.example.com:444/cb", false},
+		{"unregistered", web, "https://evil.example/cb", false},
+		{"no redirect several registered", web, "-", false},
+		{"no redirect one registered", single, "-", true},
+		{"loopback any port", loop, "http://127.0.0.1:53111/cb", true},
+		{"loopback no port", loop, "http://127.0.0.1/cb", true},
+		{"loopback other path", loop, "http://127.0.0.1:53111/cb2", false},
+		{"loopback query", loop, "http://127.0.0.1:53111/cb?x=1", false},
+		{"loopback https", loop, "https://127.0.0.1:53111/cb", false},
+		{"loopback localhost", loop, "http://localhost:53111/cb", false},
+		{"loopback ::1", loop, "http://[::1]:53111/cb", false},
+		{"loopback userinfo", loop, "http://x@127.0.0.1:53111/cb", false},
+		{"loopback fragment", loop, "http://127.0.0.1:53111/cb#f", false},
+		{"unknown client", testClient{ID: "nope"}, "https://app.example.com/cb", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := url.Values{"redirect_uri": {tc.redirect}}
+			if tc.redirect == "-" {
+				extra = url.Values{"redirect_uri": nil}
+			}
+			pg := e.browser().get(authorizeURL(e, tc.c, p, extra))
+			if tc.ok {
+				if pg.status != http.StatusFound || !strings.HasPrefix(pg.location, e.issuer+"/consent") {
+					t.Fatalf("want continue to consent, got %d %s %s", pg.status, pg.location, pg.body)
+				}
+				return
+			}
+			if pg.status != http.StatusBadRequest || pg.location != "" {
+				t.Fatalf("want 400 error page without redirect, got %d location=%q", pg.status, pg.location)
+			}
+			if !strings.Contains(pg.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+				t.Errorf("error page lacks frame-ancestors 'none'")
+			}
+		})
+	}
+}
+
+// SECURITY.md 25, 26: after the redirect URI is trusted, errors are redirected with state and iss.
+func TestAuthorizeRedirectedErrors(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.AllowedResources = []string{"https://other.example.com/mcp"}
+	})
+	c := e.register(nil)
+	p := newPKCE()
+	cases := []struct {
+		name  string
+		extra url.Values
+		err   string
+	}{
+		{"pkce missing", url.Values{"code_challenge": nil, "code_challenge_method": nil}, "invalid_request"},
+		{"pkce challenge missing", url.Values{"code_challenge": nil}, "invalid_request"},
+		{"pkce plain", url.Values{"code_challenge_method": {"plain"}}, "invalid_request"},
+		{"pkce method missing", url.Values{"code_challenge_method": nil}, "invalid_request"},
+		{"pkce unknown method", url.Values{"code_challenge_method": {"S512"}}, "invalid_request"},
+		{"pkce malformed challenge", url.Values{"code_challenge": {"short"}}, "invalid_request"},
+		{"response_type token", url.Values{"response_type": {"token"}}, "unsupported_response_type"},
+		{"response_type id_token", url.Values{"response_type": {"code id_token"}}, "unsupported_response_type"},
+		{"response_type missing", url.Values{"response_type": nil}, "invalid_request"},
+		{"repeated parameter", url.Values{"scope": {"mcp", "mcp"}}, "invalid_request"},
+		{"unknown scope", url.Values{"scope": {"admin"}}, "invalid_scope"},
+		{"resource not allowed", url.Values{"resource": {"https://evil.example/mcp"}}, "invalid_target"},
+		{"resource with fragment", url.Values{"resource": {"https://mcp.example.com/mcp#x"}}, "invalid_target"},
+		{"two resources", url.Values{"resource": {"https://mcp.example.com/mcp", "https://other.example.com/mcp"}}, "invalid_target"},
+		{"response_mode fragment", url.Values{"response_mode": {"fragment"}}, "invalid_request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pg := e.browser().get(authorizeURL(e, c, p, tc.extra))
+			if pg.status != http.StatusFound {
+				t.Fatalf("want redirect, got %d %s", pg.status, pg.body)
+			}
+			u, _ := url.Parse(pg.location)
+			q := u.Query()
+			if !strings.HasPrefix(pg.location, c.RedirectURI) || q.Get("error") != tc.err || q.Get("state") != "st-123" || q.Get("iss") != e.issuer || q.Get("code") != "" {
+				t.Fatalf("redirect %s: want error=%s with state and iss", pg.location, tc.err)
+			}
+		})
+	}
+}
+
+// SECURITY.md 27: consent per new client, CSRF, frame-ancestors, GitHub state checks (the latter
+// in github_test.go).
+func TestConsentAndCSRF(t *testing.T) {
+	e := newEnv(t, nil)
+	c1 := e.register(map[string]any{"client_name": "First"})
+	b := e.browser()
+	e.getCode(b, c1, newPKCE(), "bob", "", nil) // signs in and approves c1
+
+	// A newly registered client for the same signed-in user: consent shown again.
+	c2 := e.register(map[string]any{"client_name": "Second"})
+	pg := b.follow(authorizeURL(e, c2, newPKCE(), nil))
+	if pg.status != 200 || !strings.Contains(pg.body, "Authorize Second?") || !strings.Contains(pg.body, "127.0.0.1") {
+		t.Fatalf("want consent page for the new client, got %d %s", pg.status, pg.body)
+	}
+	for _, h := range []string{"Content-Security-Policy"} {
+		if !strings.Contains(pg.header.Get(h), "frame-ancestors 'none'") {
+			t.Errorf("consent page %s = %q", h, pg.header.Get(h))
+		}
+	}
+	if pg.header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("X-Frame-Options %q", pg.header.Get("X-Frame-Options"))
+	}
+	reqID := formValue(t, reqRe, pg.body)
+	csrf := formValue(t, csrfRe, pg.body)
+	cases := []struct {
+		name   string
+		form   url.Values
+		status int
+	}{
+		{"no csrf", url.Values{"req": {reqID}, "action": {"approve"}}, 403},
+		{"wrong csrf", url.Values{"req": {reqID}, "action": {"approve"}, "csrf_token": {"x" + csrf[1:]}}, 403},
+		{"other browser's csrf", url.Values{"req": {reqID}, "action": {"approve"}, "csrf_token": {csrf}}, 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bb := b
+			if tc.name == "other browser's csrf" {
+				bb = e.browser()
+			}
+			r := bb.post(e.url("/consent"), tc.form)
+			if r.status != tc.status || r.location != "" {
+				t.Fatalf("status %d location %q, want %d and no redirect", r.status, r.location, tc.status)
+			}
+		})
+	}
+	// The dev login form also needs the CSRF token.
+	r := e.browser().post(e.url("/login"), url.Values{"username": {"mallory"}})
+	if r.status != 403 {
+		t.Errorf("login without CSRF: %d", r.status)
+	}
+	// With the right token the request still completes once.
+	r = b.post(e.url("/consent"), url.Values{"req": {reqID}, "action": {"approve"}, "csrf_token": {csrf}})
+	if r.status != http.StatusFound || !strings.Contains(r.location, "code=") {
+		t.Fatalf("approve: %d %s", r.status, r.location)
+	}
+	r = b.post(e.url("/consent"), url.Values{"req": {reqID}, "action": {"approve"}, "csrf_token": {csrf}})
+	if r.status != http.StatusBadRequest {
+		t.Errorf("second approve of the same request: %d", r.status)
+	}
+
+	// Deny redirects access_denied with state and iss.
+	c3 := e.register(map[string]any{"client_name": "Third"})
+	pg = b.follow(authorizeURL(e, c3, newPKCE(), nil))
+	r = b.post(e.url("/consent"), url.Values{"req": {formValue(t, reqRe, pg.body)}, "action": {"deny"}, "csrf_token": {formValue(t, csrfRe, pg.body)}})
+	u, _ := url.Parse(r.location)
+	if r.status != http.StatusFound || u.Query().Get("error") != "access_denied" || u.Query().Get("state") != "st-123" || u.Query().Get("iss") != e.issuer {
+		t.Errorf("deny: %d %s", r.status, r.location)
+	}
+}
+
+// SECURITY.md 28: reflected parameters are escaped.
+func TestPagesEscapeReflectedInput(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Scopes = []string{"mcp", `"><script>alert(3)</script>`} })
+	evil := `"><script>alert(1)</script>`
+	c := e.register(map[string]any{"client_name": evil, "scope": `mcp "><script>alert(3)</script>`})
+	b := e.browser()
+	pg := b.follow(authorizeURL(e, c, newPKCE(), url.Values{"state": {evil}}))
+	pg = b.devLogin(pg, "eve", "")
+	if pg.status != 200 {
+		t.Fatalf("consent: %d %s", pg.status, pg.body)
+	}
+	if strings.Contains(pg.body, "<script>") {
+		t.Fatalf("unescaped script in page:\n%s", pg.body)
+	}
+	if !strings.Contains(pg.body, "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("client name not shown escaped:\n%s", pg.body)
+	}
+	// The login page with a hostile username shows an error without reflecting markup.
+	lp := e.browser().follow(authorizeURL(e, c, newPKCE(), nil))
+	csrf := formValue(t, csrfRe, lp.body)
+	bb := e.browser()
+	_ = bb
+	r := b.post(e.url("/login"), url.Values{"csrf_token": {csrf}, "username": {evil}})
+	if strings.Contains(r.body, "<script>") {
+		t.Errorf("login error page reflects markup")
+	}
+}
+
+// SECURITY.md 35.
+func TestMetadataIgnoresForwardedHeaders(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		req, _ := http.NewRequest(http.MethodGet, e.url(path), nil)
+		req.Header.Set("X-Forwarded-Host", "evil.example")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("Forwarded", "host=evil.example;proto=https")
+		req.Host = "evil.example"
+		resp, m := doJSON(t, req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		if m["issuer"] != e.issuer {
+			t.Errorf("issuer %v", m["issuer"])
+		}
+		for k, v := range m {
+			if s, ok := v.(string); ok && strings.Contains(s, "evil") {
+				t.Errorf("%s: %s = %s", path, k, s)
+			}
+			if strings.HasSuffix(k, "_endpoint") || k == "jwks_uri" {
+				if !strings.HasPrefix(v.(string), e.issuer+"/") {
+					t.Errorf("%s = %v not under the issuer", k, v)
+				}
+			}
+		}
+		want := map[string]any{
+			"authorization_response_iss_parameter_supported": true,
+			"client_id_metadata_document_supported":          true,
+		}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("%s = %v", k, m[k])
+			}
+		}
+		if ccm := m["code_challenge_methods_supported"].([]any); len(ccm) != 1 || ccm[0] != "S256" {
+			t.Errorf("code_challenge_methods_supported %v", ccm)
+		}
+		if !strings.Contains(strings.Join(toStrings(m["token_endpoint_auth_methods_supported"]), " "), "none") {
+			t.Errorf("token_endpoint_auth_methods_supported lacks none")
+		}
+		if g := toStrings(m["grant_types_supported"]); len(g) != 3 {
+			t.Errorf("grant_types_supported %v", g)
+		}
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}

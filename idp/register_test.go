@@ -1,0 +1,170 @@
+package idp
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// SECURITY.md 19 and 20.
+func TestRegistrationValidation(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.RegistrationRateLimit = -1 })
+	many := make([]string, 11)
+	for i := range many {
+		many[i] = fmt.Sprintf("https://app.example.com/cb%d", i)
+	}
+	cases := []struct {
+		name   string
+		body   any
+		status int
+		err    string
+	}{
+		{"javascript", map[string]any{"redirect_uris": []string{"javascript:alert(1)"}}, 400, "invalid_redirect_uri"},
+		{"javascript upper", map[string]any{"redirect_uris": []string{"JavaScript:alert(1)"}}, 400, "invalid_redirect_uri"},
+		{"data", map[string]any{"redirect_uris": []string{"data:text/html,<script>x</script>"}}, 400, "invalid_redirect_uri"},
+		{"leading space", map[string]any{"redirect_uris": []string{" https://app.example.com/cb"}}, 400, "invalid_redirect_uri"},
+		{"http non-loopback", map[string]any{"redirect_uris": []string{"http://app.example.com/cb"}}, 400, "invalid_redirect_uri"},
+		{"fragment", map[string]any{"redirect_uris": []string{"https://app.example.com/cb#frag"}}, 400, "invalid_redirect_uri"},
+		{"wildcard", map[string]any{"redirect_uris": []string{"https://*.example.com/cb"}}, 400, "invalid_redirect_uri"},
+		{"star", map[string]any{"redirect_uris": []string{"*"}}, 400, "invalid_redirect_uri"},
+		{"userinfo", map[string]any{"redirect_uris": []string{"https://good@evil.example/cb"}}, 400, "invalid_redirect_uri"},
+		{"missing", map[string]any{"client_name": "x"}, 400, "invalid_redirect_uri"},
+		{"too many uris", map[string]any{"redirect_uris": many}, 400, "invalid_client_metadata"},
+		{"unknown grant", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "grant_types": []string{"authorization_code", "password"}}, 400, "invalid_client_metadata"},
+		{"implicit", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "response_types": []string{"token"}}, 400, "invalid_client_metadata"},
+		{"exchange grant", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "grant_types": []string{"authorization_code", grantTokenExchange}}, 400, "invalid_client_metadata"},
+		{"unknown auth method", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "token_endpoint_auth_method": "private_key_jwt"}, 400, "invalid_client_metadata"},
+		{"bad application_type", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "application_type": "browser"}, 400, "invalid_client_metadata"},
+		{"body too large", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "client_name": strings.Repeat("x", 20000)}, 400, "invalid_client_metadata"},
+		{"not json", "redirect_uris=x", 400, "invalid_client_metadata"},
+		{"ok https", map[string]any{"redirect_uris": []string{"https://app.example.com/cb"}}, 201, ""},
+		{"ok loopback v4", map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}, "token_endpoint_auth_method": "none"}, 201, ""},
+		{"ok loopback v6", map[string]any{"redirect_uris": []string{"http://[::1]:8080/cb"}, "token_endpoint_auth_method": "none"}, 201, ""},
+		{"ok localhost", map[string]any{"redirect_uris": []string{"http://localhost:3000/callback"}, "token_endpoint_auth_method": "none"}, 201, ""},
+		{"ok private-use", map[string]any{"redirect_uris": []string{"com.example.app:/oauth2redirect"}, "application_type": "native", "token_endpoint_auth_method": "none"}, 201, ""},
+		{"ok unknown field ignored", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "resource": "https://mcp.example.com/mcp"}, 201, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := e.postJSON("/register", tc.body, nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%v)", resp.StatusCode, tc.status, m)
+			}
+			if tc.err != "" && m["error"] != tc.err {
+				t.Fatalf("error %v, want %s", m["error"], tc.err)
+			}
+			if tc.status == 201 {
+				for _, f := range []string{"client_id", "redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "registration_access_token", "registration_client_uri", "client_id_issued_at"} {
+					if _, ok := m[f]; !ok {
+						t.Errorf("response lacks %s: %v", f, m)
+					}
+				}
+				if m["token_endpoint_auth_method"] != "none" && m["client_secret"] == nil {
+					t.Errorf("confidential client without a secret: %v", m)
+				}
+			}
+		})
+	}
+}
+
+// SECURITY.md 21: per-address rate limit from RemoteAddr only, and a total cap.
+func TestRegistrationRateLimitAndCap(t *testing.T) {
+	t.Run("rate limit ignores forwarded headers", func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.RegistrationRateLimit = 3 })
+		body := map[string]any{"redirect_uris": []string{"https://a.example/cb"}}
+		for i := 0; i < 3; i++ {
+			// A different spoofed X-Forwarded-For each time must not reset the limit.
+			resp, m := e.postJSON("/register", body, map[string]string{"X-Forwarded-For": fmt.Sprintf("10.0.0.%d", i), "X-Real-IP": fmt.Sprintf("10.1.0.%d", i)})
+			if resp.StatusCode != 201 {
+				t.Fatalf("registration %d: %d %v", i, resp.StatusCode, m)
+			}
+		}
+		resp, m := e.postJSON("/register", body, map[string]string{"X-Forwarded-For": "203.0.113.9"})
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("4th registration: %d %v, want 429 with Retry-After", resp.StatusCode, m)
+		}
+		// After the window the address may register again.
+		e.clock.Advance(61e9)
+		if resp, _ := e.postJSON("/register", body, nil); resp.StatusCode != 201 {
+			t.Fatalf("after window: %d", resp.StatusCode)
+		}
+	})
+	t.Run("total cap", func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.MaxClients = 2; o.RegistrationRateLimit = -1 })
+		body := map[string]any{"redirect_uris": []string{"https://a.example/cb"}}
+		for i := 0; i < 2; i++ {
+			if resp, m := e.postJSON("/register", body, nil); resp.StatusCode != 201 {
+				t.Fatalf("registration %d: %d %v", i, resp.StatusCode, m)
+			}
+		}
+		resp, m := e.postJSON("/register", body, nil)
+		if resp.StatusCode != http.StatusForbidden || m["error"] != "access_denied" {
+			t.Fatalf("over cap: %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("initial access token", func(t *testing.T) {
+		e := newEnv(t, func(o *Options) { o.RegistrationInitialToken = "initial-token-0123456789" })
+		body := map[string]any{"redirect_uris": []string{"https://a.example/cb"}}
+		for _, tc := range []struct {
+			hdr    map[string]string
+			status int
+		}{
+			{nil, 401},
+			{map[string]string{"Authorization": "Bearer wrong"}, 401},
+			{map[string]string{"Authorization": "Bearer initial-token-0123456789"}, 201},
+		} {
+			if resp, m := e.postJSON("/register", body, tc.hdr); resp.StatusCode != tc.status {
+				t.Errorf("%v: %d %v, want %d", tc.hdr, resp.StatusCode, m, tc.status)
+			}
+		}
+	})
+}
+
+// RFC 7592 read, update and delete with the registration access token.
+func TestClientConfigurationEndpoint(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(map[string]any{"client_name": "Before"})
+	regURI := e.url("/register/" + c.ID)
+	do := func(method, tok, body string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest(method, regURI, strings.NewReader(body))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		return doJSON(t, req)
+	}
+	if resp, _ := do(http.MethodGet, "", ""); resp.StatusCode != 401 {
+		t.Errorf("read without token: %d", resp.StatusCode)
+	}
+	if resp, _ := do(http.MethodGet, "wrong", ""); resp.StatusCode != 401 {
+		t.Errorf("read with wrong token: %d", resp.StatusCode)
+	}
+	other := e.register(nil)
+	if resp, _ := do(http.MethodGet, other.RAT, ""); resp.StatusCode != 401 {
+		t.Errorf("read with another client's token: %d", resp.StatusCode)
+	}
+	resp, m := do(http.MethodGet, c.RAT, "")
+	if resp.StatusCode != 200 || m["client_name"] != "Before" || m["client_id"] != c.ID || m["registration_access_token"] != nil {
+		t.Fatalf("read: %d %v", resp.StatusCode, m)
+	}
+	upd := fmt.Sprintf(`{"client_id":%q,"client_name":"After","redirect_uris":["https://new.example/cb"],"token_endpoint_auth_method":"none","grant_types":["authorization_code"]}`, c.ID)
+	resp, m = do(http.MethodPut, c.RAT, upd)
+	if resp.StatusCode != 200 || m["client_name"] != "After" {
+		t.Fatalf("update: %d %v", resp.StatusCode, m)
+	}
+	bad := `{"client_id":"someone-else","redirect_uris":["https://new.example/cb"]}`
+	if resp, m := do(http.MethodPut, c.RAT, bad); resp.StatusCode != 400 || m["error"] != "invalid_client_metadata" {
+		t.Errorf("update with foreign client_id: %d %v", resp.StatusCode, m)
+	}
+	evil := fmt.Sprintf(`{"client_id":%q,"redirect_uris":["javascript:alert(1)"]}`, c.ID)
+	if resp, m := do(http.MethodPut, c.RAT, evil); resp.StatusCode != 400 || m["error"] != "invalid_redirect_uri" {
+		t.Errorf("update with bad redirect: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := do(http.MethodDelete, c.RAT, ""); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if resp, _ := do(http.MethodGet, c.RAT, ""); resp.StatusCode != 401 {
+		t.Errorf("read after delete: %d", resp.StatusCode)
+	}
+}
