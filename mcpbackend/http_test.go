@@ -195,3 +195,23 @@ func TestMCPGoRefusesProxiedHost(t *testing.T) {
 		t.Errorf("mcp-go default answered %d to a proxied Host, want 403", resp.StatusCode)
 	}
 }
+
+// TestRawToolsCall is the curl example of docs/mcpbackend.md: one stateless POST, no initialize.
+func TestRawToolsCall(t *testing.T) {
+	e := newEnv(t, nil)
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_user_info","arguments":{}}}`
+	req, _ := http.NewRequest(http.MethodPost, e.backend.URL+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("X-GitHub-Token", githubfake.AliceToken)
+	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(out), "GitHub user alice") || resp.Header.Get("Mcp-Session-Id") != "" {
+		t.Errorf("status %d, session %q, body %s", resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), out)
+	}
+}
