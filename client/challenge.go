@@ -158,12 +158,10 @@ func parseChallengeHeader(s string) ([]Challenge, error) {
 		}
 		c := Challenge{Scheme: scheme, Params: map[string]string{}}
 		p.skipWS()
-		if !p.startsParam(p.i) {
-			if t, ok := p.tryToken68(); ok {
-				c.Token68 = t
-				out = append(out, c)
-				continue
-			}
+		if t, ok := p.tryToken68(); ok { // only when it stands alone up to "," or the end
+			c.Token68 = t
+			out = append(out, c)
+			continue
 		}
 		for {
 			p.skipWS()

@@ -97,7 +97,14 @@ func (c *Client) register(ctx context.Context, d *Discovery, redirectURI string,
 				hint = "; check -registration-token"
 			}
 		}
-		return nil, fmt.Errorf("the authorization server at %s refused the registration (%s)%s", d.Issuer, strings.TrimPrefix(oe.Error(), d.AS.RegistrationEndpoint+" "), hint)
+		why := fmt.Sprintf("HTTP %d", oe.Status)
+		if oe.Code != "" {
+			why = oe.Code
+		}
+		if oe.Description != "" {
+			why += ": " + oe.Description
+		}
+		return nil, fmt.Errorf("the authorization server at %s refused the registration: %s%s", d.Issuer, why, hint)
 	}
 	var rr registrationResponse
 	if err := json.Unmarshal(body, &rr); err != nil || rr.ClientID == "" {

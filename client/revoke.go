@@ -37,7 +37,11 @@ func (c *Client) revoke(ctx context.Context, endpoint, token, hint string, cc cl
 		return err
 	}
 	if status != http.StatusOK {
-		return fmt.Errorf("revoking the %s failed: %w", hintName(hint), oauthErrorFrom(endpoint, status, body))
+		oe := oauthErrorFrom(endpoint, status, body)
+		if hint == "access_token" && oe.Code == "unsupported_token_type" {
+			return nil // RFC 7009 §2.2.1: the server cannot revoke access tokens; they expire
+		}
+		return fmt.Errorf("revoking the %s failed: %w", hintName(hint), oe)
 	}
 	return nil
 }

@@ -1,0 +1,503 @@
+// Package oauthtest provides in-process fakes for the client's tests: an OAuth 2.1
+// authorization server (RFC 8414 / OIDC discovery, RFC 7591 registration, authorization code
+// with PKCE S256, RFC 8707 resources, RFC 9207 iss, rotating refresh tokens, RFC 7009
+// revocation) and a protected MCP resource (RFC 9728 metadata, RFC 6750 challenges) around an
+// mcp-go server. They follow the RFC shapes, not any particular product.
+package oauthtest
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ASOptions shapes the fake authorization server. The zero value is a well-behaved server at
+// the origin root with registration, iss support and RFC 8414 metadata.
+type ASOptions struct {
+	// IssuerPath gives the issuer a path, e.g. "/t1".
+	IssuerPath string
+	// OIDCOnly serves only OpenID Connect discovery documents (path-appended and, for an
+	// issuer with a path, also the RFC 8414 §5-style inserted form).
+	OIDCOnly bool
+	// MetadataIssuer overrides the issuer named in the metadata (mismatch tests).
+	MetadataIssuer string
+	// MetadataIssuerSlash appends "/" to the issuer named in the metadata.
+	MetadataIssuerSlash bool
+	// NoS256 omits code_challenge_methods_supported.
+	NoS256 bool
+	// NoIssSupport does not advertise authorization_response_iss_parameter_supported and does
+	// not send iss.
+	NoIssSupport bool
+	// WrongIss sends a foreign iss in the authorization response.
+	WrongIss bool
+	// WrongState sends a different state in the authorization response.
+	WrongState bool
+	// NoRegistration omits the registration endpoint.
+	NoRegistration bool
+	// RefuseRegistration answers every registration with 400 invalid_client_metadata.
+	RefuseRegistration bool
+	// RegistrationToken, when set, is required as the bearer of registration requests.
+	RegistrationToken string
+	// ExactRedirect compares redirect URIs exactly instead of RFC 8252 any-port loopback matching.
+	ExactRedirect bool
+	// WithheldScopes are never granted, even when requested (step-up limit tests).
+	WithheldScopes []string
+	// AccessTTL is the access token lifetime; default 1h.
+	AccessTTL time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Grant is what an access or refresh token stands for.
+type Grant struct {
+	ClientID string
+	Scopes   []string
+	Resource string
+	Expiry   time.Time
+	Family   string
+}
+
+type regClient struct {
+	id, secret   string
+	redirectURIs []string
+	scope        string
+}
+
+type code struct {
+	grant       Grant
+	redirectURI string
+	challenge   string
+	expiry      time.Time
+}
+
+// AS is the fake authorization server. Counters and records are safe to read after the
+// requests that produce them have completed.
+type AS struct {
+	Server *httptest.Server
+	Issuer string
+	opts   ASOptions
+
+	mu            sync.Mutex
+	clients       map[string]*regClient
+	codes         map[string]*code
+	access        map[string]*Grant
+	refresh       map[string]*Grant
+	revoked       []string // token_type_hint of each revocation
+	registrations []map[string]any
+	authorizes    []url.Values
+	tokenForms    []url.Values
+	metadataHits  []string
+}
+
+// NewAS starts a fake authorization server, stopped at the end of the test.
+func NewAS(t testing.TB, opts ASOptions) *AS {
+	t.Helper()
+	if opts.AccessTTL == 0 {
+		opts.AccessTTL = time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a := &AS{
+		opts: opts, clients: map[string]*regClient{}, codes: map[string]*code{},
+		access: map[string]*Grant{}, refresh: map[string]*Grant{},
+	}
+	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
+	t.Cleanup(a.Server.Close)
+	a.Issuer = a.Server.URL + opts.IssuerPath
+	return a
+}
+
+// AddClient pre-registers a client (secret "" for a public client) with redirect URIs.
+func (a *AS) AddClient(id, secret string, redirectURIs ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.clients[id] = &regClient{id: id, secret: secret, redirectURIs: redirectURIs}
+}
+
+// Validate returns the grant of a live access token.
+func (a *AS) Validate(token string) (Grant, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g, ok := a.access[token]
+	if !ok || !a.opts.Now().Before(g.Expiry) {
+		return Grant{}, false
+	}
+	return *g, true
+}
+
+// InvalidateAccessTokens makes every issued access token invalid (refresh tokens stay).
+func (a *AS) InvalidateAccessTokens() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.access)
+}
+
+// InvalidateAll makes every issued token invalid.
+func (a *AS) InvalidateAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.access)
+	clear(a.refresh)
+}
+
+// Registrations returns the bodies of the registration requests received.
+func (a *AS) Registrations() []map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.registrations)
+}
+
+// Authorizes returns the query parameters of the authorization requests received.
+func (a *AS) Authorizes() []url.Values {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.authorizes)
+}
+
+// TokenForms returns the forms posted to the token endpoint.
+func (a *AS) TokenForms() []url.Values {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.tokenForms)
+}
+
+// Revoked returns the token_type_hint of each authenticated revocation request, in order.
+func (a *AS) Revoked() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.revoked)
+}
+
+// MetadataHits returns the metadata paths requested, in order.
+func (a *AS) MetadataHits() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.metadataHits)
+}
+
+func (a *AS) metadataPaths() []string {
+	p := a.opts.IssuerPath
+	if a.opts.OIDCOnly {
+		if p == "" {
+			return []string{"/.well-known/openid-configuration"}
+		}
+		return []string{p + "/.well-known/openid-configuration"}
+	}
+	return []string{"/.well-known/oauth-authorization-server" + p}
+}
+
+func (a *AS) serve(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if strings.Contains(p, "/.well-known/") {
+		a.mu.Lock()
+		a.metadataHits = append(a.metadataHits, p)
+		a.mu.Unlock()
+		if slices.Contains(a.metadataPaths(), p) {
+			a.metadata(w)
+			return
+		}
+		http.NotFound(w, r)
+		return
+	}
+	switch strings.TrimPrefix(p, a.opts.IssuerPath) {
+	case "/register":
+		a.register(w, r)
+	case "/authorize":
+		a.authorize(w, r)
+	case "/token":
+		a.token(w, r)
+	case "/revoke":
+		a.revoke(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (a *AS) metadata(w http.ResponseWriter) {
+	iss := a.Issuer
+	if a.opts.MetadataIssuer != "" {
+		iss = a.opts.MetadataIssuer
+	}
+	if a.opts.MetadataIssuerSlash {
+		iss += "/"
+	}
+	md := map[string]any{
+		"issuer":                                iss,
+		"authorization_endpoint":                a.Issuer + "/authorize",
+		"token_endpoint":                        a.Issuer + "/token",
+		"revocation_endpoint":                   a.Issuer + "/revoke",
+		"response_types_supported":              []string{"code"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
+		"token_endpoint_auth_methods_supported": []string{"none", "client_secret_basic", "client_secret_post"},
+	}
+	if !a.opts.NoS256 {
+		md["code_challenge_methods_supported"] = []string{"S256"}
+	}
+	if !a.opts.NoIssSupport {
+		md["authorization_response_iss_parameter_supported"] = true
+	}
+	if !a.opts.NoRegistration {
+		md["registration_endpoint"] = a.Issuer + "/register"
+	}
+	writeJSON(w, http.StatusOK, md)
+}
+
+func oauthErr(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (a *AS) register(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if a.opts.RegistrationToken != "" && r.Header.Get("Authorization") != "Bearer "+a.opts.RegistrationToken {
+		oauthErr(w, http.StatusUnauthorized, "invalid_token", "initial access token required")
+		return
+	}
+	var body map[string]any
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil {
+		oauthErr(w, http.StatusBadRequest, "invalid_client_metadata", "bad JSON")
+		return
+	}
+	a.mu.Lock()
+	a.registrations = append(a.registrations, body)
+	a.mu.Unlock()
+	if a.opts.RefuseRegistration {
+		oauthErr(w, http.StatusBadRequest, "invalid_client_metadata", "registration is closed <b>here</b>")
+		return
+	}
+	var uris []string
+	if list, ok := body["redirect_uris"].([]any); ok {
+		for _, u := range list {
+			if s, ok := u.(string); ok {
+				uris = append(uris, s)
+			}
+		}
+	}
+	if len(uris) == 0 {
+		oauthErr(w, http.StatusBadRequest, "invalid_redirect_uri", "redirect_uris required")
+		return
+	}
+	if body["token_endpoint_auth_method"] != "none" {
+		oauthErr(w, http.StatusBadRequest, "invalid_client_metadata", "only public clients")
+		return
+	}
+	id := "client-" + random()
+	scope, _ := body["scope"].(string)
+	a.mu.Lock()
+	a.clients[id] = &regClient{id: id, redirectURIs: uris, scope: scope}
+	a.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"client_id": id, "redirect_uris": uris, "token_endpoint_auth_method": "none",
+		"grant_types": body["grant_types"], "client_name": body["client_name"],
+	})
+}
+
+// redirectAllowed applies RFC 8252 §7.3: a registered loopback IP redirect matches any port.
+func (a *AS) redirectAllowed(c *regClient, got string) bool {
+	if slices.Contains(c.redirectURIs, got) {
+		return true
+	}
+	if a.opts.ExactRedirect {
+		return false
+	}
+	gu, err := url.Parse(got)
+	if err != nil || gu.Scheme != "http" || gu.Hostname() != "127.0.0.1" {
+		return false
+	}
+	for _, reg := range c.redirectURIs {
+		ru, err := url.Parse(reg)
+		if err != nil || ru.Hostname() != "127.0.0.1" {
+			continue
+		}
+		if ru.Scheme == gu.Scheme && ru.Path == gu.Path && ru.RawQuery == gu.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *AS) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	a.mu.Lock()
+	a.authorizes = append(a.authorizes, q)
+	c := a.clients[q.Get("client_id")]
+	a.mu.Unlock()
+	if c == nil || !a.redirectAllowed(c, q.Get("redirect_uri")) {
+		http.Error(w, "unknown client or redirect URI", http.StatusBadRequest)
+		return
+	}
+	back, _ := url.Parse(q.Get("redirect_uri"))
+	resp := url.Values{}
+	state := q.Get("state")
+	if a.opts.WrongState {
+		state = "forged-" + state
+	}
+	resp.Set("state", state)
+	switch {
+	case a.opts.WrongIss:
+		resp.Set("iss", "https://attacker.example")
+	case !a.opts.NoIssSupport:
+		resp.Set("iss", a.Issuer)
+	}
+	if q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 {
+		resp.Set("error", "invalid_request")
+		resp.Set("error_description", "PKCE S256 and response_type=code required")
+	} else if q.Has("scope") && strings.TrimSpace(q.Get("scope")) == "" {
+		resp.Set("error", "invalid_scope")
+		resp.Set("error_description", "empty scope")
+	} else {
+		cd := random()
+		a.mu.Lock()
+		a.codes[cd] = &code{
+			grant:       Grant{ClientID: c.id, Scopes: a.grantable(strings.Fields(q.Get("scope"))), Resource: q.Get("resource")},
+			redirectURI: q.Get("redirect_uri"), challenge: q.Get("code_challenge"),
+			expiry: a.opts.Now().Add(time.Minute),
+		}
+		a.mu.Unlock()
+		resp.Set("code", cd)
+	}
+	back.RawQuery = resp.Encode()
+	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+func (a *AS) grantable(scopes []string) []string {
+	return slices.DeleteFunc(scopes, func(s string) bool { return slices.Contains(a.opts.WithheldScopes, s) })
+}
+
+func (a *AS) clientAuth(r *http.Request) (*regClient, bool) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	a.mu.Lock()
+	c := a.clients[id]
+	a.mu.Unlock()
+	if c == nil || c.secret != secret {
+		return nil, false
+	}
+	return c, true
+}
+
+func (a *AS) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+		oauthErr(w, http.StatusBadRequest, "invalid_request", "POST form required")
+		return
+	}
+	a.mu.Lock()
+	a.tokenForms = append(a.tokenForms, r.PostForm)
+	a.mu.Unlock()
+	c, ok := a.clientAuth(r)
+	if !ok {
+		oauthErr(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	f := r.PostForm
+	var g Grant
+	switch f.Get("grant_type") {
+	case "authorization_code":
+		a.mu.Lock()
+		cd := a.codes[f.Get("code")]
+		delete(a.codes, f.Get("code"))
+		a.mu.Unlock()
+		sum := sha256.Sum256([]byte(f.Get("code_verifier")))
+		switch {
+		case cd == nil || cd.grant.ClientID != c.id || !a.opts.Now().Before(cd.expiry):
+			oauthErr(w, http.StatusBadRequest, "invalid_grant", "bad code")
+			return
+		case cd.redirectURI != f.Get("redirect_uri"):
+			oauthErr(w, http.StatusBadRequest, "invalid_grant", "redirect_uri mismatch")
+			return
+		case base64.RawURLEncoding.EncodeToString(sum[:]) != cd.challenge:
+			oauthErr(w, http.StatusBadRequest, "invalid_grant", "PKCE verification failed")
+			return
+		case f.Get("resource") != cd.grant.Resource:
+			oauthErr(w, http.StatusBadRequest, "invalid_target", "resource differs from the authorization request")
+			return
+		}
+		g = cd.grant
+		g.Family = random()
+	case "refresh_token":
+		a.mu.Lock()
+		old := a.refresh[f.Get("refresh_token")]
+		delete(a.refresh, f.Get("refresh_token")) // rotation
+		a.mu.Unlock()
+		if old == nil || old.ClientID != c.id {
+			oauthErr(w, http.StatusBadRequest, "invalid_grant", "bad refresh token")
+			return
+		}
+		if f.Get("resource") != old.Resource {
+			oauthErr(w, http.StatusBadRequest, "invalid_target", "resource differs from the grant")
+			return
+		}
+		g = *old
+	default:
+		oauthErr(w, http.StatusBadRequest, "unsupported_grant_type", "")
+		return
+	}
+	at, rt := "at-"+random(), "rt-"+random()
+	g.Expiry = a.opts.Now().Add(a.opts.AccessTTL)
+	a.mu.Lock()
+	ag, rg := g, g
+	a.access[at] = &ag
+	a.refresh[rt] = &rg
+	a.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": at, "token_type": "Bearer", "refresh_token": rt,
+		"expires_in": int(a.opts.AccessTTL / time.Second), "scope": strings.Join(g.Scopes, " "),
+	})
+}
+
+func (a *AS) revoke(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+		oauthErr(w, http.StatusBadRequest, "invalid_request", "POST form required")
+		return
+	}
+	c, ok := a.clientAuth(r)
+	if !ok {
+		oauthErr(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	tok := r.PostForm.Get("token")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if g := a.refresh[tok]; g != nil && g.ClientID == c.id {
+		delete(a.refresh, tok)
+		for k, v := range a.access { // the grant's access tokens go with it
+			if v.Family == g.Family {
+				delete(a.access, k)
+			}
+		}
+	} else if g := a.access[tok]; g != nil && g.ClientID == c.id {
+		delete(a.access, tok)
+	}
+	a.revoked = append(a.revoked, r.PostForm.Get("token_type_hint"))
+	w.WriteHeader(http.StatusOK)
+}
+
+func random() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
