@@ -1,0 +1,156 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("mcp_idp", parseIDPCaddyfile)
+	// A terminal handler that serves responses itself, ordered where Caddy's own acme_server and
+	// file_server sit, after mcp_auth and reverse_proxy, so users need no `order` line.
+	httpcaddyfile.RegisterDirectiveOrder("mcp_idp", httpcaddyfile.Before, "file_server")
+}
+
+// parseIDPCaddyfile builds the handler from the mcp_idp directive:
+//
+//	mcp_idp [<matcher>] {
+//		issuer             <url>
+//		data_dir           <path>
+//		encryption_key     <base64>
+//		dev_login
+//		github {
+//			client_id     <id>
+//			client_secret <secret>
+//			base_url      <url>
+//			api_url       <url>
+//			scopes        <scope...>
+//		}
+//		exchange_client    <id> <secret> [<audience...>]
+//		default_resource   <url>
+//		allowed_resources  <url...>
+//		scopes             <scope...>
+//		signing_algorithm  RS256|ES256
+//		access_token_ttl   <duration>
+//		refresh_token_ttl  <duration>
+//		registration_token <token>
+//		allow_private_cimd
+//	}
+func parseIDPCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(IDP)
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler; see parseIDPCaddyfile for the syntax.
+func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "issuer":
+			if !d.AllArgs(&m.Issuer) {
+				return d.ArgErr()
+			}
+		case "data_dir":
+			if !d.AllArgs(&m.DataDir) {
+				return d.ArgErr()
+			}
+		case "encryption_key":
+			if !d.AllArgs(&m.EncryptionKey) {
+				return d.ArgErr()
+			}
+		case "dev_login":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.DevLogin = true
+		case "allow_private_cimd":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.AllowPrivateCIMD = true
+		case "github":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			gh := new(IDPGitHub)
+			for d.NextBlock(1) {
+				var dst *string
+				switch d.Val() {
+				case "client_id":
+					dst = &gh.ClientID
+				case "client_secret":
+					dst = &gh.ClientSecret
+				case "base_url":
+					dst = &gh.BaseURL
+				case "api_url":
+					dst = &gh.APIURL
+				case "scopes":
+					gh.Scopes = d.RemainingArgs()
+					continue
+				default:
+					return d.Errf("unrecognized github option %q", d.Val())
+				}
+				if !d.AllArgs(dst) {
+					return d.ArgErr()
+				}
+			}
+			m.GitHub = gh
+		case "exchange_client":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Err("exchange_client needs an id and a secret")
+			}
+			m.ExchangeClients = append(m.ExchangeClients, IDPExchangeClient{ID: args[0], Secret: args[1], Audiences: args[2:]})
+		case "default_resource":
+			if !d.AllArgs(&m.DefaultResource) {
+				return d.ArgErr()
+			}
+		case "allowed_resources":
+			m.AllowedResources = d.RemainingArgs()
+			if len(m.AllowedResources) == 0 {
+				return d.ArgErr()
+			}
+		case "scopes":
+			m.Scopes = d.RemainingArgs()
+			if len(m.Scopes) == 0 {
+				return d.ArgErr()
+			}
+		case "signing_algorithm":
+			if !d.AllArgs(&m.SigningAlgorithm) {
+				return d.ArgErr()
+			}
+		case "access_token_ttl", "refresh_token_ttl":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
+			if opt == "access_token_ttl" {
+				m.AccessTokenTTL = caddy.Duration(dur)
+			} else {
+				m.RefreshTokenTTL = caddy.Duration(dur)
+			}
+		case "registration_token":
+			if !d.AllArgs(&m.RegistrationToken) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized mcp_idp option %q", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*IDP)(nil)

@@ -1,0 +1,251 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/mcpgate/mcpgate/idp"
+)
+
+func init() {
+	caddy.RegisterModule(IDP{})
+}
+
+// IDP is the bundled OAuth 2.1 authorization server (package idp) served by Caddy, so that it
+// gets Caddy's automatic HTTPS. It is a terminal handler: give it its own site or a path
+// matcher, and it answers every request that reaches it (404 for paths it does not know).
+//
+// The embedded store (a bbolt file) is opened once per data directory and shared across config
+// reloads, so a reload neither reopens the file nor forgets signing keys or sessions.
+type IDP struct {
+	// Issuer is the exact issuer identifier, e.g. "https://auth.example.com". Required. Every
+	// metadata URL is derived from it; request headers never are.
+	Issuer string `json:"issuer,omitempty"`
+
+	// DataDir holds the store (idp.db) and, in development, the generated encryption key
+	// (idp.key, mode 0600). Default: "mcpgate/idp" under Caddy's data directory.
+	DataDir string `json:"data_dir,omitempty"`
+
+	// EncryptionKey is the base64 32-byte AES-256-GCM key that encrypts GitHub tokens and signing
+	// keys at rest. Placeholders such as {env.MCPGATE_IDP_KEY} are expanded. Default: the
+	// MCPGATE_IDP_KEY environment variable, else <data_dir>/idp.key, which is generated on first
+	// run only when dev_login is on.
+	EncryptionKey string `json:"encryption_key,omitempty"`
+
+	// DevLogin enables the development login page: pick a username and optionally paste a GitHub
+	// personal access token. Never enable it in production. Default false.
+	DevLogin bool `json:"dev_login,omitempty"`
+
+	// GitHub configures "Sign in with GitHub" with a GitHub OAuth app. Default: off.
+	GitHub *IDPGitHub `json:"github,omitempty"`
+
+	// ExchangeClients are the confidential clients (the gateway) that may exchange a user's
+	// access token for the user's GitHub token (RFC 8693). Default none: exchange is disabled.
+	ExchangeClients []IDPExchangeClient `json:"exchange_clients,omitempty"`
+
+	// DefaultResource is the access token audience when a request names no resource.
+	// Default: the issuer.
+	DefaultResource string `json:"default_resource,omitempty"`
+
+	// AllowedResources, if set, restricts the resource parameter to these values (plus
+	// default_resource). Default: any absolute http(s) URI.
+	AllowedResources []string `json:"allowed_resources,omitempty"`
+
+	// Scopes are the scopes clients may request. Default ["mcp"].
+	Scopes []string `json:"scopes,omitempty"`
+
+	// SigningAlgorithm is RS256 (default) or ES256.
+	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
+
+	// AccessTokenTTL is the access token lifetime. Default 1h.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+
+	// RefreshTokenTTL is the absolute lifetime of a refresh token family. Default 720h (30 days).
+	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+
+	// RegistrationToken, if set, is the initial access token (RFC 7591) that dynamic client
+	// registration requires. Placeholders are expanded. Default: open registration.
+	RegistrationToken string `json:"registration_token,omitempty"`
+
+	// AllowPrivateCIMD lets Client ID Metadata Documents be fetched from private and loopback
+	// addresses. Development only. Default false.
+	AllowPrivateCIMD bool `json:"allow_private_cimd,omitempty"`
+
+	srv      *idp.Server
+	storeKey string
+}
+
+// IDPGitHub is a GitHub OAuth app.
+type IDPGitHub struct {
+	// ClientID of the GitHub OAuth app. Placeholders are expanded.
+	ClientID string `json:"client_id,omitempty"`
+	// ClientSecret of the GitHub OAuth app. Placeholders are expanded.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// BaseURL is GitHub's web origin. Default "https://github.com".
+	BaseURL string `json:"base_url,omitempty"`
+	// APIURL is GitHub's REST API. Default "https://api.github.com".
+	APIURL string `json:"api_url,omitempty"`
+	// Scopes requested from GitHub. Default none.
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// IDPExchangeClient is a client allowed to use token exchange.
+type IDPExchangeClient struct {
+	// ID is the client_id, e.g. "gateway".
+	ID string `json:"id,omitempty"`
+	// Secret authenticates it. Placeholders such as {env.MCPGATE_GATEWAY_SECRET} are expanded.
+	Secret string `json:"secret,omitempty"`
+	// Audiences limits the access tokens it may exchange to these resources. Default: any.
+	Audiences []string `json:"audiences,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (IDP) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.mcp_idp",
+		New: func() caddy.Module { return new(IDP) },
+	}
+}
+
+// idpStores holds the open bbolt stores by file path. bbolt locks its file, so a config reload
+// (which provisions the new handler before cleaning up the old one) must share the open store.
+var idpStores = caddy.NewUsagePool()
+
+type idpStore struct{ *idp.BoltStore }
+
+func (s idpStore) Destruct() error { return s.Close() }
+
+// Provision opens (or shares) the store and builds the server.
+func (m *IDP) Provision(ctx caddy.Context) error {
+	repl := caddy.NewReplacer()
+	if m.DataDir == "" {
+		m.DataDir = filepath.Join(caddy.AppDataDir(), "mcpgate", "idp")
+	}
+	dataDir := repl.ReplaceAll(m.DataDir, "")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("mcp_idp: data directory: %w", err)
+	}
+
+	var key []byte
+	var err error
+	if m.EncryptionKey != "" {
+		key, err = idp.ParseEncryptionKey(repl.ReplaceAll(m.EncryptionKey, ""))
+	} else {
+		key, err = idp.LoadOrCreateEncryptionKey(dataDir, m.DevLogin)
+	}
+	if err != nil {
+		return fmt.Errorf("mcp_idp: %w", err)
+	}
+
+	path, err := filepath.Abs(filepath.Join(dataDir, "idp.db"))
+	if err != nil {
+		return fmt.Errorf("mcp_idp: %w", err)
+	}
+	v, _, err := idpStores.LoadOrNew(path, func() (caddy.Destructor, error) {
+		s, err := idp.OpenBoltStore(path)
+		if err != nil {
+			return nil, err
+		}
+		return idpStore{s}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("mcp_idp: open store: %w", err)
+	}
+	m.storeKey = path
+
+	opts := idp.Options{
+		Issuer:                   m.Issuer,
+		Store:                    v.(idpStore).BoltStore,
+		EncryptionKey:            key,
+		SigningAlgorithm:         m.SigningAlgorithm,
+		DevLogin:                 m.DevLogin,
+		DefaultResource:          m.DefaultResource,
+		AllowedResources:         m.AllowedResources,
+		Scopes:                   m.Scopes,
+		AccessTokenTTL:           time.Duration(m.AccessTokenTTL),
+		RefreshTokenTTL:          time.Duration(m.RefreshTokenTTL),
+		RegistrationInitialToken: repl.ReplaceAll(m.RegistrationToken, ""),
+		AllowPrivateCIMD:         m.AllowPrivateCIMD,
+		Logger:                   ctx.Slogger(),
+	}
+	if m.GitHub != nil {
+		opts.GitHub = idp.GitHubConfig{
+			ClientID:     repl.ReplaceAll(m.GitHub.ClientID, ""),
+			ClientSecret: repl.ReplaceAll(m.GitHub.ClientSecret, ""),
+			BaseURL:      m.GitHub.BaseURL,
+			APIURL:       m.GitHub.APIURL,
+			Scopes:       m.GitHub.Scopes,
+		}
+	}
+	for _, c := range m.ExchangeClients {
+		secret := repl.ReplaceAll(c.Secret, "")
+		if secret == "" {
+			return fmt.Errorf("mcp_idp: exchange client %q has an empty secret (is its environment variable set?)", c.ID)
+		}
+		opts.ExchangeClients = append(opts.ExchangeClients, idp.ExchangeClient{ID: c.ID, Secret: secret, Audiences: c.Audiences})
+	}
+	m.srv, err = idp.New(opts)
+	if err != nil {
+		return fmt.Errorf("mcp_idp: %w", err)
+	}
+	return nil
+}
+
+// Validate checks the configuration without changing it.
+func (m IDP) Validate() error {
+	if m.Issuer == "" {
+		return errors.New("mcp_idp: issuer is required")
+	}
+	if !m.DevLogin && (m.GitHub == nil || m.GitHub.ClientID == "") {
+		return errors.New("mcp_idp: configure github { client_id ... } or enable dev_login")
+	}
+	for _, c := range m.ExchangeClients {
+		if c.ID == "" {
+			return errors.New("mcp_idp: an exchange client needs an id")
+		}
+	}
+	return nil
+}
+
+// ServeHTTP hands the request to the authorization server. The server rate-limits registration
+// by r.RemoteAddr, so that is set to the client address Caddy determined, which honours
+// trusted_proxies and never a spoofable header on its own.
+func (m *IDP) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		r2 := r.Clone(r.Context())
+		r2.RemoteAddr = net.JoinHostPort(ip, "0")
+		r = r2
+	}
+	m.srv.ServeHTTP(w, r)
+	return nil
+}
+
+// Cleanup stops the server's background work and releases the shared store.
+func (m *IDP) Cleanup() error {
+	var err error
+	if m.srv != nil {
+		err = m.srv.Close()
+	}
+	if m.storeKey != "" {
+		if _, derr := idpStores.Delete(m.storeKey); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*IDP)(nil)
+	_ caddy.Validator             = (*IDP)(nil)
+	_ caddy.CleanerUpper          = (*IDP)(nil)
+	_ caddyhttp.MiddlewareHandler = (*IDP)(nil)
+)

@@ -1,0 +1,236 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func TestIDPUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		want    IDP
+		wantErr string
+	}{
+		{
+			name: "full",
+			input: `mcp_idp {
+				issuer https://auth.example.com
+				data_dir /var/lib/mcpgate
+				encryption_key {env.MCPGATE_IDP_KEY}
+				github {
+					client_id {env.GITHUB_CLIENT_ID}
+					client_secret {env.GITHUB_CLIENT_SECRET}
+					base_url https://github.example.com
+					api_url https://github.example.com/api/v3
+					scopes repo read:user
+				}
+				exchange_client gateway {env.MCPGATE_GATEWAY_SECRET} https://mcp.example.com/mcp
+				default_resource https://mcp.example.com/mcp
+				allowed_resources https://mcp.example.com/mcp https://other.example.com/mcp
+				scopes mcp:tools github:repo
+				signing_algorithm ES256
+				access_token_ttl 15m
+				refresh_token_ttl 24h
+				registration_token {env.REG}
+			}`,
+			want: IDP{
+				Issuer:        "https://auth.example.com",
+				DataDir:       "/var/lib/mcpgate",
+				EncryptionKey: "{env.MCPGATE_IDP_KEY}",
+				GitHub: &IDPGitHub{
+					ClientID: "{env.GITHUB_CLIENT_ID}", ClientSecret: "{env.GITHUB_CLIENT_SECRET}",
+					BaseURL: "https://github.example.com", APIURL: "https://github.example.com/api/v3",
+					Scopes: []string{"repo", "read:user"},
+				},
+				ExchangeClients:   []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_GATEWAY_SECRET}", Audiences: []string{"https://mcp.example.com/mcp"}}},
+				DefaultResource:   "https://mcp.example.com/mcp",
+				AllowedResources:  []string{"https://mcp.example.com/mcp", "https://other.example.com/mcp"},
+				Scopes:            []string{"mcp:tools", "github:repo"},
+				SigningAlgorithm:  "ES256",
+				AccessTokenTTL:    caddy.Duration(15 * time.Minute),
+				RefreshTokenTTL:   caddy.Duration(24 * time.Hour),
+				RegistrationToken: "{env.REG}",
+			},
+		},
+		{
+			name:  "dev",
+			input: "mcp_idp {\n issuer https://localhost:9443\n dev_login\n allow_private_cimd\n}",
+			want:  IDP{Issuer: "https://localhost:9443", DevLogin: true, AllowPrivateCIMD: true},
+		},
+		{name: "argument on directive", input: "mcp_idp https://x {\n}", wantErr: "wrong argument count"},
+		{name: "unknown option", input: "mcp_idp {\n bogus 1\n}", wantErr: `unrecognized mcp_idp option "bogus"`},
+		{name: "exchange client without secret", input: "mcp_idp {\n exchange_client gateway\n}", wantErr: "needs an id and a secret"},
+		{name: "bad duration", input: "mcp_idp {\n access_token_ttl soon\n}", wantErr: "access_token_ttl"},
+		{name: "unknown github option", input: "mcp_idp {\n github {\n  org x\n }\n}", wantErr: `unrecognized github option "org"`},
+		{name: "dev_login takes no argument", input: "mcp_idp {\n dev_login yes\n}", wantErr: "wrong argument count"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got IDP
+			err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIDPValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		m    IDP
+		ok   bool
+	}{
+		{"dev", IDP{Issuer: "https://a", DevLogin: true}, true},
+		{"github", IDP{Issuer: "https://a", GitHub: &IDPGitHub{ClientID: "x"}}, true},
+		{"no issuer", IDP{DevLogin: true}, false},
+		{"no login method", IDP{Issuer: "https://a"}, false},
+		{"exchange client without id", IDP{Issuer: "https://a", DevLogin: true, ExchangeClients: []IDPExchangeClient{{Secret: "s"}}}, false},
+	} {
+		if err := tt.m.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+// provisionIDP provisions an mcp_idp handler as Caddy would.
+func provisionIDP(t *testing.T, m *IDP) (*IDP, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := m.Provision(ctx); err != nil {
+		cancel()
+		t.Fatalf("Provision: %v", err)
+	}
+	if err := m.Validate(); err != nil {
+		cancel()
+		t.Fatalf("Validate: %v", err)
+	}
+	return m, cancel
+}
+
+func idpGet(t *testing.T, m *IDP, path string) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "https://localhost:9443"+path, nil)
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		t.Fatal("mcp_idp called the next handler")
+		return nil
+	})
+	if err := m.ServeHTTP(rec, req, next); err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &body)
+	return rec.Code, body
+}
+
+// A config reload provisions the new handler before the old one is cleaned up. bbolt locks its
+// file, so both must share one open store: the new handler must neither block nor fail, and it
+// must publish the same signing key; the store must be closed only after the last user.
+func TestIDPReloadSharesStore(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("MCPGATE_IDP_KEY", "")
+	t.Setenv("MCPGATE_TEST_GATEWAY_SECRET", "s3cret-for-tests")
+	cfg := func() *IDP {
+		return &IDP{
+			Issuer: "https://localhost:9443", DataDir: dir, DevLogin: true,
+			ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_TEST_GATEWAY_SECRET}"}},
+		}
+	}
+	old, cancelOld := provisionIDP(t, cfg())
+	defer cancelOld()
+
+	status, meta := idpGet(t, old, "/.well-known/oauth-authorization-server")
+	if status != http.StatusOK || meta["issuer"] != "https://localhost:9443" {
+		t.Fatalf("metadata: status %d, issuer %v", status, meta["issuer"])
+	}
+	_, jwks1 := idpGet(t, old, "/jwks.json")
+
+	done := make(chan *IDP, 1)
+	go func() {
+		m, cancel := provisionIDP(t, cfg())
+		defer cancel()
+		done <- m
+	}()
+	var cur *IDP
+	select {
+	case cur = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("provisioning a second mcp_idp on the same data_dir blocked (store not shared)")
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatalf("Cleanup old: %v", err)
+	}
+	_, jwks2 := idpGet(t, cur, "/jwks.json")
+	if !reflect.DeepEqual(jwks1, jwks2) {
+		t.Fatalf("signing keys changed across reload:\n%v\n%v", jwks1, jwks2)
+	}
+	if err := cur.Cleanup(); err != nil {
+		t.Fatalf("Cleanup new: %v", err)
+	}
+	// After the last user the file is closed: a fresh handler opens it again, and the generated
+	// key file is private.
+	again, cancel := provisionIDP(t, cfg())
+	defer cancel()
+	if _, jwks3 := idpGet(t, again, "/jwks.json"); !reflect.DeepEqual(jwks1, jwks3) {
+		t.Fatal("signing keys did not survive a restart")
+	}
+	if err := again.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "idp.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("idp.key mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestIDPProvisionErrors(t *testing.T) {
+	t.Setenv("MCPGATE_IDP_KEY", "")
+	t.Setenv("MCPGATE_TEST_EMPTY", "")
+	for _, tt := range []struct {
+		name string
+		m    IDP
+		want string
+	}{
+		{"no key in production", IDP{Issuer: "https://a.example", GitHub: &IDPGitHub{ClientID: "x", ClientSecret: "y"}}, "no encryption key"},
+		{"bad key", IDP{Issuer: "https://a.example", DevLogin: true, EncryptionKey: "not-base64!"}, "base64"},
+		{"empty exchange secret", IDP{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_TEST_EMPTY}"}}}, "empty secret"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.m
+			m.DataDir = t.TempDir()
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			err := m.Provision(ctx)
+			_ = m.Cleanup()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Provision error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
