@@ -1,0 +1,708 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	chNoToken = `Bearer resource_metadata="` + testPRMURL + `", scope="mcp:tools"`
+	chInvalid = chNoToken + `, error="invalid_token"`
+	chScope   = chNoToken + `, error="insufficient_scope"`
+	chBadReq  = chNoToken + `, error="invalid_request"`
+)
+
+// TestSecurityGatewayCases covers every gateway case (1-18) of
+// shared/SECURITY.md: status, exact challenge, whether the backend was
+// called, and (case 18) that nothing leaks.
+func TestSecurityGatewayCases(t *testing.T) {
+	type tc struct {
+		name      string
+		req       func(env *testEnv) (*http.Request, string) // request and the bearer value used (for leak checks)
+		mutate    func(h *Handler, env *testEnv)
+		status    int
+		challenge string // exact WWW-Authenticate; "" = must be absent
+		backend   bool
+		check     func(t *testing.T, env *testEnv, w *httptest.ResponseRecorder)
+	}
+	hdrWith := func(env *testEnv, extra map[string]any) map[string]any {
+		h := env.header()
+		for k, v := range extra {
+			if v == nil {
+				delete(h, k)
+			} else {
+				h[k] = v
+			}
+		}
+		return h
+	}
+	claimsWith := func(env *testEnv, sub string, extra map[string]any) map[string]any {
+		c := env.claims(sub)
+		for k, v := range extra {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	withClaims := func(extra map[string]any) func(env *testEnv) (*http.Request, string) {
+		return func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", extra))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}
+	}
+	withHeader := func(extra map[string]any) func(env *testEnv) (*http.Request, string) {
+		return func(env *testEnv) (*http.Request, string) {
+			tok := signJWT(env.t, hdrWith(env, extra), env.claims("github:1"), jwt.SigningMethodRS256, env.issuer.key)
+			return bearerRequest("POST", "/mcp", tok), tok
+		}
+	}
+	leeway := 30 * time.Second
+
+	cases := []tc{
+		{name: "01 no Authorization", status: 401, challenge: chNoToken,
+			req: func(env *testEnv) (*http.Request, string) { return httptest.NewRequest("POST", "/mcp", nil), "" }},
+		{name: "01 other scheme (Basic) counts as no bearer", status: 401, challenge: chNoToken,
+			req: func(env *testEnv) (*http.Request, string) {
+				r := httptest.NewRequest("POST", "/mcp", nil)
+				r.SetBasicAuth("u", "p")
+				return r, ""
+			}},
+		{name: "02 token only in query", status: 401, challenge: chNoToken,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := env.validToken("github:1")
+				return httptest.NewRequest("POST", "/mcp?access_token="+tok, nil), tok
+			}},
+		{name: "02 token only in form body", status: 401, challenge: chNoToken,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := env.validToken("github:1")
+				r := httptest.NewRequest("POST", "/mcp", strings.NewReader(url.Values{"access_token": {tok}}.Encode()))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				return r, tok
+			}},
+		{name: "03 alg none without signature", status: 401, challenge: chInvalid,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := b64json(map[string]any{"alg": "none", "typ": "JWT"}) + "." + b64json(env.claims("github:1")) + "."
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "03 alg none with a signature segment", status: 401, challenge: chInvalid,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := b64json(map[string]any{"alg": "none"}) + "." + b64json(env.claims("github:1")) + ".c2ln"
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "03 alg NONE upper case", status: 401, challenge: chInvalid,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := b64json(map[string]any{"alg": "NONE"}) + "." + b64json(env.claims("github:1")) + "."
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "04 HS256 key confusion with the issuer's public key", status: 401, challenge: chInvalid,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := signJWT(env.t, hdrWith(env, map[string]any{"alg": "HS256"}), env.claims("github:1"), jwt.SigningMethodHS256, publicKeyPEM(&env.issuer.key.PublicKey))
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "04 RS384 outside the allowlist", status: 401, challenge: chInvalid,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := signJWT(env.t, hdrWith(env, map[string]any{"alg": "RS384"}), env.claims("github:1"), jwt.SigningMethodRS384, env.issuer.key)
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "04 ES256 by a foreign key", status: 401, challenge: chInvalid,
+			req: func(env *testEnv) (*http.Request, string) {
+				ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				tok := signJWT(env.t, hdrWith(env, map[string]any{"alg": "ES256"}), env.claims("github:1"), jwt.SigningMethodES256, ek)
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "06 kid is a path", status: 401, challenge: chInvalid, req: withHeader(map[string]any{"kid": "../../../../etc/passwd"})},
+		{name: "06 kid is SQL", status: 401, challenge: chInvalid, req: withHeader(map[string]any{"kid": "' OR 1=1 --"})},
+		{name: "06 kid is 10 KB", status: 401, challenge: chInvalid, req: withHeader(map[string]any{"kid": strings.Repeat("k", 10<<10)}),
+			mutate: func(h *Handler, _ *testEnv) { h.MaxTokenSize = 64 << 10 }},
+		{name: "09 unknown crit extension", status: 401, challenge: chInvalid, req: withHeader(map[string]any{"crit": []string{"urn:example:unknown"}, "urn:example:unknown": true})},
+		{name: "10 expired", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"exp": env.clock.Now().Add(-leeway - time.Second).Unix()}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "10 exp 0", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"exp": 0})},
+		{name: "10 exp as a string", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"exp": "9999999999"}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "10 exp missing", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"exp": nil})},
+		{name: "11 nbf just past the leeway", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"nbf": env.clock.Now().Add(leeway + 2*time.Second).Unix()}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "11 nbf just inside the leeway", status: 200, backend: true, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"nbf": env.clock.Now().Add(leeway - 2*time.Second).Unix()}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "11 iat just past the leeway", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"iat": env.clock.Now().Add(leeway + 2*time.Second).Unix()}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "11 iat just inside the leeway", status: 200, backend: true, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"iat": env.clock.Now().Add(leeway - 2*time.Second).Unix()}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "12 wrong iss", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"iss": "https://evil.example.com"})},
+		{name: "12 iss with trailing slash", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"iss": env.issuer.URL() + "/"}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "13 aud missing", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"aud": nil})},
+		{name: "13 aud foreign", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"aud": "https://other.example.com/mcp"})},
+		{name: "13 aud numeric", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"aud": 42})},
+		{name: "13 aud empty array", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"aud": []string{}})},
+		{name: "13 aud array containing the resource", status: 200, backend: true, req: withClaims(map[string]any{"aud": []string{"https://other.example.com", testResource}})},
+		{name: "13 aud differs only by trailing slash and host case", status: 200, backend: true, req: withClaims(map[string]any{"aud": "HTTPS://MCP.Example.COM/mcp/"})},
+		{name: "14 ID token (aud = client id, typ ID)", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"aud": "client-1", "typ": "ID", "nonce": "n"})},
+		{name: "14 ID token with header typ JWT", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			tok := signJWT(env.t, hdrWith(env, map[string]any{"typ": "JWT"}), claimsWith(env, "github:1", map[string]any{"aud": "client-1", "typ": "ID"}), jwt.SigningMethodRS256, env.issuer.key)
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "14 typ claim ID even with our audience", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"typ": "ID"})},
+		{name: "scope missing -> 403 insufficient_scope", status: 403, challenge: chScope, req: withClaims(map[string]any{"scope": "github:repo"})},
+		{name: "malformed bearer value", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			r := httptest.NewRequest("POST", "/mcp", nil)
+			r.Header.Set("Authorization", "Bearer a b")
+			return r, ""
+		}},
+		{name: "empty bearer value", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
+			r := httptest.NewRequest("POST", "/mcp", nil)
+			r.Header.Set("Authorization", "Bearer")
+			return r, ""
+		}},
+		{name: "15 second Authorization header", status: 400, challenge: chBadReq, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.validToken("github:1")
+			r := bearerRequest("POST", "/mcp", tok)
+			r.Header.Add("Authorization", "Bearer "+env.validToken("github:2"))
+			return r, tok
+		}},
+		{name: "15 client copies of the upstream header are replaced", status: 200, backend: true,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := env.validToken("github:7")
+				r := bearerRequest("POST", "/mcp", tok)
+				r.Header.Set("X-GitHub-Token", "gho_attacker")
+				r.Header["X_GitHub_Token"] = []string{"gho_attacker2"}
+				r.Header["x-github-token"] = []string{"gho_attacker3"}
+				return r, tok
+			},
+			check: func(t *testing.T, env *testEnv, w *httptest.ResponseRecorder) {
+				got := env.backend.Last()
+				if v := got.Values("X-Github-Token"); len(v) != 1 || v[0] != "gho_7" {
+					t.Errorf("backend X-GitHub-Token = %q, want only [gho_7]", v)
+				}
+				for k, v := range got {
+					if strings.Contains(strings.Join(v, ","), "attacker") {
+						t.Errorf("client copy %s=%q reached the backend", k, v)
+					}
+				}
+				if got.Get("Authorization") != "" {
+					t.Error("client Authorization header reached the backend")
+				}
+			}},
+		{name: "16 no upstream token -> 403 naming what to link", status: 403,
+			req: func(env *testEnv) (*http.Request, string) {
+				env.exchange.setUnlinked("github:9")
+				tok := env.validToken("github:9")
+				return bearerRequest("POST", "/mcp", tok), tok
+			},
+			check: func(t *testing.T, env *testEnv, w *httptest.ResponseRecorder) {
+				var body errorBody
+				if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+					t.Fatalf("body %q: %v", w.Body.String(), err)
+				}
+				want := env.issuer.URL() + "/account"
+				if body.Error != "upstream_account_not_linked" || body.LinkURL != want || !strings.Contains(body.ErrorDescription, "GitHub") {
+					t.Errorf("body = %+v, want upstream_account_not_linked naming GitHub and %s", body, want)
+				}
+			}},
+		{name: "16 no upstream token with pass -> forwarded without header", status: 200, backend: true,
+			mutate: func(h *Handler, _ *testEnv) { h.OnMissingUpstream = OnMissingUpstreamPass },
+			req: func(env *testEnv) (*http.Request, string) {
+				env.exchange.setUnlinked("github:9")
+				tok := env.validToken("github:9")
+				r := bearerRequest("POST", "/mcp", tok)
+				r.Header.Set("X-GitHub-Token", "gho_attacker")
+				return r, tok
+			},
+			check: func(t *testing.T, env *testEnv, w *httptest.ResponseRecorder) {
+				if v := env.backend.Last().Values("X-Github-Token"); len(v) != 0 {
+					t.Errorf("backend got X-GitHub-Token %q, want none", v)
+				}
+			}},
+		{name: "17 token source down -> 503 Retry-After", status: 503,
+			req: func(env *testEnv) (*http.Request, string) {
+				env.exchange.down.Store(true)
+				tok := env.validToken("github:1")
+				return bearerRequest("POST", "/mcp", tok), tok
+			},
+			check: func(t *testing.T, env *testEnv, w *httptest.ResponseRecorder) {
+				if w.Header().Get("Retry-After") != "5" {
+					t.Errorf("Retry-After = %q, want 5", w.Header().Get("Retry-After"))
+				}
+			}},
+		{name: "17 token source slow -> 503 within the timeout", status: 503,
+			req: func(env *testEnv) (*http.Request, string) {
+				env.exchange.delay.Store(int64(3 * time.Second))
+				tok := env.validToken("github:1")
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "subject token revoked at the IdP -> 401 invalid_token", status: 401, challenge: chInvalid,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := env.validToken("revoked")
+				return bearerRequest("POST", "/mcp", tok), tok
+			}},
+		{name: "valid token", status: 200, backend: true,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := env.validToken("github:1")
+				return bearerRequest("POST", "/mcp", tok), tok
+			},
+			check: func(t *testing.T, env *testEnv, w *httptest.ResponseRecorder) {
+				got := env.backend.Last()
+				if got.Get("X-GitHub-Token") != "gho_1" || got.Get("Authorization") != "" {
+					t.Errorf("backend headers: X-GitHub-Token=%q Authorization=%q", got.Get("X-GitHub-Token"), got.Get("Authorization"))
+				}
+			}},
+		{name: "bearer scheme is case-insensitive", status: 200, backend: true,
+			req: func(env *testEnv) (*http.Request, string) {
+				tok := env.validToken("github:1")
+				r := httptest.NewRequest("GET", "/mcp", nil)
+				r.Header.Set("Authorization", "bEaReR "+tok)
+				return r, tok
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := newTestEnv(t, c.mutate)
+			r, tok := c.req(env)
+			start := time.Now()
+			w := env.do(r)
+			if elapsed := time.Since(start); elapsed > 2*time.Second {
+				t.Errorf("took %v, want a bounded answer", elapsed)
+			}
+			if w.Code != c.status {
+				t.Fatalf("status = %d, want %d (body %s)", w.Code, c.status, w.Body.String())
+			}
+			if got := w.Header().Get("WWW-Authenticate"); got != c.challenge {
+				t.Errorf("WWW-Authenticate = %q\n want %q", got, c.challenge)
+			}
+			if called := env.backend.Calls() > 0; called != c.backend {
+				t.Errorf("backend called = %v, want %v", called, c.backend)
+			}
+			if !c.backend {
+				if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+					t.Errorf("Content-Type = %q, want application/json", ct)
+				}
+				var body errorBody
+				if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error == "" {
+					t.Errorf("body %q is not a short JSON error: %v", w.Body.String(), err)
+				}
+				if w.Header().Get("Access-Control-Expose-Headers") == "" {
+					t.Error("rejection does not expose WWW-Authenticate to browsers")
+				}
+			}
+			// 18: nothing leaks: the client's token, the gateway secret,
+			// or another user's upstream token.
+			assertNoLeak(t, w, env.logs, tok, "s3cret-gateway", "gho_attacker")
+			if c.check != nil {
+				c.check(t, env, w)
+			}
+		})
+	}
+}
+
+// TestSecurityJKUNeverFetched is case 5: jku, x5u, jwk and x5c headers
+// pointing elsewhere never cause an outbound request and never supply a key.
+func TestSecurityJKUNeverFetched(t *testing.T) {
+	var hits int
+	var mu sync.Mutex
+	trap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+	}))
+	defer trap.Close()
+	env := newTestEnv(t, nil)
+	_, attacker := testRSAKeys(t)
+	for _, hdr := range []map[string]any{
+		{"jku": trap.URL + "/jwks"},
+		{"x5u": trap.URL + "/cert.pem"},
+		{"jwk": rsaJWK(testKid, &attacker.PublicKey)},
+		{"x5c": []string{"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"}},
+		{"jku": trap.URL + "/jwks", "kid": "attacker-kid"},
+	} {
+		h := env.header()
+		for k, v := range hdr {
+			h[k] = v
+		}
+		tok := signJWT(t, h, env.claims("github:1"), jwt.SigningMethodRS256, attacker)
+		w := env.do(bearerRequest("POST", "/mcp", tok))
+		if w.Code != 401 || w.Header().Get("WWW-Authenticate") != chInvalid {
+			t.Errorf("%v: status %d challenge %q, want 401 invalid_token", hdr, w.Code, w.Header().Get("WWW-Authenticate"))
+		}
+	}
+	// The same headers on a token signed by the issuer: verified against
+	// the issuer's JWKS only.
+	h := env.header()
+	h["jku"] = trap.URL + "/jwks"
+	if w := env.do(bearerRequest("POST", "/mcp", signJWT(t, h, env.claims("github:1"), jwt.SigningMethodRS256, env.issuer.key))); w.Code != 200 {
+		t.Errorf("issuer-signed token with jku: status %d, want 200", w.Code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 0 || env.backend.Calls() != 1 {
+		t.Errorf("trap server hit %d times, backend %d calls; want 0 and 1", hits, env.backend.Calls())
+	}
+}
+
+// TestSecurityKidFlood is case 7: random unknown kids are all 401 and cause
+// at most one JWKS refetch per cooldown window.
+func TestSecurityKidFlood(t *testing.T) {
+	env := newTestEnv(t, nil)
+	// Warm up: one valid request fetches the JWKS.
+	if w := env.do(bearerRequest("POST", "/mcp", env.validToken("github:1"))); w.Code != 200 {
+		t.Fatalf("warm-up status %d", w.Code)
+	}
+	before := env.issuer.jwksFetches.Load()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := 0
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			h := env.header()
+			h["kid"] = "random-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + time.Now().String()
+			w := env.do(bearerRequest("POST", "/mcp", signJWT(t, h, env.claims("github:1"), jwt.SigningMethodRS256, env.issuer.key)))
+			if w.Code != 401 {
+				mu.Lock()
+				bad++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if bad != 0 {
+		t.Errorf("%d unknown-kid requests were not 401", bad)
+	}
+	if extra := env.issuer.jwksFetches.Load() - before; extra > 1 {
+		t.Errorf("kid flood caused %d JWKS fetches, want at most 1 per cooldown", extra)
+	}
+	if env.backend.Calls() != 1 {
+		t.Errorf("backend calls = %d, want 1 (warm-up only)", env.backend.Calls())
+	}
+}
+
+// TestSecurityHugeBearer is case 8: a 1 MB bearer is rejected quickly.
+func TestSecurityHugeBearer(t *testing.T) {
+	env := newTestEnv(t, nil)
+	huge := strings.Repeat("A", 1<<20)
+	start := time.Now()
+	w := env.do(bearerRequest("POST", "/mcp", huge))
+	if w.Code != 401 || w.Header().Get("WWW-Authenticate") != chInvalid {
+		t.Fatalf("status %d challenge %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("1 MB bearer took %v to reject", d)
+	}
+	if env.backend.Calls() != 0 {
+		t.Error("backend called")
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		r := bearerRequest("POST", "/mcp", huge)
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), httptest.NewRecorder(), nil)
+		_ = env.h.ServeHTTP(httptest.NewRecorder(), r, env.backend)
+	})
+	if allocs > 200 {
+		t.Errorf("rejecting a 1 MB bearer allocates %v times per request", allocs)
+	}
+}
+
+// TestNoOtherUsersToken is case 16's "never another user's token": two
+// users get their own upstream tokens, cached per user.
+func TestNoOtherUsersToken(t *testing.T) {
+	env := newTestEnv(t, nil)
+	for _, sub := range []string{"github:1", "github:2", "github:1", "github:2"} {
+		w := env.do(bearerRequest("POST", "/mcp", env.validToken(sub)))
+		if w.Code != 200 {
+			t.Fatalf("%s: status %d", sub, w.Code)
+		}
+		if got, want := env.backend.Last().Get("X-GitHub-Token"), "gho_"+strings.TrimPrefix(sub, "github:"); got != want {
+			t.Errorf("%s: backend token %q, want %q", sub, got, want)
+		}
+	}
+	if n := env.exchange.calls.Load(); n != 2 {
+		t.Errorf("exchanges = %d, want 2 (one per user, then cached)", n)
+	}
+}
+
+// TestNoSourceNoEnvToken: without an upstream_token source, no upstream
+// header is ever set (never an environment token unless configured).
+func TestNoSourceNoEnvToken(t *testing.T) {
+	t.Setenv("GITHUB_ACCESS_TOKEN", "gho_from_env")
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.UpstreamRaw = nil })
+	r := bearerRequest("POST", "/mcp", env.validToken("github:1"))
+	r.Header.Set("X-GitHub-Token", "gho_attacker")
+	if w := env.do(r); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	if v := env.backend.Last().Values("X-Github-Token"); len(v) != 0 {
+		t.Errorf("backend got X-GitHub-Token %q, want none", v)
+	}
+}
+
+// TestR4SourceDownRecovers: with the source down, requests fail fast with
+// 503 + Retry-After and never reach the backend; when it comes back, the
+// same token works without re-login or restart.
+func TestR4SourceDownRecovers(t *testing.T) {
+	env := newTestEnv(t, nil)
+	tok := env.validToken("github:1")
+	env.exchange.down.Store(true)
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		w := env.do(bearerRequest("POST", "/mcp", tok))
+		if w.Code != 503 || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("down: status %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("503 took %v", d)
+		}
+	}
+	if env.backend.Calls() != 0 {
+		t.Fatal("backend called while the source was down")
+	}
+	env.exchange.down.Store(false)
+	w := env.do(bearerRequest("POST", "/mcp", tok))
+	if w.Code != 200 || env.backend.Last().Get("X-GitHub-Token") != "gho_1" {
+		t.Fatalf("after recovery: status %d", w.Code)
+	}
+}
+
+// TestR4ConcurrentRefreshOneExchange: 50 concurrent requests of one user
+// whose cached upstream token has expired cause exactly one exchange.
+func TestR4ConcurrentRefreshOneExchange(t *testing.T) {
+	env := newTestEnv(t, nil)
+	env.exchange.expires.Store(60)
+	if w := env.do(bearerRequest("POST", "/mcp", env.validToken("github:1"))); w.Code != 200 {
+		t.Fatalf("first status %d", w.Code)
+	}
+	if n := env.exchange.calls.Load(); n != 1 {
+		t.Fatalf("exchanges after first request = %d", n)
+	}
+	env.clock.Advance(2 * time.Minute) // past the upstream token's expiry
+	tok := env.validToken("github:1")
+	env.exchange.delay.Store(int64(100 * time.Millisecond))
+	var wg sync.WaitGroup
+	codes := make([]int, 50)
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			codes[i] = env.do(bearerRequest("POST", "/mcp", tok)).Code
+		}(i)
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("request %d: status %d", i, c)
+		}
+	}
+	if n := env.exchange.calls.Load(); n != 2 {
+		t.Errorf("exchanges = %d, want 2 (one initial, one shared refresh)", n)
+	}
+}
+
+// TestPlaceholders: the caddyauth-style identity placeholders are set.
+func TestPlaceholders(t *testing.T) {
+	env := newTestEnv(t, nil)
+	r := bearerRequest("POST", "/mcp", env.validToken("github:42"))
+	repl := caddy.NewReplacer()
+	w := httptest.NewRecorder()
+	r = caddyhttp.PrepareRequest(r, repl, w, nil)
+	if err := env.h.ServeHTTP(w, r, env.backend); err != nil || w.Code != 200 {
+		t.Fatalf("status %d err %v", w.Code, err)
+	}
+	for k, want := range map[string]string{
+		"http.auth.user.id":        "github:42",
+		"http.auth.user.scope":     "mcp:tools github:repo",
+		"http.auth.user.client_id": "client-1",
+		"http.auth.user.iss":       env.issuer.URL(),
+	} {
+		if got, _ := repl.GetString(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// TestHandleErrorsPath: with handle_errors routes, rejections are returned
+// as caddyhttp errors with the challenge already set.
+func TestHandleErrorsPath(t *testing.T) {
+	env := newTestEnv(t, nil)
+	srv := &caddyhttp.Server{Errors: &caddyhttp.HTTPErrorConfig{Routes: caddyhttp.RouteList{{}}}}
+	r := httptest.NewRequest("POST", "/mcp", nil)
+	w := httptest.NewRecorder()
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, srv)
+	err := env.h.ServeHTTP(w, r, env.backend)
+	var he caddyhttp.HandlerError
+	if !asHandlerError(err, &he) || he.StatusCode != 401 {
+		t.Fatalf("err = %v, want a 401 HandlerError", err)
+	}
+	if got := w.Header().Get("WWW-Authenticate"); got != chNoToken {
+		t.Errorf("WWW-Authenticate = %q", got)
+	}
+	if w.Body.Len() != 0 {
+		t.Errorf("body written although handle_errors will answer: %q", w.Body.String())
+	}
+}
+
+func asHandlerError(err error, he *caddyhttp.HandlerError) bool {
+	if e, ok := err.(caddyhttp.HandlerError); ok {
+		*he = e
+		return true
+	}
+	return false
+}
+
+// TestPreflight: CORS preflight on the protected path needs no token.
+func TestPreflight(t *testing.T) {
+	env := newTestEnv(t, nil)
+	r := httptest.NewRequest("OPTIONS", "/mcp", nil)
+	r.Header.Set("Origin", "https://app.example")
+	r.Header.Set("Access-Control-Request-Method", "POST")
+	r.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	w := env.do(r)
+	if w.Code != 204 || w.Header().Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(w.Header().Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", w.Code, w.Header())
+	}
+	if env.backend.Calls() != 0 {
+		t.Error("backend called for a preflight")
+	}
+	// A plain OPTIONS without CORS headers is a normal request: auth needed.
+	if w := env.do(httptest.NewRequest("OPTIONS", "/mcp", nil)); w.Code != 401 {
+		t.Errorf("plain OPTIONS status %d, want 401", w.Code)
+	}
+}
+
+// TestUpstreamHeaderAuthorization: upstream_header Authorization sends
+// "Bearer <upstream token>" and never the client's token.
+func TestUpstreamHeaderAuthorization(t *testing.T) {
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.UpstreamHeader = "Authorization" })
+	tok := env.validToken("github:5")
+	if w := env.do(bearerRequest("POST", "/mcp", tok)); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	if v := env.backend.Last().Values("Authorization"); len(v) != 1 || v[0] != "Bearer gho_5" {
+		t.Errorf("backend Authorization = %q", v)
+	}
+}
+
+// TestKeepAuthorization: the explicit opt-in forwards the client's token.
+func TestKeepAuthorization(t *testing.T) {
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.KeepAuthorization = true })
+	tok := env.validToken("github:5")
+	if w := env.do(bearerRequest("POST", "/mcp", tok)); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	if env.backend.Last().Get("Authorization") != "Bearer "+tok {
+		t.Error("keep_authorization did not keep the header")
+	}
+}
+
+// TestRelativeResource: a path-only resource takes the origin from Caddy's
+// request placeholders, not from X-Forwarded-* headers.
+func TestRelativeResource(t *testing.T) {
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.Resource = "/mcp" })
+	r := httptest.NewRequest("POST", "https://mcp.example.com/mcp", nil)
+	r.Header.Set("X-Forwarded-Host", "evil.example")
+	r.Header.Set("X-Forwarded-Proto", "http")
+	w := env.do(r)
+	if got := w.Header().Get("WWW-Authenticate"); got != chNoToken {
+		t.Errorf("challenge %q, want %q", got, chNoToken)
+	}
+	// A token for this origin is accepted; one for another host is not.
+	r = bearerRequest("POST", "https://mcp.example.com/mcp", env.validToken("github:1"))
+	if w := env.do(r); w.Code != 200 {
+		t.Errorf("status %d, want 200", w.Code)
+	}
+	r = bearerRequest("POST", "https://other.example.com/mcp", env.validToken("github:1"))
+	if w := env.do(r); w.Code != 401 {
+		t.Errorf("token for another origin: status %d, want 401", w.Code)
+	}
+}
+
+// TestProvisionValidateErrors: bad configuration fails with a clear error.
+func TestProvisionValidateErrors(t *testing.T) {
+	issuer := []IssuerConfig{{Issuer: "https://auth.example.com"}}
+	for _, c := range []struct {
+		name string
+		h    Handler
+		want string
+	}{
+		{"no issuer", Handler{Resource: testResource}, "at least one issuer"},
+		{"relative issuer", Handler{Resource: testResource, Issuers: []IssuerConfig{{Issuer: "auth.example.com"}}}, "issuer"},
+		{"bad resource", Handler{Resource: "mcp.example.com/mcp", Issuers: issuer}, "resource"},
+		{"resource with fragment", Handler{Resource: "https://mcp.example.com/mcp#x", Issuers: issuer}, "resource"},
+		{"bad on_missing", Handler{Resource: testResource, Issuers: issuer, OnMissingUpstream: "maybe"}, "on_missing_upstream"},
+		{"bad header", Handler{Resource: testResource, Issuers: issuer, UpstreamHeader: "X Bad"}, "upstream_header"},
+		{"auth header conflict", Handler{Resource: testResource, Issuers: issuer, UpstreamHeader: "authorization", KeepAuthorization: true}, "keep_authorization"},
+		{"bad algorithm", Handler{Resource: testResource, Issuers: issuer, Algorithms: []string{"HS256"}}, "HS256"},
+		{"duplicate issuer", Handler{Resource: testResource, Issuers: append(issuer, issuer...)}, "twice"},
+		{"secret missing", Handler{Resource: testResource, Issuers: issuer, UpstreamRaw: json.RawMessage(`{"source":"token_exchange","token_endpoint":"https://auth.example.com/token","client_secret":"{env.MCPGATE_TEST_UNSET_SECRET}"}`)}, "client_secret is empty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			h := c.h
+			err := h.Provision(ctx)
+			if err == nil {
+				err = h.Validate()
+			}
+			_ = h.Cleanup()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestDefaults: Provision fills the documented defaults.
+func TestDefaults(t *testing.T) {
+	env := newTestEnv(t, nil)
+	h := env.h
+	if h.UpstreamHeader != "X-GitHub-Token" || h.OnMissingUpstream != "deny" || h.KeepAuthorization ||
+		time.Duration(h.Leeway) != 30*time.Second || h.MaxTokenSize != 8192 ||
+		len(h.AuthorizationServers) != 1 || h.AuthorizationServers[0] != env.issuer.URL() ||
+		h.LinkURL != env.issuer.URL()+"/account" || h.retryAfter != "5" {
+		t.Errorf("defaults not applied: %+v", h)
+	}
+}
+
+// TestCleanupReleasesKeySets: the pooled key set goes away with its last user.
+func TestCleanupReleasesKeySets(t *testing.T) {
+	env := newTestEnv(t, nil)
+	key := env.h.poolKeys[0]
+	if n, ok := keySets.References(key); !ok || n != 1 {
+		t.Fatalf("references = %d %v", n, ok)
+	}
+	_ = env.h.Cleanup()
+	if _, ok := keySets.References(key); ok {
+		t.Error("key set still pooled after the last Cleanup")
+	}
+	_ = context.Background
+}
