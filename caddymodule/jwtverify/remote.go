@@ -70,6 +70,10 @@ type RemoteKeySet struct {
 	inflight    *fetchCall // non-nil while a fetch runs
 	started     bool
 	closed      bool
+
+	// afterMiss, if set (tests only), runs between the lock-free miss and
+	// taking mu in Key.
+	afterMiss func()
 }
 
 type fetchCall struct {
@@ -130,6 +134,9 @@ func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.Public
 		return nil, lookupError(kid, true)
 	}
 
+	if ks.afterMiss != nil {
+		ks.afterMiss()
+	}
 	ks.mu.Lock()
 	// A fetch may have finished since the lock-free read above.
 	if key, _, ok := ks.keys.Load().lookup(kid, alg); ok {

@@ -279,6 +279,38 @@ func TestRemoteKeySetRotationRace(t *testing.T) {
 	}
 }
 
+// TestRemoteKeySetMissThenFetchCompletes makes the race deterministic: a
+// caller misses, then a fetch by another caller completes (inside the
+// cooldown) before the first takes the lock. It must find the new key rather
+// than be refused by the cooldown.
+func TestRemoteKeySetMissThenFetchCompletes(t *testing.T) {
+	testKeys(t)
+	f := newFakeIssuer(t, jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey)))
+	clock := newFakeClock()
+	ks := newRemote(t, f, clock, nil)
+	ctx := context.Background()
+	if _, err := ks.Key(ctx, "rsa1", "RS256"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	f.setJWKS(jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey), rsaJWK("rsa2", &rsaKey2.PublicKey)))
+	first := true
+	ks.afterMiss = func() {
+		if first {
+			first = false
+			if _, err := ks.Key(ctx, "rsa2", "RS256"); err != nil {
+				t.Errorf("other caller: %v", err)
+			}
+		}
+	}
+	if _, err := ks.Key(ctx, "rsa2", "RS256"); err != nil {
+		t.Fatalf("caller that missed before the fetch completed was refused: %v", err)
+	}
+	if ks.Fetches() != 2 {
+		t.Fatalf("%d fetches, want 2", ks.Fetches())
+	}
+}
+
 func TestRemoteKeySetFailures(t *testing.T) {
 	testKeys(t)
 	big := append(jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey))[:0:0], []byte(`{"keys":[`)...)
