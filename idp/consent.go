@@ -182,4 +182,3 @@ func (s *Server) issueCode(r *http.Request, ar *authRequest, sub string) (string
 	}
 	return code, nil
 }
-

@@ -1,0 +1,309 @@
+package idp
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var ghLinkRe = regexp.MustCompile(`href="([^"]*/login/github[^"]*)"`)
+
+// githubLogin runs authorize -> login page -> GitHub -> callback -> consent -> code.
+func (e *testEnv) githubLogin(b *browser, c testClient, p pkce) url.Values {
+	e.t.Helper()
+	pg := b.follow(authorizeURL(e, c, p, nil))
+	link := strings.ReplaceAll(formValue(e.t, ghLinkRe, pg.body), "&amp;", "&")
+	r := b.get(link) // -> GitHub authorize
+	if r.status != http.StatusFound {
+		e.t.Fatalf("github start: %d %s", r.status, r.body)
+	}
+	r = b.get(r.location) // fake GitHub -> callback
+	if r.status != http.StatusFound || !strings.HasPrefix(r.location, e.issuer+"/github/callback") {
+		e.t.Fatalf("fake github authorize: %d %s", r.status, r.location)
+	}
+	pg = b.follow(r.location)
+	if strings.Contains(pg.body, `value="approve"`) {
+		pg = b.approve(pg)
+	}
+	u, _ := url.Parse(pg.location)
+	if pg.status != http.StatusFound || u.Query().Get("code") == "" {
+		e.t.Fatalf("no code: %d %s %s", pg.status, pg.location, pg.body)
+	}
+	return u.Query()
+}
+
+func (e *testEnv) exchangeAud(subject, aud string) (*http.Response, map[string]any) {
+	return e.postForm("/token", url.Values{
+		"grant_type":         {grantTokenExchange},
+		"subject_token":      {subject},
+		"subject_token_type": {tokenTypeAccessToken},
+		"audience":           {aud},
+	}, "gateway", "gateway-secret-0123456789")
+}
+
+// A full flow against a fake GitHub: sign in, tokens stored, sub from /user, exchange, refresh
+// of the expired GitHub token.
+func TestGitHubFullFlow(t *testing.T) {
+	g := newFakeGitHub(t)
+	e := newEnv(t, withGitHub(g))
+	c := e.register(nil)
+	b := e.browser()
+	p := newPKCE()
+	q := e.githubLogin(b, c, p)
+	resp, tok := e.redeem(c, q.Get("code"), p.verifier, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("redeem: %d %v", resp.StatusCode, tok)
+	}
+	claims, _ := verifyWithJWKS(t, e, tok["access_token"].(string))
+	if claims["sub"] != "github:4242" {
+		t.Fatalf("sub %v, want github:4242", claims["sub"])
+	}
+	api := g.ts.URL + "/api"
+	resp, x := e.exchangeAud(tok["access_token"].(string), api)
+	if resp.StatusCode != 200 || !strings.HasPrefix(x["access_token"].(string), "ghu_access_") {
+		t.Fatalf("exchange: %d %v", resp.StatusCode, x)
+	}
+	if ei, _ := x["expires_in"].(float64); ei < 8*3600-60 || ei > 8*3600 {
+		t.Errorf("expires_in %v", x["expires_in"])
+	}
+	first := x["access_token"]
+	// GitHub token expires: the next exchange refreshes it once and returns the new one.
+	e.clock.Advance(8*time.Hour + time.Minute)
+	// Our own access token expired too; get a fresh one by refresh.
+	resp, tok2 := e.refresh(c, tok["refresh_token"].(string))
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d %v", resp.StatusCode, tok2)
+	}
+	resp, x = e.exchangeAud(tok2["access_token"].(string), api)
+	if resp.StatusCode != 200 || x["access_token"] == first || g.refreshes.Load() != 1 {
+		t.Fatalf("exchange after expiry: %d %v, refreshes %d", resp.StatusCode, x, g.refreshes.Load())
+	}
+	// Account page shows the link.
+	pg := b.get(e.url("/account"))
+	if pg.status != 200 || !strings.Contains(pg.body, "octo") || !strings.Contains(pg.body, "linked") {
+		t.Errorf("account page: %d %s", pg.status, pg.body)
+	}
+	// Re-link through GitHub from the account page.
+	r := b.get(e.url("/login/github?link=1"))
+	r = b.get(r.location)
+	r = b.get(r.location)
+	if r.status != http.StatusSeeOther || !strings.Contains(r.location, "/account?msg=linked") {
+		t.Fatalf("relink: %d %s %s", r.status, r.location, r.body)
+	}
+	// The dev login is off.
+	if r := e.browser().post(e.url("/login"), url.Values{"username": {"x"}}); r.status != 404 {
+		t.Errorf("dev login enabled with GitHub configured: %d", r.status)
+	}
+}
+
+// SECURITY.md 27 (GitHub callback state): missing, mismatched or reused state -> 400, no code.
+func TestGitHubCallbackState(t *testing.T) {
+	g := newFakeGitHub(t)
+	e := newEnv(t, withGitHub(g))
+	c := e.register(nil)
+
+	start := func(b *browser) (callback string) {
+		pg := b.follow(authorizeURL(e, c, newPKCE(), nil))
+		link := strings.ReplaceAll(formValue(t, ghLinkRe, pg.body), "&amp;", "&")
+		r := b.get(link)
+		r = b.get(r.location)
+		return r.location
+	}
+	cases := []struct {
+		name string
+		run  func() page
+	}{
+		{"missing state", func() page {
+			b := e.browser()
+			cb := start(b)
+			u, _ := url.Parse(cb)
+			q := u.Query()
+			q.Del("state")
+			u.RawQuery = q.Encode()
+			return b.get(u.String())
+		}},
+		{"state of another browser", func() page {
+			victim := e.browser()
+			cb := start(e.browser()) // attacker's flow
+			start(victim)
+			return victim.get(cb)
+		}},
+		{"no state cookie", func() page {
+			cb := start(e.browser())
+			return e.browser().get(cb)
+		}},
+		{"reused state", func() page {
+			b := e.browser()
+			cb := start(b)
+			r := b.get(cb)
+			if r.status != http.StatusSeeOther {
+				t.Fatalf("first callback: %d %s", r.status, r.body)
+			}
+			// Replay with the cookie restored.
+			u, _ := url.Parse(e.issuer)
+			b.c.Jar.SetCookies(u, []*http.Cookie{{Name: e.srv.stateCookieName(), Value: mustQuery(cb, "state"), Path: "/"}})
+			return b.get(cb)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := g.codeExchanges.Load()
+			r := tc.run()
+			if r.status != http.StatusBadRequest || r.location != "" {
+				t.Fatalf("got %d location %q, want 400", r.status, r.location)
+			}
+			if tc.name != "reused state" && g.codeExchanges.Load() != before {
+				t.Errorf("a GitHub code was exchanged despite the bad state")
+			}
+			if tc.name == "reused state" && g.codeExchanges.Load() != before+1 {
+				t.Errorf("code exchanges %d, want exactly one (the first callback)", g.codeExchanges.Load()-before)
+			}
+		})
+	}
+}
+
+func mustQuery(u, k string) string {
+	p, _ := url.Parse(u)
+	return p.Query().Get(k)
+}
+
+// SECURITY.md 34 and contract section 2 errors.
+func TestTokenExchangeRefusals(t *testing.T) {
+	e := newEnv(t, nil)
+	other := newEnv(t, nil)
+	c := e.register(nil)
+	conf := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	linked := e.login(c, "linked", "ghp_linked_token")["access_token"].(string)
+	unlinked := e.login(c, "unlinked", "")["access_token"].(string)
+	oc := other.register(nil)
+	foreign := other.login(oc, "linked", "ghp_other")["access_token"].(string)
+	expired := e.login(c, "old", "ghp_old_token")["access_token"].(string)
+
+	base := func(subject string) url.Values {
+		return url.Values{"grant_type": {grantTokenExchange}, "subject_token": {subject},
+			"subject_token_type": {tokenTypeAccessToken}, "audience": {"https://api.github.com"}}
+	}
+	with := func(v url.Values, k, val string) url.Values {
+		v = url.Values(cloneValues(v))
+		if val == "" {
+			v.Del(k)
+		} else {
+			v.Set(k, val)
+		}
+		return v
+	}
+	cases := []struct {
+		name       string
+		user, pass string
+		form       url.Values
+		status     int
+		err        string
+		advance    bool
+	}{
+		{"ok", "gateway", "gateway-secret-0123456789", base(linked), 200, "", false},
+		{"ok via resource", "gateway", "gateway-secret-0123456789", with(with(base(linked), "audience", ""), "resource", "https://api.github.com/"), 200, "", false},
+		{"ok client_secret_post", "", "", with(with(base(linked), "client_id", "gateway"), "client_secret", "gateway-secret-0123456789"), 200, "", false},
+		{"wrong gateway secret", "gateway", "wrong", base(linked), 401, "invalid_client", false},
+		{"registered confidential client", conf.ID, conf.Secret, base(linked), 400, "unauthorized_client", false},
+		{"public client", "", "", with(base(linked), "client_id", c.ID), 400, "unauthorized_client", false},
+		{"garbage subject", "gateway", "gateway-secret-0123456789", base("garbage"), 400, "invalid_request", false},
+		{"missing subject", "gateway", "gateway-secret-0123456789", with(base(linked), "subject_token", ""), 400, "invalid_request", false},
+		{"foreign subject", "gateway", "gateway-secret-0123456789", base(foreign), 400, "invalid_request", false},
+		{"wrong subject type", "gateway", "gateway-secret-0123456789", with(base(linked), "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), 400, "invalid_request", false},
+		{"wrong requested type", "gateway", "gateway-secret-0123456789", with(base(linked), "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"), 400, "invalid_request", false},
+		{"other audience", "gateway", "gateway-secret-0123456789", with(base(linked), "audience", "https://evil.example"), 400, "invalid_target", false},
+		{"no linked token", "gateway", "gateway-secret-0123456789", base(unlinked), 400, "invalid_target", false},
+		{"expired subject", "gateway", "gateway-secret-0123456789", base(expired), 400, "invalid_request", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.advance {
+				e.clock.Advance(2 * time.Hour)
+			}
+			resp, m := e.postForm("/token", tc.form, tc.user, tc.pass)
+			if resp.StatusCode != tc.status || (tc.err != "" && m["error"] != tc.err) {
+				t.Fatalf("got %d %v, want %d %s", resp.StatusCode, m, tc.status, tc.err)
+			}
+			if tc.status == 200 && m["access_token"] != "ghp_linked_token" {
+				t.Fatalf("wrong upstream token returned")
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q", resp.Header.Get("Cache-Control"))
+			}
+		})
+	}
+}
+
+func cloneValues(v url.Values) map[string][]string {
+	out := map[string][]string{}
+	for k, vals := range v {
+		out[k] = append([]string(nil), vals...)
+	}
+	return out
+}
+
+// R4: 50 concurrent exchanges for one user with an expired GitHub token -> exactly one refresh at
+// GitHub; GitHub failing -> 503 temporarily_unavailable; GitHub rejecting -> invalid_target.
+func TestTokenExchangeGitHubRefreshSingleFlight(t *testing.T) {
+	g := newFakeGitHub(t)
+	g.refreshDelay = 100 * time.Millisecond
+	e := newEnv(t, func(o *Options) { withGitHub(g)(o); o.AccessTokenTTL = 72 * time.Hour })
+	c := e.register(nil)
+	p := newPKCE()
+	q := e.githubLogin(e.browser(), c, p)
+	_, tok := e.redeem(c, q.Get("code"), p.verifier, nil)
+	at := tok["access_token"].(string)
+	api := g.ts.URL + "/api"
+	e.clock.Advance(9 * time.Hour)
+
+	const n = 50
+	var wg sync.WaitGroup
+	got := make([]string, n)
+	status := make([]int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, m := e.exchangeAud(at, api)
+			status[i] = resp.StatusCode
+			got[i], _ = m["access_token"].(string)
+		}(i)
+	}
+	wg.Wait()
+	for i := range n {
+		if status[i] != 200 || got[i] != got[0] {
+			t.Fatalf("exchange %d: %d %q (first %q)", i, status[i], got[i], got[0])
+		}
+	}
+	if r := g.refreshes.Load(); r != 1 {
+		t.Fatalf("GitHub refreshes: %d, want exactly 1", r)
+	}
+
+	t.Run("GitHub down", func(t *testing.T) {
+		e.clock.Advance(9 * time.Hour)
+		g.refreshStatus = http.StatusBadGateway
+		resp, m := e.exchangeAud(at, api)
+		if resp.StatusCode != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("got %d %v", resp.StatusCode, m)
+		}
+		g.refreshStatus = 0
+		// Recovers by itself.
+		if resp, m := e.exchangeAud(at, api); resp.StatusCode != 200 {
+			t.Fatalf("after recovery: %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("refresh token rejected", func(t *testing.T) {
+		e.clock.Advance(9 * time.Hour)
+		g.mu.Lock()
+		clear(g.refreshTokens)
+		g.mu.Unlock()
+		resp, m := e.exchangeAud(at, api)
+		if resp.StatusCode != 400 || m["error"] != "invalid_target" {
+			t.Fatalf("got %d %v", resp.StatusCode, m)
+		}
+	})
+}

@@ -1,0 +1,333 @@
+package idp
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SECURITY.md 29: a reused code is refused and revokes what the first redemption issued; of two
+// parallel redemptions exactly one succeeds.
+func TestCodeReuse(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(nil)
+	p := newPKCE()
+	q := e.getCode(e.browser(), c, p, "carol", "ghp_carol_token", nil)
+	resp, first := e.redeem(c, q.Get("code"), p.verifier, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("first redemption: %d %v", resp.StatusCode, first)
+	}
+	resp, m := e.redeem(c, q.Get("code"), p.verifier, nil)
+	if resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("reuse: %d %v", resp.StatusCode, m)
+	}
+	// The first exchange's tokens are revoked: refresh fails, access token no longer introspects
+	// or exchanges.
+	if resp, m := e.refresh(c, first["refresh_token"].(string)); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+		t.Errorf("refresh after code reuse: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := e.exchange(first["access_token"].(string), "gateway", "gateway-secret-0123456789"); resp.StatusCode != 400 || m["error"] != "invalid_request" {
+		t.Errorf("exchange after code reuse: %d %v", resp.StatusCode, m)
+	}
+	if m := e.introspect(first["access_token"].(string)); m["active"] != false {
+		t.Errorf("introspect after code reuse: %v", m)
+	}
+
+	t.Run("parallel", func(t *testing.T) {
+		for round := 0; round < 5; round++ {
+			p := newPKCE()
+			q := e.getCode(e.browser(), c, p, "dave", "", nil)
+			const n = 8
+			var wg sync.WaitGroup
+			codes := make([]int, n)
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					resp, _ := e.redeem(c, q.Get("code"), p.verifier, nil)
+					codes[i] = resp.StatusCode
+				}(i)
+			}
+			wg.Wait()
+			ok := 0
+			for _, s := range codes {
+				if s == 200 {
+					ok++
+				}
+			}
+			if ok != 1 {
+				t.Fatalf("round %d: %d successful redemptions (%v), want exactly 1", round, ok, codes)
+			}
+		}
+	})
+}
+
+// SECURITY.md 30 and 31.
+func TestCodeRedemptionChecks(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb", "https://app.example.com/cb"}})
+	other := e.register(nil)
+	conf := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	cases := []struct {
+		name   string
+		as     *testClient
+		extra  url.Values
+		expire bool
+		status int
+		err    string
+	}{
+		{"verifier wrong", nil, url.Values{"code_verifier": {strings.Repeat("a", 43)}}, false, 400, "invalid_grant"},
+		{"verifier missing", nil, url.Values{"code_verifier": nil}, false, 400, "invalid_grant"},
+		{"verifier too short", nil, url.Values{"code_verifier": {strings.Repeat("a", 42)}}, false, 400, "invalid_grant"},
+		{"verifier too long", nil, url.Values{"code_verifier": {strings.Repeat("a", 129)}}, false, 400, "invalid_grant"},
+		{"verifier illegal chars", nil, url.Values{"code_verifier": {strings.Repeat("a", 42) + "+"}}, false, 400, "invalid_grant"},
+		{"another client", &other, nil, false, 400, "invalid_grant"},
+		{"another redirect", nil, url.Values{"redirect_uri": {"https://app.example.com/cb"}}, false, 400, "invalid_grant"},
+		{"redirect missing", nil, url.Values{"redirect_uri": nil}, false, 400, "invalid_grant"},
+		{"expired", nil, nil, true, 400, "invalid_grant"},
+		{"duplicated code", nil, url.Values{"code": {"x", "y"}}, false, 400, "invalid_request"},
+		{"duplicated verifier", nil, url.Values{"code_verifier": {"x", "y"}}, false, 400, "invalid_request"},
+		{"resource differs", nil, url.Values{"resource": {"https://other.example.com/mcp"}}, false, 400, "invalid_target"},
+		{"unknown code", nil, url.Values{"code": {"garbage"}}, false, 400, "invalid_grant"},
+		{"confidential client without secret", &testClient{ID: conf.ID, RedirectURI: conf.RedirectURI}, nil, false, 401, "invalid_client"},
+		{"gateway uses code grant", &testClient{ID: "gateway", Secret: "gateway-secret-0123456789", RedirectURI: c.RedirectURI}, nil, false, 400, "unauthorized_client"},
+		{"ok", nil, nil, false, 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPKCE()
+			q := e.getCode(e.browser(), c, p, "erin", "", url.Values{"redirect_uri": {"http://127.0.0.1:4711/cb"}})
+			if tc.expire {
+				e.clock.Advance(61 * time.Second)
+			}
+			who := c
+			who.RedirectURI = "http://127.0.0.1:4711/cb"
+			if tc.as != nil {
+				who = *tc.as
+				if who.RedirectURI == c.RedirectURI {
+					who.RedirectURI = "http://127.0.0.1:4711/cb"
+				}
+			}
+			code := q.Get("code")
+			extra := tc.extra
+			if v, ok := extra["code"]; ok && len(v) == 2 {
+				extra = url.Values{"code": {code, code}}
+			}
+			resp, m := e.redeem(who, code, p.verifier, extra)
+			if resp.StatusCode != tc.status || (tc.err != "" && m["error"] != tc.err) {
+				t.Fatalf("got %d %v, want %d %s", resp.StatusCode, m, tc.status, tc.err)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q", resp.Header.Get("Cache-Control"))
+			}
+		})
+	}
+	t.Run("verifier without challenge", func(t *testing.T) {
+		// Every code has a challenge (PKCE is mandatory); the check still exists for stored codes
+		// that would lack one.
+		if oerr := checkPKCE("", strings.Repeat("a", 43), true); oerr == nil || oerr.Code != "invalid_grant" {
+			t.Fatalf("got %v", oerr)
+		}
+	})
+}
+
+func (e *testEnv) refresh(c testClient, rt string) (*http.Response, map[string]any) {
+	e.t.Helper()
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+	if c.Secret != "" {
+		return e.postForm("/token", v, c.ID, c.Secret)
+	}
+	v.Set("client_id", c.ID)
+	return e.postForm("/token", v, "", "")
+}
+
+func (e *testEnv) introspect(tok string) map[string]any {
+	e.t.Helper()
+	resp, m := e.postForm("/introspect", url.Values{"token": {tok}}, "gateway", "gateway-secret-0123456789")
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("introspect: %d %v", resp.StatusCode, m)
+	}
+	return m
+}
+
+// SECURITY.md 32.
+func TestRefreshRotation(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.RefreshGrace = 5 * time.Second; o.RefreshTokenTTL = 24 * time.Hour })
+	c := e.register(nil)
+	other := e.register(nil)
+
+	t.Run("rotation and reuse revokes family", func(t *testing.T) {
+		tok := e.login(c, "frank", "")
+		rt1 := tok["refresh_token"].(string)
+		resp, t2 := e.refresh(c, rt1)
+		if resp.StatusCode != 200 || t2["refresh_token"] == rt1 || t2["refresh_token"] == nil {
+			t.Fatalf("refresh: %d %v", resp.StatusCode, t2)
+		}
+		// Within the grace window a concurrent refresh with rt1 still works.
+		e.clock.Advance(2 * time.Second)
+		if resp, m := e.refresh(c, rt1); resp.StatusCode != 200 {
+			t.Fatalf("refresh within grace: %d %v", resp.StatusCode, m)
+		}
+		// Outside the window: invalid_grant and the whole family is revoked.
+		e.clock.Advance(10 * time.Second)
+		if resp, m := e.refresh(c, rt1); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+			t.Fatalf("reuse: %d %v", resp.StatusCode, m)
+		}
+		if resp, m := e.refresh(c, t2["refresh_token"].(string)); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+			t.Fatalf("successor after reuse: %d %v", resp.StatusCode, m)
+		}
+		if m := e.introspect(t2["access_token"].(string)); m["active"] != false {
+			t.Errorf("access token of revoked family still active")
+		}
+	})
+	t.Run("another client", func(t *testing.T) {
+		tok := e.login(c, "grace", "")
+		if resp, m := e.refresh(other, tok["refresh_token"].(string)); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+			t.Fatalf("foreign client: %d %v", resp.StatusCode, m)
+		}
+		// The owner can still use it: the foreign attempt did not rotate it.
+		if resp, m := e.refresh(c, tok["refresh_token"].(string)); resp.StatusCode != 200 {
+			t.Fatalf("owner after foreign attempt: %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("absolute lifetime", func(t *testing.T) {
+		tok := e.login(c, "heidi", "")
+		rt := tok["refresh_token"].(string)
+		for i := 0; i < 3; i++ { // keep rotating: the lifetime does not extend
+			e.clock.Advance(7 * time.Hour)
+			resp, m := e.refresh(c, rt)
+			if resp.StatusCode != 200 {
+				t.Fatalf("refresh %d: %d %v", i, resp.StatusCode, m)
+			}
+			rt = m["refresh_token"].(string)
+		}
+		e.clock.Advance(4 * time.Hour) // 25h after login
+		if resp, m := e.refresh(c, rt); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+			t.Fatalf("after absolute expiry: %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("scope cannot grow", func(t *testing.T) {
+		tok := e.login(c, "ivan", "")
+		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}, "client_id": {c.ID}, "scope": {"mcp admin"}}
+		if resp, m := e.postForm("/token", v, "", ""); resp.StatusCode != 400 || m["error"] != "invalid_scope" {
+			t.Fatalf("wider scope: %d %v", resp.StatusCode, m)
+		}
+	})
+}
+
+// SECURITY.md 33.
+func TestRevocation(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(nil)
+	other := e.register(nil)
+	revoke := func(cl testClient, tok string) int {
+		resp, _ := e.postForm("/revoke", url.Values{"token": {tok}, "client_id": {cl.ID}}, "", "")
+		return resp.StatusCode
+	}
+	tok := e.login(c, "judy", "")
+	// Another client's revocation has no effect.
+	if s := revoke(other, tok["refresh_token"].(string)); s != 200 {
+		t.Fatalf("foreign revoke: %d", s)
+	}
+	resp, t2 := e.refresh(c, tok["refresh_token"].(string))
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh after foreign revoke: %d %v", resp.StatusCode, t2)
+	}
+	// Garbage: 200.
+	if s := revoke(c, "garbage"); s != 200 {
+		t.Errorf("garbage revoke: %d", s)
+	}
+	// Revoking the refresh token stops refresh and the family's access tokens.
+	if s := revoke(c, t2["refresh_token"].(string)); s != 200 {
+		t.Fatalf("revoke: %d", s)
+	}
+	if resp, m := e.refresh(c, t2["refresh_token"].(string)); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+		t.Errorf("refresh after revoke: %d %v", resp.StatusCode, m)
+	}
+	if m := e.introspect(t2["access_token"].(string)); m["active"] != false {
+		t.Errorf("family access token after revoke: %v", m)
+	}
+	// Access token revocation by jti.
+	tok3 := e.login(c, "judy", "")
+	if m := e.introspect(tok3["access_token"].(string)); m["active"] != true || m["sub"] != "dev:judy" {
+		t.Fatalf("introspect active: %v", m)
+	}
+	revoke(other, tok3["access_token"].(string))
+	if m := e.introspect(tok3["access_token"].(string)); m["active"] != true {
+		t.Fatalf("foreign access-token revoke had effect")
+	}
+	revoke(c, tok3["access_token"].(string))
+	if m := e.introspect(tok3["access_token"].(string)); m["active"] != false {
+		t.Fatalf("revoked access token still active")
+	}
+	// Missing token parameter.
+	if resp, m := e.postForm("/revoke", url.Values{"client_id": {c.ID}}, "", ""); resp.StatusCode != 400 || m["error"] != "invalid_request" {
+		t.Errorf("revoke without token: %d %v", resp.StatusCode, m)
+	}
+}
+
+func TestIntrospectionRequiresConfidentialClient(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(nil)
+	conf := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	tok := e.login(c, "ken", "")
+	cases := []struct {
+		name       string
+		user, pass string
+		form       url.Values
+		status     int
+		active     any
+	}{
+		{"public client", "", "", url.Values{"client_id": {c.ID}}, 401, nil},
+		{"no auth", "", "", url.Values{}, 401, nil},
+		{"wrong secret", "gateway", "nope", url.Values{}, 401, nil},
+		{"other confidential client", conf.ID, conf.Secret, url.Values{}, 200, false},
+		{"gateway", "gateway", "gateway-secret-0123456789", url.Values{}, 200, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.form.Set("token", tok["access_token"].(string))
+			resp, m := e.postForm("/introspect", tc.form, tc.user, tc.pass)
+			if resp.StatusCode != tc.status || (tc.active != nil && m["active"] != tc.active) {
+				t.Fatalf("got %d %v", resp.StatusCode, m)
+			}
+		})
+	}
+	// Refresh token introspection.
+	m := e.introspect(tok["refresh_token"].(string))
+	if m["active"] != true || m["token_type"] != "refresh_token" {
+		t.Errorf("refresh introspection: %v", m)
+	}
+}
+
+func TestTokenEndpointRequestErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(nil)
+	cases := []struct {
+		name   string
+		ct     string
+		body   string
+		status int
+		err    string
+	}{
+		{"json body", "application/json", `{"grant_type":"authorization_code"}`, 400, "invalid_request"},
+		{"no grant type", "application/x-www-form-urlencoded", "client_id=" + c.ID, 400, "invalid_request"},
+		{"password grant", "application/x-www-form-urlencoded", "grant_type=password&client_id=" + c.ID, 400, "unsupported_grant_type"},
+		{"implicit via token", "application/x-www-form-urlencoded", "grant_type=client_credentials&client_id=" + c.ID, 400, "unsupported_grant_type"},
+		{"unknown client", "application/x-www-form-urlencoded", "grant_type=authorization_code&client_id=nobody", 401, "invalid_client"},
+		{"public with secret", "application/x-www-form-urlencoded", "grant_type=authorization_code&client_id=" + c.ID + "&client_secret=x", 401, "invalid_client"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.url("/token"), strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.ct)
+			resp, m := doJSON(t, req)
+			if resp.StatusCode != tc.status || m["error"] != tc.err {
+				t.Fatalf("got %d %v", resp.StatusCode, m)
+			}
+		})
+	}
+}
