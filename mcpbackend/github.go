@@ -68,7 +68,7 @@ func (e *githubError) Error() string {
 	case errRateLimited:
 		if !e.reset.IsZero() {
 			return fmt.Sprintf("GitHub API rate limit exhausted for this token; it resets at %s (in %s)",
-				e.reset.UTC().Format(time.RFC3339), e.reset.Sub(e.now).Round(time.Second))
+				e.reset.UTC().Format(time.RFC3339), max(e.reset.Sub(e.now), 0).Round(time.Second))
 		}
 		if e.retryAfter > 0 {
 			return fmt.Sprintf("GitHub secondary rate limit hit; retry after %s", e.retryAfter)

@@ -229,3 +229,32 @@ func TestNetworkErrorHidesToken(t *testing.T) {
 		t.Errorf("token in error: %v", err)
 	}
 }
+
+func TestRateLimitResetInThePast(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	gh := newTestClient(t, "https://api.github.com", func(o *Options) { o.Now = func() time.Time { return now } })
+	resp := &http.Response{StatusCode: 403, Header: http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"1799999990"}}}
+	if err := gh.statusError(resp, nil, "tok"); !strings.Contains(err.Error(), "(in 0s)") {
+		t.Errorf("got %q", err)
+	}
+}
+
+// FuzzParseLink: whatever GitHub (or something in between) sends, a next URL that will be followed
+// is on the configured API origin and path.
+func FuzzParseLink(f *testing.F) {
+	f.Add(`<https://api.github.com/user/repos?page=2>; rel="next", <https://api.github.com/user/repos?page=9>; rel="last"`)
+	f.Add(`<https://evil.example/user/repos?page=2>; rel="next"`)
+	f.Add(`<//evil.example/x>; rel=next`)
+	f.Add(`<https://api.github.com@evil.example/>; rel="next"`)
+	gh := &githubClient{base: &url.URL{Scheme: "https", Host: "api.github.com"}}
+	f.Fuzz(func(t *testing.T, h string) {
+		info := gh.parseLink(h)
+		if info.nextURL == "" {
+			return
+		}
+		u, err := url.Parse(info.nextURL)
+		if err != nil || u.Scheme != "https" || !strings.EqualFold(u.Host, "api.github.com") || u.User != nil || !strings.HasPrefix(u.EscapedPath(), "/") {
+			t.Fatalf("would follow %q from %q", info.nextURL, h)
+		}
+	})
+}

@@ -34,7 +34,11 @@ func NewHTTPHandler(opts Options) (http.Handler, error) {
 		server.WithStreamableHTTPLogger(b.logger),
 	)
 	mux := http.NewServeMux()
-	mux.Handle(b.opts.Path, b.checkHost(streamable))
+	limit := b.opts.MaxRequestBytes
+	mux.Handle(b.opts.Path, b.checkHost(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, limit) // mcp-go reads the whole body otherwise
+		streamable.ServeHTTP(w, r)
+	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -215,3 +215,26 @@ func TestRawToolsCall(t *testing.T) {
 		t.Errorf("status %d, session %q, body %s", resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), out)
 	}
 }
+
+func TestRequestBodyLimit(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxRequestBytes = 1024 })
+	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_repositories","arguments":{"query":"` +
+		strings.Repeat("a", 2048) + `"}}}`
+	req, _ := http.NewRequest(http.MethodPost, e.backend.URL+"/mcp", strings.NewReader(big))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("X-GitHub-Token", githubfake.AliceToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(out), "too large") || len(e.fake.Requests()) != 0 {
+		t.Errorf("status %d body %s; GitHub requests %d", resp.StatusCode, out, len(e.fake.Requests()))
+	}
+	// Normal requests still work.
+	c := connect(t, e.backend.URL+"/mcp", aliceHeaders, "")
+	var u userOut
+	structured(t, call(t, c, "get_user_info", nil), &u)
+}

@@ -29,13 +29,22 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultGitHubAPIURL     = "https://api.github.com"
-	DefaultTokenHeader      = "X-GitHub-Token"
-	DefaultPath             = "/mcp"
-	DefaultTimeout          = 20 * time.Second
+	// DefaultGitHubAPIURL is the default Options.GitHubAPIURL: public GitHub.
+	DefaultGitHubAPIURL = "https://api.github.com"
+	// DefaultTokenHeader is the default Options.TokenHeader, the gateway's default upstream_header.
+	DefaultTokenHeader = "X-GitHub-Token"
+	// DefaultPath is the default Options.Path of the MCP endpoint.
+	DefaultPath = "/mcp"
+	// DefaultTimeout is the default Options.Timeout for the GitHub calls of one tool call.
+	DefaultTimeout = 20 * time.Second
+	// DefaultMaxResponseBytes is the default Options.MaxResponseBytes for one GitHub response: 8 MiB.
 	DefaultMaxResponseBytes = 8 << 20
-	DefaultMaxFileBytes     = 256 << 10
-	DefaultMaxPages         = 5
+	// DefaultMaxFileBytes is the default Options.MaxFileBytes returned by get_file_contents: 256 KiB.
+	DefaultMaxFileBytes = 256 << 10
+	// DefaultMaxPages is the default Options.MaxPages followed through Link headers per call.
+	DefaultMaxPages = 5
+	// DefaultMaxRequestBytes is the default Options.MaxRequestBytes of an MCP request body: 1 MiB.
+	DefaultMaxRequestBytes = 1 << 20
 	// Version is reported to MCP clients and in the GitHub User-Agent.
 	Version = "0.1.0"
 )
@@ -78,6 +87,9 @@ type Options struct {
 	// DNS-rebinding web page gains nothing. With an env token it would borrow that token, so the
 	// check is on.
 	AllowedHosts []string
+	// MaxRequestBytes bounds the body of one MCP HTTP request; a larger one gets a JSON-RPC parse
+	// error. Default 1 MiB.
+	MaxRequestBytes int64
 	// MaxResponseBytes bounds one GitHub response body. Default 8 MiB.
 	MaxResponseBytes int64
 	// MaxFileBytes bounds the content get_file_contents returns; longer files are truncated and
@@ -130,6 +142,9 @@ func (o Options) withDefaults() (Options, *url.URL, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = DefaultMaxResponseBytes

@@ -226,7 +226,7 @@ func pagingQuery(q url.Values, perPage, page int) url.Values {
 
 // ---- result shaping ----
 
-// Page describes the pages a list result covers.
+// pageSummary describes the pages a list result covers.
 type pageSummary struct {
 	Count    int `json:"count"`
 	Page     int `json:"page"`
@@ -391,11 +391,13 @@ func (b *backend) failure(ctx context.Context, toolName string, err error) *mcp.
 // call runs fn with the request's token, converting every failure into a tool error.
 func (b *backend) call(ctx context.Context, req mcp.CallToolRequest,
 	fn func(ctx context.Context, token string, a args) (*mcp.CallToolResult, error)) (*mcp.CallToolResult, error) {
-	token, _, err := b.tokenFor(ctx)
+	token, source, err := b.tokenFor(ctx)
 	if err != nil {
 		b.logger.LogAttrs(ctx, slog.LevelDebug, "no usable GitHub token", slog.String("tool", req.Params.Name))
 		return mcp.NewToolResultError(err.Error()), nil
 	}
+	b.logger.LogAttrs(ctx, slog.LevelDebug, "GitHub token selected", slog.String("tool", req.Params.Name),
+		slog.String("source", source))
 	a, isMap := req.Params.Arguments.(map[string]any)
 	if !isMap && req.Params.Arguments != nil {
 		return mcp.NewToolResultError("arguments must be a JSON object"), nil

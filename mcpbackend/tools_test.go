@@ -300,3 +300,27 @@ func TestGitHubTimeoutIsToolError(t *testing.T) {
 		})
 	}
 }
+
+// FuzzArgumentChecks: an accepted owner, repo or path can never climb out of its URL position.
+func FuzzArgumentChecks(f *testing.F) {
+	for _, s := range []string{"alice", "a/b", "..", "a..b", "%2e%2e", "docs/../x", "/etc", "a b", "ü", ".", "x/./y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if name, err := (args{"owner": s}).name("owner"); err == nil {
+			if name == "" || strings.ContainsAny(name, "/%?#\\ ") || strings.Contains(name, "..") || endpoint(name) != "/"+name {
+				t.Fatalf("accepted owner %q", s)
+			}
+		}
+		if checkRepoPath(s) == nil && s != "" {
+			for _, seg := range strings.Split(strings.TrimSuffix(s, "/"), "/") {
+				if seg == "" || seg == "." || seg == ".." {
+					t.Fatalf("accepted path %q", s)
+				}
+			}
+			if strings.HasPrefix(s, "/") || strings.Contains(filePath(s), "?") || strings.Contains(filePath(s), "#") {
+				t.Fatalf("path %q escapes badly: %q", s, filePath(s))
+			}
+		}
+	})
+}
