@@ -14,10 +14,11 @@ import (
 )
 
 // fakeGitHub implements the documented shapes of GitHub's OAuth web flow and GET /user:
-//   GET  /login/oauth/authorize     -> 302 redirect_uri?code=...&state=... (auto-approves)
-//   POST /login/oauth/access_token  -> {"access_token","expires_in","refresh_token",...}, errors
-//                                      as 200 {"error": ...} like GitHub
-//   GET  /api/user                  -> {"id","login","name"}
+//
+//	GET  /login/oauth/authorize     -> 302 redirect_uri?code=...&state=... (auto-approves)
+//	POST /login/oauth/access_token  -> {"access_token","expires_in","refresh_token",...}, errors
+//	                                   as 200 {"error": ...} like GitHub
+//	GET  /api/user                  -> {"id","login","name"}
 type fakeGitHub struct {
 	ts           *httptest.Server
 	clientID     string
