@@ -1,0 +1,107 @@
+package client
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+type recordingRT struct{ reqs []*http.Request }
+
+func (r *recordingRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.reqs = append(r.reqs, req)
+	return &http.Response{StatusCode: 200, Body: io.NopCloser(http.NoBody), Header: http.Header{}, Request: req}, nil
+}
+
+// TestBearerOnlyToTheMCPOrigin: the token never goes to another origin, even one on the same
+// host with another port or scheme.
+func TestBearerOnlyToTheMCPOrigin(t *testing.T) {
+	c, err := New(Config{MCPURL: "https://mcp.example/mcp", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.setToken(&tokenRecord{AccessToken: "secret-token", Issuer: "https://as", Resource: "https://mcp.example/mcp"})
+	rt := &recordingRT{}
+	bt := &bearerTransport{c: c, base: rt}
+	tests := []struct {
+		url  string
+		want string
+	}{
+		{"https://mcp.example/mcp", "Bearer secret-token"},
+		{"https://MCP.example:443/mcp", "Bearer secret-token"},
+		{"https://mcp.example:8443/mcp", ""},
+		{"http://mcp.example/mcp", ""},
+		{"https://evil.example/mcp", ""},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(http.MethodGet, tt.url, nil)
+		req.Header.Set("Authorization", "Bearer caller-supplied")
+		if _, err := bt.RoundTrip(req); err != nil {
+			t.Fatal(err)
+		}
+		got := rt.reqs[len(rt.reqs)-1].Header.Get("Authorization")
+		if tt.want != "" && got != tt.want {
+			t.Errorf("%s: Authorization %q, want %q", tt.url, got, tt.want)
+		}
+		if tt.want == "" && got == "Bearer secret-token" {
+			t.Errorf("%s: token leaked to another origin", tt.url)
+		}
+	}
+	if req := rt.reqs[0]; req.Header.Get("Authorization") == "Bearer caller-supplied" {
+		t.Error("the caller's header was not replaced")
+	}
+}
+
+// TestHTTPErrorsAreOneLine: gateway-style failures become one clear line.
+func TestHTTPErrorsAreOneLine(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{"503 with Retry-After", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "token service unavailable", http.StatusServiceUnavailable)
+		}, "answered 503 Service Unavailable: token service unavailable (retry after 5)"},
+		{"403 without insufficient_scope", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":"access_denied","error_description":"link your GitHub account at https://idp.example/account"}`)
+		}, "answered 403 Forbidden: link your GitHub account at https://idp.example/account"},
+		{"502 HTML page", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, "<html><body>\nBad gateway\n</body></html>")
+		}, "answered 502 Bad Gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			c, err := New(Config{MCPURL: srv.URL + "/mcp", CacheDir: t.TempDir(), Stderr: io.Discard, NoBrowser: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.Tools(ctxT(t))
+			mustContain(t, err, tt.want)
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		u := srv.URL + "/mcp"
+		srv.Close()
+		c, _ := New(Config{MCPURL: u, CacheDir: t.TempDir(), Stderr: io.Discard})
+		_, err := c.Tools(ctxT(t))
+		mustContain(t, err, "cannot reach the MCP server at "+u)
+	})
+}
+
+func TestUnionScopes(t *testing.T) {
+	got := unionScopes([]string{"a", "b"}, []string{"b", "c", "a", "d"})
+	if len(got) != 4 || got[2] != "c" || got[3] != "d" {
+		t.Errorf("got %v", got)
+	}
+}
+
