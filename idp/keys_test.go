@@ -1,0 +1,65 @@
+package idp
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Rotation with overlap: a successor is published KeyPrePublish before it signs; the old key
+// stays published until the tokens it signed have expired; tokens of both verify throughout.
+func TestKeyRotationOverlap(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.KeyRotationInterval = 24 * time.Hour
+		o.KeyPrePublish = time.Hour
+		o.AccessTokenTTL = time.Hour
+	})
+	ctx := context.Background()
+	c := e.register(nil)
+	k1 := kidOf(t, e.login(c, "u1", "")["access_token"].(string))
+	if len(fetchJWKS(t, e)) != 1 {
+		t.Fatalf("want one key at start")
+	}
+
+	// 23h30m: within the pre-publish window a successor appears but does not sign yet.
+	e.clock.Advance(23*time.Hour + 30*time.Minute)
+	if err := e.srv.keys.maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := fetchJWKS(t, e)
+	if len(keys) != 2 {
+		t.Fatalf("successor not pre-published: %d keys", len(keys))
+	}
+	e.clock.Advance(59 * time.Minute) // 24h29m
+	old := e.login(c, "u2", "")["access_token"].(string)
+	if kidOf(t, old) != k1 {
+		t.Fatalf("successor signs before its activation")
+	}
+
+	// One full KeyPrePublish after it appeared (24h30m) the successor signs; the old key is still
+	// published (old tokens valid).
+	e.clock.Advance(2 * time.Minute)
+	if err := e.srv.keys.maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nt := e.login(c, "u3", "")["access_token"].(string)
+	k2 := kidOf(t, nt)
+	if k2 == k1 {
+		t.Fatalf("signing did not switch to the successor")
+	}
+	if _, ok := fetchJWKS(t, e)[k1]; !ok {
+		t.Fatalf("old key removed while its tokens are valid")
+	}
+	verifyWithJWKS(t, e, old)
+	verifyWithJWKS(t, e, nt)
+
+	// After old tokens expired (+ margin), the old key disappears.
+	e.clock.Advance(time.Hour + 6*time.Minute)
+	if err := e.srv.keys.maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys = fetchJWKS(t, e)
+	if _, ok := keys[k1]; ok || len(keys) != 1 {
+		t.Fatalf("old key still published after its tokens expired: %d keys", len(keys))
+	}
+}
