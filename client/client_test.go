@@ -269,4 +269,3 @@ func TestNoTokenInOutput(t *testing.T) {
 		t.Fatalf("token-looking text in output: %s", stderr)
 	}
 }
-

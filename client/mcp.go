@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"text/tabwriter"
 
 	mcpclient "github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -146,8 +147,12 @@ func (c *Client) Demo(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(out, "Tools (%d):\n", len(tools))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, t := range tools {
-		fmt.Fprintf(out, "  %s\t%s\n", t.Name, firstLine(t.Description))
+		fmt.Fprintf(tw, "  %s\t%s\n", t.Name, firstLine(t.Description))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
 	res, err := c.Call(ctx, DemoTool, nil)
 	if err != nil {

@@ -104,4 +104,3 @@ func TestUnionScopes(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
-
