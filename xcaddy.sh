@@ -59,6 +59,7 @@ proxy="$(go env GOPROXY | sed 's/,direct$//; s/,/|/g')|off"
 (cd "$root/bin" && GOPROXY="$proxy" GOFLAGS=-mod=mod "$xcaddy" build "$caddy_version" \
 	--output "$out.tmp" \
 	--with github.com/mcpgate/mcpgate/caddymodule \
+	--with github.com/mcpgate/mcpgate/caddymodule/localstack \
 	--replace "github.com/mcpgate/mcpgate=$root")
 mv "$out.tmp" "$out"
 echo "$want" >"$stamp"

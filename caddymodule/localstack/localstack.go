@@ -1,0 +1,249 @@
+// Package localstack adds the `caddy mcpgate-local` command: the whole mcpgate stack on one
+// machine, with no accounts and no configuration. It runs Caddy with a local Caddyfile (by
+// default Caddyfile.examples/local.Caddyfile: the IdP with development login and the mcp_auth
+// gateway, both over automatic HTTPS with Caddy's internal CA) and, in the same process, the
+// demo MCP backend that the gateway protects.
+//
+// It is a separate package so that a production Caddy built with only
+// github.com/mcpgate/mcpgate/caddymodule carries neither the command nor the demo backend;
+// ./xcaddy.sh builds both in.
+package localstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/mcpgate/mcpgate/mcpbackend"
+	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
+)
+
+// Environment variables the local Caddyfile reads. The command sets them unless they are set.
+const (
+	EnvDataDir       = "MCPGATE_DATA_DIR"       // absolute data directory
+	EnvGatewaySecret = "MCPGATE_GATEWAY_SECRET" // the gateway's client secret at the IdP
+	EnvMCPPort       = "MCPGATE_MCP_PORT"       // HTTPS port of the gateway (default 8443)
+	EnvIDPPort       = "MCPGATE_IDP_PORT"       // HTTPS port of the IdP (default 9443)
+	EnvBackend       = "MCPGATE_BACKEND"        // host:port of the MCP backend (default 127.0.0.1:8090)
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "mcpgate-local",
+		Usage: "[--config <Caddyfile>] [--data-dir <dir>] [--demo-github | --github-api-url <url>] [--backend <host:port>]",
+		Short: "Runs the local mcpgate stack: IdP, gateway and demo MCP backend over HTTPS",
+		Long: `
+Runs the whole mcpgate stack on this machine with no accounts and no configuration:
+the IdP with development login and the mcp_auth gateway, both served by Caddy over
+automatic HTTPS with Caddy's internal CA, and the demo MCP backend (GitHub tools)
+behind the gateway, in this process.
+
+State (the IdP's store, Caddy's certificates and CA, the gateway secret) lives in
+--data-dir. The command prints the MCP URL, the CA certificate to trust and the
+client command to run. Ctrl-C stops everything.
+
+With --demo-github the backend talks to an in-process fake GitHub API with two
+users, so no GitHub account is needed; sign in with any name and paste the token
+printed at start-up as the GitHub token. Without it, paste a real GitHub personal
+access token on the login page.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().StringP("config", "c", "Caddyfile.examples/local.Caddyfile", "Caddyfile of the local stack")
+			cmd.Flags().String("data-dir", "data", "Directory for the IdP's store, Caddy's certificates and the gateway secret")
+			cmd.Flags().Bool("demo-github", false, "Serve a fake GitHub API in-process (demo users alice and bob)")
+			cmd.Flags().String("github-api-url", "https://api.github.com", "GitHub REST API base URL the backend calls")
+			cmd.Flags().String("backend", "127.0.0.1:8090", "Listen address of the demo MCP backend")
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdLocal)
+		},
+	})
+}
+
+func cmdLocal(fl caddycmd.Flags) (int, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := Run(ctx, Config{
+		Caddyfile:    fl.String("config"),
+		DataDir:      fl.String("data-dir"),
+		DemoGitHub:   fl.Bool("demo-github"),
+		GitHubAPIURL: fl.String("github-api-url"),
+		Backend:      fl.String("backend"),
+		Out:          os.Stdout,
+	})
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	return caddy.ExitCodeSuccess, nil
+}
+
+// Config configures Run.
+type Config struct {
+	// Caddyfile is the path of the stack's Caddyfile. Required.
+	Caddyfile string
+	// DataDir holds all state. Required; created 0700.
+	DataDir string
+	// DemoGitHub serves githubfake's demo API in-process and points the backend at it.
+	DemoGitHub bool
+	// GitHubAPIURL is the API the backend calls when DemoGitHub is off.
+	// Default "https://api.github.com".
+	GitHubAPIURL string
+	// Backend is the backend's listen address. Default "127.0.0.1:8090".
+	Backend string
+	// Out receives the start-up summary. Default: discard.
+	Out io.Writer
+}
+
+// Run starts the stack and blocks until ctx is done, then stops everything.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = "127.0.0.1:8090"
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	setDefaultEnv(EnvDataDir, dataDir)
+	setDefaultEnv(EnvBackend, cfg.Backend)
+	if os.Getenv(EnvGatewaySecret) == "" {
+		secret, err := loadOrCreateSecret(filepath.Join(dataDir, "gateway.secret"))
+		if err != nil {
+			return err
+		}
+		os.Setenv(EnvGatewaySecret, secret)
+	}
+
+	apiURL := cfg.GitHubAPIURL
+	if apiURL == "" {
+		apiURL = "https://api.github.com"
+	}
+	if cfg.DemoGitHub {
+		gh := &http.Server{Handler: githubfake.NewDemo(), ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("demo GitHub: %w", err)
+		}
+		go func() { _ = gh.Serve(ln) }()
+		defer gh.Close()
+		apiURL = "http://" + ln.Addr().String()
+	}
+
+	backend, err := mcpbackend.NewHTTPHandler(mcpbackend.Options{
+		GitHubAPIURL: apiURL,
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return err
+	}
+	bln, err := net.Listen("tcp", os.Getenv(EnvBackend))
+	if err != nil {
+		return fmt.Errorf("MCP backend: %w", err)
+	}
+	bsrv := &http.Server{Handler: backend, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = bsrv.Serve(bln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = bsrv.Shutdown(sctx)
+	}()
+
+	cfgJSON, _, _, err := caddycmd.LoadConfig(cfg.Caddyfile, "caddyfile")
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", cfg.Caddyfile, err)
+	}
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		return fmt.Errorf("starting Caddy: %w", err)
+	}
+	defer func() { _ = caddy.Stop() }()
+
+	mcpURL := fmt.Sprintf("https://localhost:%s/mcp", envOr(EnvMCPPort, "8443"))
+	idpURL := fmt.Sprintf("https://localhost:%s", envOr(EnvIDPPort, "9443"))
+	ca := filepath.Join(dataDir, "caddy", "pki", "authorities", "local", "root.crt")
+	if err := waitForFile(ctx, ca, 30*time.Second); err != nil {
+		return fmt.Errorf("Caddy's local CA did not appear at %s: %w", ca, err)
+	}
+	fmt.Fprintf(cfg.Out, "mcpgate local stack is running\n")
+	fmt.Fprintf(cfg.Out, "  MCP server:   %s\n", mcpURL)
+	fmt.Fprintf(cfg.Out, "  IdP:          %s\n", idpURL)
+	fmt.Fprintf(cfg.Out, "  CA to trust:  %s\n", ca)
+	fmt.Fprintf(cfg.Out, "  GitHub API:   %s\n", apiURL)
+	if cfg.DemoGitHub {
+		fmt.Fprintf(cfg.Out, "  Demo GitHub tokens to paste at login: alice %s, bob %s\n", githubfake.AliceToken, githubfake.BobToken)
+	}
+	fmt.Fprintf(cfg.Out, "Try:\n  go run ./client/cmd/mcpgate-client -ca-cert %s %s\n", ca, mcpURL)
+	fmt.Fprintf(cfg.Out, "Ctrl-C stops everything.\n")
+
+	<-ctx.Done()
+	fmt.Fprintf(cfg.Out, "stopping\n")
+	return nil
+}
+
+func setDefaultEnv(k, v string) {
+	if os.Getenv(k) == "" {
+		os.Setenv(k, v)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// loadOrCreateSecret reads the secret in path, or generates one into it with mode 0600.
+func loadOrCreateSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("gateway secret: %w", err)
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	s := base64.RawURLEncoding.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("gateway secret: %w", err)
+	}
+	return s, nil
+}
+
+func waitForFile(ctx context.Context, path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
