@@ -1,0 +1,211 @@
+// Command mcpgate-idp runs mcpgate's OAuth 2.1 authorization server (package idp) on its own.
+//
+//	mcpgate-idp -dev                                   # development login, data in the default dir
+//	GITHUB_CLIENT_ID=... GITHUB_CLIENT_SECRET=... MCPGATE_IDP_KEY=... MCPGATE_GATEWAY_SECRET=... \
+//	  mcpgate-idp -issuer https://idp.example.com -listen :9000
+//
+// Run with -h for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpgate/mcpgate/idp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "mcpgate-idp:", err)
+		os.Exit(1)
+	}
+}
+
+func defaultDataDir() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "mcpgate-idp")
+	}
+	return ".mcpgate-idp"
+}
+
+type config struct {
+	listen, issuer, dataDir                      string
+	ghClientID, ghClientSecret, ghURL, ghAPIURL  string
+	ghScopes                                     string
+	defaultResource, allowedResources            string
+	gatewayID, gatewaySecretFile                 string
+	dev, generateKey, allowPrivateCIMD, inMemory bool
+	signingAlg, logLevel                         string
+	accessTTL, refreshTTL, refreshGrace          time.Duration
+	regRate, maxClients                          int
+}
+
+func parseFlags(args []string, getenv func(string) string, out io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("mcpgate-idp", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9000", "address to listen on")
+	fs.StringVar(&c.issuer, "issuer", "http://127.0.0.1:9000", "issuer URL, exactly as clients reach this server (no trailing slash); all metadata URLs derive from it, never from request headers")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the bbolt database (idp.db) and, in development, the generated encryption key (idp.key); created 0700, files 0600")
+	fs.BoolVar(&c.inMemory, "in-memory", false, "keep everything in memory (nothing survives a restart; for demos and tests)")
+	fs.StringVar(&c.ghClientID, "github-client-id", getenv("GITHUB_CLIENT_ID"), "GitHub OAuth app client ID (env GITHUB_CLIENT_ID); enables real \"Sign in with GitHub\"")
+	fs.StringVar(&c.ghClientSecret, "github-client-secret", getenv("GITHUB_CLIENT_SECRET"), "GitHub OAuth app client secret (env GITHUB_CLIENT_SECRET; prefer the env var: flags are visible in ps)")
+	fs.StringVar(&c.ghURL, "github-url", "https://github.com", "GitHub web base URL (GitHub Enterprise: https://ghe.example.com)")
+	fs.StringVar(&c.ghAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API base URL (GitHub Enterprise: https://ghe.example.com/api/v3); the only audience token exchange accepts")
+	fs.StringVar(&c.ghScopes, "github-scopes", "", "space-separated scopes to request from a GitHub OAuth app (default none: public access; GitHub Apps ignore scopes)")
+	fs.StringVar(&c.defaultResource, "default-resource", "", "access token audience when a client sends no resource parameter (default: the issuer); normally your MCP URL, e.g. https://mcp.example.com/mcp")
+	fs.StringVar(&c.allowedResources, "allowed-resources", "", "comma-separated resources clients may request besides the default (default: any absolute http(s) URI)")
+	fs.StringVar(&c.gatewayID, "gateway-client-id", "gateway", "client_id of the gateway allowed to use token exchange; its secret comes from env MCPGATE_GATEWAY_SECRET or -gateway-secret-file; without a secret token exchange is disabled")
+	fs.StringVar(&c.gatewaySecretFile, "gateway-secret-file", "", "file holding the gateway client secret (alternative to MCPGATE_GATEWAY_SECRET)")
+	fs.BoolVar(&c.dev, "dev", false, "development login page (pick any username, optionally paste a GitHub token) when no GitHub app is configured; also generates the encryption key file on first run. Never in production")
+	fs.BoolVar(&c.generateKey, "generate-key", false, "generate <data-dir>/idp.key (0600) on first run if MCPGATE_IDP_KEY is not set (implied by -dev)")
+	fs.BoolVar(&c.allowPrivateCIMD, "allow-private-cimd", false, "allow Client ID Metadata Documents on private/loopback addresses (development only)")
+	fs.StringVar(&c.signingAlg, "signing-alg", "RS256", "access token signing algorithm: RS256 or ES256")
+	fs.DurationVar(&c.accessTTL, "access-token-ttl", time.Hour, "access token lifetime")
+	fs.DurationVar(&c.refreshTTL, "refresh-token-ttl", 30*24*time.Hour, "absolute refresh token lifetime")
+	fs.DurationVar(&c.refreshGrace, "refresh-grace", 10*time.Second, "window in which a rotated refresh token may be reused by concurrent refreshes")
+	fs.IntVar(&c.regRate, "registration-rate", 20, "dynamic registrations per client address per minute (negative: unlimited)")
+	fs.IntVar(&c.maxClients, "max-clients", 10000, "maximum number of registered clients")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: mcpgate-idp [flags]\n\nmcpgate's OAuth 2.1 authorization server with GitHub login.\n\n"+
+			"Environment: MCPGATE_IDP_KEY (base64 32-byte storage encryption key), MCPGATE_GATEWAY_SECRET,\n"+
+			"GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, MCPGATE_REGISTRATION_TOKEN (optional initial access token\n"+
+			"required to register clients).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(addr string)) error {
+	c, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	opts := idp.Options{
+		Issuer:                   c.issuer,
+		SigningAlgorithm:         c.signingAlg,
+		DevLogin:                 c.dev && c.ghClientID == "",
+		DefaultResource:          c.defaultResource,
+		AccessTokenTTL:           c.accessTTL,
+		RefreshTokenTTL:          c.refreshTTL,
+		RefreshGrace:             c.refreshGrace,
+		RegistrationRateLimit:    c.regRate,
+		MaxClients:               c.maxClients,
+		RegistrationInitialToken: getenv("MCPGATE_REGISTRATION_TOKEN"),
+		AllowPrivateCIMD:         c.allowPrivateCIMD,
+		Logger:                   logger,
+		GitHub: idp.GitHubConfig{
+			ClientID: c.ghClientID, ClientSecret: c.ghClientSecret,
+			BaseURL: c.ghURL, APIURL: c.ghAPIURL, Scopes: strings.Fields(c.ghScopes),
+		},
+	}
+	if c.allowedResources != "" {
+		for _, r := range strings.Split(c.allowedResources, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				opts.AllowedResources = append(opts.AllowedResources, r)
+			}
+		}
+	}
+	secret := getenv("MCPGATE_GATEWAY_SECRET")
+	if c.gatewaySecretFile != "" {
+		b, err := os.ReadFile(c.gatewaySecretFile)
+		if err != nil {
+			return fmt.Errorf("-gateway-secret-file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if secret != "" {
+		opts.ExchangeClients = []idp.ExchangeClient{{ID: c.gatewayID, Secret: secret}}
+	} else {
+		logger.Warn("no gateway secret (MCPGATE_GATEWAY_SECRET): token exchange is disabled")
+	}
+	if c.ghClientID == "" && !c.dev {
+		return errors.New("configure a GitHub OAuth app (-github-client-id / GITHUB_CLIENT_ID) or pass -dev for the development login")
+	}
+	if opts.DevLogin {
+		logger.Warn("development login is enabled: anyone can sign in as any user")
+	}
+
+	if !c.inMemory {
+		key, err := idp.LoadOrCreateEncryptionKey(c.dataDir, c.dev || c.generateKey)
+		if err != nil {
+			return err
+		}
+		store, err := idp.OpenBoltStore(filepath.Join(c.dataDir, "idp.db"))
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		opts.Store, opts.EncryptionKey = store, key
+	}
+	srv, err := idp.New(opts)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("mcpgate-idp listening", "addr", ln.Addr().String(), "issuer", c.issuer, "github", c.ghClientID != "", "dev_login", opts.DevLogin, "token_exchange", secret != "")
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
