@@ -97,7 +97,11 @@ func fetchMetadata(ctx context.Context, c *http.Client, metadataURL, issuer stri
 		return "", errors.New("metadata is not a JSON object")
 	}
 	if md.Issuer != issuer {
-		return "", fmt.Errorf("metadata issuer %q does not equal the configured issuer", md.Issuer)
+		got := md.Issuer
+		if len(got) > 200 {
+			got = got[:200] + "..."
+		}
+		return "", fmt.Errorf("metadata issuer %q does not equal the configured issuer", got)
 	}
 	if md.JWKSURI == "" {
 		return "", errors.New("metadata has no jwks_uri")

@@ -42,6 +42,8 @@
 // Config.Leeway (default 30s) applies to exp, nbf and iat alike: a token is
 // accepted while now < exp+leeway, now >= nbf-leeway and now >= iat-leeway.
 // The verified-token cache is stricter: an entry is used only while now < exp.
+// A cached token stays valid until then even if its key is later removed
+// from the JWKS; the cache is bounded by Config.CacheSize.
 //
 // # Discovery order
 //

@@ -20,8 +20,9 @@ type KeySource interface {
 // Observer receives metric events; implementations must be cheap and
 // concurrency-safe. Optional.
 type Observer interface {
-	// JWKSFetch is called after every JWKS HTTP fetch (including discovery)
-	// with its duration and error (nil on success).
+	// JWKSFetch is called once per key set fetch attempt (discovery, if
+	// needed, plus the JWKS request) with its duration and error (nil on
+	// success).
 	JWKSFetch(issuer string, d time.Duration, err error)
 	// VerifyCache is called by Verify for every token that reaches the
 	// verified-token cache, hit or miss. Not called when the cache is off.

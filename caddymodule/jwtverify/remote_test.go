@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -557,5 +560,42 @@ func TestRemoteKeySetCallerContext(t *testing.T) {
 	}
 	if ks.Fetches() != 1 {
 		t.Fatalf("%d fetches", ks.Fetches())
+	}
+}
+
+// TestRemoteKeySetIgnoresTokenURLs is case 5 against a RemoteKeySet: key URLs
+// and embedded keys in token headers never cause a request to them; the only
+// fetch goes to the issuer's own JWKS.
+func TestRemoteKeySetIgnoresTokenURLs(t *testing.T) {
+	testKeys(t)
+	var evilHits atomic.Int64
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		evilHits.Add(1)
+		_, _ = w.Write(jwksDoc(t, rsaJWK("attacker", &rsaAttack.PublicKey)))
+	}))
+	defer evil.Close()
+	f := newFakeIssuer(t, jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey)))
+	clock := newFakeClock()
+	ks := newRemote(t, f, clock, func(c *KeySetConfig) { c.JWKSURI = "" })
+	v := remoteVerifier(t, f, ks, clock)
+	payload := mustJSON(t, issuerClaims(f, clock.Now()))
+	headers := []map[string]any{
+		{"alg": "RS256", "kid": "attacker", "jku": evil.URL + "/jwks"},
+		{"alg": "RS256", "kid": "attacker", "x5u": evil.URL + "/cert"},
+		{"alg": "RS256", "kid": "attacker", "jwk": rsaJWK("attacker", &rsaAttack.PublicKey)},
+		{"alg": "RS256", "kid": "attacker", "x5c": []string{"MIIB"}},
+		{"alg": "RS256", "kid": evil.URL + "/jwks"},
+		{"alg": "RS256", "kid": "rsa1", "jku": evil.URL + "/jwks"},
+	}
+	for _, h := range headers {
+		if _, err := v.Verify(context.Background(), signRaw(t, jwt.SigningMethodRS256, rsaAttack, h, payload)); err == nil {
+			t.Fatalf("attacker token with header %v accepted", h)
+		}
+	}
+	if evilHits.Load() != 0 {
+		t.Fatalf("attacker server got %d requests", evilHits.Load())
+	}
+	if ks.Fetches() != 1 || f.metaHits.Load() != 1 {
+		t.Fatalf("issuer fetches %d, metadata %d; want 1 and 1", ks.Fetches(), f.metaHits.Load())
 	}
 }

@@ -17,9 +17,9 @@ const (
 	DefaultMaxTokenBytes = 8192
 )
 
-// DefaultAlgorithms is the algorithm allowlist used when Config.Algorithms is
+// defaultAlgorithms is the algorithm allowlist used when Config.Algorithms is
 // empty.
-var DefaultAlgorithms = []string{"RS256", "ES256"}
+var defaultAlgorithms = []string{"RS256", "ES256"}
 
 // Preallocated errors for the checks that run before any parsing, so that a
 // flood of junk costs no allocation.
@@ -78,7 +78,7 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 		keys:     make(map[string]KeySource, len(keys)),
 	}
 	if len(v.algs) == 0 {
-		v.algs = slices.Clone(DefaultAlgorithms)
+		v.algs = slices.Clone(defaultAlgorithms)
 	}
 	for _, a := range v.algs {
 		if !slices.Contains(supportedAlgorithms, a) {
@@ -173,12 +173,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 
 // allowedTyp reports whether a JOSE "typ" header is acceptable for an access
 // token: "JWT" (RFC 7519 §5.1) or "at+jwt" (RFC 9068 §2.1), with or without
-// the "application/" prefix, case-insensitively (RFC 7515 §4.1.9).
+// the "application/" prefix, case-insensitively (RFC 7515 §4.1.9 says the
+// prefix may be omitted and media types compare case-insensitively).
 func allowedTyp(typ string) bool {
+	const prefix = "application/"
 	t := typ
-	if len(t) > len("application/") && strings.EqualFold(t[:len("application/")], "application/") {
-		t = t[len("application/"):]
-		return strings.EqualFold(t, "at+jwt")
+	if len(t) > len(prefix) && strings.EqualFold(t[:len(prefix)], prefix) {
+		t = t[len(prefix):]
 	}
 	return strings.EqualFold(t, "JWT") || strings.EqualFold(t, "at+jwt")
 }

@@ -241,7 +241,10 @@ func TestVerifySecurityCases(t *testing.T) {
 		{"typ id+jwt", func() string { return rs(hdr(map[string]any{"typ": "id+jwt"}), good) }, nil, "type"},
 		{"typ dpop+jwt", func() string { return rs(hdr(map[string]any{"typ": "dpop+jwt"}), good) }, nil, "type"},
 		{"typ logout+jwt", func() string { return rs(hdr(map[string]any{"typ": "logout+jwt"}), good) }, nil, "type"},
-		{"typ application/jwt+junk", func() string { return rs(hdr(map[string]any{"typ": "application/JWT"}), good) }, nil, "type"},
+		{"typ application/JWT", func() string { return rs(hdr(map[string]any{"typ": "application/JWT"}), good) }, nil, ""},
+		{"typ application/jwt+junk", func() string { return rs(hdr(map[string]any{"typ": "application/jwt+junk"}), good) }, nil, "type"},
+		{"typ application/", func() string { return rs(hdr(map[string]any{"typ": "application/"}), good) }, nil, "type"},
+		{"typ application/id+jwt", func() string { return rs(hdr(map[string]any{"typ": "application/id+jwt"}), good) }, nil, "type"},
 		{"typ empty", func() string { return rs(hdr(map[string]any{"typ": ""}), good) }, nil, "type"},
 		{"typ number", func() string { return rs(hdr(map[string]any{"typ": 1}), good) }, nil, "type"},
 
