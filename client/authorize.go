@@ -37,6 +37,11 @@ func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (
 		return nil, fmt.Errorf("bad authorization endpoint: %w", err)
 	}
 	merged := authURL.Query() // keep parameters the endpoint URL already carries
+	for k, v := range c.cfg.AuthParams {
+		if !q.Has(k) {
+			merged.Set(k, v)
+		}
+	}
 	for k, v := range q {
 		merged[k] = v
 	}

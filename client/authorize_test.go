@@ -14,7 +14,9 @@ import (
 // browser and checks every parameter the RFCs require.
 func TestLoginThroughOpenURL(t *testing.T) {
 	e := newEnv(t, oauthtest.ASOptions{}, oauthtest.ResourceOptions{})
-	c, stderr := e.client(t, nil)
+	c, stderr := e.client(t, func(c *Config) {
+		c.AuthParams = map[string]string{"audience": "https://api.example", "state": "attacker-chosen"}
+	})
 	if err := c.Login(ctxT(t)); err != nil {
 		t.Fatalf("Login: %v", err)
 	}

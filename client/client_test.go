@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,6 +150,34 @@ func TestMidSession401(t *testing.T) {
 	}
 	if st, _ := c.Status(); !st.Refreshable {
 		t.Error("the new tokens were not cached")
+	}
+}
+
+// TestConcurrent401SingleLogin: several requests failing at once lead to one browser login.
+func TestConcurrent401SingleLogin(t *testing.T) {
+	e := newEnv(t, oauthtest.ASOptions{}, oauthtest.ResourceOptions{})
+	c, _ := e.client(t, nil)
+	if _, err := c.Tools(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.as.InvalidateAll()
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for range 5 {
+		wg.Go(func() {
+			_, err := c.Call(ctxT(t), "list_repositories", nil)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Call: %v", err)
+		}
+	}
+	if n := len(e.as.Authorizes()); n != 2 {
+		t.Fatalf("%d logins, want 2 (one initial, one shared recovery)", n)
 	}
 }
 

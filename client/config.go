@@ -41,6 +41,11 @@ type Config struct {
 	// else the protected resource metadata's scopes_supported, else no scope parameter at all.
 	Scopes []string
 
+	// AuthParams are extra authorization request parameters, e.g. {"audience": ...} for
+	// servers that predate RFC 8707. They never replace the protocol's own parameters
+	// (client_id, redirect_uri, state, PKCE, resource, scope, response_type). Default: none.
+	AuthParams map[string]string
+
 	// CallbackPort pins the loopback redirect port on 127.0.0.1. Default 0: the port of the
 	// cached registration when free, else an ephemeral port.
 	CallbackPort int

@@ -112,8 +112,12 @@ func (c *Client) Discover(ctx context.Context, ch *Challenge) (*Discovery, error
 			candidates = append(candidates, rm)
 		}
 	}
-	if len(candidates) == 0 {
-		candidates = prmURLs(c.mcpURL)
+	// The well-known URLs follow, also when the header named a URL that fails: the resource
+	// check below guards whatever is found.
+	for _, u := range prmURLs(c.mcpURL) {
+		if !slices.Contains(candidates, u) {
+			candidates = append(candidates, u)
+		}
 	}
 	var tried []string
 	for _, u := range candidates {

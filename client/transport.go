@@ -85,7 +85,7 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			drain(resp)
 		}
 		fmt.Fprintf(c.cfg.Stderr, "The MCP server needs a new login\n")
-		rec, err := c.login(ctx, &ch, nil)
+		rec, err := c.login(ctx, &ch, nil, staleMarker(tok))
 		if err != nil {
 			return nil, t.fail(err)
 		}
@@ -104,7 +104,7 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			want := unionScopes(have, strings.Fields(ch.Param("scope")))
 			fmt.Fprintf(c.cfg.Stderr, "The MCP server needs more scopes (%s); logging in again\n", strings.Join(want, " "))
-			rec, err := c.login(ctx, &ch, want)
+			rec, err := c.login(ctx, &ch, want, staleMarker(tok))
 			if err != nil {
 				return nil, t.fail(err)
 			}
@@ -113,6 +113,15 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.finish(resp, nil)
+}
+
+// staleMarker names the token a failed request used; "" (no token) still needs a marker so
+// that a login finished meanwhile by a concurrent request is reused.
+func staleMarker(tok string) string {
+	if tok == "" {
+		return "\x00none"
+	}
+	return tok
 }
 
 // send clones req with a fresh body and the bearer token (if any) and sends it.

@@ -35,7 +35,7 @@ Flags (before the URL; -json, -v may also follow the command):
 // options are the global flags.
 type options struct {
 	url, clientID, clientSecret, regToken, openWith, caCert, cacheDir string
-	scopes                                                            stringList
+	scopes, authParams                                                stringList
 	callbackPort                                                      int
 	noBrowser, jsonOut, verbose                                       bool
 	loginTimeout                                                      time.Duration
@@ -54,6 +54,7 @@ func globalFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.clientSecret, "client-secret", "", "pre-registered client's secret (env MCPGATE_CLIENT_SECRET; default: public client)")
 	fs.StringVar(&o.regToken, "registration-token", "", "initial access token for dynamic registration (env MCPGATE_REGISTRATION_TOKEN)")
 	fs.Var(&o.scopes, "scope", "scope to request, repeatable or space-separated (default: the server's challenge, else its scopes_supported)")
+	fs.Var(&o.authParams, "auth-param", "extra authorization request parameter `k=v`, repeatable (e.g. audience=... for Auth0)")
 	fs.IntVar(&o.callbackPort, "callback-port", 0, "loopback callback port on 127.0.0.1 (default: the registered one, else ephemeral)")
 	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not open a browser; only print the login URL")
 	fs.StringVar(&o.openWith, "open-with", "", "run `CMD` with the login URL as its last argument instead of the browser")
@@ -138,6 +139,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		CacheDir:          o.cacheDir,
 		Stdout:            stdout,
 		Stderr:            stderr,
+	}
+	for _, kv := range o.authParams {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(stderr, "mcpgate-client: -auth-param %q is not k=v\n", kv)
+			return 2
+		}
+		if cfg.AuthParams == nil {
+			cfg.AuthParams = map[string]string{}
+		}
+		cfg.AuthParams[k] = v
 	}
 	if o.openWith != "" {
 		cfg.OpenURL = client.OpenWith(o.openWith)
