@@ -215,6 +215,8 @@ func (b *backend) mcpServer() *server.MCPServer {
 	s := server.NewMCPServer("mcpgate-github", Version,
 		server.WithToolCapabilities(false),
 		server.WithRecovery(),
+		// The output schemas are generated from the result types; validation keeps them honest.
+		server.WithOutputSchemaValidation(),
 		server.WithToolHandlerMiddleware(b.logCalls),
 		server.WithInstructions("Read-only access to GitHub as the signed-in user: profile, repositories, "+
 			"issues, repository search and file contents."),

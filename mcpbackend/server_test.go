@@ -86,6 +86,9 @@ func TestToolDefinitions(t *testing.T) {
 			a.DestructiveHint == nil || *a.DestructiveHint || a.Title == "" || tool.Description == "" {
 			t.Errorf("%s: annotations %+v, description %q", tool.Name, a, tool.Description)
 		}
+		if out, _ := json.Marshal(tool.OutputSchema); tool.OutputSchema.Type != "object" || len(tool.OutputSchema.Properties) == 0 {
+			t.Errorf("%s: output schema %s", tool.Name, out)
+		}
 		raw, _ := json.Marshal(tool.InputSchema)
 		var schema struct {
 			Properties map[string]struct {

@@ -60,7 +60,8 @@ func pageParams(maxPages int) []mcp.ToolOption {
 
 func (b *backend) registerTools(s *server.MCPServer) {
 	s.AddTool(tool("get_user_info", "GitHub: who am I",
-		"Get the profile of the GitHub user whose account is linked: login, id, name, public repository and follower counts."),
+		"Get the profile of the GitHub user whose account is linked: login, id, name, public repository and follower counts.",
+		mcp.WithOutputSchema[userOut]()),
 		b.handleGetUserInfo)
 
 	s.AddTool(tool("list_repositories", "GitHub: list my repositories",
@@ -72,12 +73,13 @@ func (b *backend) registerTools(s *server.MCPServer) {
 				mcp.Description("Comma-separated relationships to include: owner, collaborator, organization_member. Default all three.")),
 			mcp.WithString("sort", mcp.Enum("created", "updated", "pushed", "full_name"), mcp.DefaultString("full_name"),
 				mcp.Description("Sort order. Default full_name.")),
+			mcp.WithOutputSchema[repoListOut](),
 		}, pageParams(b.opts.MaxPages)...)...),
 		b.handleListRepositories)
 
 	s.AddTool(tool("get_repository_info", "GitHub: repository details",
 		"Get details of one repository: description, visibility, default branch, language, stars, forks, open issues, topics.",
-		ownerRepoParams()...),
+		append(ownerRepoParams(), mcp.WithOutputSchema[repoOut]())...),
 		b.handleGetRepositoryInfo)
 
 	s.AddTool(tool("list_issues", "GitHub: list issues",
@@ -87,6 +89,7 @@ func (b *backend) registerTools(s *server.MCPServer) {
 				mcp.Description("Issue state. Default open.")),
 			mcp.WithString("labels", mcp.MaxLength(500),
 				mcp.Description("Comma-separated label names; only issues with all of them are listed, e.g. \"bug,ui\".")),
+			mcp.WithOutputSchema[issueListOut](),
 		), pageParams(b.opts.MaxPages)...)...),
 		b.handleListIssues)
 
@@ -97,6 +100,7 @@ func (b *backend) registerTools(s *server.MCPServer) {
 				mcp.Description("Search query in GitHub syntax; not empty, at most 256 characters.")),
 			mcp.WithString("sort", mcp.Enum("stars", "forks", "help-wanted-issues", "updated"),
 				mcp.Description("Sort field. Default: best match.")),
+			mcp.WithOutputSchema[searchOut](),
 		}, pageParams(b.opts.MaxPages)...)...),
 		b.handleSearchRepositories)
 
@@ -108,6 +112,7 @@ func (b *backend) registerTools(s *server.MCPServer) {
 				mcp.Description("Path inside the repository, e.g. \"docs/README.md\"; empty for the root directory. No leading \"/\" and no \"..\".")),
 			mcp.WithString("ref", mcp.MaxLength(250),
 				mcp.Description("Branch, tag or commit SHA. Default: the repository's default branch.")),
+			mcp.WithOutputSchema[fileOut](),
 		)...),
 		b.handleGetFileContents)
 }
