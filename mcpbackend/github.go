@@ -261,6 +261,8 @@ func (c *githubClient) statusError(resp *http.Response, body []byte, token strin
 		e.kind = errServer
 	case st >= 400:
 		e.kind = errValidation
+	case st >= 300:
+		e.message = "a redirect outside the API was not followed"
 	}
 	return e
 }

@@ -258,3 +258,39 @@ func FuzzParseLink(f *testing.F) {
 		}
 	})
 }
+
+func TestRedirectPolicy(t *testing.T) {
+	var foreignAuth atomic.Value
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		foreignAuth.Store(r.Header.Get("Authorization") + "|reached")
+		_, _ = w.Write([]byte(`{"login":"x"}`))
+	}))
+	defer foreign.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/repos/old/name": // GitHub's answer for a renamed repository
+			http.Redirect(w, r, "/repositories/5001", http.StatusMovedPermanently)
+		case "/repositories/5001":
+			if r.Header.Get("Authorization") != "Bearer tok" {
+				w.WriteHeader(401)
+				return
+			}
+			_, _ = w.Write([]byte(`{"id":5001}`))
+		case "/elsewhere":
+			http.Redirect(w, r, foreign.URL+"/user", http.StatusFound)
+		}
+	}))
+	defer api.Close()
+	gh := newTestClient(t, api.URL, nil) // the default client, with its redirect policy
+	var v map[string]any
+	if _, err := gh.get(context.Background(), "tok", "/repos/old/name", nil, &v); err != nil || v["id"] != float64(5001) {
+		t.Errorf("same-origin redirect: %v %v", v, err)
+	}
+	_, err := gh.get(context.Background(), "tok", "/elsewhere", nil, &v)
+	if err == nil || !strings.Contains(err.Error(), "redirect outside the API was not followed") {
+		t.Errorf("cross-origin redirect: %v", err)
+	}
+	if foreignAuth.Load() != nil {
+		t.Errorf("the client followed the redirect to another origin: %v", foreignAuth.Load())
+	}
+}

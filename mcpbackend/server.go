@@ -57,8 +57,8 @@ type Options struct {
 	// at a fake.
 	GitHubAPIURL string
 	// HTTPClient makes the GitHub calls. Default: a client with a 30s overall timeout and 10s dial,
-	// TLS-handshake and 20s response-header timeouts. Go's client drops the Authorization header on
-	// redirects to another host.
+	// TLS-handshake and 20s response-header timeouts, that follows redirects (GitHub's 301 for a
+	// renamed repository) only within the same scheme and host.
 	HTTPClient *http.Client
 	// Timeout bounds the GitHub calls of one tool call, pagination included. Default 20s.
 	Timeout time.Duration
@@ -172,7 +172,16 @@ func defaultHTTPClient() *http.Client {
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.ResponseHeaderTimeout = 20 * time.Second
-	return &http.Client{Transport: t, Timeout: 30 * time.Second}
+	return &http.Client{Transport: t, Timeout: 30 * time.Second, CheckRedirect: sameOriginRedirects}
+}
+
+// sameOriginRedirects follows at most 5 redirects and only within the original scheme and host, so
+// the token is never sent over plain HTTP or to another host; otherwise the 3xx is returned as is.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 || req.URL.Scheme != via[0].URL.Scheme || !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 func validHeaderName(s string) bool {

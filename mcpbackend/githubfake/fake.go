@@ -5,7 +5,7 @@
 // "Authorization: token <token>" naming a known user, else 401 "Bad credentials" as GitHub answers):
 //
 //	/user
-//	/user/repos                          visibility, affiliation, sort, per_page, page
+//	/user/repos                          visibility, sort, per_page, page (lists the user's own repositories)
 //	/repos/{owner}/{repo}
 //	/repos/{owner}/{repo}/issues         state, labels, per_page, page
 //	/repos/{owner}/{repo}/contents/{path...}  ref
