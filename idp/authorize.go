@@ -93,7 +93,24 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail(oerr)
 		return
 	}
+	prompt := ""
+	for _, pv := range strings.Fields(q.Get("prompt")) {
+		switch pv {
+		case "none", "consent":
+			if prompt != "" && prompt != pv {
+				fail(errInvalidRequest("prompt=none cannot be combined with other values"))
+				return
+			}
+			prompt = pv
+		case "login", "select_account":
+			// Accepted; the current session is used (GitHub decides about re-authentication).
+		default:
+			fail(errInvalidRequest("unsupported prompt value"))
+			return
+		}
+	}
 	ar := authRequest{
+		Prompt:   prompt,
 		ClientID: c.ID, RedirectURI: redirect, RedirectGiven: given, State: state,
 		Challenge: challenge, Scope: scope, Resource: resource,
 		Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix(),

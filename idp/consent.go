@@ -37,6 +37,10 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.loadSession(r)
 	if sess == nil || sess.Sub == "" {
+		if ar.Prompt == "none" && s.takeAuthRequest(r, reqID) != nil {
+			s.redirectError(w, r, ar.RedirectURI, ar.State, newOAuthError(http.StatusBadRequest, "login_required", "the user is not signed in"))
+			return
+		}
 		http.Redirect(w, r, s.endpoint("/login?req="+url.QueryEscape(reqID)), http.StatusFound)
 		return
 	}
@@ -54,8 +58,14 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 				covered = false
 			}
 		}
-		if covered {
+		if covered && ar.Prompt != "consent" {
 			s.finishAuthorization(w, r, reqID, sess.Sub)
+			return
+		}
+	}
+	if ar.Prompt == "none" {
+		if s.takeAuthRequest(r, reqID) != nil {
+			s.redirectError(w, r, ar.RedirectURI, ar.State, newOAuthError(http.StatusBadRequest, "consent_required", "the user has not approved this client"))
 			return
 		}
 	}

@@ -67,9 +67,13 @@ func (s *Server) grantTokenExchange(r *http.Request, c *client) (map[string]any,
 		return nil, errInvalidTarget("the user has no usable linked GitHub token; link GitHub at " + s.endpoint("/account"))
 	case errors.Is(err, errGitHubUnavailable):
 		return nil, errTemporarilyUnavailable("GitHub is unavailable; try again")
-	case err != nil:
-		s.log.Error("load GitHub token", "sub", claims.Subject, "error", err)
+	case errors.Is(err, errDecrypt):
+		s.log.Error("stored GitHub token does not decrypt (wrong encryption key?)", "sub", claims.Subject)
 		return nil, errServer("cannot read the user's GitHub token")
+	case err != nil:
+		// Storage faults are transient for the gateway: 503 with Retry-After.
+		s.log.Error("load GitHub token", "sub", claims.Subject, "error", err)
+		return nil, errTemporarilyUnavailable("the token store is unavailable; try again")
 	}
 	resp := map[string]any{
 		"access_token":      gt.AccessToken,

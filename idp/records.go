@@ -111,6 +111,7 @@ type authRequest struct {
 	Challenge     string `json:"challenge"`
 	Scope         string `json:"scope"`
 	Resource      string `json:"resource"`
+	Prompt        string `json:"prompt,omitempty"` // "none" or "consent"
 	Exp           int64  `json:"exp"`
 }
 

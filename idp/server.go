@@ -140,10 +140,10 @@ func (s *Server) routes() {
 		m.HandleFunc("GET "+b+"/.well-known/oauth-authorization-server", s.handleMetadata)
 	}
 	m.HandleFunc("GET "+b+"/jwks.json", s.handleJWKS)
-	m.HandleFunc("POST "+b+"/register", s.handleRegister)
-	m.HandleFunc("GET "+b+"/register/{client_id}", s.handleClientConfig)
-	m.HandleFunc("PUT "+b+"/register/{client_id}", s.handleClientConfig)
-	m.HandleFunc("DELETE "+b+"/register/{client_id}", s.handleClientConfig)
+	m.HandleFunc("POST "+b+"/register", cors(s.handleRegister))
+	m.HandleFunc("GET "+b+"/register/{client_id}", cors(s.handleClientConfig))
+	m.HandleFunc("PUT "+b+"/register/{client_id}", cors(s.handleClientConfig))
+	m.HandleFunc("DELETE "+b+"/register/{client_id}", cors(s.handleClientConfig))
 	m.HandleFunc("GET "+b+"/authorize", s.handleAuthorize)
 	m.HandleFunc("GET "+b+"/login", s.handleLoginPage)
 	m.HandleFunc("POST "+b+"/login", s.handleDevLogin)
@@ -155,10 +155,38 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+b+"/account/github-token", s.handleAccountPAT)
 	m.HandleFunc("POST "+b+"/account/unlink", s.handleAccountUnlink)
 	m.HandleFunc("POST "+b+"/logout", s.handleLogout)
-	m.HandleFunc("POST "+b+"/token", s.handleToken)
-	m.HandleFunc("POST "+b+"/revoke", s.handleRevoke)
+	m.HandleFunc("POST "+b+"/token", cors(s.handleToken))
+	m.HandleFunc("POST "+b+"/revoke", cors(s.handleRevoke))
 	m.HandleFunc("POST "+b+"/introspect", s.handleIntrospect)
-	m.HandleFunc("GET "+b+"/userinfo", s.handleUserinfo)
-	m.HandleFunc("POST "+b+"/userinfo", s.handleUserinfo)
+	m.HandleFunc("GET "+b+"/userinfo", cors(s.handleUserinfo))
+	m.HandleFunc("POST "+b+"/userinfo", cors(s.handleUserinfo))
+	// CORS preflight for the endpoints browser-based MCP clients call directly. No credentials
+	// (cookies) are ever accepted cross-origin: the wildcard origin forbids them.
+	for _, p := range []string{"/register", "/register/{client_id}", "/token", "/revoke", "/userinfo",
+		"/jwks.json", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		path := b + p
+		if strings.HasPrefix(p, "/.well-known/") {
+			path = p + b
+		}
+		m.HandleFunc("OPTIONS "+path, preflight)
+	}
 	s.mux = m
+}
+
+// cors allows any origin to call a non-cookie API endpoint (browser-based MCP clients).
+func cors(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+		h(w, r)
+	}
+}
+
+func preflight(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, MCP-Protocol-Version")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,6 +1,11 @@
 package idp
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
+
+var errFlightPanicked = errors.New("idp: shared call panicked")
 
 // flightGroup runs at most one function per key at a time; concurrent callers with the same key
 // wait for and share the running call's result (a small singleflight, to avoid a dependency).
@@ -25,7 +30,7 @@ func (g *flightGroup) Do(key string, fn func() (any, error)) (any, error) {
 		<-c.done
 		return c.val, c.err
 	}
-	c := &flightCall{done: make(chan struct{})}
+	c := &flightCall{done: make(chan struct{}), err: errFlightPanicked}
 	g.calls[key] = c
 	g.mu.Unlock()
 
