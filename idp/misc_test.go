@@ -166,7 +166,11 @@ func TestAccountPage(t *testing.T) {
 func TestCleanupAndClose(t *testing.T) {
 	before := runtime.NumGoroutine()
 	mem := NewMemoryStore()
-	e := newEnv(t, func(o *Options) { o.CleanupInterval = 20 * time.Millisecond; o.Store = mem; o.EncryptionKey = make([]byte, 32) })
+	e := newEnv(t, func(o *Options) {
+		o.CleanupInterval = 20 * time.Millisecond
+		o.Store = mem
+		o.EncryptionKey = make([]byte, 32)
+	})
 	c := e.register(nil)
 	e.getCode(e.browser(), c, newPKCE(), "cleanme", "", nil)
 	ctx := context.Background()
@@ -239,7 +243,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	_, tok2 := e.refresh(c, tok["refresh_token"].(string))
 	_, x := e.exchangeAud(tok2["access_token"].(string), g.ts.URL+"/api") // refreshes at GitHub
 	e.clock.Advance(20 * time.Second)
-	e.refresh(c, tok["refresh_token"].(string))  // refresh reuse, logged
+	e.refresh(c, tok["refresh_token"].(string)) // refresh reuse, logged
 	e.redeem(c, q.Get("code"), p.verifier, nil) // code reuse, logged
 	e.exchange("garbage", "gateway", "wrong-secret")
 	secrets := []string{conf.Secret, conf.RAT, c.RAT, q.Get("code"), p.verifier, tok["access_token"].(string),
