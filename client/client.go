@@ -273,7 +273,7 @@ func (c *Client) Logout(ctx context.Context) error {
 		return nil
 	}
 	if err := c.revokeAll(ctx, rec); err != nil {
-		fmt.Fprintf(c.cfg.Stderr, "Warning: %v; deleting the tokens locally only\n", err)
+		fmt.Fprintf(c.cfg.Stderr, "Warning: %s; deleting the tokens locally only\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if err := c.store.deleteToken(rec); err != nil {
 		return fmt.Errorf("cannot delete the cached tokens: %w", err)

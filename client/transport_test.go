@@ -1,6 +1,7 @@
 package client
 
 import (
+	"github.com/mcpgate/mcpgate/client/internal/oauthtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -102,5 +103,22 @@ func TestUnionScopes(t *testing.T) {
 	got := unionScopes([]string{"a", "b"}, []string{"b", "c", "a", "d"})
 	if len(got) != 4 || got[2] != "c" || got[3] != "d" {
 		t.Errorf("got %v", got)
+	}
+}
+
+// TestFreshTokenRefused: a server that refuses even a just-issued token (e.g. a gateway that
+// cannot fetch the issuer's keys) ends in one explanatory line after exactly one new login.
+func TestFreshTokenRefused(t *testing.T) {
+	e := newEnv(t, oauthtest.ASOptions{}, oauthtest.ResourceOptions{})
+	c, _ := e.client(t, nil)
+	if err := c.Login(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.as.InvalidateAll()
+	e.as.RefuseNewAccessTokens()
+	_, err := c.Tools(ctxT(t))
+	mustContain(t, err, "refuses the token "+e.as.Issuer+" just issued (invalid_token: the token is expired, revoked or not for this resource)")
+	if n := len(e.as.Authorizes()); n != 2 {
+		t.Fatalf("%d logins, want 2", n)
 	}
 }

@@ -96,6 +96,7 @@ type AS struct {
 	authorizes    []url.Values
 	tokenForms    []url.Values
 	metadataHits  []string
+	refuseNew     bool
 }
 
 // NewAS starts a fake authorization server, stopped at the end of the test.
@@ -148,6 +149,14 @@ func (a *AS) InvalidateAll() {
 	defer a.mu.Unlock()
 	clear(a.access)
 	clear(a.refresh)
+}
+
+// RefuseNewAccessTokens makes access tokens issued from now on invalid at once, as when the
+// resource server cannot verify the issuer's tokens.
+func (a *AS) RefuseNewAccessTokens() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refuseNew = true
 }
 
 // Registrations returns the bodies of the registration requests received.
@@ -460,7 +469,9 @@ func (a *AS) token(w http.ResponseWriter, r *http.Request) {
 	g.Expiry = a.opts.Now().Add(a.opts.AccessTTL)
 	a.mu.Lock()
 	ag, rg := g, g
-	a.access[at] = &ag
+	if !a.refuseNew {
+		a.access[at] = &ag
+	}
 	a.refresh[rt] = &rg
 	a.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
