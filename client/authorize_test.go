@@ -269,3 +269,53 @@ func toString(v any) string {
 	}
 	return ""
 }
+
+// TestScopeChoice: the challenge's scope, else the PRM's scopes_supported, else no scope
+// parameter at all (never an empty one); Config.Scopes overrides.
+func TestScopeChoice(t *testing.T) {
+	tests := []struct {
+		name      string
+		ro        oauthtest.ResourceOptions
+		cfgScopes []string
+		want      string // "" = no scope parameter
+	}{
+		{"challenge", oauthtest.ResourceOptions{ChallengeScope: "mcp:read"}, nil, "mcp:read"},
+		{"PRM scopes_supported", oauthtest.ResourceOptions{NoChallengeScope: true}, nil, "mcp:read mcp:admin"},
+		{"none at all", oauthtest.ResourceOptions{NoChallengeScope: true, ScopesSupported: []string{"", " "}, RequiredScope: "-"}, nil, ""},
+		{"configured", oauthtest.ResourceOptions{}, []string{"mcp:read  mcp:admin", "x"}, "mcp:read mcp:admin x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, oauthtest.ASOptions{}, tt.ro)
+			c, _ := e.client(t, func(c *Config) { c.Scopes = tt.cfgScopes })
+			if _, err := c.Tools(ctxT(t)); err != nil {
+				t.Fatalf("Tools: %v", err)
+			}
+			q := e.as.Authorizes()[0]
+			if tt.want == "" {
+				if q.Has("scope") {
+					t.Fatalf("scope parameter sent: %q", q.Get("scope"))
+				}
+				if _, ok := e.as.Registrations()[0]["scope"]; ok {
+					t.Fatal("scope sent at registration")
+				}
+				return
+			}
+			if q.Get("scope") != tt.want || e.as.Registrations()[0]["scope"] != tt.want {
+				t.Fatalf("scope %q, registered %v, want %q", q.Get("scope"), e.as.Registrations()[0]["scope"], tt.want)
+			}
+		})
+	}
+}
+
+// TestOpenServer: a server that asks for no authorization is used without a token or login.
+func TestOpenServer(t *testing.T) {
+	e := newEnv(t, oauthtest.ASOptions{}, oauthtest.ResourceOptions{Open: true})
+	c, _ := e.client(t, nil)
+	if _, err := c.Tools(ctxT(t)); err != nil {
+		t.Fatalf("Tools: %v", err)
+	}
+	if e.browser.count() != 0 || len(e.as.Registrations()) != 0 {
+		t.Fatal("logged in to an open server")
+	}
+}

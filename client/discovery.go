@@ -63,7 +63,11 @@ func (d *Discovery) Scopes() []string {
 	if len(d.ChallengeScopes) > 0 {
 		return slices.Clone(d.ChallengeScopes)
 	}
-	return slices.Clone(d.PRM.ScopesSupported)
+	var out []string
+	for _, s := range d.PRM.ScopesSupported {
+		out = append(out, strings.Fields(s)...) // drops empty entries: never send an empty scope
+	}
+	return out
 }
 
 // probe sends an unauthenticated MCP request and returns the Bearer challenge of a 401, if any.

@@ -26,6 +26,7 @@ type OAuthError struct {
 	Description string
 }
 
+// Error returns "ENDPOINT answered STATUS CODE: DESCRIPTION".
 func (e *OAuthError) Error() string {
 	msg := fmt.Sprintf("%s answered %d", e.Endpoint, e.Status)
 	if e.Code != "" {

@@ -32,6 +32,10 @@ type ResourceOptions struct {
 	HeaderPRMPath string
 	// ChallengeScope is the challenge's scope; default "mcp:read".
 	ChallengeScope string
+	// NoChallengeScope leaves scope out of the 401 challenge.
+	NoChallengeScope bool
+	// Open serves MCP without any authorization.
+	Open bool
 	// ScopesSupported of the PRM; default ["mcp:read", "mcp:admin"].
 	ScopesSupported []string
 	// PRMResource overrides the PRM resource (mismatch tests); default the MCP URL.
@@ -163,7 +167,14 @@ func (r *Resource) serve(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
-	status := r.check(w, req)
+	var status int
+	if r.o.Open {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		r.mcp.ServeHTTP(rec, req)
+		status = rec.status
+	} else {
+		status = r.check(w, req)
+	}
 	r.mu.Lock()
 	r.statuses = append(r.statuses, status)
 	r.mu.Unlock()
@@ -177,7 +188,9 @@ func (r *Resource) challenge(extra string) string {
 	if !r.o.NoHeaderMetadata {
 		parts = append(parts, fmt.Sprintf(`resource_metadata="%s"`, r.PRMURL()))
 	}
-	parts = append(parts, fmt.Sprintf(`scope="%s"`, r.o.ChallengeScope))
+	if !r.o.NoChallengeScope {
+		parts = append(parts, fmt.Sprintf(`scope="%s"`, r.o.ChallengeScope))
+	}
 	return "Bearer " + strings.Join(parts, ", ")
 }
 
