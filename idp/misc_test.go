@@ -264,3 +264,53 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	}
 }
+
+// An issuer with a path: routes live under it, RFC 8414 metadata uses path insertion.
+func TestIssuerWithPath(t *testing.T) {
+	srv, err := New(Options{Issuer: "https://host.example/idp", DevLogin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, p := range []string{"/.well-known/oauth-authorization-server/idp", "/.well-known/openid-configuration/idp", "/idp/.well-known/openid-configuration"} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest("GET", "https://host.example"+p, nil))
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"token_endpoint":"https://host.example/idp/token"`) {
+			t.Errorf("%s: %d %s", p, rec.Code, rec.Body.String())
+		}
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("GET", "https://host.example/idp/jwks.json", nil))
+	if rec.Code != 200 {
+		t.Errorf("jwks under path: %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("GET", "https://host.example/jwks.json", nil))
+	if rec.Code != 404 {
+		t.Errorf("jwks outside path: %d", rec.Code)
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	cases := []struct {
+		name string
+		o    Options
+	}{
+		{"no issuer", Options{DevLogin: true}},
+		{"trailing slash", Options{Issuer: "https://a.example/", DevLogin: true}},
+		{"query", Options{Issuer: "https://a.example?x=1", DevLogin: true}},
+		{"relative", Options{Issuer: "/idp", DevLogin: true}},
+		{"no login method", Options{Issuer: "https://a.example"}},
+		{"github without secret", Options{Issuer: "https://a.example", GitHub: GitHubConfig{ClientID: "x"}}},
+		{"bad alg", Options{Issuer: "https://a.example", DevLogin: true, SigningAlgorithm: "HS256"}},
+		{"store without key", Options{Issuer: "https://a.example", DevLogin: true, Store: NewMemoryStore()}},
+		{"short key", Options{Issuer: "https://a.example", DevLogin: true, Store: NewMemoryStore(), EncryptionKey: []byte("short")}},
+		{"exchange client without secret", Options{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []ExchangeClient{{ID: "gateway"}}}},
+	}
+	for _, tc := range cases {
+		if s, err := New(tc.o); err == nil {
+			s.Close()
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+}

@@ -321,3 +321,37 @@ func TestRestartWithBoltStore(t *testing.T) {
 		t.Fatalf("New with the wrong encryption key succeeded")
 	}
 }
+
+// Exactly one of parallel redemptions wins with the bbolt store as well.
+func TestParallelRedemptionBolt(t *testing.T) {
+	st, err := OpenBoltStore(filepath.Join(t.TempDir(), "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := newEnv(t, func(o *Options) { o.Store = st; o.EncryptionKey = bytes.Repeat([]byte{3}, 32) })
+	c := e.register(nil)
+	for round := 0; round < 3; round++ {
+		p := newPKCE()
+		q := e.getCode(e.browser(), c, p, "par", "", nil)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok := 0
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, _ := e.redeem(c, q.Get("code"), p.verifier, nil)
+				if resp.StatusCode == 200 {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if ok != 1 {
+			t.Fatalf("round %d: %d winners", round, ok)
+		}
+	}
+}
