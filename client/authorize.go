@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,7 +14,7 @@ import (
 // authorize runs the authorization code flow with PKCE through the browser and the loopback
 // redirect, exchanges the code and returns the new token record (not yet saved).
 func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (*tokenRecord, error) {
-	ln, creds, redirectURI, err := c.prepareClient(ctx, d, scopes)
+	ln, creds, redirectURI, cached, err := c.prepareClient(ctx, d, scopes)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +72,9 @@ func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (
 	select {
 	case res = <-srv.results:
 	case <-timer.C:
+		if cached {
+			return nil, fmt.Errorf("timed out after %s waiting for the browser login (if the browser showed an unknown-client error, run again with -reregister)", fmtDuration(c.cfg.LoginTimeout))
+		}
 		return nil, fmt.Errorf("timed out after %s waiting for the browser login", fmtDuration(c.cfg.LoginTimeout))
 	case <-ctx.Done():
 		return nil, fmt.Errorf("login interrupted: %w", ctx.Err())
@@ -87,24 +91,32 @@ func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (
 	form.Set("resource", d.PRM.Resource)
 	tr, err := c.tokenRequest(ctx, d.AS.TokenEndpoint, form, creds)
 	if err != nil {
+		var oe *OAuthError
+		if cached && errors.As(err, &oe) && oe.Code == "invalid_client" {
+			_ = c.store.deleteRegistration(d.Issuer) // forgotten by the server: register next time
+			return nil, fmt.Errorf("the code exchange failed: %w; the cached registration was dropped, log in again", err)
+		}
 		return nil, fmt.Errorf("the code exchange failed: %w", err)
 	}
 	return c.recordFrom(d, creds.ID, tr, scopes, nil), nil
 }
 
 // prepareClient chooses the OAuth client and opens the loopback listener its redirect URI
-// names. See the comment at the top of registration.go for the port policy.
-func (c *Client) prepareClient(ctx context.Context, d *Discovery, scopes []string) (net.Listener, clientCreds, string, error) {
+// names; cached reports a registration taken from the cache. See the comment at the top of
+// registration.go for the port policy.
+func (c *Client) prepareClient(ctx context.Context, d *Discovery, scopes []string) (ln net.Listener, cc clientCreds, redirectURI string, cached bool, err error) {
 	if c.cfg.ClientID != "" {
 		ln, err := c.listen(c.cfg.CallbackPort)
 		if err != nil {
-			return nil, clientCreds{}, "", err
+			return nil, clientCreds{}, "", false, err
 		}
-		return ln, c.credsFor(d.Issuer, &d.AS, c.cfg.ClientID), redirectURIFor(listenerPort(ln)), nil
+		return ln, c.credsFor(d.Issuer, &d.AS, c.cfg.ClientID), redirectURIFor(listenerPort(ln)), false, nil
 	}
-	reg, err := c.store.loadRegistration(d.Issuer)
-	if err != nil {
-		return nil, clientCreds{}, "", err
+	var reg *registration
+	if !c.cfg.ForceRegister {
+		if reg, err = c.store.loadRegistration(d.Issuer); err != nil {
+			return nil, clientCreds{}, "", false, err
+		}
 	}
 	if reg != nil && reg.SecretExpiresAt > 0 && c.cfg.Now().Unix() >= reg.SecretExpiresAt {
 		reg = nil // the registration's secret expired: register anew
@@ -118,24 +130,24 @@ func (c *Client) prepareClient(ctx context.Context, d *Discovery, scopes []strin
 		if port > 0 && want == port && coversScopes(reg.Scope, scopes) {
 			ln, err := listenLoopback(port)
 			if err == nil {
-				return ln, c.credsFor(d.Issuer, &d.AS, reg.ClientID), reg.RedirectURI, nil
+				return ln, c.credsFor(d.Issuer, &d.AS, reg.ClientID), reg.RedirectURI, true, nil
 			}
 			if c.cfg.CallbackPort != 0 {
-				return nil, clientCreds{}, "", fmt.Errorf("cannot listen on 127.0.0.1:%d for the login callback: %v", port, err)
+				return nil, clientCreds{}, "", false, fmt.Errorf("cannot listen on 127.0.0.1:%d for the login callback: %v", port, err)
 			}
 			fmt.Fprintf(c.cfg.Stderr, "Callback port %d is busy; registering with a new port\n", port)
 		}
 	}
-	ln, err := c.listen(c.cfg.CallbackPort)
+	ln, err = c.listen(c.cfg.CallbackPort)
 	if err != nil {
-		return nil, clientCreds{}, "", err
+		return nil, clientCreds{}, "", false, err
 	}
 	reg, err = c.register(ctx, d, redirectURIFor(listenerPort(ln)), scopes)
 	if err != nil {
 		ln.Close()
-		return nil, clientCreds{}, "", err
+		return nil, clientCreds{}, "", false, err
 	}
-	return ln, c.credsFor(d.Issuer, &d.AS, reg.ClientID), reg.RedirectURI, nil
+	return ln, c.credsFor(d.Issuer, &d.AS, reg.ClientID), reg.RedirectURI, false, nil
 }
 
 func (c *Client) listen(port int) (net.Listener, error) {

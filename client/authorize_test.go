@@ -319,3 +319,37 @@ func TestOpenServer(t *testing.T) {
 		t.Fatal("logged in to an open server")
 	}
 }
+
+// TestForgottenRegistration: when the server no longer knows the cached client, the timeout
+// message points at -reregister, and ForceRegister registers anew.
+func TestForgottenRegistration(t *testing.T) {
+	e := newEnv(t, oauthtest.ASOptions{}, oauthtest.ResourceOptions{})
+	c, _ := e.client(t, nil)
+	if err := c.Login(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.as.ForgetClients()
+	c2, _ := e.client(t, func(c *Config) { c.LoginTimeout = 500 * time.Millisecond })
+	mustContain(t, c2.Login(ctxT(t)), "run again with -reregister")
+	c3, _ := e.client(t, func(c *Config) { c.ForceRegister = true })
+	if err := c3.Login(ctxT(t)); err != nil {
+		t.Fatalf("Login with ForceRegister: %v", err)
+	}
+	if n := len(e.as.Registrations()); n != 2 {
+		t.Fatalf("%d registrations, want 2", n)
+	}
+}
+
+func TestCodeExchangeInvalidClientDropsRegistration(t *testing.T) {
+	e := newEnv(t, oauthtest.ASOptions{}, oauthtest.ResourceOptions{})
+	c, _ := e.client(t, nil)
+	if err := c.Login(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.as.RejectClientsAtToken()
+	c2, _ := e.client(t, nil)
+	mustContain(t, c2.Login(ctxT(t)), "invalid_client: client authentication failed; the cached registration was dropped")
+	if reg, _ := c2.store.loadRegistration(e.as.Issuer); reg != nil {
+		t.Fatal("registration still cached")
+	}
+}

@@ -35,6 +35,9 @@ type Config struct {
 	// RegistrationToken is an initial access token sent as a bearer token with the dynamic
 	// registration request (RFC 7591 §3), as Keycloak requires. Default: none.
 	RegistrationToken string
+	// ForceRegister ignores a cached registration and registers anew (-reregister), for when
+	// the authorization server has forgotten the cached client. Default false.
+	ForceRegister bool
 	// ClientName is the client_name sent at registration. Default "mcpgate-client".
 	ClientName string
 	// Scopes overrides the requested scopes. Default: the scope of the server's 401 challenge,

@@ -37,7 +37,7 @@ type options struct {
 	url, clientID, clientSecret, regToken, openWith, caCert, cacheDir string
 	scopes, authParams                                                stringList
 	callbackPort                                                      int
-	noBrowser, jsonOut, verbose                                       bool
+	noBrowser, jsonOut, verbose, reregister                           bool
 	loginTimeout                                                      time.Duration
 }
 
@@ -53,6 +53,7 @@ func globalFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.clientID, "client-id", "", "pre-registered OAuth client ID (default: dynamic registration)")
 	fs.StringVar(&o.clientSecret, "client-secret", "", "pre-registered client's secret (env MCPGATE_CLIENT_SECRET; default: public client)")
 	fs.StringVar(&o.regToken, "registration-token", "", "initial access token for dynamic registration (env MCPGATE_REGISTRATION_TOKEN)")
+	fs.BoolVar(&o.reregister, "reregister", false, "ignore the cached client registration and register again")
 	fs.Var(&o.scopes, "scope", "scope to request, repeatable or space-separated (default: the server's challenge, else its scopes_supported)")
 	fs.Var(&o.authParams, "auth-param", "extra authorization request parameter `k=v`, repeatable (e.g. audience=... for Auth0)")
 	fs.IntVar(&o.callbackPort, "callback-port", 0, "loopback callback port on 127.0.0.1 (default: the registered one, else ephemeral)")
@@ -131,6 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		ClientID:          o.clientID,
 		ClientSecret:      o.clientSecret,
 		RegistrationToken: o.regToken,
+		ForceRegister:     o.reregister,
 		Scopes:            o.scopes,
 		CallbackPort:      o.callbackPort,
 		NoBrowser:         o.noBrowser,

@@ -97,6 +97,7 @@ type AS struct {
 	tokenForms    []url.Values
 	metadataHits  []string
 	refuseNew     bool
+	rejectAtToken bool
 }
 
 // NewAS starts a fake authorization server, stopped at the end of the test.
@@ -157,6 +158,21 @@ func (a *AS) RefuseNewAccessTokens() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.refuseNew = true
+}
+
+// RejectClientsAtToken makes the token endpoint answer invalid_client from now on, as a server
+// that forgot the client between the authorization and the code exchange.
+func (a *AS) RejectClientsAtToken() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rejectAtToken = true
+}
+
+// ForgetClients drops every registered client, as an authorization server whose data was reset.
+func (a *AS) ForgetClients() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.clients)
 }
 
 // Registrations returns the bodies of the registration requests received.
@@ -418,7 +434,10 @@ func (a *AS) token(w http.ResponseWriter, r *http.Request) {
 	a.tokenForms = append(a.tokenForms, r.PostForm)
 	a.mu.Unlock()
 	c, ok := a.clientAuth(r)
-	if !ok {
+	a.mu.Lock()
+	reject := a.rejectAtToken
+	a.mu.Unlock()
+	if !ok || reject {
 		oauthErr(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
 	}
