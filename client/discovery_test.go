@@ -182,3 +182,35 @@ func TestWellKnownURLs(t *testing.T) {
 		t.Errorf("issuer with a query accepted: %v", err)
 	}
 }
+
+func TestCheckEndpointURL(t *testing.T) {
+	tests := []struct {
+		mcp, endpoint string
+		wantErr       string
+	}{
+		{"https://h.example/mcp", "https://as.example/token", ""},
+		{"https://h.example/mcp", "http://as.example/token", "is not https"},
+		{"https://h.example/mcp", "http://127.0.0.1:9000/token", ""},
+		{"https://h.example/mcp", "http://localhost:9000/token", ""},
+		{"https://h.example/mcp", "http://[::1]:9000/token", ""},
+		{"http://h.example/mcp", "http://as.example/token", ""},
+		{"https://h.example/mcp", "https://as.example/token#f", "must not have a fragment"},
+		{"https://h.example/mcp", "https://user@as.example/token", "must not have a fragment or user info"},
+		{"https://h.example/mcp", "javascript:alert(1)", "not an absolute http(s) URL"},
+		{"https://h.example/mcp", "/token", "not an absolute http(s) URL"},
+	}
+	for _, tt := range tests {
+		c, err := New(Config{MCPURL: tt.mcp, CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.checkEndpointURL(tt.endpoint, "token_endpoint")
+		if tt.wantErr == "" {
+			if err != nil {
+				t.Errorf("%s with %s: %v", tt.endpoint, tt.mcp, err)
+			}
+			continue
+		}
+		mustContain(t, err, tt.wantErr)
+	}
+}
