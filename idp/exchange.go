@@ -38,6 +38,10 @@ func (s *Server) grantTokenExchange(r *http.Request, c *client) (map[string]any,
 		return nil, errInvalidTarget("the only available audience is the GitHub API")
 	}
 	claims, err := s.verifyAccessToken(r.Context(), subject)
+	if errors.Is(err, errStoreFault) {
+		s.log.Error("token exchange: store unavailable", "error", err)
+		return nil, errTemporarilyUnavailable("the token store is unavailable; try again")
+	}
 	if err != nil {
 		return nil, errInvalidRequest("subject_token is invalid, expired or revoked")
 	}

@@ -1,11 +1,14 @@
 package idp
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -306,4 +309,47 @@ func TestTokenExchangeGitHubRefreshSingleFlight(t *testing.T) {
 			t.Fatalf("got %d %v", resp.StatusCode, m)
 		}
 	})
+}
+
+// failingStore fails every operation while down is set.
+type failingStore struct {
+	Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("store down")
+
+func (f *failingStore) Get(ctx context.Context, b, k string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errDown
+	}
+	return f.Store.Get(ctx, b, k)
+}
+
+func (f *failingStore) Update(ctx context.Context, b, k string, fn func([]byte) ([]byte, error)) error {
+	if f.down.Load() {
+		return errDown
+	}
+	return f.Store.Update(ctx, b, k, fn)
+}
+
+// R4: the token store down -> 503 with Retry-After, fast; recovers without re-login.
+func TestTokenExchangeStoreDown(t *testing.T) {
+	fs := &failingStore{Store: NewMemoryStore()}
+	e := newEnv(t, func(o *Options) { o.Store = fs; o.EncryptionKey = make([]byte, 32) })
+	c := e.register(nil)
+	at := e.login(c, "sd", "ghp_store_down")["access_token"].(string)
+	fs.down.Store(true)
+	start := time.Now()
+	resp, m := e.exchange(at, "gateway", "gateway-secret-0123456789")
+	if resp.StatusCode != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("store down: %d %v", resp.StatusCode, m)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("store-down answer took %v", d)
+	}
+	fs.down.Store(false)
+	if resp, m := e.exchange(at, "gateway", "gateway-secret-0123456789"); resp.StatusCode != 200 || m["access_token"] != "ghp_store_down" {
+		t.Fatalf("after recovery: %d %v", resp.StatusCode, m)
+	}
 }

@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -47,7 +48,12 @@ func (s *Server) mintAccessToken(sub, clientID, scope, resource string, now time
 	return raw, jti, exp, err
 }
 
-var errBadAccessToken = errors.New("idp: invalid access token")
+var (
+	errBadAccessToken = errors.New("idp: invalid access token")
+	// errStoreFault means the token could not be checked because the store failed: a transient
+	// server fault (503), not a bad token.
+	errStoreFault = errors.New("idp: token store unavailable")
+)
 
 // verifyAccessToken checks one of our own access tokens: signature by a published key, algorithm
 // from the key (never the token), typ at+jwt, exact issuer, expiry, and that it was not revoked.
@@ -78,7 +84,11 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*accessClai
 	if claims.ID == "" || claims.Subject == "" {
 		return nil, errBadAccessToken
 	}
-	if revoked, err := s.accessRevoked(ctx, claims.ID); err != nil || revoked {
+	revoked, err := s.accessRevoked(ctx, claims.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errStoreFault, err)
+	}
+	if revoked {
 		return nil, errBadAccessToken
 	}
 	return &claims, nil

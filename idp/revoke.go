@@ -97,6 +97,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, err := s.verifyAccessToken(ctx, tok)
+	if errors.Is(err, errStoreFault) {
+		s.log.Error("introspection: store unavailable", "error", err)
+		writeOAuthError(w, errTemporarilyUnavailable("the token store is unavailable; try again"))
+		return
+	}
 	if err != nil || !maySee(claims.ClientID) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
@@ -118,6 +123,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	tok := bearerToken(r)
 	claims, err := s.verifyAccessToken(r.Context(), tok)
+	if errors.Is(err, errStoreFault) {
+		s.log.Error("userinfo: store unavailable", "error", err)
+		writeOAuthError(w, errTemporarilyUnavailable("the token store is unavailable; try again"))
+		return
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeOAuthError(w, errInvalidToken("the access token is invalid"))
