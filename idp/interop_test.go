@@ -17,13 +17,29 @@ import (
 
 // Interop: golang.org/x/oauth2 with its PKCE helpers drives the flow, including a refresh.
 func TestInteropXOAuth2(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		style  oauth2.AuthStyle
+	}{
+		{"public", "none", oauth2.AuthStyleInParams},
+		{"confidential basic", "client_secret_basic", oauth2.AuthStyleInHeader},
+		{"confidential post", "client_secret_post", oauth2.AuthStyleInParams},
+		{"autodetect", "client_secret_basic", oauth2.AuthStyleAutoDetect},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testInteropXOAuth2(t, tc.method, tc.style) })
+	}
+}
+
+func testInteropXOAuth2(t *testing.T, method string, style oauth2.AuthStyle) {
 	e := newEnv(t, nil)
-	c := e.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/callback"}})
+	c := e.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/callback"}, "token_endpoint_auth_method": method})
 	cfg := oauth2.Config{
-		ClientID:    c.ID,
-		Endpoint:    oauth2.Endpoint{AuthURL: e.url("/authorize"), TokenURL: e.url("/token"), AuthStyle: oauth2.AuthStyleInParams},
-		RedirectURL: "http://127.0.0.1:61234/callback",
-		Scopes:      []string{"mcp"},
+		ClientID:     c.ID,
+		ClientSecret: c.Secret,
+		Endpoint:     oauth2.Endpoint{AuthURL: e.url("/authorize"), TokenURL: e.url("/token"), AuthStyle: style},
+		RedirectURL:  "http://127.0.0.1:61234/callback",
+		Scopes:       []string{"mcp"},
 	}
 	verifier := oauth2.GenerateVerifier()
 	authURL := cfg.AuthCodeURL("xo-state", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", "https://mcp.example.com/mcp"))

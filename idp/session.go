@@ -43,12 +43,17 @@ func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) (*session
 
 func (s *Server) newSession(w http.ResponseWriter, ctx context.Context, sub string) (*session, error) {
 	id := randomToken()
-	rec := sessionRecord{Sub: sub, CSRF: randomToken(), Exp: s.opts.Now().Add(s.opts.SessionTTL).Unix()}
+	// Anonymous sessions (only a CSRF token for the login form) live as long as a login attempt.
+	ttl := s.opts.SessionTTL
+	if sub == "" {
+		ttl = s.opts.LoginTTL
+	}
+	rec := sessionRecord{Sub: sub, CSRF: randomToken(), Exp: s.opts.Now().Add(ttl).Unix()}
 	key := hashSecret(id)
 	if err := s.putJSON(ctx, bucketSessions, key, rec); err != nil {
 		return nil, err
 	}
-	s.setCookie(w, s.cookie, id, s.opts.SessionTTL)
+	s.setCookie(w, s.cookie, id, ttl)
 	return &session{key: key, sessionRecord: rec}, nil
 }
 
