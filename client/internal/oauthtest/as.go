@@ -113,9 +113,11 @@ func NewAS(t testing.TB, opts ASOptions) *AS {
 		opts: opts, clients: map[string]*regClient{}, codes: map[string]*code{},
 		access: map[string]*Grant{}, refresh: map[string]*Grant{},
 	}
-	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
+	// Fields the handler reads are set before the server starts serving.
+	a.Server = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
+	a.Issuer = "http://" + a.Server.Listener.Addr().String() + opts.IssuerPath
+	a.Server.Start()
 	t.Cleanup(a.Server.Close)
-	a.Issuer = a.Server.URL + opts.IssuerPath
 	return a
 }
 

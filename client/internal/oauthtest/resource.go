@@ -50,10 +50,11 @@ type ResourceOptions struct {
 type Resource struct {
 	Server *httptest.Server
 	// URL is the MCP endpoint.
-	URL string
-	as  *AS
-	o   ResourceOptions
-	mcp http.Handler
+	URL    string
+	as     *AS
+	o      ResourceOptions
+	origin string
+	mcp    http.Handler
 
 	mu        sync.Mutex
 	statuses  []int
@@ -97,18 +98,21 @@ func NewResource(t testing.TB, as *AS, o ResourceOptions) *Resource {
 			return mcp.NewToolResultError("it failed"), nil
 		})
 	r.mcp = server.NewStreamableHTTPServer(s, server.WithDisableLocalhostProtection(true))
-	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
+	// Fields the handler reads are set before the server starts serving.
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	r.origin = "http://" + r.Server.Listener.Addr().String()
+	r.URL = r.origin + o.Path
+	r.Server.Start()
 	t.Cleanup(r.Server.Close)
-	r.URL = r.Server.URL + o.Path
 	return r
 }
 
 // PRMURL returns the URL the challenge names.
 func (r *Resource) PRMURL() string {
 	if r.o.HeaderPRMPath != "" {
-		return r.Server.URL + r.o.HeaderPRMPath
+		return r.origin + r.o.HeaderPRMPath
 	}
-	return r.Server.URL + "/.well-known/oauth-protected-resource" + r.o.Path
+	return r.origin + "/.well-known/oauth-protected-resource" + r.o.Path
 }
 
 // Statuses returns the HTTP statuses of the MCP endpoint's answers, in order.
