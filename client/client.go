@@ -74,7 +74,7 @@ func (c *Client) Close() error {
 // a cached token exists, then caches the new tokens.
 func (c *Client) Login(ctx context.Context) error {
 	c.beginOperation()
-	_, err := c.login(ctx, nil, nil, "")
+	_, err := c.login(ctx, nil, nil, "", "")
 	return err
 }
 
@@ -88,14 +88,18 @@ func (c *Client) beginOperation() {
 // login discovers (from ch, or from a fresh unauthenticated request) and runs the browser
 // flow. scopes overrides the default scope choice when non-nil. When stale is not empty, the
 // login is skipped if another request replaced that access token meanwhile with one that
-// has the scopes wanted, so concurrent failures cause a single browser login.
-func (c *Client) login(ctx context.Context, ch *Challenge, scopes []string, stale string) (*tokenRecord, error) {
+// has the scopes wanted, so concurrent failures cause a single browser login. reason, if
+// any, is printed before a login actually starts.
+func (c *Client) login(ctx context.Context, ch *Challenge, scopes []string, stale, reason string) (*tokenRecord, error) {
 	c.loginMu.Lock()
 	defer c.loginMu.Unlock()
 	if stale != "" {
 		if rec, _ := c.cachedToken(); rec != nil && rec.AccessToken != stale && !c.expired(rec) && coversScopes(strings.Join(rec.Scopes, " "), scopes) {
 			return rec, nil
 		}
+	}
+	if reason != "" {
+		fmt.Fprintln(c.cfg.Stderr, reason)
 	}
 	fmt.Fprintf(c.cfg.Stderr, "Discovering the authorization server of %s\n", c.cfg.MCPURL)
 	d, err := c.Discover(ctx, ch)
@@ -254,7 +258,7 @@ func (c *Client) ensureToken(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	_, err = c.login(ctx, &ch, nil, "")
+	_, err = c.login(ctx, &ch, nil, "", "")
 	return err
 }
 

@@ -84,8 +84,7 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			ch, _ = BearerChallenge(resp.Header.Values("WWW-Authenticate"))
 			drain(resp)
 		}
-		fmt.Fprintf(c.cfg.Stderr, "The MCP server needs a new login\n")
-		rec, err := c.login(ctx, &ch, nil, staleMarker(tok))
+		rec, err := c.login(ctx, &ch, nil, staleMarker(tok), "The MCP server needs a new login")
 		if err != nil {
 			return nil, t.fail(err)
 		}
@@ -112,8 +111,8 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				have = rec.Scopes
 			}
 			want := unionScopes(have, strings.Fields(ch.Param("scope")))
-			fmt.Fprintf(c.cfg.Stderr, "The MCP server needs more scopes (%s); logging in again\n", strings.Join(want, " "))
-			rec, err := c.login(ctx, &ch, want, staleMarker(tok))
+			rec, err := c.login(ctx, &ch, want, staleMarker(tok),
+				fmt.Sprintf("The MCP server needs more scopes (%s); logging in again", strings.Join(want, " ")))
 			if err != nil {
 				return nil, t.fail(err)
 			}
