@@ -17,6 +17,11 @@ func randomString(n int) string {
 // S256 challenge: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))) (§4.2).
 func newPKCE() (verifier, challenge string) {
 	verifier = randomString(32)
+	return verifier, s256(verifier)
+}
+
+// s256 is the S256 code_challenge_method transformation of RFC 7636 §4.2.
+func s256(verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
-	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
