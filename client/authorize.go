@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 // authorize runs the authorization code flow with PKCE through the browser and the loopback
 // redirect, exchanges the code and returns the new token record (not yet saved).
 func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (*tokenRecord, error) {
+	scopes, offline := withOfflineAccess(scopes, &d.AS)
 	ln, creds, redirectURI, cached, err := c.prepareClient(ctx, d, scopes)
 	if err != nil {
 		return nil, err
@@ -31,6 +33,9 @@ func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (
 	q.Set("resource", d.PRM.Resource)
 	if len(scopes) > 0 {
 		q.Set("scope", strings.Join(scopes, " "))
+	}
+	if offline {
+		q.Set("prompt", "consent") // OpenID Connect Core §11 asks for it with offline_access
 	}
 	authURL, err := url.Parse(d.AS.AuthorizationEndpoint)
 	if err != nil {
@@ -99,6 +104,17 @@ func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (
 		return nil, fmt.Errorf("the code exchange failed: %w", err)
 	}
 	return c.recordFrom(d, creds.ID, tr, scopes, nil), nil
+}
+
+// withOfflineAccess adds offline_access when the authorization server lists it in
+// scopes_supported (MCP SEP-2207): OIDC-flavoured servers such as Auth0 issue refresh tokens
+// only for it. added reports whether it was added here.
+func withOfflineAccess(scopes []string, md *AuthServerMetadata) (out []string, added bool) {
+	const offline = "offline_access"
+	if !slices.Contains(md.ScopesSupported, offline) || slices.Contains(scopes, offline) {
+		return scopes, false
+	}
+	return append(slices.Clone(scopes), offline), true
 }
 
 // prepareClient chooses the OAuth client and opens the loopback listener its redirect URI

@@ -191,3 +191,32 @@ func TestOpenServer(t *testing.T) {
 		t.Fatal("logged in to an open server")
 	}
 }
+
+// TestOfflineAccess: offline_access is added (with prompt=consent) only when the authorization
+// server lists it (SEP-2207), and never twice.
+func TestOfflineAccess(t *testing.T) {
+	tests := []struct {
+		name       string
+		supported  []string
+		cfgScopes  []string
+		wantScope  string
+		wantPrompt bool
+	}{
+		{"advertised", []string{"openid", "mcp:read", "offline_access"}, nil, "mcp:read offline_access", true},
+		{"not advertised", []string{"openid", "mcp:read"}, nil, "mcp:read", false},
+		{"already requested", []string{"offline_access"}, []string{"mcp:read", "offline_access"}, "mcp:read offline_access", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, oauthtest.ASOptions{ScopesSupported: tt.supported}, oauthtest.ResourceOptions{})
+			c, _ := e.client(t, func(c *Config) { c.Scopes = tt.cfgScopes })
+			if err := c.Login(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			q := e.as.Authorizes()[0]
+			if q.Get("scope") != tt.wantScope || (q.Get("prompt") == "consent") != tt.wantPrompt {
+				t.Fatalf("scope %q prompt %q", q.Get("scope"), q.Get("prompt"))
+			}
+		})
+	}
+}

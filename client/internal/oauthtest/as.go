@@ -49,6 +49,8 @@ type ASOptions struct {
 	RegistrationToken string
 	// ExactRedirect compares redirect URIs exactly instead of RFC 8252 any-port loopback matching.
 	ExactRedirect bool
+	// ScopesSupported is the metadata's scopes_supported; default none listed.
+	ScopesSupported []string
 	// WithheldScopes are never granted, even when requested (step-up limit tests).
 	WithheldScopes []string
 	// AccessTTL is the access token lifetime; default 1h.
@@ -266,6 +268,9 @@ func (a *AS) metadata(w http.ResponseWriter) {
 		"response_types_supported":              []string{"code"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
 		"token_endpoint_auth_methods_supported": []string{"none", "client_secret_basic", "client_secret_post"},
+	}
+	if a.opts.ScopesSupported != nil {
+		md["scopes_supported"] = a.opts.ScopesSupported
 	}
 	if !a.opts.NoS256 {
 		md["code_challenge_methods_supported"] = []string{"S256"}
