@@ -63,7 +63,7 @@ func errInvalidToken(desc string) *oauthError {
 	return newOAuthError(http.StatusUnauthorized, "invalid_token", desc)
 }
 func errTooManyRequests(desc string) *oauthError {
-	return newOAuthError(http.StatusTooManyRequests, "slow_down", desc)
+	return newOAuthError(http.StatusTooManyRequests, "temporarily_unavailable", desc)
 }
 
 // writeJSON writes v with no-store caching (every JSON answer of this server may carry a secret).

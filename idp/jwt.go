@@ -64,7 +64,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*accessClai
 	var claims accessClaims
 	t, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		pub, alg, ok := s.keys.publicKey(kid)
+		pub, alg, ok := s.keys.publicKey(ctx, kid)
 		if !ok || t.Method.Alg() != alg {
 			return nil, errBadAccessToken
 		}

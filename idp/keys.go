@@ -44,8 +44,9 @@ type keyManager struct {
 	sealer *sealer
 	opts   *Options
 
-	mu   sync.RWMutex
-	keys []*signingKey // sorted by activateAt ascending
+	mu         sync.RWMutex
+	keys       []*signingKey // sorted by activateAt ascending
+	lastReload time.Time     // of a reload triggered by an unknown kid
 }
 
 // jwk is the public JSON Web Key form (RFC 7517) we publish.
@@ -160,6 +161,11 @@ func (m *keyManager) create(ctx context.Context, now, activateAt time.Time) (*si
 // maintain creates the first key, pre-publishes a successor KeyPrePublish before the current key
 // has signed for KeyRotationInterval, and deletes keys whose tokens have all expired.
 func (m *keyManager) maintain(ctx context.Context) error {
+	// Re-read the store first: another Server on the same store (a Caddy config reload overlaps the
+	// old and new instances) may have added or removed keys.
+	if err := m.load(ctx); err != nil {
+		return err
+	}
 	now := m.opts.Now()
 	m.mu.RLock()
 	keys := slices.Clone(m.keys)
@@ -227,7 +233,27 @@ func (m *keyManager) current() (*signingKey, error) {
 	return nil, errors.New("idp: no active signing key")
 }
 
-func (m *keyManager) publicKey(kid string) (crypto.PublicKey, string, bool) {
+func (m *keyManager) publicKey(ctx context.Context, kid string) (crypto.PublicKey, string, bool) {
+	if pub, alg, ok := m.lookup(kid); ok {
+		return pub, alg, true
+	}
+	// Unknown kid: maybe another instance sharing the store created it. Reload at most every 10s.
+	if kid == "" || len(kid) > 100 {
+		return nil, "", false
+	}
+	m.mu.Lock()
+	due := m.opts.Now().Sub(m.lastReload) >= 10*time.Second
+	if due {
+		m.lastReload = m.opts.Now()
+	}
+	m.mu.Unlock()
+	if !due || m.load(ctx) != nil {
+		return nil, "", false
+	}
+	return m.lookup(kid)
+}
+
+func (m *keyManager) lookup(kid string) (crypto.PublicKey, string, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, k := range m.keys {

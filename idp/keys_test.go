@@ -63,3 +63,46 @@ func TestKeyRotationOverlap(t *testing.T) {
 		t.Fatalf("old key still published after its tokens expired: %d keys", len(keys))
 	}
 }
+
+// Two Servers on one store (a Caddy reload overlaps old and new instances): keys created by one
+// are published and accepted by the other.
+func TestKeysSharedStore(t *testing.T) {
+	mem := NewMemoryStore()
+	key := make([]byte, 32)
+	clock := newFakeClock()
+	mk := func() *Server {
+		s, err := New(Options{Issuer: "https://idp.example", Store: mem, EncryptionKey: key, DevLogin: true, Now: clock.Now,
+			KeyRotationInterval: 24 * time.Hour, KeyPrePublish: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := mk(), mk()
+	if len(a.keys.jwks()) != 1 || len(b.keys.jwks()) != 1 || a.keys.jwks()[0].Kid != b.keys.jwks()[0].Kid {
+		t.Fatalf("instances do not share the first key")
+	}
+	clock.Advance(24 * time.Hour)
+	if err := a.keys.maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour + time.Second)
+	_ = a.keys.maintain(context.Background())
+	tok, jti, _, err := a.mintAccessToken("dev:x", "c", "mcp", "https://r.example", clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a.putJSON(context.Background(), bucketFamilies, "f", familyRecord{Exp: clock.Now().Add(time.Hour).Unix()})
+	_ = a.putJSON(context.Background(), bucketAccess, jti, accessRecord{FamilyID: "f", Exp: clock.Now().Add(time.Hour).Unix()})
+	if kidOf(t, tok) == b.keys.jwks()[0].Kid {
+		t.Fatalf("a did not rotate")
+	}
+	// b has not run maintenance yet: the unknown kid triggers a reload from the store.
+	if _, err := b.verifyAccessToken(context.Background(), tok); err != nil {
+		t.Fatalf("b rejects a's new key: %v", err)
+	}
+	if len(b.keys.jwks()) != 2 {
+		t.Fatalf("b publishes %d keys, want 2", len(b.keys.jwks()))
+	}
+}

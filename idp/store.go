@@ -40,19 +40,18 @@ type Store interface {
 
 // Bucket names used by the server. Keys that derive from secrets are SHA-256 hashes.
 const (
-	bucketClients   = "clients"    // client_id -> clientRecord
-	bucketUsers     = "users"      // sub -> userRecord
-	bucketGitHub    = "github"     // sub -> sealed githubToken (AES-GCM, AAD = sub)
-	bucketConsents  = "consents"   // sub \x00 client_id -> consentRecord
-	bucketCodes     = "codes"      // sha256(code) -> codeRecord
-	bucketRefresh   = "refresh"    // sha256(refresh token) -> refreshRecord
-	bucketFamilies  = "families"   // grant family id -> familyRecord
-	bucketAccess    = "access"     // jti -> accessRecord (for revocation / introspection)
-	bucketSessions  = "sessions"   // sha256(session id) -> sessionRecord
-	bucketAuthReqs  = "authreqs"   // pending authorization request id -> authRequest
-	bucketStates    = "states"     // sha256(GitHub OAuth state) -> loginState
-	bucketKeys      = "keys"       // kid -> keyRecord (private key sealed, AAD = kid)
-	bucketRateLimit = "ratelimits" // reserved
+	bucketClients  = "clients"  // client_id -> clientRecord
+	bucketUsers    = "users"    // sub -> userRecord
+	bucketGitHub   = "github"   // sub -> sealed githubToken (AES-GCM, AAD = sub)
+	bucketConsents = "consents" // sub \x00 client_id -> consentRecord
+	bucketCodes    = "codes"    // sha256(code) -> codeRecord
+	bucketRefresh  = "refresh"  // sha256(refresh token) -> refreshRecord
+	bucketFamilies = "families" // grant family id -> familyRecord
+	bucketAccess   = "access"   // jti -> accessRecord (for revocation / introspection)
+	bucketSessions = "sessions" // sha256(session id) -> sessionRecord
+	bucketAuthReqs = "authreqs" // pending authorization request id -> authRequest
+	bucketStates   = "states"   // sha256(GitHub OAuth state) -> loginState
+	bucketKeys     = "keys"     // kid -> keyRecord (private key sealed, AAD = kid)
 )
 
 var allBuckets = []string{
