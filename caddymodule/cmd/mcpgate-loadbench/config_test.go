@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestCaddyConfig(t *testing.T) {
+	p := caddyParams{Backend: "127.0.0.1:1", ProxyAddr: "127.0.0.1:2", GatewayAddr: "127.0.0.1:3", AdminAddr: "127.0.0.1:4",
+		Issuer: "http://127.0.0.1:5", Resource: "http://127.0.0.1:3/mcp", VerifyCache: 10, UpstreamLRU: 20}
+	b, err := caddyConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+					Routes []struct {
+						Handle []map[string]any `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		server   string
+		listen   string
+		handlers []string
+	}{
+		{"proxy", p.ProxyAddr, []string{"reverse_proxy"}},
+		{"gateway", p.GatewayAddr, []string{"mcp_auth", "reverse_proxy"}},
+	}
+	for _, tt := range tests {
+		s, ok := cfg.Apps.HTTP.Servers[tt.server]
+		if !ok || len(s.Listen) != 1 || s.Listen[0] != tt.listen || len(s.Routes) != 1 {
+			t.Fatalf("server %s: %+v", tt.server, s)
+		}
+		var got []string
+		for _, h := range s.Routes[0].Handle {
+			got = append(got, h["handler"].(string))
+		}
+		if len(got) != len(tt.handlers) || got[0] != tt.handlers[0] {
+			t.Fatalf("server %s handlers %v, want %v", tt.server, got, tt.handlers)
+		}
+		if tt.server == "gateway" {
+			h := s.Routes[0].Handle[0]
+			if h["verify_cache_size"].(float64) != 10 || h["upstream_cache_size"].(float64) != 20 || h["resource"] != p.Resource {
+				t.Fatalf("mcp_auth config %v", h)
+			}
+		}
+	}
+	if _, err := caddyConfig(caddyParams{}); err == nil {
+		t.Fatal("empty params accepted")
+	}
+}

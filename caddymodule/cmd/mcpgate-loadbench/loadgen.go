@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The load generator speaks HTTP/1.1 over one persistent loopback
+// connection per worker: it writes the request bytes (built in a reused
+// buffer, no allocation) and parses the answer with http.ReadResponse. This
+// costs the shared CPU far less than net/http's Transport, so more of the two
+// cores is left to the server being measured.
+
+// target is one endpoint under load.
+type target struct {
+	addr           string // host:port on loopback
+	path           string
+	expectUpstream bool // ask the backend to check the gateway's header rewrite
+}
+
+// picker hands out the bearer tokens of a phase. No tokens: no
+// Authorization header. Without wrap, the phase ends when the tokens run
+// out (every request gets a distinct token); with fullPass, it does not end
+// at its deadline before every token was sent once.
+type picker struct {
+	toks     []string
+	wrap     bool
+	fullPass bool
+	n        atomic.Int64
+}
+
+// fixed returns a picker that sends tok on every request ("" for none).
+func fixed(tok string) *picker {
+	if tok == "" {
+		return &picker{wrap: true}
+	}
+	return &picker{toks: []string{tok}, wrap: true}
+}
+
+func (p *picker) next() (string, bool) {
+	if len(p.toks) == 0 {
+		return "", true
+	}
+	i := p.n.Add(1) - 1
+	if !p.wrap && i >= int64(len(p.toks)) {
+		return "", false
+	}
+	return p.toks[i%int64(len(p.toks))], true
+}
+
+// mustContinue reports whether the phase must go on past its deadline.
+func (p *picker) mustContinue() bool {
+	return p.fullPass && p.n.Load() < int64(len(p.toks))
+}
+
+// result is one measured phase.
+type result struct {
+	Name    string
+	Conc    int
+	Reqs    int
+	Errors  int
+	Elapsed time.Duration
+	P50     time.Duration
+	P99     time.Duration
+	// firstError describes the first failure (status or I/O), for the log.
+	firstError string
+}
+
+// RPS is completed requests per second.
+func (r result) RPS() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Reqs) / r.Elapsed.Seconds()
+}
+
+// requestTemplate is a request without its Authorization line.
+type requestTemplate struct{ pre, post []byte }
+
+func newTemplate(t target) requestTemplate {
+	var pre bytes.Buffer
+	fmt.Fprintf(&pre, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\n", t.path, t.addr)
+	if t.expectUpstream {
+		pre.WriteString(expectHeader + ": 1\r\n")
+	}
+	post := "Content-Length: " + strconv.Itoa(len(toolsCallBody)) + "\r\n\r\n" + toolsCallBody
+	return requestTemplate{pre: pre.Bytes(), post: []byte(post)}
+}
+
+func (rt requestTemplate) build(buf []byte, tok string) []byte {
+	buf = append(buf[:0], rt.pre...)
+	if tok != "" {
+		buf = append(buf, "Authorization: Bearer "...)
+		buf = append(buf, tok...)
+		buf = append(buf, "\r\n"...)
+	}
+	return append(buf, rt.post...)
+}
+
+// run sends the tools/call request to t from conc workers until dur has
+// passed (or the picker runs out) and measures every request.
+func run(name string, t target, p *picker, conc int, dur time.Duration) result {
+	r, _ := runRaw(name, t, p, conc, dur)
+	return r
+}
+
+// combine merges interleaved rounds of one case into one result.
+func combine(rounds []result, lats [][]time.Duration) result {
+	var all []time.Duration
+	out := result{}
+	for i, r := range rounds {
+		if i == 0 {
+			out.Name, out.Conc = r.Name, r.Conc
+		}
+		out.Reqs += r.Reqs
+		out.Errors += r.Errors
+		out.Elapsed += r.Elapsed
+		if out.firstError == "" {
+			out.firstError = r.firstError
+		}
+		all = append(all, lats[i]...)
+	}
+	out.P50, out.P99 = percentile(all, 0.50), percentile(all, 0.99)
+	return out
+}
+
+// runRaw is run that also returns every successful request's latency.
+func runRaw(name string, t target, p *picker, conc int, dur time.Duration) (result, []time.Duration) {
+	tmpl := newTemplate(t)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		all      []time.Duration
+		errs     int
+		firstErr string
+	)
+	start := time.Now()
+	deadline := start.Add(dur)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 1<<14)
+			nerr, ferr := 0, ""
+			fail := func(s string) {
+				nerr++
+				if ferr == "" {
+					ferr = s
+				}
+			}
+			var c *clientConn
+			buf := make([]byte, 0, 2048)
+			for {
+				if time.Now().After(deadline) && !p.mustContinue() {
+					break
+				}
+				tok, ok := p.next()
+				if !ok {
+					break
+				}
+				if c == nil {
+					var err error
+					if c, err = dial(t.addr); err != nil {
+						fail(err.Error())
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+				}
+				buf = tmpl.build(buf, tok)
+				t0 := time.Now()
+				status, keep, err := c.roundTrip(buf)
+				d := time.Since(t0)
+				switch {
+				case err != nil:
+					fail(err.Error())
+				case status != http.StatusOK:
+					fail("status " + strconv.Itoa(status))
+				default:
+					lat = append(lat, d)
+				}
+				if err != nil || !keep {
+					c.close()
+					c = nil
+				}
+			}
+			if c != nil {
+				c.close()
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += nerr
+			if firstErr == "" {
+				firstErr = ferr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	r := result{Name: name, Conc: conc, Reqs: len(all), Errors: errs, Elapsed: elapsed, firstError: firstErr}
+	r.P50, r.P99 = percentile(all, 0.50), percentile(all, 0.99)
+	return r, all
+}
+
+// percentile returns the q-quantile (nearest rank) of d; it sorts d.
+func percentile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	if !slices.IsSorted(d) {
+		slices.Sort(d)
+	}
+	i := int(math.Ceil(q*float64(len(d)))) - 1
+	return d[max(0, min(i, len(d)-1))]
+}
+
+// clientConn is one persistent HTTP/1.1 connection.
+type clientConn struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dial(addr string) (*clientConn, error) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{nc: nc, br: bufio.NewReaderSize(nc, 8192)}, nil
+}
+
+func (c *clientConn) close() { _ = c.nc.Close() }
+
+// roundTrip writes req and reads the whole response; keep is false when the
+// server will close the connection.
+func (c *clientConn) roundTrip(req []byte) (status int, keep bool, err error) {
+	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.nc.Write(req); err != nil {
+		return 0, false, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, !resp.Close, err
+}
+
+// firstEvent measures, n times in sequence on one connection, the time from
+// sending GET path until the first complete SSE event ("\n\n") is read.
+func firstEvent(addr, path, tok string, expectUpstream bool, n int) (result, error) {
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n", path, addr)
+	if tok != "" {
+		req.WriteString("Authorization: Bearer " + tok + "\r\n")
+	}
+	if expectUpstream {
+		req.WriteString(expectHeader + ": 1\r\n")
+	}
+	req.WriteString("\r\n")
+	c, err := dial(addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer func() { c.close() }()
+	lat := make([]time.Duration, 0, n)
+	start := time.Now()
+	for range n {
+		t0 := time.Now()
+		d, keep, err := c.firstEventOnce(req.Bytes(), t0)
+		if err != nil {
+			return result{}, err
+		}
+		lat = append(lat, d)
+		if !keep {
+			c.close()
+			if c, err = dial(addr); err != nil {
+				return result{}, err
+			}
+		}
+	}
+	r := result{Name: "sse", Conc: 1, Reqs: n, Elapsed: time.Since(start)}
+	r.P50, r.P99 = percentile(lat, 0.5), percentile(lat, 0.99)
+	return r, nil
+}
+
+func (c *clientConn) firstEventOnce(req []byte, t0 time.Time) (time.Duration, bool, error) {
+	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.nc.Write(req); err != nil {
+		return 0, false, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("sse: status %d", resp.StatusCode)
+	}
+	var got []byte
+	buf := make([]byte, 512)
+	for !bytes.Contains(got, []byte("\n\n")) {
+		n, err := resp.Body.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			if errors.Is(err, io.EOF) && bytes.Contains(got, []byte("\n\n")) {
+				break
+			}
+			return 0, false, fmt.Errorf("sse: no event: %w", err)
+		}
+	}
+	d := time.Since(t0)
+	_, err = io.Copy(io.Discard, resp.Body)
+	return d, !resp.Close, err
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	tests := []struct {
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{nil, 0.5, 0},
+		{[]time.Duration{5}, 0.99, 5},
+		{[]time.Duration{4, 1, 3, 2}, 0.5, 2},
+		{[]time.Duration{4, 1, 3, 2}, 0.99, 4},
+		{[]time.Duration{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 0.9, 9},
+	}
+	for _, tt := range tests {
+		if got := percentile(append([]time.Duration(nil), tt.in...), tt.q); got != tt.want {
+			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
+		}
+	}
+}
+
+func TestPicker(t *testing.T) {
+	p := &picker{toks: []string{"a", "b"}}
+	for _, want := range []string{"a", "b"} {
+		if got, ok := p.next(); !ok || got != want {
+			t.Fatalf("next = %q %v, want %q", got, ok, want)
+		}
+	}
+	if _, ok := p.next(); ok {
+		t.Fatal("distinct-token picker did not run out")
+	}
+	w := &picker{toks: []string{"a", "b", "c"}, wrap: true, fullPass: true}
+	if !w.mustContinue() {
+		t.Fatal("fullPass picker may stop before one pass")
+	}
+	for range 3 {
+		w.next()
+	}
+	if got, _ := w.next(); got != "a" || w.mustContinue() {
+		t.Fatalf("wrap: got %q, mustContinue %v", got, w.mustContinue())
+	}
+	if got, ok := fixed("").next(); !ok || got != "" {
+		t.Fatal("no-token picker")
+	}
+}
+
+// TestRunCountsAndChecks drives the load generator against the backend
+// handler: requests succeed, a missing header rewrite counts as errors,
+// and the request carries the token.
+func TestRunCountsAndChecks(t *testing.T) {
+	var sawAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			sawAuth = a
+		}
+		backendHandler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	r := run("ok", target{addr: addr, path: pathMCP}, fixed(""), 4, 100*time.Millisecond)
+	if r.Reqs == 0 || r.Errors != 0 || r.P50 <= 0 || r.P99 < r.P50 || r.RPS() <= 0 {
+		t.Fatalf("ok run: %+v", r)
+	}
+	r = run("distinct", target{addr: addr, path: pathMCP}, &picker{toks: []string{"t1", "t2", "t3"}}, 2, time.Minute)
+	if r.Reqs != 3 || sawAuth == "" || !strings.HasPrefix(sawAuth, "Bearer t") {
+		t.Fatalf("distinct run: %+v, auth %q", r, sawAuth)
+	}
+	r = run("unchecked", target{addr: addr, path: pathMCP, expectUpstream: true}, fixed(""), 2, 50*time.Millisecond)
+	if r.Errors == 0 || r.Reqs != 0 || !strings.Contains(r.firstError, "500") {
+		t.Fatalf("missing upstream header not counted as error: %+v", r)
+	}
+
+	sse, err := firstEvent(addr, pathSSE, "", false, 5)
+	if err != nil || sse.Reqs != 5 || sse.P50 <= 0 {
+		t.Fatalf("firstEvent: %+v, %v", sse, err)
+	}
+	if _, err := firstEvent(addr, pathSSE, "", true, 1); err == nil {
+		t.Fatal("firstEvent accepted a 500")
+	}
+}
+
+func TestCombine(t *testing.T) {
+	rs := []result{{Name: "x", Conc: 2, Reqs: 2, Elapsed: time.Second}, {Name: "x", Conc: 2, Reqs: 1, Errors: 1, Elapsed: time.Second, firstError: "e"}}
+	got := combine(rs, [][]time.Duration{{1, 3}, {2}})
+	if got.Reqs != 3 || got.Errors != 1 || got.Elapsed != 2*time.Second || got.P50 != 2 || got.P99 != 3 || got.firstError != "e" {
+		t.Fatalf("combine: %+v", got)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	var sb strings.Builder
+	c, err := parseFlags([]string{"-conc", "1,8", "-users", "1,10", "-c", "4"}, &sb)
+	if err != nil || len(c.ConcList) != 2 || c.Users[1] != 10 || c.Conc != 4 {
+		t.Fatalf("parse: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}} {
+		if _, err := parseFlags(bad, &sb); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestListenLoopback(t *testing.T) {
+	if _, err := listenLoopback("0.0.0.0:0"); err == nil {
+		t.Fatal("non-loopback address accepted")
+	}
+	l, err := listenLoopback("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+}

@@ -1,0 +1,397 @@
+// Command mcpgate-loadbench measures what the mcp_auth gateway adds to every
+// request, on loopback, in one run:
+//
+//	(a) the MCP backend directly;
+//	(b) Caddy's reverse_proxy alone;
+//	(c) Caddy with mcp_auth, one valid token (verification cached) and the
+//	    upstream token injected from the cache;
+//	(d) the same with a distinct, pre-minted RS256 token on every request,
+//	    so every request takes the signature path;
+//
+// then throughput against concurrency, throughput and Caddy's RSS as
+// distinct users grow, and the latency of the first SSE event through the
+// gateway against direct. It prints a markdown report.
+//
+//	go run ./caddymodule/cmd/mcpgate-loadbench [flags]
+//
+// Caddy runs as a separate process: by default this same binary re-executed
+// as Caddy (its main imports Caddy's standard modules and mcpgate's
+// caddymodule, as xcaddy would), or the binary given by -caddy (e.g. bin/caddy
+// from ./xcaddy.sh). The backend is a separate process too. The fake issuer
+// (JWKS and RFC 8693 token exchange) runs in the load generator's process;
+// it is called once per JWKS fetch and once per user whose upstream token is
+// not cached.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	// Caddy's standard modules and mcp_auth, for the re-executed Caddy.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/mcpgate/mcpgate/caddymodule"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "caddy":
+			os.Args = append(os.Args[:1:1], os.Args[2:]...)
+			caddycmd.Main()
+			return
+		case "backend":
+			os.Exit(serveBackend(os.Args[2:]))
+		}
+	}
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2)
+	}
+	if err := bench(context.Background(), cfg, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpgate-loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+// serveBackend runs the backend child: it prints its address, then serves
+// until interrupted (the parent stops it).
+func serveBackend(args []string) int {
+	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "loopback address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	l, err := listenLoopback(*listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backend:", err)
+		return 1
+	}
+	fmt.Println(l.Addr().String())
+	srv := &http.Server{Handler: backendHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.Serve(l); err != nil {
+		fmt.Fprintln(os.Stderr, "backend:", err)
+		return 1
+	}
+	return 0
+}
+
+// config is the benchmark's settings (flags).
+type config struct {
+	Duration     time.Duration
+	ScanDuration time.Duration
+	Rounds       int
+	Conc         int
+	ConcList     []int
+	Users        []int
+	FreshTokens  int
+	VerifyCache  int
+	UpstreamLRU  int
+	SSE          int
+	Caddy        string
+	ProfileDir   string
+	Out          string
+	Args         []string
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("mcpgate-loadbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&c.Duration, "duration", 6*time.Second, "measured time of each of (a), (b), (c), split in -rounds interleaved rounds; also the longest (d) runs")
+	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each concurrency and users step")
+	fs.IntVar(&c.Rounds, "rounds", 3, "interleaved rounds of (a), (b), (c), so drift on the shared machine hits all alike")
+	fs.IntVar(&c.Conc, "c", 32, "concurrency (connections) of (a)-(d) and the users scan")
+	concList := fs.String("conc", "1,4,16,64,256", "concurrency scan, comma-separated")
+	users := fs.String("users", "1,100,1000,10000,100000", "distinct-users scan, comma-separated (ES256 tokens, one per user)")
+	fs.IntVar(&c.FreshTokens, "fresh-tokens", 20000, "RS256 tokens pre-minted for (d); (d) ends early when they run out")
+	fs.IntVar(&c.VerifyCache, "verify-cache", 10000, "mcp_auth verify_cache_size")
+	fs.IntVar(&c.UpstreamLRU, "upstream-cache", 10000, "mcp_auth upstream_cache_size")
+	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
+	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of (c) and (d) here (via its admin /debug/pprof)")
+	fs.StringVar(&c.Out, "out", "", "also write the markdown report to this file")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.ConcList, err = intList(*concList); err != nil {
+		return c, fmt.Errorf("-conc: %w", err)
+	}
+	if c.Users, err = intList(*users); err != nil {
+		return c, fmt.Errorf("-users: %w", err)
+	}
+	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 {
+		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive")
+		fmt.Fprintln(stderr, err)
+		return c, err
+	}
+	c.Args = args
+	return c, nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// report collects everything the markdown output shows.
+type report struct {
+	cfg        config
+	caddyBin   string
+	main       []result // a, b, c, d
+	freshNote  string
+	conc       [][2]result // per concurrency: b, c
+	users      []userStep
+	sse        [2]result // direct, gateway
+	memIdle    memory
+	memMain    memory
+	mintRS     time.Duration
+	mintES     time.Duration
+	profiles   []string
+	exchanges0 int64
+}
+
+type userStep struct {
+	users     int
+	r         result
+	mem       memory
+	exchanges int64
+}
+
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	dir, err := os.MkdirTemp("", "mcpgate-loadbench-")
+	if err != nil {
+		return err
+	}
+	logf("logs in %s", dir)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	fi, err := newFakeIssuer()
+	if err != nil {
+		return err
+	}
+	defer fi.Close()
+
+	backend, backendAddr, err := startChild("backend", dir, self, []string{"backend"}, true)
+	if err != nil {
+		return err
+	}
+	defer backend.stop()
+
+	var ports [3]string
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return err
+		}
+	}
+	proxyAddr, gwAddr, adminAddr := ports[0], ports[1], ports[2]
+	resource := "http://" + gwAddr + "/mcp"
+	cfgJSON, err := caddyConfig(caddyParams{Backend: backendAddr, ProxyAddr: proxyAddr, GatewayAddr: gwAddr, AdminAddr: adminAddr,
+		Issuer: fi.URL(), Resource: resource, VerifyCache: cfg.VerifyCache, UpstreamLRU: cfg.UpstreamLRU})
+	if err != nil {
+		return err
+	}
+	cfgPath := dir + "/caddy.json"
+	if err := os.WriteFile(cfgPath, cfgJSON, 0o600); err != nil {
+		return err
+	}
+	bin, args := self, []string{"caddy", "run", "--config", cfgPath}
+	caddyBin := "this program re-executed as Caddy (standard modules + caddymodule)"
+	if cfg.Caddy != "" {
+		bin, args, caddyBin = cfg.Caddy, args[1:], cfg.Caddy
+	}
+	caddy, _, err := startChild("caddy", dir, bin, args, false)
+	if err != nil {
+		return err
+	}
+	defer caddy.stop()
+	for _, u := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + backendAddr + pathSSE, 200},
+		{"http://" + proxyAddr + pathSSE, 200},
+		{"http://" + gwAddr + "/.well-known/oauth-protected-resource/mcp", 200},
+		{"http://" + gwAddr + pathMCP, 401},
+	} {
+		if err := waitHTTP(ctx, u.url, u.want, 30*time.Second); err != nil {
+			return fmt.Errorf("%w (Caddy log: %s)", err, caddy.log)
+		}
+	}
+	rep := &report{cfg: cfg, caddyBin: caddyBin}
+	pid := caddy.cmd.Process.Pid
+	rep.memIdle, _ = readMemory(pid)
+
+	m := minter{fi: fi, resource: resource, now: time.Now()}
+	cached, err := m.token("RS256", "bench-user", -1)
+	if err != nil {
+		return err
+	}
+	logf("minting %d RS256 tokens for (d)", cfg.FreshTokens)
+	t0 := time.Now()
+	fresh, err := m.mint("RS256", cfg.FreshTokens, func(int) string { return "bench-user" })
+	if err != nil {
+		return err
+	}
+	rep.mintRS = time.Since(t0) / time.Duration(cfg.FreshTokens)
+
+	direct := target{addr: backendAddr, path: pathMCP}
+	proxied := target{addr: proxyAddr, path: pathMCP}
+	gated := target{addr: gwAddr, path: pathMCP, expectUpstream: true}
+	cases := []struct {
+		name string
+		t    target
+		p    func() *picker
+	}{
+		{"(a) backend direct", direct, func() *picker { return fixed("") }},
+		{"(b) Caddy reverse_proxy", proxied, func() *picker { return fixed("") }},
+		{"(c) mcp_auth, cached token + upstream", gated, func() *picker { return fixed(cached) }},
+	}
+	// Warm-up: connections, the JWKS fetch, the one token exchange.
+	for _, cs := range cases {
+		if r := run("warm-up", cs.t, cs.p(), cfg.Conc, 500*time.Millisecond); r.Errors > 0 {
+			return fmt.Errorf("warm-up of %s: %d errors, first: %s (logs in %s)", cs.name, r.Errors, r.firstError, dir)
+		}
+	}
+	rep.exchanges0 = fi.exchanges.Load()
+
+	logf("main comparison: %d rounds of (a), (b), (c) at concurrency %d", cfg.Rounds, cfg.Conc)
+	var stopProfile func(string)
+	if cfg.ProfileDir != "" {
+		stopProfile = startProfile(ctx, adminAddr, cfg.ProfileDir, "c", cfg.Duration, logf)
+	}
+	rounds := make([][]result, len(cases))
+	lats := make([][][]time.Duration, len(cases))
+	per := cfg.Duration / time.Duration(cfg.Rounds)
+	for range cfg.Rounds {
+		for i, cs := range cases {
+			r, l := runRaw(cs.name, cs.t, cs.p(), cfg.Conc, per)
+			rounds[i] = append(rounds[i], r)
+			lats[i] = append(lats[i], l)
+		}
+	}
+	if stopProfile != nil {
+		stopProfile("c")
+	}
+	for i := range cases {
+		rep.main = append(rep.main, combine(rounds[i], lats[i]))
+	}
+	logf("(d): fresh RS256 token per request")
+	if cfg.ProfileDir != "" {
+		stopProfile = startProfile(ctx, adminAddr, cfg.ProfileDir, "d", cfg.Duration, logf)
+	}
+	dp := &picker{toks: fresh}
+	d := run("(d) mcp_auth, fresh RS256 token each request", gated, dp, cfg.Conc, cfg.Duration)
+	if stopProfile != nil {
+		stopProfile("d")
+	}
+	if d.Reqs+d.Errors >= len(fresh) {
+		rep.freshNote = fmt.Sprintf("(d) used all %d pre-minted tokens in %.1fs (ended before -duration).", len(fresh), d.Elapsed.Seconds())
+	}
+	rep.main = append(rep.main, d)
+	rep.memMain, _ = readMemory(pid)
+
+	logf("concurrency scan %v", cfg.ConcList)
+	for _, n := range cfg.ConcList {
+		b := run("(b)", proxied, fixed(""), n, cfg.ScanDuration)
+		c := run("(c)", gated, fixed(cached), n, cfg.ScanDuration)
+		rep.conc = append(rep.conc, [2]result{b, c})
+	}
+
+	logf("streaming: %d first-event measurements per path", cfg.SSE)
+	if rep.sse[0], err = firstEvent(backendAddr, pathSSE, "", false, cfg.SSE); err != nil {
+		return fmt.Errorf("sse direct: %w", err)
+	}
+	if rep.sse[1], err = firstEvent(gwAddr, pathSSE, cached, true, cfg.SSE); err != nil {
+		return fmt.Errorf("sse gateway: %w", err)
+	}
+
+	maxUsers := 0
+	for _, n := range cfg.Users {
+		maxUsers = max(maxUsers, n)
+	}
+	logf("minting %d ES256 tokens (one per user) for the users scan", maxUsers)
+	t0 = time.Now()
+	userToks, err := m.mint("ES256", maxUsers, func(i int) string { return "user-" + strconv.Itoa(i) })
+	if err != nil {
+		return err
+	}
+	rep.mintES = time.Since(t0) / time.Duration(maxUsers)
+	for _, n := range cfg.Users {
+		logf("users scan: %d", n)
+		ex := fi.exchanges.Load()
+		r := run("users", gated, &picker{toks: userToks[:n], wrap: true, fullPass: true}, cfg.Conc, cfg.ScanDuration)
+		mem, _ := readMemory(pid)
+		rep.users = append(rep.users, userStep{users: n, r: r, mem: mem, exchanges: fi.exchanges.Load() - ex})
+	}
+
+	var out strings.Builder
+	rep.markdown(&out)
+	fmt.Fprint(stdout, out.String())
+	if cfg.Out != "" {
+		if err := os.WriteFile(cfg.Out, []byte(out.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, r := range rep.main {
+		if r.Errors > 0 {
+			return fmt.Errorf("%s had %d errors (first: %s); logs in %s", r.Name, r.Errors, r.firstError, dir)
+		}
+	}
+	_ = os.RemoveAll(dir)
+	return nil
+}
+
+// startProfile fetches Caddy's CPU profile and alloc delta for about d in
+// the background; the returned func waits for both.
+func startProfile(ctx context.Context, admin, dir, name string, d time.Duration, logf func(string, ...any)) func(string) {
+	secs := max(1, int(d/time.Second)-1)
+	done := make(chan struct{}, 2)
+	fetch := func(kind string) {
+		defer func() { done <- struct{}{} }()
+		url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", admin, kind, secs)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logf("profile %s: %v", kind, err)
+			return
+		}
+		defer resp.Body.Close()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			logf("profile: %v", err)
+			return
+		}
+		f, err := os.Create(fmt.Sprintf("%s/caddy-%s-%s.pprof", dir, name, kind))
+		if err != nil {
+			logf("profile: %v", err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil || resp.StatusCode != 200 {
+			logf("profile %s: status %d, %v", kind, resp.StatusCode, err)
+		}
+	}
+	go fetch("profile")
+	go fetch("allocs")
+	return func(string) { <-done; <-done }
+}

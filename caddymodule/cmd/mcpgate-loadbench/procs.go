@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// child is a server process started by the benchmark: Caddy or the backend.
+// Each runs in its own process so the load generator never shares a Go
+// runtime (scheduler, GC) with the server it measures.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	log  string // path of its stderr
+}
+
+// startChild runs bin with args, stderr to a file in dir. stdout, if
+// wantLine, must print one line (the backend's address), which is returned.
+func startChild(name, dir, bin string, args []string, wantLine bool) (*child, string, error) {
+	logPath := dir + "/" + name + ".log"
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, "", err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = logf
+	var sc *bufio.Scanner
+	if wantLine {
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, "", err
+		}
+		sc = bufio.NewScanner(out)
+	} else {
+		cmd.Stdout = logf
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, log: logPath}
+	if !wantLine {
+		return c, "", nil
+	}
+	line := make(chan string, 1)
+	go func() {
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+	}()
+	select {
+	case l, ok := <-line:
+		if !ok {
+			c.stop()
+			return nil, "", fmt.Errorf("%s exited without printing its address (see %s)", name, logPath)
+		}
+		return c, l, nil
+	case <-time.After(30 * time.Second):
+		c.stop()
+		return nil, "", fmt.Errorf("%s printed no address within 30s (see %s)", name, logPath)
+	}
+}
+
+// stop interrupts the process and waits up to 10s before killing it.
+func (c *child) stop() {
+	if c == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// memory is a process's resident memory from /proc, in bytes.
+type memory struct{ RSS, HWM int64 }
+
+// readMemory reads VmRSS and VmHWM (peak RSS) of pid.
+func readMemory(pid int) (memory, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return memory{}, err
+	}
+	return parseStatus(string(b))
+}
+
+func parseStatus(s string) (memory, error) {
+	var m memory
+	found := 0
+	for line := range strings.SplitSeq(s, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return m, fmt.Errorf("unexpected %s line %q", k, line)
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return m, err
+		}
+		if k == "VmRSS" {
+			m.RSS = n << 10
+		} else {
+			m.HWM = n << 10
+		}
+		found++
+	}
+	if found != 2 {
+		return m, errors.New("VmRSS/VmHWM not found in /proc status")
+	}
+	return m, nil
+}
+
+// freePort reserves a loopback port by listening and closing.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// waitHTTP polls url until it answers want, or the timeout passes.
+func waitHTTP(ctx context.Context, url string, want int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %v", url, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

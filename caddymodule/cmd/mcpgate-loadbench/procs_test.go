@@ -1,0 +1,31 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+func TestParseStatus(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    memory
+		wantErr bool
+	}{
+		{"both", "Name:\tcaddy\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n", memory{RSS: 1 << 20, HWM: 2 << 20}, false},
+		{"missing", "Name:\tcaddy\nVmRSS:\t  1024 kB\n", memory{}, true},
+		{"bad unit", "VmHWM:\t2 MB\nVmRSS:\t1 kB\n", memory{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatus(tt.in)
+			if (err != nil) != tt.wantErr || (!tt.wantErr && got != tt.want) {
+				t.Fatalf("got %+v, %v", got, err)
+			}
+		})
+	}
+	m, err := readMemory(os.Getpid())
+	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
+		t.Fatalf("own memory %+v, %v", m, err)
+	}
+}

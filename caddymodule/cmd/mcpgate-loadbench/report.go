@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// markdown writes the report.
+func (rep *report) markdown(w io.Writer) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	cfg := rep.cfg
+	p("## mcpgate load benchmark")
+	p("")
+	p("- command: `go run ./caddymodule/cmd/mcpgate-loadbench %s`", strings.Join(cfg.Args, " "))
+	p("- machine: %d CPUs (%s), %s, GOMAXPROCS %d; load generator, Caddy and backend share these cores", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOMAXPROCS(0))
+	p("- Caddy: %s; backend: separate Go process; issuer + token exchange: in the load generator", rep.caddyBin)
+	p("- mcp_auth: verify_cache_size %d, upstream_cache_size %d, token_exchange source", cfg.VerifyCache, cfg.UpstreamLRU)
+	p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
+	p("")
+	p("### Gateway cost at concurrency %d (%d interleaved rounds of a/b/c, %s each case)", cfg.Conc, cfg.Rounds, cfg.Duration)
+	p("")
+	p("| case | req/s | p50 ms | p99 ms | requests | errors |")
+	p("|---|---:|---:|---:|---:|---:|")
+	for _, r := range rep.main {
+		p("| %s | %.0f | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), r.Reqs, r.Errors)
+	}
+	if len(rep.main) == 4 {
+		b, c, d := rep.main[1], rep.main[2], rep.main[3]
+		p("")
+		p("- **c/b throughput: %.3f** (goal >= 0.95); p99 added by mcp_auth: **%s ms** (goal <= 0.2 ms)", ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
+		p("- **d/b throughput: %.3f**; p99 added: %s ms", ratio(d.RPS(), b.RPS()), msSigned(d.P99-b.P99))
+		p("- b/a throughput (Caddy's own proxy cost): %.3f", ratio(b.RPS(), rep.main[0].RPS()))
+		if rep.freshNote != "" {
+			p("- %s", rep.freshNote)
+		}
+		p("- token exchanges during the main comparison: %d (all served from the upstream cache)", rep.exchanges0)
+	}
+	p("- Caddy RSS: idle %s, after (a)-(d) %s", mib(rep.memIdle.RSS), mib(rep.memMain.RSS))
+	p("- minting (before the phases, not measured): RS256 %s/token, ES256 %s/token", us(rep.mintRS), us(rep.mintES))
+	p("")
+	p("### Concurrency (%s per step)", cfg.ScanDuration)
+	p("")
+	p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (c) req/s | (c) p50 ms | (c) p99 ms | c/b | c-b p99 ms |")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, bc := range rep.conc {
+		b, c := bc[0], bc[1]
+		p("| %d | %.0f | %s | %s | %.0f | %s | %s | %.3f | %s |", b.Conc, b.RPS(), ms(b.P50), ms(b.P99), c.RPS(), ms(c.P50), ms(c.P99), ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
+	}
+	p("")
+	p("### Distinct users (concurrency %d, ES256 token per user, >= %s and at least one request per user)", cfg.Conc, cfg.ScanDuration)
+	p("")
+	p("| users | req/s | p50 ms | p99 ms | requests | token exchanges | Caddy RSS | Caddy peak RSS |")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, u := range rep.users {
+		p("| %d | %.0f | %s | %s | %d | %d | %s | %s |", u.users, u.r.RPS(), ms(u.r.P50), ms(u.r.P99), u.r.Reqs, u.exchanges, mib(u.mem.RSS), mib(u.mem.HWM))
+	}
+	p("")
+	p("### Streaming: first SSE event (%d sequential requests per path)", cfg.SSE)
+	p("")
+	p("| path | p50 ms | p99 ms |")
+	p("|---|---:|---:|")
+	p("| backend direct | %s | %s |", ms(rep.sse[0].P50), ms(rep.sse[0].P99))
+	p("| through mcp_auth + reverse_proxy | %s | %s |", ms(rep.sse[1].P50), ms(rep.sse[1].P99))
+	p("")
+	p("- added: p50 %s ms, p99 %s ms (goal: within 5 ms)", msSigned(rep.sse[1].P50-rep.sse[0].P50), msSigned(rep.sse[1].P99-rep.sse[0].P99))
+	var errs []string
+	for _, r := range append(append([]result{}, rep.main...), rep.sse[0], rep.sse[1]) {
+		if r.Errors > 0 {
+			errs = append(errs, fmt.Sprintf("%s: %d errors (first: %s)", r.Name, r.Errors, r.firstError))
+		}
+	}
+	for _, bc := range rep.conc {
+		for _, r := range bc {
+			if r.Errors > 0 {
+				errs = append(errs, fmt.Sprintf("%s at %d: %d errors (first: %s)", r.Name, r.Conc, r.Errors, r.firstError))
+			}
+		}
+	}
+	for _, u := range rep.users {
+		if u.r.Errors > 0 {
+			errs = append(errs, fmt.Sprintf("users %d: %d errors (first: %s)", u.users, u.r.Errors, u.r.firstError))
+		}
+	}
+	if len(errs) > 0 {
+		p("")
+		p("**Errors:** %s", strings.Join(errs, "; "))
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1e3) }
+
+func msSigned(d time.Duration) string { return fmt.Sprintf("%+.3f", d.Seconds()*1e3) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", d.Seconds()*1e6) }
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
