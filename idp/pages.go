@@ -35,11 +35,11 @@ var pageTemplates = template.Must(template.New("pages").Parse(layout + `
 {{define "login"}}{{template "top" .}}<h1>Sign in</h1>
 {{if .Error}}<p class="warn">{{.Error}}</p>{{end}}
 {{if .GitHub}}<p><a class="btn" href="{{.GitHubURL}}">Sign in with GitHub</a></p>{{end}}
-{{if .Dev}}<div class="warn">Development login: no GitHub app is configured. Anyone can sign in as any
-username here. Do not use this in production.</div>
+{{if .Dev}}<div class="warn">Development login: anyone can sign in here as any username. Do not use
+this in production.</div>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf_token" value="{{.CSRF}}">
-<input type="hidden" name="req" value="{{.ReqID}}"><input type="hidden" name="next" value="{{.Next}}">
+<input type="hidden" name="req" value="{{.ReqID}}">
 <label for="username">Username</label><input type="text" id="username" name="username" required maxlength="39" pattern="[A-Za-z0-9_.\-]+">
 <label for="pat">GitHub personal access token to link (optional)</label><input type="password" id="pat" name="github_token" autocomplete="off">
 <p><button type="submit">Sign in</button></p></form>{{end}}
