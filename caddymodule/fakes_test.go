@@ -141,6 +141,7 @@ type testEnv struct {
 	logs     *observer.ObservedLogs
 	backend  *recordingBackend
 	cancel   context.CancelFunc
+	ctx      caddy.Context
 	exchange *fakeExchange
 }
 
@@ -204,6 +205,7 @@ func newTestEnv(t testing.TB, mutate func(*Handler, *testEnv)) *testEnv {
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	env.cancel = cancel
+	env.ctx = ctx
 	if err := h.Provision(ctx); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}

@@ -1,0 +1,137 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+)
+
+// funcSource is a TokenSource from a function.
+type funcSource func(ctx context.Context, c *jwtverify.Claims, subject string) (Token, error)
+
+func (f funcSource) UpstreamToken(ctx context.Context, c *jwtverify.Claims, s string) (Token, error) {
+	return f(ctx, c, s)
+}
+
+func TestUpstreamCache(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	var calls atomic.Int64
+	expiry := atomic.Int64{} // seconds from now; 0 = none
+	src := funcSource(func(_ context.Context, c *jwtverify.Claims, _ string) (Token, error) {
+		calls.Add(1)
+		tok := Token{Value: "tok-" + c.Issuer + "-" + c.Subject}
+		if e := expiry.Load(); e > 0 {
+			tok.Expiry = clock.Now().Add(time.Duration(e) * time.Second)
+		}
+		return tok, nil
+	})
+	u := newUpstreamCache(src, 10, time.Minute, time.Second, clock.Now)
+	alice := &jwtverify.Claims{Issuer: "https://a", Subject: "alice"}
+	aliceOther := &jwtverify.Claims{Issuer: "https://b", Subject: "alice"}
+	get := func(c *jwtverify.Claims) string {
+		t.Helper()
+		tok, err := u.Get(context.Background(), c, "subject")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Value
+	}
+	if get(alice) != "tok-https://a-alice" || get(alice) != "tok-https://a-alice" || calls.Load() != 1 {
+		t.Fatalf("cache miss then hit: calls=%d", calls.Load())
+	}
+	// Same subject at another issuer is another user.
+	if get(aliceOther) != "tok-https://b-alice" || calls.Load() != 2 {
+		t.Fatalf("issuer not part of the key: calls=%d", calls.Load())
+	}
+	// TTL bounds a token without expiry.
+	clock.Advance(61 * time.Second)
+	get(alice)
+	if calls.Load() != 3 {
+		t.Fatalf("entry served past the TTL: calls=%d", calls.Load())
+	}
+	// Never past the token's own expiry (minus skew).
+	expiry.Store(30)
+	clock.Advance(2 * time.Minute)
+	get(alice) // refetch: expires in 30s, cached until 20s
+	clock.Advance(15 * time.Second)
+	get(alice)
+	if calls.Load() != 4 {
+		t.Fatalf("calls=%d, want 4", calls.Load())
+	}
+	clock.Advance(6 * time.Second) // 21s: inside the skew
+	get(alice)
+	if calls.Load() != 5 {
+		t.Fatalf("token served within the expiry skew: calls=%d", calls.Load())
+	}
+	// A token already about to expire is not cached at all.
+	expiry.Store(5)
+	clock.Advance(time.Hour)
+	get(alice)
+	get(alice)
+	if calls.Load() != 7 {
+		t.Fatalf("short-lived token cached: calls=%d", calls.Load())
+	}
+}
+
+func TestUpstreamCacheErrorsAndSharing(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	var calls atomic.Int64
+	release := make(chan struct{})
+	src := funcSource(func(ctx context.Context, c *jwtverify.Claims, _ string) (Token, error) {
+		calls.Add(1)
+		switch c.Subject {
+		case "unlinked":
+			return Token{}, ErrNoUpstreamToken
+		case "empty":
+			return Token{}, nil
+		case "crlf":
+			return Token{Value: "a\r\nX-Injected: 1"}, nil
+		case "slow":
+			<-ctx.Done()
+			return Token{}, ctx.Err()
+		}
+		<-release
+		return Token{Value: "shared"}, nil
+	})
+	u := newUpstreamCache(src, -1, time.Minute, 100*time.Millisecond, clock.Now)
+	for sub, want := range map[string]error{"unlinked": ErrNoUpstreamToken, "empty": ErrNoUpstreamToken, "crlf": ErrSourceUnavailable} {
+		if _, err := u.Get(context.Background(), &jwtverify.Claims{Subject: sub}, "s"); !errors.Is(err, want) {
+			t.Errorf("%s: err %v, want %v", sub, err, want)
+		}
+	}
+	// The shared call is bounded by the timeout.
+	start := time.Now()
+	if _, err := u.Get(context.Background(), &jwtverify.Claims{Subject: "slow"}, "s"); err == nil || time.Since(start) > time.Second {
+		t.Errorf("slow source: err %v after %v", err, time.Since(start))
+	}
+	// Concurrent misses for one user share one call, even uncached.
+	calls.Store(0)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := u.Get(context.Background(), &jwtverify.Claims{Subject: "bob"}, "s")
+			if err != nil || tok.Value != "shared" {
+				t.Errorf("got %v %v", tok.Value, err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Errorf("calls = %d, want 1", calls.Load())
+	}
+	// A waiter whose request is canceled leaves without waiting.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := u.Get(ctx, &jwtverify.Claims{Subject: "slow"}, "s"); !errors.Is(err, ErrSourceUnavailable) {
+		t.Errorf("canceled waiter: %v", err)
+	}
+}
