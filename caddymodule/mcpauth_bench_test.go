@@ -1,0 +1,161 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// Micro-benchmarks of mcp_auth's per-request work, next to the raw
+// signature checks they are compared with (same run, same binary):
+//
+//	go test -run '^$' -bench . -benchmem ./caddymodule/
+//
+// They run only with -bench; `go test` only compiles them.
+
+func BenchmarkGatewayRawRSAVerify(b *testing.B) {
+	key, _ := testRSAKeys(b)
+	digest := sha256.Sum256([]byte("header.payload"))
+	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGatewayRawECDSAVerify(b *testing.B) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("header.payload"))
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ecdsa.Verify(&key.PublicKey, digest[:], r, s) {
+			b.Fatal("bad signature")
+		}
+	}
+}
+
+// benchRequest is a prepared request (Caddy replacer in its context, as the
+// server would set up) that is reset before every ServeHTTP, because the
+// handler rewrites its headers.
+type benchRequest struct {
+	r    *http.Request
+	auth []string
+}
+
+func newBenchRequest(tok string) *benchRequest {
+	r := httptest.NewRequest(http.MethodPost, "https://mcp.example.com/mcp", nil)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	r.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	r.Header.Set("User-Agent", "bench/1")
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), httptest.NewRecorder(), nil)
+	return &benchRequest{r: r, auth: []string{"Bearer " + tok}}
+}
+
+// reset puts the client's Authorization header back.
+func (br *benchRequest) reset() *http.Request {
+	br.r.Header["Authorization"] = br.auth
+	return br.r
+}
+
+// nopWriter is a ResponseWriter that discards everything.
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+var nopNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+// benchHandler runs the whole handler (token parsing, verification, scope
+// check, placeholders, header rewrite, upstream token injection) for tok.
+func benchHandler(b *testing.B, env *testEnv, tok string) {
+	br := newBenchRequest(tok)
+	w := &nopWriter{h: http.Header{}}
+	if err := env.h.ServeHTTP(w, br.reset(), nopNext); err != nil {
+		b.Fatal(err)
+	}
+	if br.r.Header.Get(env.h.upstreamKey) == "" {
+		b.Fatal("upstream token not injected")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := env.h.ServeHTTP(w, br.reset(), nopNext); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n := env.exchange.calls.Load(); n != 1 {
+		b.Fatalf("%d token exchanges, want 1 (the upstream cache should serve)", n)
+	}
+}
+
+// BenchmarkHandlerCached is the cached path: verified-token cache hit and
+// upstream token from the cache.
+func BenchmarkHandlerCached(b *testing.B) {
+	env := newTestEnv(b, nil)
+	benchHandler(b, env, env.validToken("github:1"))
+}
+
+// BenchmarkHandlerFreshRS256 is the handler with the verified-token cache
+// off, so every request checks the RS256 signature (the upstream token is
+// still cached).
+func BenchmarkHandlerFreshRS256(b *testing.B) {
+	env := newTestEnv(b, func(h *Handler, _ *testEnv) { h.VerifyCacheSize = -1 })
+	benchHandler(b, env, env.validToken("github:1"))
+}
+
+// BenchmarkRewriteHeaders is the header rewrite alone: drop Authorization
+// and any client copy of the upstream header.
+func BenchmarkRewriteHeaders(b *testing.B) {
+	env := newTestEnv(b, nil)
+	br := newBenchRequest("x")
+	b.ReportAllocs()
+	for b.Loop() {
+		env.h.rewriteHeaders(br.reset().Header)
+	}
+	if br.r.Header.Get("Authorization") != "" {
+		b.Fatal("Authorization kept")
+	}
+}
+
+// BenchmarkUpstreamCacheHit is the upstream token lookup for a cached user.
+func BenchmarkUpstreamCacheHit(b *testing.B) {
+	env := newTestEnv(b, nil)
+	tok := env.validToken("github:1")
+	claims, err := env.h.verifier.Verify(context.Background(), tok)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := env.h.upstream.Get(ctx, claims, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.h.upstream.Get(ctx, claims, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
