@@ -27,3 +27,56 @@ func BenchmarkRegister(b *testing.B) {
 		}
 	}
 }
+
+// TestClientResponseShape pins the registration answer that BenchmarkRegister
+// measures (it is built from a struct since the optimisation): a
+// confidential client gets its secret with client_secret_expires_at 0, a
+// public one neither; metadata and identifiers are always present.
+func TestClientResponseShape(t *testing.T) {
+	s, err := New(Options{Issuer: "https://idp.example.com", DevLogin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tests := []struct {
+		method     string
+		wantSecret bool
+	}{
+		{"none", false},
+		{"client_secret_basic", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]any{
+				"client_name": "shape", "redirect_uris": []string{benchRedirect}, "token_endpoint_auth_method": tt.method,
+			})
+			r := httptest.NewRequest(http.MethodPost, "/register", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, r)
+			if w.Code != http.StatusCreated {
+				t.Fatalf("register: %d %s", w.Code, w.Body.String())
+			}
+			var m map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"client_id", "client_id_issued_at", "registration_access_token", "registration_client_uri", "redirect_uris", "grant_types", "response_types", "client_name"} {
+				if _, ok := m[f]; !ok {
+					t.Errorf("field %s missing: %v", f, m)
+				}
+			}
+			if m["token_endpoint_auth_method"] != tt.method {
+				t.Errorf("token_endpoint_auth_method = %v", m["token_endpoint_auth_method"])
+			}
+			_, hasSecret := m["client_secret"]
+			exp, hasExp := m["client_secret_expires_at"]
+			if hasSecret != tt.wantSecret || hasExp != tt.wantSecret || (hasExp && exp != float64(0)) {
+				t.Errorf("secret %v, expires_at %v (%v), want secret %v", hasSecret, exp, hasExp, tt.wantSecret)
+			}
+			if u, _ := m["registration_client_uri"].(string); u != "https://idp.example.com/register/"+m["client_id"].(string) {
+				t.Errorf("registration_client_uri = %q", u)
+			}
+		})
+	}
+}
