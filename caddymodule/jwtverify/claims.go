@@ -176,7 +176,8 @@ func (c *tokenClaims) check(now time.Time, leeway time.Duration, wantAud string)
 	}
 	matched := false
 	for _, a := range c.aud {
-		if SameResource(a, wantAud) {
+		// wantAud is canonical; an exact match needs no URL parsing.
+		if a == wantAud || SameResource(a, wantAud) {
 			matched = true
 			break
 		}
