@@ -188,9 +188,10 @@ type Handler struct {
 	resource     string // canonical absolute resource, "" when derived per request
 	resourcePath string
 	prmPaths     []string
-	prmJSON      []byte // precomputed when resource is absolute
-	rmURL        string // precomputed resource_metadata URL
-	scope        string // RequiredScopes joined
+	prmJSON      []byte            // precomputed when resource is absolute
+	rmURL        string            // precomputed resource_metadata URL
+	challenges   map[string]string // precomputed WWW-Authenticate by error code
+	scope        string            // RequiredScopes joined
 	retryAfter   string
 }
 
@@ -302,6 +303,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.verifier = v
 		h.prmJSON = h.metadataJSON(h.resource)
 		h.rmURL = originOf(h.resource) + h.prmPaths[0]
+		h.challenges = make(map[string]string)
+		for _, code := range []string{"", "invalid_token", "invalid_request", "insufficient_scope"} {
+			h.challenges[code] = challengeParams{ResourceMetadata: h.rmURL, Scope: h.scope, Error: code}.String()
+		}
 	} else {
 		// Fail at Provision, not on the first request, if the verifier
 		// config is unusable.
@@ -645,11 +650,11 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) 
 	hdr := w.Header()
 	if rej.status == http.StatusUnauthorized || rej.status == http.StatusBadRequest ||
 		(rej.status == http.StatusForbidden && rej.code == "insufficient_scope") {
-		hdr.Set("WWW-Authenticate", challengeParams{
-			ResourceMetadata: h.resourceMetadataURL(r),
-			Scope:            h.scope,
-			Error:            rej.code,
-		}.String())
+		ch, ok := h.challenges[rej.code]
+		if !ok {
+			ch = challengeParams{ResourceMetadata: h.resourceMetadataURL(r), Scope: h.scope, Error: rej.code}.String()
+		}
+		hdr.Set("WWW-Authenticate", ch)
 	}
 	hdr.Set("Access-Control-Allow-Origin", "*")
 	hdr.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 )
 
 const (
@@ -705,4 +706,23 @@ func TestCleanupReleasesKeySets(t *testing.T) {
 		t.Error("key set still pooled after the last Cleanup")
 	}
 	_ = context.Background
+}
+
+// BenchmarkHandlerNoToken is the 401 challenge path (the cached and fresh
+// token paths are in mcpauth_bench_test.go).
+func BenchmarkHandlerNoToken(b *testing.B) {
+	env := newTestEnv(b, nil)
+	env.h.logger = zap.NewNop()
+	r := httptest.NewRequest("POST", "/mcp", nil)
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), httptest.NewRecorder(), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &nopWriter{h: http.Header{}}
+		if err := env.h.ServeHTTP(w, r, nopNext); err != nil {
+			b.Fatal(err)
+		}
+		if w.h.Get("WWW-Authenticate") == "" {
+			b.Fatal("no challenge")
+		}
+	}
 }

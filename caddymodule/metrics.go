@@ -25,6 +25,11 @@ type metrics struct {
 	jwksDuration   *prometheus.HistogramVec
 	cache          *prometheus.CounterVec
 	sourceDuration *prometheus.HistogramVec
+
+	// Hot-path series resolved once, so a request does no label lookup.
+	allowed                   prometheus.Counter
+	verifyHit, verifyMiss     prometheus.Counter
+	upstreamHit, upstreamMiss prometheus.Counter
 }
 
 // Outcome labels of caddy_mcp_auth_requests_total.
@@ -62,14 +67,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"result"}),
 	}
-	if reg == nil {
-		return m
+	if reg != nil {
+		m.requests = register(reg, m.requests)
+		m.jwksFetches = register(reg, m.jwksFetches)
+		m.jwksDuration = register(reg, m.jwksDuration)
+		m.cache = register(reg, m.cache)
+		m.sourceDuration = register(reg, m.sourceDuration)
 	}
-	m.requests = register(reg, m.requests)
-	m.jwksFetches = register(reg, m.jwksFetches)
-	m.jwksDuration = register(reg, m.jwksDuration)
-	m.cache = register(reg, m.cache)
-	m.sourceDuration = register(reg, m.sourceDuration)
+	m.allowed = m.requests.WithLabelValues(outcomeAllowed, "ok")
+	m.verifyHit = m.cache.WithLabelValues("verify", "hit")
+	m.verifyMiss = m.cache.WithLabelValues("verify", "miss")
+	m.upstreamHit = m.cache.WithLabelValues("upstream", "hit")
+	m.upstreamMiss = m.cache.WithLabelValues("upstream", "miss")
 	return m
 }
 
@@ -90,6 +99,10 @@ func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
 }
 
 func (m *metrics) outcome(outcome, reason string) {
+	if outcome == outcomeAllowed && reason == "ok" {
+		m.allowed.Inc()
+		return
+	}
 	m.requests.WithLabelValues(outcome, reason).Inc()
 }
 
@@ -104,16 +117,20 @@ func (m *metrics) JWKSFetch(issuer string, d time.Duration, err error) {
 }
 
 // VerifyCache implements jwtverify.Observer.
-func (m *metrics) VerifyCache(hit bool) { m.cacheLookup("verify", hit) }
-
-func (m *metrics) upstreamCache(hit bool) { m.cacheLookup("upstream", hit) }
-
-func (m *metrics) cacheLookup(cache string, hit bool) {
-	result := "miss"
+func (m *metrics) VerifyCache(hit bool) {
 	if hit {
-		result = "hit"
+		m.verifyHit.Inc()
+	} else {
+		m.verifyMiss.Inc()
 	}
-	m.cache.WithLabelValues(cache, result).Inc()
+}
+
+func (m *metrics) upstreamCache(hit bool) {
+	if hit {
+		m.upstreamHit.Inc()
+	} else {
+		m.upstreamMiss.Inc()
+	}
 }
 
 func (m *metrics) sourceLatency(d time.Duration, err error) {
