@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 const (
@@ -316,6 +317,15 @@ func TestSecurityGatewayCases(t *testing.T) {
 				if w.Header().Get("Access-Control-Expose-Headers") == "" {
 					t.Error("rejection does not expose WWW-Authenticate to browsers")
 				}
+			}
+			// Client-caused rejections log at most at debug; faults at error.
+			for _, e := range env.logs.All() {
+				if c.status < 500 && e.Level > zapcore.DebugLevel {
+					t.Errorf("client-caused %d logged at %v: %s", c.status, e.Level, e.Message)
+				}
+			}
+			if c.status >= 500 && env.logs.FilterLevelExact(zapcore.ErrorLevel).Len() == 0 {
+				t.Errorf("fault %d not logged at error", c.status)
 			}
 			// 18: nothing leaks: the client's token, the gateway secret,
 			// or another user's upstream token.
