@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -48,10 +49,12 @@ type e2eBackend struct {
 	last       http.Header
 	firstWrite atomic.Int64 // unix nanos of the first SSE event write
 	release    chan struct{}
+	canceled   chan struct{} // closed when an /sse request's context ends early
+	cancelOnce sync.Once
 }
 
 func newE2EBackend(t *testing.T) *e2eBackend {
-	b := &e2eBackend{release: make(chan struct{})}
+	b := &e2eBackend{release: make(chan struct{}), canceled: make(chan struct{})}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.calls.Add(1)
 		b.mu.Lock()
@@ -67,6 +70,7 @@ func newE2EBackend(t *testing.T) *e2eBackend {
 			case <-b.release:
 			case <-time.After(5 * time.Second):
 			case <-r.Context().Done():
+				b.cancelOnce.Do(func() { close(b.canceled) })
 				return
 			}
 			fmt.Fprint(w, "event: message\ndata: second\n\n")
@@ -93,6 +97,8 @@ type e2e struct {
 	backend *e2eBackend
 	// transport is an optional reverse_proxy transport block.
 	transport string
+	// extra is appended to the site block.
+	extra string
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -131,8 +137,9 @@ func (e *e2e) config(resourceName string) string {
 		flush_interval -1
 		%s
 	}
+	%s
 }
-`, e2eOrigin, e2eOrigin, e.issuer.URL(), e.issuer.URL(), resourceName, e.xchg.srv.URL, strings.TrimPrefix(e.backend.srv.URL, "http://"), e.transport)
+`, e2eOrigin, e2eOrigin, e.issuer.URL(), e.issuer.URL(), resourceName, e.xchg.srv.URL, strings.TrimPrefix(e.backend.srv.URL, "http://"), e.transport, e.extra)
 }
 
 func (e *e2e) load(resourceName string) {
@@ -222,6 +229,28 @@ func TestE2EGateway(t *testing.T) {
 	}
 }
 
+// TestE2EHandleErrors: with handle_errors, the user's error route answers
+// rejections, and the challenge mcp_auth set survives into its response.
+func TestE2EHandleErrors(t *testing.T) {
+	e := newE2E(t)
+	e.extra = `handle_errors {
+		respond "custom {err.status_code} {http.auth.mcp_auth.error}"
+	}`
+	e.load("handle-errors")
+	resp, body := e.do("POST", "/mcp", "", nil)
+	want := `Bearer resource_metadata="` + e2eOrigin + `/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"`
+	if resp.StatusCode != 401 || body != "custom 401 no_token" || resp.Header.Get("WWW-Authenticate") != want {
+		t.Errorf("got %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	}
+	resp, body = e.do("POST", "/mcp", "a.b.c", nil)
+	if resp.StatusCode != 401 || !strings.HasPrefix(body, "custom 401 ") || resp.Header.Get("WWW-Authenticate") != want+`, error="invalid_token"` {
+		t.Errorf("got %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	}
+	if e.backend.calls.Load() != 0 {
+		t.Error("backend called")
+	}
+}
+
 // TestE2EStreamingFirstEvent is R5 (partial): the first SSE event reaches
 // the client through mcp_auth and reverse_proxy while the backend is still
 // holding the stream open, within milliseconds of being written.
@@ -265,6 +294,32 @@ func TestE2EStreamingFirstEvent(t *testing.T) {
 	rest, _ := io.ReadAll(rd)
 	if !strings.Contains(string(rest), "data: second") {
 		t.Errorf("rest of stream %q", rest)
+	}
+}
+
+// TestE2EClientDisconnectCancelsUpstream is R5: when the client goes away
+// mid-stream, the backend's request is canceled promptly.
+func TestE2EClientDisconnectCancelsUpstream(t *testing.T) {
+	e := newE2E(t)
+	e.load("disconnect")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e2eOrigin+"/sse", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token("github:6"))
+	resp, err := e.tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-e.backend.canceled:
+		t.Logf("upstream canceled %v after the client disconnected", time.Since(start))
+	case <-time.After(2 * time.Second):
+		t.Fatal("backend request still running 2s after the client disconnected")
 	}
 }
 
