@@ -108,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&c.Duration, "duration", 6*time.Second, "measured time of each of (a), (b), (c), split in -rounds interleaved rounds; also the longest (d) runs")
 	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each concurrency and users step")
-	fs.IntVar(&c.Rounds, "rounds", 3, "interleaved rounds of (a), (b), (c), so drift on the shared machine hits all alike")
+	fs.IntVar(&c.Rounds, "rounds", 6, "interleaved rounds of (a), (b), (c), so drift on the shared machine hits all alike")
 	fs.IntVar(&c.Conc, "c", 32, "concurrency (connections) of (a)-(d) and the users scan")
 	concList := fs.String("conc", "1,4,16,64,256", "concurrency scan, comma-separated")
 	users := fs.String("users", "1,100,1000,10000,100000", "distinct-users scan, comma-separated (ES256 tokens, one per user)")
@@ -160,6 +160,7 @@ type report struct {
 	users      []userStep
 	sse        [2]result // direct, gateway
 	memIdle    memory
+	heapIdle   int64
 	memMain    memory
 	mintRS     time.Duration
 	mintES     time.Duration
@@ -171,6 +172,7 @@ type userStep struct {
 	users     int
 	r         result
 	mem       memory
+	heap      int64 // Go heap in use, from Caddy's admin /metrics
 	exchanges int64
 }
 
@@ -241,6 +243,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rep := &report{cfg: cfg, caddyBin: caddyBin}
 	pid := caddy.cmd.Process.Pid
 	rep.memIdle, _ = readMemory(pid)
+	rep.heapIdle, _ = heapInuse(ctx, adminAddr)
 
 	m := minter{fi: fi, resource: resource, now: time.Now()}
 	cached, err := m.token("RS256", "bench-user", -1)
@@ -311,13 +314,6 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rep.main = append(rep.main, d)
 	rep.memMain, _ = readMemory(pid)
 
-	logf("concurrency scan %v", cfg.ConcList)
-	for _, n := range cfg.ConcList {
-		b := run("(b)", proxied, fixed(""), n, cfg.ScanDuration)
-		c := run("(c)", gated, fixed(cached), n, cfg.ScanDuration)
-		rep.conc = append(rep.conc, [2]result{b, c})
-	}
-
 	logf("streaming: %d first-event measurements per path", cfg.SSE)
 	if rep.sse[0], err = firstEvent(backendAddr, pathSSE, "", false, cfg.SSE); err != nil {
 		return fmt.Errorf("sse direct: %w", err)
@@ -342,7 +338,15 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		ex := fi.exchanges.Load()
 		r := run("users", gated, &picker{toks: userToks[:n], wrap: true, fullPass: true}, cfg.Conc, cfg.ScanDuration)
 		mem, _ := readMemory(pid)
-		rep.users = append(rep.users, userStep{users: n, r: r, mem: mem, exchanges: fi.exchanges.Load() - ex})
+		heap, _ := heapInuse(ctx, adminAddr)
+		rep.users = append(rep.users, userStep{users: n, r: r, mem: mem, heap: heap, exchanges: fi.exchanges.Load() - ex})
+	}
+
+	logf("concurrency scan %v", cfg.ConcList)
+	for _, n := range cfg.ConcList {
+		b := run("(b)", proxied, fixed(""), n, cfg.ScanDuration)
+		c := run("(c)", gated, fixed(cached), n, cfg.ScanDuration)
+		rep.conc = append(rep.conc, [2]result{b, c})
 	}
 
 	var out strings.Builder

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -160,4 +161,48 @@ func waitHTTP(ctx context.Context, url string, want int, timeout time.Duration) 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// heapInuse is Caddy's live heap: it asks the admin API for a heap profile
+// with gc=1 (which runs a garbage collection first, so the number is what
+// is retained, not what awaits collection), then reads
+// go_memstats_heap_inuse_bytes from the admin /metrics.
+func heapInuse(ctx context.Context, admin string) (int64, error) {
+	gc, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1", nil)
+	if resp, err := http.DefaultClient.Do(gc); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("admin /metrics: status %d", resp.StatusCode)
+	}
+	return parseMetric(resp.Body, "go_memstats_heap_inuse_bytes")
+}
+
+// parseMetric returns the value of an unlabelled metric in the Prometheus
+// text format.
+func parseMetric(r io.Reader, name string) (int64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || k != name {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		return int64(f), nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("metric %s not found", name)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +28,23 @@ func TestParseStatus(t *testing.T) {
 	m, err := readMemory(os.Getpid())
 	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
 		t.Fatalf("own memory %+v, %v", m, err)
+	}
+}
+
+func TestParseMetric(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"# HELP x\ngo_memstats_heap_inuse_bytes 1.2345e+07\n", 12345000, false},
+		{"go_memstats_heap_inuse_bytes_total 5\n", 0, true},
+		{"go_memstats_heap_inuse_bytes x\n", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseMetric(strings.NewReader(tt.in), "go_memstats_heap_inuse_bytes")
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseMetric(%q) = %d, %v", tt.in, got, err)
+		}
 	}
 }

@@ -53,11 +53,13 @@ func (rep *report) markdown(w io.Writer) {
 	p("")
 	p("### Distinct users (concurrency %d, ES256 token per user, >= %s and at least one request per user)", cfg.Conc, cfg.ScanDuration)
 	p("")
-	p("| users | req/s | p50 ms | p99 ms | requests | token exchanges | Caddy RSS | Caddy peak RSS |")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	p("| users | req/s | p50 ms | p99 ms | requests | token exchanges | Caddy live heap (after GC) | Caddy RSS | Caddy peak RSS |")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, u := range rep.users {
-		p("| %d | %.0f | %s | %s | %d | %d | %s | %s |", u.users, u.r.RPS(), ms(u.r.P50), ms(u.r.P99), u.r.Reqs, u.exchanges, mib(u.mem.RSS), mib(u.mem.HWM))
+		p("| %d | %.0f | %s | %s | %d | %d | %s | %s | %s |", u.users, u.r.RPS(), ms(u.r.P50), ms(u.r.P99), u.r.Reqs, u.exchanges, mib(u.heap), mib(u.mem.RSS), mib(u.mem.HWM))
 	}
+	p("")
+	p("Idle Caddy before the run: live heap %s, RSS %s. Users already seen in a smaller step are cached, so each step adds only the new ones' token exchanges.", mib(rep.heapIdle), mib(rep.memIdle.RSS))
 	p("")
 	p("### Streaming: first SSE event (%d sequential requests per path)", cfg.SSE)
 	p("")
