@@ -251,6 +251,33 @@ func TestE2EHandleErrors(t *testing.T) {
 	}
 }
 
+// TestE2EAccessLogUserID: the access log shows the token's sub as user_id
+// and never the bearer token.
+func TestE2EAccessLogUserID(t *testing.T) {
+	e := newE2E(t)
+	logFile := t.TempDir() + "/access.log"
+	e.extra = "log {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}"
+	e.load("access-log")
+	tok := e.token("github:4242")
+	if resp, _ := e.do("POST", "/mcp", tok, nil); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	var data []byte
+	for i := 0; i < 50; i++ {
+		data, _ = os.ReadFile(logFile)
+		if strings.Contains(string(data), "user_id") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(string(data), `"user_id":"github:4242"`) {
+		t.Errorf("access log lacks user_id github:4242:\n%s", data)
+	}
+	if strings.Contains(string(data), tok[len(tok)-40:]) {
+		t.Error("access log contains the bearer token")
+	}
+}
+
 // TestE2EStreamingFirstEvent is R5 (partial): the first SSE event reaches
 // the client through mcp_auth and reverse_proxy while the backend is still
 // holding the stream open, within milliseconds of being written.
