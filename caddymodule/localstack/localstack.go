@@ -12,6 +12,8 @@ package localstack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -181,6 +183,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := waitForFile(ctx, ca, 30*time.Second); err != nil {
 		return fmt.Errorf("Caddy's local CA did not appear at %s: %w", ca, err)
 	}
+	// Caddy issues the sites' certificates in the background: report "running" only once both
+	// sites complete a TLS handshake with a certificate from that CA.
+	for _, hostport := range []string{"localhost:" + envOr(EnvMCPPort, "8443"), "localhost:" + envOr(EnvIDPPort, "9443")} {
+		if err := waitForTLS(ctx, hostport, ca, 30*time.Second); err != nil {
+			return fmt.Errorf("no certificate for %s: %w", hostport, err)
+		}
+	}
 	fmt.Fprintf(cfg.Out, "mcpgate local stack is running\n")
 	fmt.Fprintf(cfg.Out, "  MCP server:   %s\n", mcpURL)
 	fmt.Fprintf(cfg.Out, "  IdP:          %s\n", idpURL)
@@ -229,6 +238,36 @@ func loadOrCreateSecret(path string) (string, error) {
 		return "", fmt.Errorf("gateway secret: %w", err)
 	}
 	return s, nil
+}
+
+// waitForTLS retries a TLS handshake with hostport, trusting only the CA in caFile.
+func waitForTLS(ctx context.Context, hostport, caFile string, timeout time.Duration) error {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s holds no certificate", caFile)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		d := &tls.Dialer{Config: &tls.Config{RootCAs: roots, ServerName: "localhost"}}
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := d.DialContext(dctx, "tcp", hostport)
+		cancel()
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func waitForFile(ctx context.Context, path string, timeout time.Duration) error {
