@@ -91,8 +91,8 @@ func audience(raw json.RawMessage) (jwt.ClaimStrings, bool) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return nil, false
 		}
 		return jwt.ClaimStrings{s}, true
@@ -106,6 +106,20 @@ func audience(raw json.RawMessage) (jwt.ClaimStrings, bool) {
 	return nil, false
 }
 
+// jsonString decodes a JSON string member. A plain ASCII string without
+// escapes is its own content (no encoding/json call, which the fresh-token
+// profile showed per member); anything else goes through encoding/json.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && plainASCII(raw[1:len(raw)-1]) {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
 // stringOrList reads a member that may be a space-separated string or an
 // array of strings ("scope", "scp").
 func stringOrList(raw json.RawMessage) ([]string, bool) {
@@ -114,8 +128,8 @@ func stringOrList(raw json.RawMessage) ([]string, bool) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return nil, false
 		}
 		return strings.Fields(s), true
@@ -139,8 +153,8 @@ func stringOrList(raw json.RawMessage) ([]string, bool) {
 // now < exp+leeway, now >= nbf-leeway and now >= iat-leeway.
 func (c *tokenClaims) check(now time.Time, leeway time.Duration, wantAud string) error {
 	if len(c.Typ) > 0 {
-		var typ string
-		if json.Unmarshal(c.Typ, &typ) != nil {
+		typ, ok := jsonString(c.Typ)
+		if !ok {
 			return invalid(reasonType, "the typ claim is not a string")
 		}
 		if strings.EqualFold(typ, "ID") {
