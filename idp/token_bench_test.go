@@ -47,6 +47,16 @@ func newBenchServer(b *testing.B, mod func(*Options)) *Server {
 	return s
 }
 
+// forAlgs runs bench against a fresh server per signing algorithm (RS256 is
+// the default; ES256 is Options.SigningAlgorithm's alternative).
+func forAlgs(b *testing.B, bench func(*testing.B, *Server)) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			bench(b, newBenchServer(b, func(o *Options) { o.SigningAlgorithm = alg }))
+		})
+	}
+}
+
 // serve runs one request through the server and returns the recorder.
 func serve(s *Server, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
@@ -109,7 +119,10 @@ func issueCodes(b *testing.B, s *Server, clientID string, n int) (codes []string
 // (PKCE, public client): the code is consumed, an access token signed and a
 // refresh token stored. Codes are issued before the timer starts.
 func BenchmarkTokenCodeExchange(b *testing.B) {
-	s := newBenchServer(b, nil)
+	forAlgs(b, benchCodeExchange)
+}
+
+func benchCodeExchange(b *testing.B, s *Server) {
 	id := benchClient(b, s)
 	codes, verifier := issueCodes(b, s, id, b.N)
 	b.ReportAllocs()
@@ -128,7 +141,10 @@ func BenchmarkTokenCodeExchange(b *testing.B) {
 // BenchmarkTokenRefresh is POST /token grant_type=refresh_token: each
 // request rotates the refresh token the previous one returned.
 func BenchmarkTokenRefresh(b *testing.B) {
-	s := newBenchServer(b, nil)
+	forAlgs(b, benchRefresh)
+}
+
+func benchRefresh(b *testing.B, s *Server) {
 	id := benchClient(b, s)
 	codes, verifier := issueCodes(b, s, id, 1)
 	w := serve(s, formRequest("/token", url.Values{
@@ -161,7 +177,10 @@ func refreshTokenOf(b *testing.B, w *httptest.ResponseRecorder) string {
 // BenchmarkMintAccessToken is the access token alone: claims, header,
 // encoding and the signature.
 func BenchmarkMintAccessToken(b *testing.B) {
-	s := newBenchServer(b, nil)
+	forAlgs(b, benchMint)
+}
+
+func benchMint(b *testing.B, s *Server) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -172,10 +191,13 @@ func BenchmarkMintAccessToken(b *testing.B) {
 }
 
 // BenchmarkRawSign is the raw signature with the IdP's current signing key
-// (RS256: RSASSA-PKCS1-v1_5 with SHA-256 over a token-sized input), the
+// (RS256: RSASSA-PKCS1-v1_5, ES256: ECDSA P-256, over a token-sized digest), the
 // floor for every token endpoint request that issues an access token.
 func BenchmarkRawSign(b *testing.B) {
-	s := newBenchServer(b, nil)
+	forAlgs(b, benchRawSign)
+}
+
+func benchRawSign(b *testing.B, s *Server) {
 	key, err := s.keys.current()
 	if err != nil {
 		b.Fatal(err)
