@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -136,6 +137,10 @@ func TestSecurityGatewayCases(t *testing.T) {
 		{name: "09 unknown crit extension", status: 401, challenge: chInvalid, req: withHeader(map[string]any{"crit": []string{"urn:example:unknown"}, "urn:example:unknown": true})},
 		{name: "10 expired", status: 401, challenge: chInvalid, req: func(env *testEnv) (*http.Request, string) {
 			tok := env.token(claimsWith(env, "github:1", map[string]any{"exp": env.clock.Now().Add(-leeway - time.Second).Unix()}))
+			return bearerRequest("POST", "/mcp", tok), tok
+		}},
+		{name: "R3 exp + leeway - 1s accepted", status: 200, backend: true, req: func(env *testEnv) (*http.Request, string) {
+			tok := env.token(claimsWith(env, "github:1", map[string]any{"exp": env.clock.Now().Add(-leeway + time.Second).Unix()}))
 			return bearerRequest("POST", "/mcp", tok), tok
 		}},
 		{name: "10 exp 0", status: 401, challenge: chInvalid, req: withClaims(map[string]any{"exp": 0})},
@@ -416,6 +421,34 @@ func TestSecurityKidFlood(t *testing.T) {
 	}
 	if env.backend.Calls() != 1 {
 		t.Errorf("backend calls = %d, want 1 (warm-up only)", env.backend.Calls())
+	}
+}
+
+// TestR1JWKSOutage: with keys cached, a JWKS outage does not affect tokens
+// with a known kid; an unknown kid is refused within the fetch timeout.
+func TestR1JWKSOutage(t *testing.T) {
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.JWKSFetchTimeout = caddy.Duration(300 * time.Millisecond) })
+	if w := env.do(bearerRequest("POST", "/mcp", env.validToken("github:1"))); w.Code != 200 {
+		t.Fatalf("warm-up %d", w.Code)
+	}
+	env.issuer.jwksDown.Store(true)
+	for i := 0; i < 20; i++ {
+		// Distinct tokens: each needs a signature check with the cached key.
+		c := env.claims("github:1")
+		c["jti"] = fmt.Sprintf("outage-%d", i)
+		if w := env.do(bearerRequest("POST", "/mcp", env.token(c))); w.Code != 200 {
+			t.Fatalf("known kid during outage: %d", w.Code)
+		}
+	}
+	h := env.header()
+	h["kid"] = "rotated-away"
+	start := time.Now()
+	w := env.do(bearerRequest("POST", "/mcp", signJWT(t, h, env.claims("github:1"), jwt.SigningMethodRS256, env.issuer.key)))
+	if w.Code != 401 || w.Header().Get("WWW-Authenticate") != chInvalid {
+		t.Errorf("unknown kid during outage: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("unknown kid took %v, want within the 300ms fetch timeout", d)
 	}
 }
 
