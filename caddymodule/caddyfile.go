@@ -48,6 +48,7 @@ func init() {
 //		upstream_timeout       <duration>
 //		retry_after            <duration>
 //		metadata_path          <path>
+//		tls_trust_pool         <module> [<args...>] [{ ... }]
 //	}
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
@@ -192,6 +193,10 @@ func (m *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			m.UpstreamRaw = caddyconfig.JSONModuleObject(unm, "source", name, nil)
+		case "tls_trust_pool":
+			if err := unmarshalTrustPool(d, &m.TrustPoolRaw); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized mcp_auth option %q", opt)
 		}

@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -25,12 +27,16 @@ type keySetEntry struct {
 	ks       *jwtverify.RemoteKeySet
 	observer *observerSwitch
 	cancel   context.CancelFunc
+	client   *http.Client // set when tls_trust_pool built a transport of its own
 }
 
 // Destruct implements caddy.Destructor: stop the refresh goroutine and wait.
 func (e *keySetEntry) Destruct() error {
 	e.cancel()
 	e.ks.Close()
+	if e.client != nil {
+		e.client.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -42,10 +48,13 @@ type keySetParams struct {
 	RefreshInterval time.Duration
 	RefetchCooldown time.Duration
 	FetchTimeout    time.Duration
+	TrustPool       string // trustPoolID of the tls_trust_pool config; "" for the system roots
+
+	roots *x509.CertPool // the pool TrustPool names; not part of the key
 }
 
 func (p keySetParams) poolKey() string {
-	return fmt.Sprintf("mcp_auth.keyset|%s|%s|%d|%d|%d", p.Issuer, p.JWKSURI, p.RefreshInterval, p.RefetchCooldown, p.FetchTimeout)
+	return fmt.Sprintf("mcp_auth.keyset|%s|%s|%d|%d|%d|%s", p.Issuer, p.JWKSURI, p.RefreshInterval, p.RefetchCooldown, p.FetchTimeout, p.TrustPool)
 }
 
 // loadKeySet returns the pooled key set for p, creating and starting it on
@@ -54,7 +63,12 @@ func loadKeySet(p keySetParams, logger *zap.Logger, m *metrics) (*keySetEntry, s
 	key := p.poolKey()
 	val, _, err := keySets.LoadOrNew(key, func() (caddy.Destructor, error) {
 		obs := &observerSwitch{}
+		var hc *http.Client // nil: jwtverify's default client, with the system roots
+		if p.roots != nil {
+			hc = &http.Client{Transport: outboundTransport(p.roots)}
+		}
 		ks, err := jwtverify.NewRemoteKeySet(jwtverify.KeySetConfig{
+			HTTPClient:      hc,
 			Issuer:          p.Issuer,
 			JWKSURI:         p.JWKSURI,
 			FetchTimeout:    p.FetchTimeout,
@@ -69,7 +83,7 @@ func loadKeySet(p keySetParams, logger *zap.Logger, m *metrics) (*keySetEntry, s
 		// The entry, not any one config, owns the refresh goroutine.
 		ctx, cancel := context.WithCancel(context.Background())
 		ks.Start(ctx)
-		return &keySetEntry{ks: ks, observer: obs, cancel: cancel}, nil
+		return &keySetEntry{ks: ks, observer: obs, cancel: cancel, client: hc}, nil
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("key set for issuer %q: %w", p.Issuer, err)

@@ -175,6 +175,11 @@ type Handler struct {
 	// root path "/.well-known/oauth-protected-resource" is always served.
 	MetadataPath string `json:"metadata_path,omitempty"`
 
+	// TrustPoolRaw is the CA pool (a tls.ca_pool.source module, e.g. pki_root for Caddy's
+	// internal CA) that the gateway trusts for its own HTTPS calls to the issuers: metadata
+	// discovery and JWKS. Default: the system roots.
+	TrustPoolRaw json.RawMessage `json:"tls_trust_pool,omitempty" caddy:"namespace=tls.ca_pool.source inline_key=provider"`
+
 	logger       *zap.Logger
 	metrics      *metrics
 	now          func() time.Time
@@ -269,6 +274,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.retryAfter = strconv.Itoa(int((time.Duration(h.RetryAfter) + time.Second - 1) / time.Second))
 	h.scope = strings.Join(h.RequiredScopes, " ")
 
+	roots, err := loadTrustPool(ctx, h, "TrustPoolRaw", h.TrustPoolRaw)
+	if err != nil {
+		return fmt.Errorf("mcp_auth: %w", err)
+	}
+
 	h.keys = make(map[string]jwtverify.KeySource, len(h.Issuers))
 	for _, is := range h.Issuers {
 		if is.Issuer == "" {
@@ -283,6 +293,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			RefreshInterval: time.Duration(h.JWKSRefreshInterval),
 			RefetchCooldown: time.Duration(h.JWKSRefetchCooldown),
 			FetchTimeout:    time.Duration(h.JWKSFetchTimeout),
+			TrustPool:       trustPoolID(h.TrustPoolRaw),
+			roots:           roots,
 		}, h.logger, h.metrics)
 		if err != nil {
 			return fmt.Errorf("mcp_auth: %w", err)

@@ -77,6 +77,10 @@ type TokenExchange struct {
 	// Timeout bounds one exchange. Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	// TrustPoolRaw is the CA pool (a tls.ca_pool.source module, e.g. pki_root for Caddy's
+	// internal CA) trusted for the HTTPS call to the token endpoint. Default: the system roots.
+	TrustPoolRaw json.RawMessage `json:"tls_trust_pool,omitempty" caddy:"namespace=tls.ca_pool.source inline_key=provider"`
+
 	client *http.Client
 	secret string
 	now    func() time.Time
@@ -114,8 +118,13 @@ func (te *TokenExchange) Provision(ctx caddy.Context) error {
 		te.now = time.Now
 	}
 	if te.client == nil {
+		roots, err := loadTrustPool(ctx, te, "TrustPoolRaw", te.TrustPoolRaw)
+		if err != nil {
+			return fmt.Errorf("mcp_auth: token_exchange: %w", err)
+		}
 		te.client = &http.Client{
-			Timeout: time.Duration(te.Timeout),
+			Transport: outboundTransport(roots),
+			Timeout:   time.Duration(te.Timeout),
 			// Never follow redirects: the secret and subject token
 			// must go only to the configured endpoint.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -275,6 +284,7 @@ func isLoopbackHost(h string) bool {
 //		scope          <scope...>
 //		auth_method    client_secret_basic|client_secret_post
 //		timeout        <duration>
+//		tls_trust_pool <module> [<args...>] [{ ... }]
 //	}
 func (te *TokenExchange) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the source name
@@ -290,6 +300,11 @@ func (te *TokenExchange) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			te.Scope = strings.Join(args, " ")
+			continue
+		case "tls_trust_pool":
+			if err := unmarshalTrustPool(d, &te.TrustPoolRaw); err != nil {
+				return err
+			}
 			continue
 		case "timeout":
 			if !d.NextArg() {
@@ -333,9 +348,18 @@ func (te *TokenExchange) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// Cleanup closes the idle connections of a transport built for tls_trust_pool.
+func (te *TokenExchange) Cleanup() error {
+	if te.client != nil && te.client.Transport != http.DefaultTransport {
+		te.client.CloseIdleConnections()
+	}
+	return nil
+}
+
 // Interface guards
 var (
 	_ TokenSource           = (*TokenExchange)(nil)
+	_ caddy.CleanerUpper    = (*TokenExchange)(nil)
 	_ caddy.Provisioner     = (*TokenExchange)(nil)
 	_ caddy.Validator       = (*TokenExchange)(nil)
 	_ caddyfile.Unmarshaler = (*TokenExchange)(nil)
