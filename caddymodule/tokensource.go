@@ -69,7 +69,7 @@ var (
 // per config reload.
 type upstreamCache struct {
 	source  TokenSource
-	lru     *lru.Cache[string, cachedToken] // nil when caching is off
+	lru     *lru.Cache[upstreamKey, cachedToken] // nil when caching is off
 	ttl     time.Duration
 	group   singleflight.Group
 	now     func() time.Time
@@ -83,24 +83,30 @@ type upstreamCache struct {
 
 // upstreamKey is the per-user cache key: issuer and subject, so two issuers'
 // identical subjects never share a token.
-func upstreamKey(c *jwtverify.Claims) string {
-	return c.Issuer + "\x00" + c.Subject
-}
+//
+// The cache is keyed by the pair itself, so a hit allocates nothing (the
+// profile of the cached path showed the concatenated key as one of its
+// allocations); the concatenation is only built on a miss, for the
+// singleflight group.
+type upstreamKey struct{ iss, sub string }
+
+func (k upstreamKey) String() string { return k.iss + "\x00" + k.sub }
 
 // Get returns the user's upstream token from the cache or the source.
 func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
-	key := upstreamKey(claims)
-	if u.lru != nil {
-		if ct, ok := u.lru.Get(key); ok {
-			if u.now().Before(ct.deadline) {
-				u.hit(true)
-				return ct.tok, nil
-			}
-			u.lru.Remove(key)
-		}
+	key := upstreamKey{claims.Issuer, claims.Subject}
+	if tok, ok := u.cached(key); ok {
+		u.hit(true)
+		return tok, nil
 	}
 	u.hit(false)
-	ch := u.group.DoChan(key, func() (any, error) {
+	ch := u.group.DoChan(key.String(), func() (any, error) {
+		// A call for this user that finished between our cache miss and
+		// DoChan has filled the cache: use it rather than asking the source
+		// again.
+		if tok, ok := u.cached(key); ok {
+			return tok, nil
+		}
 		// The shared call outlives any one waiter's cancellation but not
 		// the timeout.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.timeout)
@@ -144,6 +150,22 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 	}
 }
 
+// cached returns the user's unexpired cached token, dropping an expired one.
+func (u *upstreamCache) cached(key upstreamKey) (Token, bool) {
+	if u.lru == nil {
+		return Token{}, false
+	}
+	ct, ok := u.lru.Get(key)
+	if !ok {
+		return Token{}, false
+	}
+	if u.now().Before(ct.deadline) {
+		return ct.tok, true
+	}
+	u.lru.Remove(key)
+	return Token{}, false
+}
+
 func (u *upstreamCache) hit(h bool) {
 	if u.observe != nil {
 		u.observe(h)
@@ -156,7 +178,7 @@ func (u *upstreamCache) hit(h bool) {
 func newUpstreamCache(src TokenSource, size int, ttl, timeout time.Duration, now func() time.Time) *upstreamCache {
 	u := &upstreamCache{source: src, now: now, ttl: ttl, timeout: timeout, expirySkew: 10 * time.Second}
 	if size > 0 && ttl > 0 {
-		u.lru, _ = lru.New[string, cachedToken](size) // error only for size <= 0
+		u.lru, _ = lru.New[upstreamKey, cachedToken](size) // error only for size <= 0
 	}
 	return u
 }
