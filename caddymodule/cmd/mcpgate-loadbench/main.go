@@ -107,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("mcpgate-loadbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&c.Duration, "duration", 6*time.Second, "measured time of each of (a), (b), (c), split in -rounds interleaved rounds; also the longest (d) runs")
-	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each concurrency and users step")
+	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each users step, and of (b) and of (c) at each concurrency step (interleaved in -rounds)")
 	fs.IntVar(&c.Rounds, "rounds", 6, "interleaved rounds of (a), (b), (c), so drift on the shared machine hits all alike")
 	fs.IntVar(&c.Conc, "c", 32, "concurrency (connections) of (a)-(d) and the users scan")
 	concList := fs.String("conc", "1,4,16,64,256", "concurrency scan, comma-separated")
@@ -345,9 +345,21 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	logf("concurrency scan %v", cfg.ConcList)
 	for _, n := range cfg.ConcList {
-		b := run("(b)", proxied, fixed(""), n, cfg.ScanDuration)
-		c := run("(c)", gated, fixed(cached), n, cfg.ScanDuration)
-		rep.conc = append(rep.conc, [2]result{b, c})
+		// (b) and (c) interleaved in rounds, like the main comparison.
+		var rs [2][]result
+		var ls [2][][]time.Duration
+		slice := max(cfg.ScanDuration/time.Duration(cfg.Rounds), 100*time.Millisecond)
+		for range cfg.Rounds {
+			for i, p := range []struct {
+				t   target
+				tok string
+			}{{proxied, ""}, {gated, cached}} {
+				r, l := runRaw([]string{"(b)", "(c)"}[i], p.t, fixed(p.tok), n, slice)
+				rs[i] = append(rs[i], r)
+				ls[i] = append(ls[i], l)
+			}
+		}
+		rep.conc = append(rep.conc, [2]result{combine(rs[0], ls[0]), combine(rs[1], ls[1])})
 	}
 
 	var out strings.Builder

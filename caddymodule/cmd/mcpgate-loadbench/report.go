@@ -42,7 +42,7 @@ func (rep *report) markdown(w io.Writer) {
 	p("- Caddy RSS: idle %s, after (a)-(d) %s", mib(rep.memIdle.RSS), mib(rep.memMain.RSS))
 	p("- minting (before the phases, not measured): RS256 %s/token, ES256 %s/token", us(rep.mintRS), us(rep.mintES))
 	p("")
-	p("### Concurrency (%s per step)", cfg.ScanDuration)
+	p("### Concurrency (%s each of (b) and (c) per step, %d interleaved rounds)", cfg.ScanDuration, cfg.Rounds)
 	p("")
 	p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (c) req/s | (c) p50 ms | (c) p99 ms | c/b | c-b p99 ms |")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
