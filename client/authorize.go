@@ -77,10 +77,18 @@ func (c *Client) authorize(ctx context.Context, d *Discovery, scopes []string) (
 	select {
 	case res = <-srv.results:
 	case <-timer.C:
-		if cached {
-			return nil, fmt.Errorf("timed out after %s waiting for the browser login (if the browser showed an unknown-client error, run again with -reregister)", fmtDuration(c.cfg.LoginTimeout))
+		msg := fmt.Sprintf("timed out after %s waiting for the browser login", fmtDuration(c.cfg.LoginTimeout))
+		var notes []string
+		if n := srv.ignored(); n > 0 {
+			notes = append(notes, fmt.Sprintf("%d request(s) to the callback without this login's state were ignored", n))
 		}
-		return nil, fmt.Errorf("timed out after %s waiting for the browser login", fmtDuration(c.cfg.LoginTimeout))
+		if cached {
+			notes = append(notes, "if the browser showed an unknown-client error, run again with -reregister")
+		}
+		if len(notes) > 0 {
+			msg += " (" + strings.Join(notes, "; ") + ")"
+		}
+		return nil, errors.New(msg)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("login interrupted: %w", ctx.Err())
 	}

@@ -91,7 +91,10 @@ func TestLoginFailures(t *testing.T) {
 		{name: "initial access token missing", ao: oauthtest.ASOptions{RegistrationToken: "iat-1"}, want: "may need an initial access token (-registration-token)"},
 		{name: "wrong initial access token", ao: oauthtest.ASOptions{RegistrationToken: "iat-1"}, mod: func(c *Config) { c.RegistrationToken = "nope" }, want: "check -registration-token"},
 		{name: "wrong iss in the response", ao: oauthtest.ASOptions{WrongIss: true}, want: "the authorization response names issuer https://attacker.example, expected"},
-		{name: "state mismatch", ao: oauthtest.ASOptions{WrongState: true}, want: "state does not match this login; aborted"},
+		// A response with a foreign state is ignored (anyone can request the loopback URL); the
+		// login keeps waiting for the real one and finally says what it ignored.
+		{name: "state mismatch", ao: oauthtest.ASOptions{WrongState: true}, mod: func(c *Config) { c.LoginTimeout = 1500 * time.Millisecond },
+			want: "timed out after 1.5s waiting for the browser login (1 request(s) to the callback without this login's state were ignored"},
 		{name: "timeout", noBrowser: true, mod: func(c *Config) { c.LoginTimeout = 300 * time.Millisecond }, want: "timed out after 300ms waiting for the browser login"},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,8 +20,11 @@ type callbackResult struct {
 	err  error
 }
 
-// callbackServer receives the authorization response on 127.0.0.1 (RFC 8252 §7.3). It accepts
-// exactly one response; the first one decides the login.
+// callbackServer receives the authorization response on 127.0.0.1 (RFC 8252 §7.3). Only a
+// response carrying this login's state is delivered, and only the first such one: the port is
+// predictable (cached or pinned), so any local process or web page can request /callback, and
+// such a request must neither end the login nor make the real redirect fail. Requests without
+// the state get a 400 page and are counted, nothing else.
 type callbackServer struct {
 	srv        *http.Server
 	ln         net.Listener
@@ -29,6 +33,7 @@ type callbackServer struct {
 	requireIss bool
 	results    chan callbackResult
 	once       sync.Once
+	strays     atomic.Int64
 	done       chan struct{}
 }
 
@@ -69,11 +74,18 @@ func (s *callbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	q := r.URL.Query()
+	if !s.stateMatches(q) {
+		s.strays.Add(1)
+		writePage(w, http.StatusBadRequest, "Not this login",
+			"This request is not the answer to the login in progress (its state does not match), so it was ignored. If you are logging in, finish in the tab the terminal opened.", false)
+		return
+	}
 	first := false
 	var res callbackResult
 	s.once.Do(func() {
 		first = true
-		res = s.check(r.URL.Query())
+		res = s.check(q)
 		s.results <- res
 	})
 	switch {
@@ -86,11 +98,22 @@ func (s *callbackServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ignored returns how many requests to the callback were ignored for lacking this login's state.
+func (s *callbackServer) ignored() int {
+	return int(s.strays.Load())
+}
+
+// stateMatches reports whether q carries exactly one state parameter and it equals this login's
+// (compared in constant time).
+func (s *callbackServer) stateMatches(q url.Values) bool {
+	st := q["state"]
+	return len(st) == 1 && st[0] != "" && subtle.ConstantTimeCompare([]byte(st[0]), []byte(s.state)) == 1
+}
+
 // check validates an authorization response (RFC 6749 §4.1.2, RFC 9207 §2.4): state first,
 // then iss, then error, then code.
 func (s *callbackServer) check(q url.Values) callbackResult {
-	st := q.Get("state")
-	if st == "" || subtle.ConstantTimeCompare([]byte(st), []byte(s.state)) != 1 {
+	if !s.stateMatches(q) { // ServeHTTP ignores these; checked again so check stands alone
 		return callbackResult{err: errors.New("the authorization response's state does not match this login; aborted")}
 	}
 	iss, hasIss := q.Get("iss"), q.Has("iss")

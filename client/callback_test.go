@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCallbackCheck(t *testing.T) {
@@ -81,5 +82,77 @@ func TestCallbackServerPages(t *testing.T) {
 	case r := <-s.results:
 		t.Fatalf("a second result was delivered: %+v", r)
 	default:
+	}
+}
+
+// TestCallbackIgnoresStrayRequests: a request to /callback without this login's state (from
+// any local process, or a web page loading http://127.0.0.1:PORT/callback as an image) gets a
+// 400 page and is otherwise ignored; the login keeps waiting and the real redirect that
+// follows is delivered.
+func TestCallbackIgnoresStrayRequests(t *testing.T) {
+	strays := []struct {
+		name, query string
+	}{
+		{"no query", ""},
+		{"no state", "code=attacker-code"},
+		{"empty state", "state=&code=attacker-code"},
+		{"wrong state", "state=junk"},
+		{"wrong state with a code", "state=junk&code=attacker-code&iss=https%3A%2F%2Fas.example"},
+		{"wrong state with an error", "state=junk&error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E"},
+		{"state prefix", "state=good-stat&code=c"},
+		{"state twice, wrong one first", "state=junk&state=good-state&code=c"},
+		{"state twice, right one first", "state=good-state&state=junk&code=c"},
+	}
+	ln, err := listenLoopback(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startCallbackServer(ln, "good-state", "https://as.example", false)
+	defer s.Close()
+	base := "http://" + ln.Addr().String() + "/callback"
+	get := func(q string) (int, string) {
+		t.Helper()
+		u := base
+		if q != "" {
+			u += "?" + q
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tt := range strays {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(tt.query)
+			if code != http.StatusBadRequest || !strings.Contains(body, "not the answer to the login in progress") || strings.Contains(body, "<script>") {
+				t.Errorf("stray request: %d %q", code, body)
+			}
+			select {
+			case r := <-s.results:
+				t.Fatalf("a stray request was delivered: %+v", r)
+			default:
+			}
+		})
+	}
+	if n := s.ignored(); n != len(strays) {
+		t.Errorf("ignored() = %d, want %d", n, len(strays))
+	}
+	if code, body := get("state=good-state&code=the-code"); code != http.StatusOK || !strings.Contains(body, "Login complete") {
+		t.Fatalf("real redirect: %d %q", code, body)
+	}
+	select {
+	case r := <-s.results:
+		if r.err != nil || r.code != "the-code" {
+			t.Fatalf("delivered %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the real redirect was not delivered")
+	}
+	// A stray request after the login still gets the stray page, not a result.
+	if code, _ := get("state=junk"); code != http.StatusBadRequest {
+		t.Errorf("late stray: %d", code)
 	}
 }
