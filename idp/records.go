@@ -86,6 +86,9 @@ type refreshRecord struct {
 	Resource  string `json:"resource"`
 	Exp       int64  `json:"exp"`
 	RotatedAt int64  `json:"rotated_at,omitempty"` // unix ms; 0 while current
+	// Successor is the refresh token that replaced this one, sealed with a key derived from this
+	// token (sealSuccessor); set at rotation and handed back unchanged within the grace window.
+	Successor []byte `json:"successor,omitempty"`
 }
 
 type accessRecord struct {

@@ -137,7 +137,7 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	if err := s.getJSON(ctx, bucketFamilies, rec.FamilyID, &fam); err != nil || fam.Revoked {
 		return nil, errInvalidGrant("the authorization grant was revoked")
 	}
-	return s.issueTokens(ctx, c, rec.Sub, rec.Scope, rec.Resource, rec.FamilyID, fam.Exp)
+	return s.issueTokens(ctx, c, rec.Sub, rec.Scope, rec.Resource, rec.FamilyID, fam.Exp, "")
 }
 
 // checkPKCE verifies an RFC 7636 S256 code_verifier: 43-128 characters of [A-Za-z0-9-._~], and
@@ -161,8 +161,11 @@ func checkPKCE(challenge, verifier string, sent bool) *oauthError {
 }
 
 // issueTokens mints an access token and, for clients registered for it, a refresh token in the
-// grant family. The refresh token expires with the family (absolute lifetime).
-func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, resource, familyID string, familyExp int64) (map[string]any, *oauthError) {
+// grant family. The refresh token expires with the family (absolute lifetime). rt is the refresh
+// token to hand out (a rotation's successor, chosen when the old token was rotated) or "" for a
+// new random one; its record is created only if absent, so handing the same successor out again
+// within the grace window never resets its rotation state.
+func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, resource, familyID string, familyExp int64, rt string) (map[string]any, *oauthError) {
 	now := s.opts.Now()
 	at, jti, exp, err := s.mintAccessToken(sub, c.ID, scope, resource, now)
 	if err != nil {
@@ -180,10 +183,21 @@ func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, resourc
 		"scope":        scope,
 	}
 	if slices.Contains(c.Meta.GrantTypes, grantRefreshToken) && now.Unix() < familyExp {
-		rt := randomToken()
-		if err := s.putJSON(ctx, bucketRefresh, hashSecret(rt), refreshRecord{
+		if rt == "" {
+			rt = randomToken()
+		}
+		nb, err := json.Marshal(refreshRecord{
 			FamilyID: familyID, ClientID: c.ID, Sub: sub, Scope: scope, Resource: resource, Exp: familyExp,
-		}); err != nil {
+		})
+		if err == nil {
+			err = s.store.Update(ctx, bucketRefresh, hashSecret(rt), func(old []byte) ([]byte, error) {
+				if old != nil {
+					return old, nil
+				}
+				return nb, nil
+			})
+		}
+		if err != nil {
 			s.log.Error("store refresh token", "error", err)
 			return nil, errServer("storage error")
 		}
@@ -197,8 +211,13 @@ var (
 	errRefreshExpired     = errors.New("refresh token expired")
 )
 
-// grantRefresh rotates a refresh token. A rotated token presented again within RefreshGrace (a
-// client refreshing concurrently) gets new tokens; later, the whole family is revoked.
+// grantRefresh rotates a refresh token. Rotation picks the successor refresh token atomically and
+// keeps it in the rotated record, sealed with a key derived from the old token (see
+// sealSuccessor). A rotated token presented again within RefreshGrace (a client refreshing
+// concurrently) gets a fresh access token and that SAME successor, never a new independent refresh
+// token, so the family keeps exactly one live refresh token and a stolen token cannot start a
+// branch of its own: whoever uses the shared successor second, after the window, triggers reuse
+// detection. Later reuse of a rotated token revokes the whole family.
 func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oauthError) {
 	if c.exchange != nil || !slices.Contains(c.Meta.GrantTypes, grantRefreshToken) {
 		return nil, errUnauthorizedClient("this client may not use refresh tokens")
@@ -211,6 +230,7 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	now := s.opts.Now()
 	var rec refreshRecord
 	var outcome string // "fresh", "grace", "reuse"
+	successor := ""
 	err := s.store.Update(ctx, bucketRefresh, hashSecret(rt), func(old []byte) ([]byte, error) {
 		if old == nil {
 			return nil, errCodeNotFound
@@ -227,10 +247,23 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 		switch {
 		case rec.RotatedAt == 0:
 			outcome = "fresh"
+			successor = randomToken()
+			sealed, err := sealSuccessor(rt, successor, rec.FamilyID)
+			if err != nil {
+				return nil, err
+			}
 			rec.RotatedAt = now.UnixMilli()
+			rec.Successor = sealed
 			return json.Marshal(rec)
 		case now.UnixMilli()-rec.RotatedAt <= s.opts.RefreshGrace.Milliseconds():
 			outcome = "grace"
+			if len(rec.Successor) > 0 {
+				succ, err := openSuccessor(rt, rec.Successor, rec.FamilyID)
+				if err != nil {
+					return nil, err
+				}
+				successor = succ
+			}
 		default:
 			outcome = "reuse"
 		}
@@ -274,5 +307,36 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 			return nil, errInvalidTarget("resource does not match the original grant")
 		}
 	}
-	return s.issueTokens(ctx, c, rec.Sub, scope, rec.Resource, rec.FamilyID, rec.Exp)
+	if outcome == "grace" && successor == "" {
+		// A record rotated before successors were kept: hand out no refresh token at all rather
+		// than a second live one.
+		return s.issueTokens(ctx, c, rec.Sub, scope, rec.Resource, rec.FamilyID, 0, "")
+	}
+	return s.issueTokens(ctx, c, rec.Sub, scope, rec.Resource, rec.FamilyID, rec.Exp, successor)
+}
+
+// sealSuccessor encrypts a rotation's successor refresh token with AES-256-GCM under a key derived
+// from the rotated (old) token itself, with the family id as associated data. The store holds only
+// SHA-256(old token) with a different prefix, so the sealed successor is readable only by someone
+// presenting the old token, which is exactly who is entitled to it during the grace window.
+func sealSuccessor(oldToken, successor, familyID string) ([]byte, error) {
+	sl, err := newSealer(successorKey(oldToken))
+	if err != nil {
+		return nil, err
+	}
+	return sl.seal([]byte(successor), familyID), nil
+}
+
+func openSuccessor(oldToken string, sealed []byte, familyID string) (string, error) {
+	sl, err := newSealer(successorKey(oldToken))
+	if err != nil {
+		return "", err
+	}
+	b, err := sl.open(sealed, familyID)
+	return string(b), err
+}
+
+func successorKey(oldToken string) []byte {
+	k := sha256.Sum256([]byte("mcpgate-idp refresh successor\x00" + oldToken))
+	return k[:]
 }

@@ -1,6 +1,8 @@
 package idp
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -328,6 +330,85 @@ func TestTokenEndpointRequestErrors(t *testing.T) {
 			if resp.StatusCode != tc.status || m["error"] != tc.err {
 				t.Fatalf("got %d %v", resp.StatusCode, m)
 			}
+		})
+	}
+}
+
+// A refresh token replayed within the grace window must get the successor chosen at rotation, not a
+// new independent refresh token: otherwise a stolen token starts a live branch of its own and reuse
+// detection never fires.
+func TestRefreshGraceReturnsSameSuccessor(t *testing.T) {
+	const grace = 5 * time.Second
+	e := newEnv(t, func(o *Options) { o.RefreshGrace = grace; o.RefreshTokenTTL = 24 * time.Hour })
+	c := e.register(nil)
+	mustRefresh := func(t *testing.T, rt string) map[string]any {
+		t.Helper()
+		resp, m := e.refresh(c, rt)
+		if resp.StatusCode != 200 || m["refresh_token"] == nil {
+			t.Fatalf("refresh: %d %v", resp.StatusCode, m)
+		}
+		return m
+	}
+	mustFail := func(t *testing.T, rt, what string) {
+		t.Helper()
+		if resp, m := e.refresh(c, rt); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+			t.Fatalf("%s: want 400 invalid_grant, got %d %v", what, resp.StatusCode, m)
+		}
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, rt0 string)
+	}{
+		{"replays within grace get the same successor", func(t *testing.T, rt0 string) {
+			rt1 := mustRefresh(t, rt0)["refresh_token"]
+			for i := range 3 {
+				e.clock.Advance(time.Second)
+				if got := mustRefresh(t, rt0)["refresh_token"]; got != rt1 {
+					t.Fatalf("replay %d within grace minted another refresh token", i)
+				}
+			}
+		}},
+		{"a stolen token replayed in grace has no branch of its own", func(t *testing.T, rt0 string) {
+			legit := mustRefresh(t, rt0)["refresh_token"].(string)
+			stolen := mustRefresh(t, rt0)["refresh_token"].(string) // attacker, within grace
+			legit2 := mustRefresh(t, legit)["refresh_token"].(string)
+			e.clock.Advance(2 * grace)
+			mustFail(t, stolen, "attacker's token after the legitimate client rotated it")
+			mustFail(t, legit2, "family after reuse was detected")
+		}},
+		{"concurrent refreshes end with one live family", func(t *testing.T, rt0 string) {
+			const n = 8
+			got := make([]string, n)
+			status := make([]int, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt0}, "client_id": {c.ID}}
+					resp, err := http.PostForm(e.url("/token"), v)
+					if err != nil {
+						return
+					}
+					defer resp.Body.Close()
+					var m map[string]any
+					_ = json.NewDecoder(resp.Body).Decode(&m)
+					status[i] = resp.StatusCode
+					got[i], _ = m["refresh_token"].(string)
+				})
+			}
+			wg.Wait()
+			for i := range n {
+				if status[i] != 200 || got[i] == "" || got[i] != got[0] {
+					t.Fatalf("concurrent refresh %d: status %d, same successor %v", i, status[i], got[i] == got[0])
+				}
+			}
+			e.clock.Advance(2 * grace)
+			next := mustRefresh(t, got[0])["refresh_token"].(string)
+			mustRefresh(t, next)
+		}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, e.login(c, fmt.Sprintf("grace%d", i), "")["refresh_token"].(string))
 		})
 	}
 }
