@@ -56,7 +56,8 @@ var (
 )
 
 // verifyAccessToken checks one of our own access tokens: signature by a published key, algorithm
-// from the key (never the token), typ at+jwt, exact issuer, expiry, and that it was not revoked.
+// from the key (never the token), typ at+jwt, exact issuer, expiry, that it was not revoked and
+// that its client still exists.
 func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*accessClaims, error) {
 	if len(raw) == 0 || len(raw) > 8192 {
 		return nil, errBadAccessToken
@@ -89,6 +90,15 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*accessClai
 		return nil, fmt.Errorf("%w: %v", errStoreFault, err)
 	}
 	if revoked {
+		return nil, errBadAccessToken
+	}
+	// A token of a client deleted through RFC 7592 is dead even if a family was created while
+	// the deletion ran.
+	exists, err := s.clientExists(ctx, claims.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errStoreFault, err)
+	}
+	if !exists {
 		return nil, errBadAccessToken
 	}
 	return &claims, nil

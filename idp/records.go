@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -208,4 +209,46 @@ func (s *Server) revokeFamily(ctx context.Context, familyID string) error {
 		f.Revoked = true
 		return json.Marshal(f)
 	})
+}
+
+// revokeClientFamilies revokes every grant family issued to clientID (RFC 7592 delete).
+func (s *Server) revokeClientFamilies(ctx context.Context, clientID string) error {
+	var ids []string
+	err := s.store.ForEach(ctx, bucketFamilies, func(k string, v []byte) error {
+		var f familyRecord
+		if json.Unmarshal(v, &f) == nil && f.ClientID == clientID && !f.Revoked {
+			ids = append(ids, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.revokeFamily(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clientExists reports whether clientID still names a client. Configured exchange clients and
+// Client ID Metadata Document URLs cannot be deleted; a registered client exists while its record
+// does (RFC 7592 delete removes it).
+func (s *Server) clientExists(ctx context.Context, clientID string) (bool, error) {
+	if strings.HasPrefix(clientID, "https://") {
+		return true, nil
+	}
+	for i := range s.opts.ExchangeClients {
+		if s.opts.ExchangeClients[i].ID == clientID {
+			return true, nil
+		}
+	}
+	if _, err := s.store.Get(ctx, bucketClients, clientID); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }

@@ -1,8 +1,10 @@
 package idp
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -166,5 +168,65 @@ func TestClientConfigurationEndpoint(t *testing.T) {
 	}
 	if resp, _ := do(http.MethodGet, c.RAT, ""); resp.StatusCode != 401 {
 		t.Errorf("read after delete: %d", resp.StatusCode)
+	}
+}
+
+// RFC 7592 delete: the client's access and refresh tokens stop working everywhere, and nobody
+// else's do.
+func TestDeletedClientTokensStopWorking(t *testing.T) {
+	e := newEnv(t, nil)
+	gone := e.register(nil)
+	kept := e.register(nil)
+	tokGone := e.login(gone, "dora", "ghp_abcdefghijkl")
+	tokKept := e.login(kept, "dora", "ghp_abcdefghijkl")
+	req, _ := http.NewRequest(http.MethodDelete, e.url("/register/"+gone.ID), nil)
+	req.Header.Set("Authorization", "Bearer "+gone.RAT)
+	if resp, _ := doJSON(t, req); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	// A client whose record vanished without its families being revoked (a grant created while
+	// the deletion ran) must be dead too.
+	raced := e.register(nil)
+	tokRaced := e.login(raced, "dora", "")
+	if err := e.srv.store.Delete(context.Background(), bucketClients, raced.ID); err != nil {
+		t.Fatal(err)
+	}
+	exchange := func(at string) int {
+		v := url.Values{"grant_type": {grantTokenExchange}, "subject_token": {at}, "subject_token_type": {tokenTypeAccessToken}}
+		resp, _ := e.postForm("/token", v, "gateway", "gateway-secret-0123456789")
+		return resp.StatusCode
+	}
+	tests := []struct {
+		name       string
+		tok        map[string]any
+		wantActive bool
+		wantXchg   int
+	}{
+		{"deleted client", tokGone, false, 400},
+		{"record vanished during deletion", tokRaced, false, 400},
+		{"other client unaffected", tokKept, true, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			at := tc.tok["access_token"].(string)
+			if got := e.introspect(at)["active"]; got != tc.wantActive {
+				t.Errorf("access token introspection active=%v, want %v", got, tc.wantActive)
+			}
+			if got := exchange(at); got != tc.wantXchg {
+				t.Errorf("token exchange status %d, want %d", got, tc.wantXchg)
+			}
+			_, err := e.srv.verifyAccessToken(context.Background(), at)
+			if (err == nil) != tc.wantActive {
+				t.Errorf("verifyAccessToken error %v, want valid=%v", err, tc.wantActive)
+			}
+			if rt, ok := tc.tok["refresh_token"].(string); ok && tc.name == "deleted client" {
+				if got := e.introspect(rt)["active"]; got != false {
+					t.Errorf("refresh token introspection active=%v", got)
+				}
+				if resp, m := e.refresh(gone, rt); resp.StatusCode != 401 || m["error"] != "invalid_client" {
+					t.Errorf("refresh by deleted client: %d %v", resp.StatusCode, m)
+				}
+			}
+		})
 	}
 }
