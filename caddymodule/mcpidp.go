@@ -161,6 +161,12 @@ func (m *IDP) Provision(ctx caddy.Context) error {
 	}
 	m.storeKey = path
 
+	regToken := repl.ReplaceAll(m.RegistrationToken, "")
+	if m.RegistrationToken != "" && regToken == "" {
+		// An unset variable must not silently turn a closed registration into an open one.
+		return fmt.Errorf("mcp_idp: registration_token expands to nothing (is its environment variable set?)")
+	}
+
 	opts := idp.Options{
 		Issuer:                   m.Issuer,
 		Store:                    v.(idpStore).BoltStore,
@@ -172,7 +178,7 @@ func (m *IDP) Provision(ctx caddy.Context) error {
 		Scopes:                   m.Scopes,
 		AccessTokenTTL:           time.Duration(m.AccessTokenTTL),
 		RefreshTokenTTL:          time.Duration(m.RefreshTokenTTL),
-		RegistrationInitialToken: repl.ReplaceAll(m.RegistrationToken, ""),
+		RegistrationInitialToken: regToken,
 		AllowPrivateCIMD:         m.AllowPrivateCIMD,
 		Logger:                   ctx.Slogger(),
 	}

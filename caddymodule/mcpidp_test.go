@@ -220,6 +220,7 @@ func TestIDPProvisionErrors(t *testing.T) {
 		{"no key in production", IDP{Issuer: "https://a.example", GitHub: &IDPGitHub{ClientID: "x", ClientSecret: "y"}}, "no encryption key"},
 		{"bad key", IDP{Issuer: "https://a.example", DevLogin: true, EncryptionKey: "not-base64!"}, "base64"},
 		{"empty exchange secret", IDP{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_TEST_EMPTY}"}}}, "empty secret"},
+		{"empty registration token", IDP{Issuer: "https://a.example", DevLogin: true, RegistrationToken: "{env.MCPGATE_TEST_EMPTY}"}, "registration_token expands to nothing"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := tt.m
@@ -232,5 +233,37 @@ func TestIDPProvisionErrors(t *testing.T) {
 				t.Fatalf("Provision error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// registration_token, expanded from the environment, closes dynamic registration to anyone
+// without it.
+func TestIDPRegistrationToken(t *testing.T) {
+	t.Setenv("MCPGATE_IDP_KEY", "")
+	t.Setenv("MCPGATE_TEST_REG", "initial-access-token")
+	m, cancel := provisionIDP(t, &IDP{Issuer: "https://localhost:9443", DataDir: t.TempDir(), DevLogin: true, RegistrationToken: "{env.MCPGATE_TEST_REG}"})
+	defer cancel()
+	defer m.Cleanup()
+	body := `{"client_name":"t","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`
+	for _, tt := range []struct {
+		auth string
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Bearer wrong", http.StatusUnauthorized},
+		{"Bearer initial-access-token", http.StatusCreated},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "https://localhost:9443/register", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		rec := httptest.NewRecorder()
+		if err := m.ServeHTTP(rec, req, nil); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != tt.want {
+			t.Errorf("register with %q: status %d, want %d", tt.auth, rec.Code, tt.want)
+		}
 	}
 }
