@@ -15,8 +15,15 @@ import (
 
 // The cache layout under Config.CacheDir:
 //
-//	clients/<sha256(issuer)>.json            one registration per authorization server
-//	tokens/<sha256(issuer "\n" resource)>.json one token set per issuer and resource
+//	clients/<sha256(issuer)>.json                         one registration per authorization server
+//	tokens/<sha256(issuer "\n" resource "\n" mcp URL)>.json one token set per MCP URL, issuer and resource
+//
+// A token set belongs to the MCP URL (canonical form, see canonicalMCPURL) whose discovery
+// chose its issuer and resource, and is reused for that URL only: a resource naming a whole
+// origin must not carry a token to another path of it (another tenant, perhaps with another
+// authorization server). Keying by the MCP URL keeps the reuse free of network requests.
+// Files of the earlier layout (tokens/<sha256(issuer "\n" resource)>.json) are read when
+// their mcp_url is the URL asked for, and removed when that token set is saved or deleted.
 //
 // Directories are 0700, files 0600, written to a temporary file in the same directory and
 // renamed over the old one, so a crash never leaves a torn file.
@@ -60,8 +67,23 @@ func (s *store) registrationPath(issuer string) string {
 	return filepath.Join(s.dir, "clients", hashName(issuer))
 }
 
-func (s *store) tokenPath(issuer, resource string) string {
-	return filepath.Join(s.dir, "tokens", hashName(issuer, resource))
+func (s *store) tokenPath(rec *tokenRecord) string {
+	return filepath.Join(s.dir, "tokens", hashName(rec.Issuer, rec.Resource, canonicalMCPURL(rec.MCPURL)))
+}
+
+// legacyTokenPath is where the earlier layout kept rec.
+func (s *store) legacyTokenPath(rec *tokenRecord) string {
+	return filepath.Join(s.dir, "tokens", hashName(rec.Issuer, rec.Resource))
+}
+
+// canonicalMCPURL lowercases scheme and host, drops a default port and one trailing slash;
+// the path and query stay as they are. An unparsable URL is returned unchanged.
+func canonicalMCPURL(raw string) string {
+	u, err := canonicalResource(raw)
+	if err != nil {
+		return raw
+	}
+	return u.String()
 }
 
 func (s *store) loadRegistration(issuer string) (*registration, error) {
@@ -85,8 +107,10 @@ func (s *store) deleteRegistration(issuer string) error {
 	return err
 }
 
-// findToken returns the most recently obtained token record whose resource covers mcpURL.
+// findToken returns the most recently obtained token record obtained for mcpURL (compared in
+// canonical form), or nil.
 func (s *store) findToken(mcpURL string) (*tokenRecord, error) {
+	want := canonicalMCPURL(mcpURL)
 	dir := filepath.Join(s.dir, "tokens")
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -105,8 +129,11 @@ func (s *store) findToken(mcpURL string) (*tokenRecord, error) {
 		if err != nil || !ok || rec.AccessToken == "" {
 			continue // a foreign or damaged file is not ours to fail on
 		}
-		if e.Name() != hashName(rec.Issuer, rec.Resource) || !resourceMatches(rec.Resource, mcpURL) {
+		if rec.MCPURL == "" || canonicalMCPURL(rec.MCPURL) != want {
 			continue
+		}
+		if e.Name() != filepath.Base(s.tokenPath(&rec)) && e.Name() != filepath.Base(s.legacyTokenPath(&rec)) {
+			continue // copied or renamed: not where this record belongs
 		}
 		if best == nil || rec.ObtainedAt.After(best.ObtainedAt) {
 			r := rec
@@ -116,16 +143,41 @@ func (s *store) findToken(mcpURL string) (*tokenRecord, error) {
 	return best, nil
 }
 
+// saveToken writes rec under its MCP URL, issuer and resource, then tries to remove the same
+// token set's file of the earlier layout, if any.
 func (s *store) saveToken(rec *tokenRecord) error {
-	return writeJSONFile(s.tokenPath(rec.Issuer, rec.Resource), rec)
+	if rec.MCPURL == "" {
+		return errors.New("internal error: a token record without its MCP URL")
+	}
+	if err := writeJSONFile(s.tokenPath(rec), rec); err != nil {
+		return err
+	}
+	_ = s.removeLegacy(rec) // best effort: the newer record wins in findToken anyway
+	return nil
 }
 
+// deleteToken removes rec's file, and the earlier layout's file of the same token set.
 func (s *store) deleteToken(rec *tokenRecord) error {
-	err := os.Remove(s.tokenPath(rec.Issuer, rec.Resource))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	err := os.Remove(s.tokenPath(rec))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	return err
+	return s.removeLegacy(rec)
+}
+
+// removeLegacy removes the earlier layout's file for rec's issuer and resource when it holds
+// the token set of rec's MCP URL (another URL's file of that layout is left alone).
+func (s *store) removeLegacy(rec *tokenRecord) error {
+	p := s.legacyTokenPath(rec)
+	var old tokenRecord
+	ok, err := readJSONFile(p, &old)
+	if err != nil || !ok || canonicalMCPURL(old.MCPURL) != canonicalMCPURL(rec.MCPURL) {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func readJSONFile(path string, v any) (bool, error) {

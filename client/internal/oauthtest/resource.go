@@ -40,6 +40,10 @@ type ResourceOptions struct {
 	ScopesSupported []string
 	// PRMResource overrides the PRM resource (mismatch tests); default the MCP URL.
 	PRMResource string
+	// PRMResourceOrigin makes the PRM name the server's origin ("http://127.0.0.1:PORT") as
+	// resource, as a PRM served for a whole host does; tokens are then issued for the origin and
+	// the MCP endpoint accepts them.
+	PRMResourceOrigin bool
 	// ToolScopes maps a tool name to the scope calling it needs (403 insufficient_scope).
 	ToolScopes map[string]string
 	// RequiredScope is needed for every MCP request; default "mcp:read"; "-" for none.
@@ -141,6 +145,9 @@ func (r *Resource) prm() map[string]any {
 	if r.o.PRMResource != "" {
 		res = r.o.PRMResource
 	}
+	if r.o.PRMResourceOrigin {
+		res = r.origin
+	}
 	return map[string]any{
 		"resource":                 res,
 		"authorization_servers":    []string{r.as.Issuer},
@@ -209,7 +216,11 @@ func (r *Resource) check(w http.ResponseWriter, req *http.Request) int {
 		return http.StatusUnauthorized
 	}
 	g, ok := r.as.Validate(tok)
-	if !ok || g.Resource != r.URL {
+	want := r.URL
+	if r.o.PRMResourceOrigin {
+		want = r.origin
+	}
+	if !ok || g.Resource != want {
 		w.Header().Set("WWW-Authenticate", r.challenge(`error="invalid_token", error_description="the token is expired, revoked or not for this resource"`))
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return http.StatusUnauthorized
