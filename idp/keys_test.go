@@ -93,6 +93,7 @@ func TestKeysSharedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = a.putJSON(context.Background(), bucketClients, "c", clientRecord{ClientID: "c"})
 	_ = a.putJSON(context.Background(), bucketFamilies, "f", familyRecord{Exp: clock.Now().Add(time.Hour).Unix()})
 	_ = a.putJSON(context.Background(), bucketAccess, jti, accessRecord{FamilyID: "f", Exp: clock.Now().Add(time.Hour).Unix()})
 	if kidOf(t, tok) == b.keys.jwks()[0].Kid {
