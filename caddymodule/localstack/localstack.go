@@ -36,7 +36,8 @@ import (
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
 
-// Environment variables the local Caddyfile reads. The command sets them unless they are set.
+// Environment variables the local Caddyfile reads. The command sets MCPGATE_DATA_DIR and
+// MCPGATE_BACKEND from its flags, MCPGATE_GATEWAY_SECRET unless it is set, and reads the ports.
 const (
 	EnvDataDir       = "MCPGATE_DATA_DIR"       // absolute data directory
 	EnvGatewaySecret = "MCPGATE_GATEWAY_SECRET" // the gateway's client secret at the IdP
@@ -124,8 +125,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	setDefaultEnv(EnvDataDir, dataDir)
-	setDefaultEnv(EnvBackend, cfg.Backend)
+	// The flags are the one source of truth for these: the Caddyfile reads them from the
+	// environment, so set them even when the caller's environment had other values.
+	os.Setenv(EnvDataDir, dataDir)
+	os.Setenv(EnvBackend, cfg.Backend)
 	if os.Getenv(EnvGatewaySecret) == "" {
 		secret, err := loadOrCreateSecret(filepath.Join(dataDir, "gateway.secret"))
 		if err != nil {
@@ -156,7 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	bln, err := net.Listen("tcp", os.Getenv(EnvBackend))
+	bln, err := net.Listen("tcp", cfg.Backend)
 	if err != nil {
 		return fmt.Errorf("MCP backend: %w", err)
 	}
@@ -204,12 +207,6 @@ func Run(ctx context.Context, cfg Config) error {
 	<-ctx.Done()
 	fmt.Fprintf(cfg.Out, "stopping\n")
 	return nil
-}
-
-func setDefaultEnv(k, v string) {
-	if os.Getenv(k) == "" {
-		os.Setenv(k, v)
-	}
 }
 
 func envOr(k, def string) string {

@@ -125,7 +125,8 @@ func startStack(t *testing.T, githubAPI string) *stack {
 	s.cmd.Dir = root
 	s.cmd.Env = append(os.Environ(),
 		"MCPGATE_MCP_PORT="+mcpPort, "MCPGATE_IDP_PORT="+idpPort,
-		"MCPGATE_GATEWAY_SECRET=", "MCPGATE_DATA_DIR=", "MCPGATE_BACKEND=",
+		// Decoys: the flags must win over a stale environment.
+		"MCPGATE_GATEWAY_SECRET=", "MCPGATE_DATA_DIR="+t.TempDir(), "MCPGATE_BACKEND=127.0.0.1:1",
 		"XDG_CONFIG_HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir())
 	s.cmd.Stderr = s.stderr
 	out, err := s.cmd.StdoutPipe()
@@ -170,6 +171,9 @@ func startStack(t *testing.T, githubAPI string) *stack {
 			t.Errorf("mcpgate-local still running 20s after SIGINT")
 		}
 	})
+	if !strings.HasPrefix(s.CAFile, s.DataDir+string(os.PathSeparator)) {
+		t.Fatalf("the CA file %q is not under --data-dir %q", s.CAFile, s.DataDir)
+	}
 	pem, err := os.ReadFile(s.CAFile)
 	if err != nil {
 		t.Fatalf("the CA file the stack printed (%q): %v", s.CAFile, err)
