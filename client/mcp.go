@@ -29,17 +29,8 @@ func (c *Client) session(ctx context.Context) (*mcpclient.Client, error) {
 	if err := c.ensureToken(ctx); err != nil {
 		return nil, err
 	}
-	base := c.mcpHTTP.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	httpc := &http.Client{
-		Transport:     &bearerTransport{c: c, base: base},
-		CheckRedirect: c.mcpHTTP.CheckRedirect,
-		Jar:           c.mcpHTTP.Jar,
-	}
 	tr, err := transport.NewStreamableHTTP(c.cfg.MCPURL,
-		transport.WithHTTPBasicClient(httpc),
+		transport.WithHTTPBasicClient(c.sessionHTTPClient()),
 		transport.WithHTTPLogger(c.cfg.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("bad MCP server URL: %w", err)
@@ -56,6 +47,21 @@ func (c *Client) session(ctx context.Context) (*mcpclient.Client, error) {
 	}
 	c.mcp = cl
 	return cl, nil
+}
+
+// sessionHTTPClient is the HTTP client under the MCP session: the bearer transport over the
+// configured one. Redirects are followed as the configured client does; each hop passes
+// through the bearer transport, which adds the token only for the MCP URL's origin.
+func (c *Client) sessionHTTPClient() *http.Client {
+	base := c.mcpHTTP.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &http.Client{
+		Transport:     &bearerTransport{c: c, base: base},
+		CheckRedirect: c.mcpHTTP.CheckRedirect,
+		Jar:           c.mcpHTTP.Jar,
+	}
 }
 
 // call runs fn on the session, mapping errors to one clear line.

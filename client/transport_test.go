@@ -1,11 +1,14 @@
 package client
 
 import (
-	"github.com/mcpgate/mcpgate/client/internal/oauthtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/client/internal/oauthtest"
 )
 
 type recordingRT struct{ reqs []*http.Request }
@@ -120,5 +123,69 @@ func TestFreshTokenRefused(t *testing.T) {
 	mustContain(t, err, "refuses the token "+e.as.Issuer+" just issued (invalid_token: the token is expired, revoked or not for this resource)")
 	if n := len(e.as.Authorizes()); n != 2 {
 		t.Fatalf("%d logins, want 2", n)
+	}
+}
+
+// TestBearerNotFollowingRedirects: an MCP server (or something in front of it) that redirects
+// to another origin does not get the token carried there by the HTTP client; a redirect within
+// the origin keeps it.
+func TestBearerNotFollowingRedirects(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]string{} // "server path" -> Authorization
+	record := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen[name+" "+r.URL.Path] = r.Header.Get("Authorization")
+			mu.Unlock()
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	other := httptest.NewServer(record("other"))
+	defer other.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/to-other", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/landed", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/to-self", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/landed", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/landed", record("mcp"))
+	mcpSrv := httptest.NewServer(mux)
+	defer mcpSrv.Close()
+
+	c, err := New(Config{MCPURL: mcpSrv.URL + "/mcp", CacheDir: t.TempDir(), HTTPClient: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.setToken(&tokenRecord{AccessToken: "secret-token", Issuer: "https://as", Resource: mcpSrv.URL + "/mcp", MCPURL: mcpSrv.URL + "/mcp"})
+	hc := c.sessionHTTPClient()
+	tests := []struct {
+		method, path, landed, want string
+	}{
+		{http.MethodPost, "/to-other", "other /landed", ""},
+		{http.MethodGet, "/to-other", "other /landed", ""},
+		{http.MethodPost, "/to-self", "mcp /landed", "Bearer secret-token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+tt.path, func(t *testing.T) {
+			mu.Lock()
+			clear(seen)
+			mu.Unlock()
+			req, _ := http.NewRequest(tt.method, mcpSrv.URL+tt.path, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			mu.Lock()
+			got, ok := seen[tt.landed]
+			mu.Unlock()
+			if !ok {
+				t.Fatalf("the redirect did not land at %s: %v", tt.landed, seen)
+			}
+			if got != tt.want {
+				t.Errorf("Authorization at %s = %q, want %q", tt.landed, got, tt.want)
+			}
+		})
 	}
 }
