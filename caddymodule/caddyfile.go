@@ -21,7 +21,7 @@ func init() {
 // parseCaddyfile builds the handler from the mcp_auth directive:
 //
 //	mcp_auth [<matcher>] {
-//		resource               <url or /path>
+//		resource               <absolute url>
 //		issuer                 <url> [{
 //			jwks_uri <url>
 //		}]

@@ -42,7 +42,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			UpstreamHeader:  "X-GitHub-Token",
 		}},
 		{"every option", `mcp_auth {
-			resource /mcp
+			resource https://mcp.example.com/mcp
 			issuer https://a.example
 			authorization_servers https://a.example https://b.example
 			resource_name "My MCP"
@@ -65,7 +65,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			retry_after 7s
 			metadata_path /.well-known/oauth-protected-resource/custom
 		}`, Handler{
-			Resource:              "/mcp",
+			Resource:              "https://mcp.example.com/mcp",
 			Issuers:               []IssuerConfig{{Issuer: "https://a.example"}},
 			AuthorizationServers:  []string{"https://a.example", "https://b.example"},
 			ResourceName:          "My MCP",

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -27,17 +26,16 @@ func init() {
 
 // Defaults of Handler's optional fields.
 const (
-	DefaultUpstreamHeader     = "X-GitHub-Token"
-	DefaultLeeway             = 30 * time.Second
-	DefaultMaxTokenSize       = 8192
-	DefaultUpstreamCacheSize  = 10000
-	DefaultUpstreamCacheTTL   = 5 * time.Minute
-	DefaultUpstreamTimeout    = 10 * time.Second
-	DefaultRetryAfter         = 5 * time.Second
-	DefaultLinkAccount        = "GitHub"
-	OnMissingUpstreamDeny     = "deny"
-	OnMissingUpstreamPass     = "pass"
-	maxRelativeResourceOrigin = 16
+	DefaultUpstreamHeader    = "X-GitHub-Token"
+	DefaultLeeway            = 30 * time.Second
+	DefaultMaxTokenSize      = 8192
+	DefaultUpstreamCacheSize = 10000
+	DefaultUpstreamCacheTTL  = 5 * time.Minute
+	DefaultUpstreamTimeout   = 10 * time.Second
+	DefaultRetryAfter        = 5 * time.Second
+	DefaultLinkAccount       = "GitHub"
+	OnMissingUpstreamDeny    = "deny"
+	OnMissingUpstreamPass    = "pass"
 )
 
 // Handler is the mcp_auth HTTP handler (module ID http.handlers.mcp_auth): an
@@ -64,11 +62,11 @@ type Handler struct {
 	// Resource is this protected resource's identifier, the MCP endpoint's
 	// URL, e.g. "https://mcp.example.com/mcp". Tokens must carry it in "aud"
 	// (compared after canonicalising: scheme and host lowercased, one
-	// trailing slash ignored). It may be only a path ("/mcp"), or omitted
-	// (the origin itself); the origin is then taken from Caddy's request
-	// placeholders {http.request.scheme} and {http.request.hostport}, never
-	// from X-Forwarded-* headers. Behind a TLS-terminating proxy, configure
-	// the absolute URL. Default: the request's origin.
+	// trailing slash ignored). Required, and it must be an absolute http(s)
+	// URL: a relative resource would take its origin from the request's Host
+	// header, which the client controls, so a token minted for another
+	// resource server could be replayed here just by sending that server's
+	// name as Host (RFC 8707 audience confusion). No default.
 	Resource string `json:"resource,omitempty"`
 
 	// Issuers are the trusted token issuers. At least one is required. Each
@@ -185,16 +183,15 @@ type Handler struct {
 	now          func() time.Time
 	poolKeys     []string
 	keys         map[string]jwtverify.KeySource
-	verifier     *jwtverify.Verifier // nil when the resource is relative
+	verifier     *jwtverify.Verifier
 	verifierCfg  jwtverify.Config
-	rel          *relativeVerifiers // used when the resource is relative
 	source       TokenSource
 	upstream     *upstreamCache
 	upstreamKey  string // canonical upstream header
-	resource     string // canonical absolute resource, "" when derived per request
+	resource     string // canonical absolute resource; "" until Validate reports the missing one
 	resourcePath string
 	prmPaths     []string
-	prmJSON      []byte            // precomputed when resource is absolute
+	prmJSON      []byte            // precomputed metadata document
 	rmURL        string            // precomputed resource_metadata URL
 	challenges   map[string]string // precomputed WWW-Authenticate by error code
 	scope        string            // RequiredScopes joined
@@ -324,16 +321,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		for _, code := range []string{"", "invalid_token", "invalid_request", "insufficient_scope"} {
 			h.challenges[code] = challengeParams{ResourceMetadata: h.rmURL, Scope: h.scope, Error: code}.String()
 		}
-	} else {
-		// Fail at Provision, not on the first request, if the verifier
-		// config is unusable.
-		cfg := h.verifierCfg
-		cfg.Audience = "https://resource.invalid"
-		if _, err := jwtverify.NewVerifier(cfg, h.keys); err != nil {
-			return fmt.Errorf("mcp_auth: %w", err)
-		}
-		h.rel = &relativeVerifiers{byOrigin: make(map[string]*jwtverify.Verifier)}
 	}
+	// Without an absolute resource there is no verifier; Validate rejects
+	// the configuration before any request is served.
 
 	if h.UpstreamRaw != nil {
 		mod, err := ctx.LoadModule(h, "UpstreamRaw")
@@ -352,17 +342,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// provisionResource parses Resource into the canonical resource (if
-// absolute), its path, and the metadata paths.
+// provisionResource parses Resource into the canonical resource, its path,
+// and the metadata paths. A missing or path-only resource leaves h.resource
+// empty for Validate to report.
 func (h *Handler) provisionResource() error {
 	switch {
-	case h.Resource == "":
+	case h.Resource == "", strings.HasPrefix(h.Resource, "/"):
 		h.resourcePath = ""
-	case strings.HasPrefix(h.Resource, "/"):
-		if strings.ContainsAny(h.Resource, "?#") {
-			return fmt.Errorf("mcp_auth: resource path %q must not have a query or fragment", h.Resource)
-		}
-		h.resourcePath = strings.TrimSuffix(h.Resource, "/")
 	default:
 		canon, err := jwtverify.CanonicalResource(h.Resource)
 		if err != nil {
@@ -384,6 +370,11 @@ func (h *Handler) provisionResource() error {
 
 // Validate checks the provisioned configuration; it changes nothing.
 func (h Handler) Validate() error {
+	if h.resource == "" {
+		return fmt.Errorf("mcp_auth: resource %q must be an absolute URL such as https://mcp.example.com/mcp: "+
+			"a relative or omitted resource would take the token audience from the request's Host header, "+
+			"which the client controls (a token for another resource server would be accepted)", h.Resource)
+	}
 	if len(h.Issuers) == 0 {
 		return errors.New("mcp_auth: at least one issuer is required")
 	}
@@ -487,12 +478,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.reject(w, r, invalidToken("too_large"))
 	}
 
-	v, err := h.verifierFor(r)
-	if err != nil {
-		return h.reject(w, r, rejection{status: http.StatusBadRequest, reason: "bad_origin",
-			code: "invalid_request", desc: "cannot derive the resource from this request"})
-	}
-	claims, err := v.Verify(r.Context(), raw)
+	claims, err := h.verifier.Verify(r.Context(), raw)
 	if err != nil {
 		if errors.Is(err, jwtverify.ErrInvalidToken) {
 			return h.reject(w, r, invalidToken(jwtverify.Reason(err)))
@@ -562,81 +548,6 @@ func (h *Handler) rewriteHeaders(hdr http.Header) {
 	}
 }
 
-// verifierFor returns the verifier for the request's resource: the fixed one
-// for an absolute resource, else one per origin (bounded; past the bound an
-// uncached verifier is built per request).
-func (h *Handler) verifierFor(r *http.Request) (*jwtverify.Verifier, error) {
-	if h.verifier != nil {
-		return h.verifier, nil
-	}
-	res := h.resourceFor(r)
-	if res == "" {
-		return nil, errors.New("no resource")
-	}
-	rv := h.rel
-	rv.mu.RLock()
-	v, ok := rv.byOrigin[res]
-	rv.mu.RUnlock()
-	if ok {
-		return v, nil
-	}
-	cfg := h.verifierCfg
-	cfg.Audience = res
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
-	if v, ok := rv.byOrigin[res]; ok {
-		return v, nil
-	}
-	if len(rv.byOrigin) >= maxRelativeResourceOrigin {
-		cfg.CacheSize = -1
-		return jwtverify.NewVerifier(cfg, h.keys)
-	}
-	v, err := jwtverify.NewVerifier(cfg, h.keys)
-	if err != nil {
-		return nil, err
-	}
-	rv.byOrigin[res] = v
-	return v, nil
-}
-
-// relativeVerifiers holds one verifier per derived resource when the
-// configured resource is relative.
-type relativeVerifiers struct {
-	mu       sync.RWMutex
-	byOrigin map[string]*jwtverify.Verifier
-}
-
-// resourceFor is the canonical resource for r: the configured absolute one,
-// or the request's origin (Caddy's placeholders, never X-Forwarded-*) plus
-// the configured path. "" if the origin is unusable.
-func (h *Handler) resourceFor(r *http.Request) string {
-	if h.resource != "" {
-		return h.resource
-	}
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return ""
-	}
-	origin := repl.ReplaceAll("{http.request.scheme}://{http.request.hostport}", "")
-	canon, err := jwtverify.CanonicalResource(origin + h.resourcePath)
-	if err != nil {
-		return ""
-	}
-	return canon
-}
-
-// resourceMetadataURL is the absolute metadata URL for challenges.
-func (h *Handler) resourceMetadataURL(r *http.Request) string {
-	if h.rmURL != "" {
-		return h.rmURL
-	}
-	res := h.resourceFor(r)
-	if res == "" {
-		return ""
-	}
-	return originOf(res) + h.prmPaths[0]
-}
-
 // originOf returns scheme://host[:port] of an absolute URL.
 func originOf(abs string) string {
 	u, err := url.Parse(abs)
@@ -669,7 +580,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) 
 		(rej.status == http.StatusForbidden && rej.code == "insufficient_scope") {
 		ch, ok := h.challenges[rej.code]
 		if !ok {
-			ch = challengeParams{ResourceMetadata: h.resourceMetadataURL(r), Scope: h.scope, Error: rej.code}.String()
+			ch = challengeParams{ResourceMetadata: h.rmURL, Scope: h.scope, Error: rej.code}.String()
 		}
 		hdr.Set("WWW-Authenticate", ch)
 	}

@@ -668,25 +668,44 @@ func TestKeepAuthorization(t *testing.T) {
 	}
 }
 
-// TestRelativeResource: a path-only resource takes the origin from Caddy's
-// request placeholders, not from X-Forwarded-* headers.
-func TestRelativeResource(t *testing.T) {
-	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.Resource = "/mcp" })
-	r := httptest.NewRequest("POST", "https://mcp.example.com/mcp", nil)
-	r.Header.Set("X-Forwarded-Host", "evil.example")
-	r.Header.Set("X-Forwarded-Proto", "http")
-	w := env.do(r)
-	if got := w.Header().Get("WWW-Authenticate"); got != chNoToken {
-		t.Errorf("challenge %q, want %q", got, chNoToken)
+// TestRelativeResourceRejected: a path-only or omitted resource is refused
+// at configuration time. Deriving the audience from the request's Host
+// header let a token minted for another resource server through when the
+// client sent that server's name as Host (RFC 8707 audience confusion), and
+// each junk Host added a cached verifier.
+func TestRelativeResourceRejected(t *testing.T) {
+	issuer := []IssuerConfig{{Issuer: "https://auth.example.com"}}
+	for _, c := range []struct{ name, resource string }{
+		{"path only", "/mcp"},
+		{"root path", "/"},
+		{"omitted", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			h := Handler{Resource: c.resource, Issuers: issuer}
+			err := h.Provision(ctx)
+			if err == nil {
+				err = h.Validate()
+			}
+			_ = h.Cleanup()
+			if err == nil || !strings.Contains(err.Error(), "must be an absolute URL") || !strings.Contains(err.Error(), "Host header") {
+				t.Errorf("err = %v, want the absolute-URL error naming the Host header", err)
+			}
+		})
 	}
-	// A token for this origin is accepted; one for another host is not.
-	r = bearerRequest("POST", "https://mcp.example.com/mcp", env.validToken("github:1"))
-	if w := env.do(r); w.Code != 200 {
-		t.Errorf("status %d, want 200", w.Code)
-	}
-	r = bearerRequest("POST", "https://other.example.com/mcp", env.validToken("github:1"))
-	if w := env.do(r); w.Code != 401 {
-		t.Errorf("token for another origin: status %d, want 401", w.Code)
+}
+
+// TestForeignAudienceViaHost: with the (required) absolute resource, a token
+// for another resource server is refused whatever Host the client sends.
+func TestForeignAudienceViaHost(t *testing.T) {
+	env := newTestEnv(t, nil)
+	c := env.claims("alice")
+	c["aud"] = "https://other-rs.example/mcp"
+	r := bearerRequest("POST", "https://other-rs.example/mcp", env.token(c))
+	r.Host = "other-rs.example"
+	if w := env.do(r); w.Code != 401 || env.backend.Calls() != 0 {
+		t.Errorf("status %d, backend calls %d; want 401 and no call", w.Code, env.backend.Calls())
 	}
 }
 

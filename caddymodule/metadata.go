@@ -83,9 +83,6 @@ func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := h.prmJSON
-	if body == nil {
-		body = h.metadataJSON(h.resourceFor(r))
-	}
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "public, max-age=300")
 	hdr.Set("Content-Length", itoa(len(body)))

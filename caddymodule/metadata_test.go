@@ -81,20 +81,3 @@ func TestServeMetadata(t *testing.T) {
 		t.Errorf("foreign metadata path: %d, want 401", w.Code)
 	}
 }
-
-// TestMetadataRelativeResource: the document's resource comes from the
-// request's scheme and host (Caddy placeholders), never X-Forwarded-*.
-func TestMetadataRelativeResource(t *testing.T) {
-	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.Resource = "/mcp" })
-	r := httptest.NewRequest("GET", "https://MCP.example.com"+wellKnownPRM+"/mcp", nil)
-	r.Header.Set("X-Forwarded-Host", "evil.example")
-	r.Header.Set("X-Forwarded-Proto", "http")
-	w := env.do(r)
-	var got protectedResourceMetadata
-	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.Resource != testResource {
-		t.Errorf("resource = %q, want %q", got.Resource, testResource)
-	}
-}
