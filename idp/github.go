@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -131,19 +132,44 @@ func (s *Server) saveGitHubToken(ctx context.Context, sub string, t *githubToken
 }
 
 func (s *Server) loadGitHubToken(ctx context.Context, sub string) (*githubToken, error) {
+	t, _, err := s.loadGitHubTokenSealed(ctx, sub)
+	return t, err
+}
+
+// loadGitHubTokenSealed also returns the stored ciphertext, for a later compare-and-swap.
+func (s *Server) loadGitHubTokenSealed(ctx context.Context, sub string) (*githubToken, []byte, error) {
 	sealed, err := s.store.Get(ctx, bucketGitHub, sub)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b, err := s.sealer.open(sealed, sub)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var t githubToken
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &t, nil
+	return &t, sealed, nil
+}
+
+var errGitHubTokenChanged = errors.New("idp: stored GitHub token changed during refresh")
+
+// replaceGitHubToken stores t for sub only if the stored ciphertext is still prev (the value the
+// refresh started from); otherwise it returns errGitHubTokenChanged and changes nothing, so a
+// refresh in flight never resurrects a token the user unlinked or overwrites one they re-linked.
+func (s *Server) replaceGitHubToken(ctx context.Context, sub string, prev []byte, t *githubToken) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	nv := s.sealer.seal(b, sub)
+	return s.store.Update(ctx, bucketGitHub, sub, func(old []byte) ([]byte, error) {
+		if old == nil || !bytes.Equal(old, prev) {
+			return nil, errGitHubTokenChanged
+		}
+		return nv, nil
+	})
 }
 
 const githubExpirySkew = 30 * time.Second
@@ -176,7 +202,7 @@ func (s *Server) githubTokenFor(ctx context.Context, sub string) (*githubToken, 
 		// Detached from the first caller's cancellation, bounded, owned by the server.
 		fctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
 		defer cancel()
-		cur, err := s.loadGitHubToken(fctx, sub)
+		cur, prev, err := s.loadGitHubTokenSealed(fctx, sub)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return nil, errNoGitHubToken
@@ -203,8 +229,24 @@ func (s *Server) githubTokenFor(ctx context.Context, sub string) (*githubToken, 
 			nt.RefreshToken, nt.RefreshExpiry = cur.RefreshToken, cur.RefreshExpiry
 		}
 		nt.GitHubID, nt.Login = cur.GitHubID, cur.Login
-		if err := s.saveGitHubToken(fctx, sub, nt); err != nil {
-			return nil, err
+		if err := s.replaceGitHubToken(fctx, sub, prev, nt); err != nil {
+			if !errors.Is(err, errGitHubTokenChanged) {
+				return nil, err
+			}
+			// Unlinked or re-linked while GitHub answered: the user's latest choice wins and the
+			// refreshed token is dropped.
+			s.log.Info("GitHub token changed during refresh; refreshed token discarded", "sub", sub)
+			now, err := s.loadGitHubToken(fctx, sub)
+			if errors.Is(err, ErrNotFound) {
+				return nil, errNoGitHubToken
+			}
+			if err != nil {
+				return nil, err
+			}
+			if s.githubNeedsRefresh(now) {
+				return nil, errNoGitHubToken
+			}
+			return now, nil
 		}
 		s.log.Debug("GitHub token refreshed", "sub", sub)
 		return nt, nil

@@ -353,3 +353,80 @@ func TestTokenExchangeStoreDown(t *testing.T) {
 		t.Fatalf("after recovery: %d %v", resp.StatusCode, m)
 	}
 }
+
+// A GitHub refresh in flight must not write its result over an unlink or a re-link that happened
+// while GitHub was answering: the stored value is replaced only if it is still the one read.
+func TestGitHubRefreshDoesNotOverwriteConcurrentChange(t *testing.T) {
+	const sub = "github:4242"
+	tests := []struct {
+		name       string
+		change     func(e *testEnv) error // runs while the refresh is in flight; nil: none
+		wantStored string                 // "" means no token stored
+		wantStatus int                    // of the exchange that triggered the refresh
+	}{
+		{"no change keeps the refreshed token", nil, "refreshed", 200},
+		{"unlink stays unlinked", func(e *testEnv) error {
+			return e.srv.store.Delete(context.Background(), bucketGitHub, sub)
+		}, "", 400},
+		{"re-link with a PAT is kept", func(e *testEnv) error {
+			return e.srv.saveGitHubToken(context.Background(), sub, &githubToken{AccessToken: "ghp_relinked0123456789", PersonalAccess: true})
+		}, "ghp_relinked0123456789", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGitHub(t)
+			g.refreshDelay = 300 * time.Millisecond
+			e := newEnv(t, func(o *Options) { withGitHub(g)(o); o.AccessTokenTTL = 72 * time.Hour })
+			c := e.register(nil)
+			p := newPKCE()
+			q := e.githubLogin(e.browser(), c, p)
+			_, tok := e.redeem(c, q.Get("code"), p.verifier, nil)
+			before, err := e.srv.loadGitHubToken(context.Background(), sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(9 * time.Hour)
+			done := make(chan int, 1)
+			go func() {
+				v := url.Values{"grant_type": {grantTokenExchange}, "subject_token": {tok["access_token"].(string)}, "subject_token_type": {tokenTypeAccessToken}}
+				req, _ := http.NewRequest(http.MethodPost, e.url("/token"), strings.NewReader(v.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth("gateway", "gateway-secret-0123456789")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					done <- 0
+					return
+				}
+				resp.Body.Close()
+				done <- resp.StatusCode
+			}()
+			deadline := time.Now().Add(5 * time.Second)
+			for g.refreshes.Load() == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if tc.change != nil {
+				if err := tc.change(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := <-done; st != tc.wantStatus {
+				t.Errorf("exchange during refresh: status %d, want %d", st, tc.wantStatus)
+			}
+			after, err := e.srv.loadGitHubToken(context.Background(), sub)
+			switch {
+			case tc.wantStored == "":
+				if !errors.Is(err, ErrNotFound) {
+					t.Errorf("token present after unlink (err %v)", err)
+				}
+			case err != nil:
+				t.Errorf("load after: %v", err)
+			case tc.wantStored == "refreshed":
+				if after.AccessToken == before.AccessToken {
+					t.Errorf("token was not refreshed")
+				}
+			case after.AccessToken != tc.wantStored:
+				t.Errorf("re-linked token overwritten by the refresh")
+			}
+		})
+	}
+}
