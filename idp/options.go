@@ -102,8 +102,9 @@ type Options struct {
 	// RegistrationInitialToken, if set, is required as a Bearer token on POST /register
 	// (RFC 7591 initial access token).
 	RegistrationInitialToken string
-	// RegistrationRateLimit is the number of registrations one remote address may make per
-	// RegistrationRateWindow. Default 20; negative disables. The address is r.RemoteAddr only:
+	// RegistrationRateLimit is the number of registration attempts (failed ones included, such as
+	// a wrong initial access token) one remote address may make per RegistrationRateWindow.
+	// Default 20; negative disables. The address is r.RemoteAddr only:
 	// whoever embeds the handler behind a proxy must set RemoteAddr from trusted proxies.
 	RegistrationRateLimit int
 	// RegistrationRateWindow default 1 minute.

@@ -13,19 +13,20 @@ import (
 
 const maxRegistrationBody = 16 << 10
 
-// handleRegister is RFC 7591 dynamic client registration.
+// handleRegister is RFC 7591 dynamic client registration. The per-address limiter runs first and
+// counts every attempt, failed ones included, so initial access token guesses are rate-limited too.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if !s.regLimiter.allow(remoteIP(r)) {
+		s.log.Info("registration rate limited", "remote", remoteIP(r))
+		writeOAuthError(w, errTooManyRequests("too many registration attempts from this address"))
+		return
+	}
 	if tok := s.opts.RegistrationInitialToken; tok != "" {
 		if !constantTimeEqual(bearerToken(r), tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			writeOAuthError(w, errInvalidToken("a valid initial access token is required"))
 			return
 		}
-	}
-	if !s.regLimiter.allow(remoteIP(r)) {
-		s.log.Info("registration rate limited", "remote", remoteIP(r))
-		writeOAuthError(w, errTooManyRequests("too many registrations from this address"))
-		return
 	}
 	md, oerr := s.readClientMetadata(w, r)
 	if oerr != nil {

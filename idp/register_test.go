@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -228,5 +229,41 @@ func TestDeletedClientTokensStopWorking(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Initial access token guesses count against the per-address limit: the limiter runs before the
+// token is compared, so brute force from one address is cut off.
+func TestInitialAccessTokenGuessesAreRateLimited(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.RegistrationInitialToken = "initial-token-0123456789"
+		o.RegistrationRateLimit = 3
+	})
+	post := func(addr, tok string) int {
+		body := strings.NewReader(`{"redirect_uris":["https://a.example/cb"]}`)
+		req := httptest.NewRequest(http.MethodPost, e.url("/register"), body)
+		req.RemoteAddr = addr
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	const attacker, other = "198.51.100.7:40000", "198.51.100.8:40000"
+	tests := []struct {
+		name, addr, tok string
+		want            int
+	}{
+		{"guess 1", attacker, "guess-1", 401},
+		{"guess 2", attacker, "guess-2", 401},
+		{"guess 3", attacker, "guess-3", 401},
+		{"guess 4 is limited", attacker, "guess-4", 429},
+		{"even the right token from the limited address", attacker, "initial-token-0123456789", 429},
+		{"another address is unaffected", other, "initial-token-0123456789", 201},
+	}
+	for _, tc := range tests {
+		if got := post(tc.addr, tc.tok); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }
