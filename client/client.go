@@ -86,7 +86,7 @@ func (c *Client) beginOperation() {
 }
 
 // login discovers (from ch, or from a fresh unauthenticated request) and runs the browser
-// flow. scopes overrides the default scope choice when non-nil. When stale is not empty, the
+// flow. Cached tokens it replaces are revoked first (see revokeReplaced). scopes overrides the default scope choice when non-nil. When stale is not empty, the
 // login is skipped if another request replaced that access token meanwhile with one that
 // has the scopes wanted, so concurrent failures cause a single browser login. reason, if
 // any, is printed before a login actually starts.
@@ -109,6 +109,10 @@ func (c *Client) login(ctx context.Context, ch *Challenge, scopes []string, stal
 	c.mu.Lock()
 	c.asMD[d.Issuer] = &d.AS
 	c.mu.Unlock()
+	old, _ := c.cachedToken()
+	if old != nil {
+		c.revokeReplaced(ctx, old)
+	}
 	if scopes == nil {
 		scopes = c.cfg.Scopes
 		if len(scopes) == 0 {
@@ -121,6 +125,9 @@ func (c *Client) login(ctx context.Context, ch *Challenge, scopes []string, stal
 	}
 	if err := c.store.saveToken(rec); err != nil {
 		return nil, err
+	}
+	if old != nil && c.store.tokenPath(old) != c.store.tokenPath(rec) {
+		_ = c.store.deleteToken(old) // another issuer or resource now: the old file is stale
 	}
 	c.setToken(rec)
 	scopeText := strings.Join(rec.Scopes, " ")

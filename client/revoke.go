@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // revokeAll revokes the refresh token, then the access token (RFC 7009 §2.1). Revoking the
@@ -26,6 +27,41 @@ func (c *Client) revokeAll(ctx context.Context, rec *tokenRecord) error {
 	}
 	errs = append(errs, c.revoke(ctx, md.RevocationEndpoint, rec.AccessToken, "access_token", cc))
 	return errors.Join(errs...)
+}
+
+// replacedRevokeTimeout bounds the best-effort revocation before a new login.
+const replacedRevokeTimeout = 10 * time.Second
+
+// revokeReplaced revokes the cached tokens a login is about to replace, as best effort: a
+// server without a revocation endpoint, or a failing one, only costs a debug line, and the old
+// tokens then stay cached until the new ones replace them. On success the old tokens are
+// deleted from the cache at once. It runs before the new authorization, not after it: servers
+// that revoke the whole grant with a refresh token (Auth0) or drop the client's session
+// (Keycloak) would otherwise revoke the new tokens too.
+func (c *Client) revokeReplaced(ctx context.Context, old *tokenRecord) {
+	ctx, cancel := context.WithTimeout(ctx, replacedRevokeTimeout)
+	defer cancel()
+	md, err := c.asMetadata(ctx, old.Issuer)
+	if err != nil {
+		c.cfg.Logger.Debug("not revoking the replaced tokens", "issuer", old.Issuer, "err", err)
+		return
+	}
+	if md.RevocationEndpoint == "" {
+		c.cfg.Logger.Debug("not revoking the replaced tokens: no revocation endpoint", "issuer", old.Issuer)
+		return
+	}
+	if err := c.revokeAll(ctx, old); err != nil {
+		c.cfg.Logger.Debug("revoking the replaced tokens failed", "issuer", old.Issuer, "err", err)
+		return
+	}
+	if err := c.store.deleteToken(old); err == nil {
+		c.mu.Lock()
+		if c.tok == old {
+			c.tok = nil
+		}
+		c.mu.Unlock()
+	}
+	fmt.Fprintf(c.cfg.Stderr, "Revoked the previous tokens at %s\n", old.Issuer)
 }
 
 func (c *Client) revoke(ctx context.Context, endpoint, token, hint string, cc clientCreds) error {

@@ -53,6 +53,13 @@ type ASOptions struct {
 	ScopesSupported []string
 	// WithheldScopes are never granted, even when requested (step-up limit tests).
 	WithheldScopes []string
+	// NoRevocation omits the revocation endpoint from the metadata.
+	NoRevocation bool
+	// RevocationFails answers every revocation with 503.
+	RevocationFails bool
+	// RevokeGrant makes revoking a refresh token revoke every token of that client, as servers
+	// that revoke the whole grant do (Auth0; Keycloak drops the client session).
+	RevokeGrant bool
 	// AccessTTL is the access token lifetime; default 1h.
 	AccessTTL time.Duration
 	// Now is the clock; default time.Now.
@@ -139,6 +146,13 @@ func (a *AS) Validate(token string) (Grant, bool) {
 		return Grant{}, false
 	}
 	return *g, true
+}
+
+// ValidRefresh reports whether a refresh token is live (not rotated away or revoked).
+func (a *AS) ValidRefresh(token string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refresh[token] != nil
 }
 
 // InvalidateAccessTokens makes every issued access token invalid (refresh tokens stay).
@@ -264,7 +278,6 @@ func (a *AS) metadata(w http.ResponseWriter) {
 		"issuer":                                iss,
 		"authorization_endpoint":                a.Issuer + "/authorize",
 		"token_endpoint":                        a.Issuer + "/token",
-		"revocation_endpoint":                   a.Issuer + "/revoke",
 		"response_types_supported":              []string{"code"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
 		"token_endpoint_auth_methods_supported": []string{"none", "client_secret_basic", "client_secret_post"},
@@ -280,6 +293,9 @@ func (a *AS) metadata(w http.ResponseWriter) {
 	}
 	if !a.opts.NoRegistration {
 		md["registration_endpoint"] = a.Issuer + "/register"
+	}
+	if !a.opts.NoRevocation {
+		md["revocation_endpoint"] = a.Issuer + "/revoke"
 	}
 	writeJSON(w, http.StatusOK, md)
 }
@@ -516,10 +532,22 @@ func (a *AS) revoke(w http.ResponseWriter, r *http.Request) {
 		oauthErr(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
 	}
+	if a.opts.RevocationFails {
+		http.Error(w, "revocation is down", http.StatusServiceUnavailable)
+		return
+	}
 	tok := r.PostForm.Get("token")
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if g := a.refresh[tok]; g != nil && g.ClientID == c.id {
+	if g := a.refresh[tok]; g != nil && g.ClientID == c.id && a.opts.RevokeGrant {
+		for _, m := range []map[string]*Grant{a.refresh, a.access} {
+			for k, v := range m {
+				if v.ClientID == c.id {
+					delete(m, k)
+				}
+			}
+		}
+	} else if g != nil && g.ClientID == c.id {
 		delete(a.refresh, tok)
 		for k, v := range a.access { // the grant's access tokens go with it
 			if v.Family == g.Family {
