@@ -102,6 +102,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"token_exchange every option", `mcp_auth {
 			issuer https://a.example
 			upstream_token token_exchange {
+				issuer https://a.example
 				token_endpoint https://a.example/token
 				client_id gw
 				client_secret s
@@ -113,7 +114,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			}
 		}`, Handler{
 			Issuers:     []IssuerConfig{{Issuer: "https://a.example"}},
-			UpstreamRaw: json.RawMessage(`{"audience":"https://api.github.com","auth_method":"client_secret_post","client_id":"gw","client_secret":"s","resource":"https://api.github.com/","scope":"repo read:user","source":"token_exchange","timeout":2000000000,"token_endpoint":"https://a.example/token"}`),
+			UpstreamRaw: json.RawMessage(`{"audience":"https://api.github.com","auth_method":"client_secret_post","client_id":"gw","client_secret":"s","issuer":"https://a.example","resource":"https://api.github.com/","scope":"repo read:user","source":"token_exchange","timeout":2000000000,"token_endpoint":"https://a.example/token"}`),
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -334,6 +334,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if !ok {
 			return fmt.Errorf("mcp_auth: module %T is not a TokenSource", mod)
 		}
+		if b, ok := src.(issuerBinder); ok {
+			issuers := make([]string, 0, len(h.Issuers))
+			for _, is := range h.Issuers {
+				issuers = append(issuers, is.Issuer)
+			}
+			if err := b.bindIssuers(issuers); err != nil {
+				return fmt.Errorf("mcp_auth: %w", err)
+			}
+		}
 		h.source = src
 		h.upstream = newUpstreamCache(src, h.UpstreamCacheSize, time.Duration(h.UpstreamCacheTTL), time.Duration(h.UpstreamTimeout), h.now)
 		h.upstream.observe = h.metrics.upstreamCache

@@ -46,7 +46,18 @@ const (
 // refused the subject token (ErrSubjectTokenRejected); 5xx, timeouts,
 // connection errors, invalid_client and unauthorized_client mean the source
 // is unavailable (ErrSourceUnavailable, logged as a fault).
+//
+// Only access tokens from Issuer are sent: a token from any other trusted
+// issuer gets ErrNoUpstreamToken without a network call, so one issuer's
+// tokens never reach another issuer's token endpoint (which could replay
+// them).
 type TokenExchange struct {
+	// Issuer is the issuer ("iss") whose access tokens are exchanged at
+	// TokenEndpoint; it must be one of the mcp_auth handler's issuers.
+	// Default: the handler's issuer if it has exactly one; with several,
+	// it is required.
+	Issuer string `json:"issuer,omitempty"`
+
 	// TokenEndpoint is the authorization server's token endpoint URL.
 	// Required.
 	TokenEndpoint string `json:"token_endpoint,omitempty"`
@@ -166,8 +177,31 @@ type errorResponse struct {
 	Error string `json:"error"`
 }
 
-// UpstreamToken implements TokenSource.
-func (te *TokenExchange) UpstreamToken(ctx context.Context, _ *jwtverify.Claims, subjectToken string) (Token, error) {
+// bindIssuers implements issuerBinder: it defaults Issuer to the handler's
+// only issuer and checks that it is one of them.
+func (te *TokenExchange) bindIssuers(issuers []string) error {
+	if te.Issuer == "" {
+		if len(issuers) != 1 {
+			return errors.New("token_exchange issuer is required when mcp_auth has several issuers: " +
+				"it names the issuer whose tokens may be sent to token_endpoint")
+		}
+		te.Issuer = issuers[0]
+		return nil
+	}
+	for _, is := range issuers {
+		if is == te.Issuer {
+			return nil
+		}
+	}
+	return fmt.Errorf("token_exchange issuer %q is not one of mcp_auth's issuers", te.Issuer)
+}
+
+// UpstreamToken implements TokenSource. A token whose issuer is not Issuer
+// gets ErrNoUpstreamToken without any network call.
+func (te *TokenExchange) UpstreamToken(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
+	if te.Issuer != "" && (claims == nil || claims.Issuer != te.Issuer) {
+		return Token{}, ErrNoUpstreamToken
+	}
 	form := url.Values{
 		"grant_type":           {grantTypeTokenExchange},
 		"subject_token":        {subjectToken},
@@ -276,6 +310,7 @@ func isLoopbackHost(h string) bool {
 // UnmarshalCaddyfile sets up the token source from Caddyfile tokens:
 //
 //	upstream_token token_exchange {
+//		issuer         <url>
 //		token_endpoint <url>
 //		client_id      <id>
 //		client_secret  <secret or {env.VAR}>
@@ -322,6 +357,8 @@ func (te *TokenExchange) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		var dst *string
 		switch name {
+		case "issuer":
+			dst = &te.Issuer
 		case "token_endpoint":
 			dst = &te.TokenEndpoint
 		case "client_id":
@@ -359,6 +396,7 @@ func (te *TokenExchange) Cleanup() error {
 // Interface guards
 var (
 	_ TokenSource           = (*TokenExchange)(nil)
+	_ issuerBinder          = (*TokenExchange)(nil)
 	_ caddy.CleanerUpper    = (*TokenExchange)(nil)
 	_ caddy.Provisioner     = (*TokenExchange)(nil)
 	_ caddy.Validator       = (*TokenExchange)(nil)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // provisionExchange returns a provisioned TokenExchange against endpoint.
@@ -177,5 +179,81 @@ func TestTokenExchangeValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want %q", c.te, err, c.want)
 		}
+	}
+}
+
+// TestTokenExchangeIssuerBinding: the exchanged issuer defaults to the
+// handler's only issuer, is required with several, and must be one of them.
+func TestTokenExchangeIssuerBinding(t *testing.T) {
+	for _, c := range []struct {
+		name, issuer string
+		issuers      []string
+		want, err    string
+	}{
+		{"default single", "", []string{"https://a.example"}, "https://a.example", ""},
+		{"explicit", "https://b.example", []string{"https://a.example", "https://b.example"}, "https://b.example", ""},
+		{"several without issuer", "", []string{"https://a.example", "https://b.example"}, "", "issuer is required"},
+		{"foreign issuer", "https://c.example", []string{"https://a.example"}, "", "not one of"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			te := &TokenExchange{Issuer: c.issuer}
+			err := te.bindIssuers(c.issuers)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || te.Issuer != c.want {
+				t.Fatalf("err = %v, issuer = %q, want %q", err, te.Issuer, c.want)
+			}
+		})
+	}
+}
+
+// TestCrossIssuerTokenNotExchanged: with two issuers, a token of the issuer
+// the exchange is not for never reaches the token endpoint (it could replay
+// it); the user gets the no-upstream-token answer instead.
+func TestCrossIssuerTokenNotExchanged(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		second     bool // token from the second issuer
+		wantStatus int
+		wantCalls  int64
+	}{
+		{"exchange issuer", false, 200, 1},
+		{"other issuer", true, 403, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var second *fakeIssuer
+			env := newTestEnv(t, func(h *Handler, env *testEnv) {
+				second = newFakeIssuer(t)
+				h.Issuers = append(h.Issuers, IssuerConfig{Issuer: second.URL(), JWKSURI: second.URL() + "/jwks"})
+				h.UpstreamRaw = json.RawMessage(`{"source":"token_exchange","issuer":"` + env.issuer.URL() + `","token_endpoint":"` + env.exchange.srv.URL + `/token","client_secret":"s3cret-gateway","timeout":"500ms"}`)
+			})
+			cl := env.claims("github:1")
+			if c.second {
+				cl["iss"] = second.URL()
+			}
+			w := env.do(bearerRequest("POST", "/mcp", signJWT(t, env.header(), cl, jwt.SigningMethodRS256, env.issuer.key)))
+			if w.Code != c.wantStatus || env.exchange.calls.Load() != c.wantCalls {
+				t.Errorf("status %d, exchange calls %d; want %d, %d", w.Code, env.exchange.calls.Load(), c.wantStatus, c.wantCalls)
+			}
+		})
+	}
+}
+
+// TestSeveralIssuersRequireExchangeIssuer: a config with two issuers and a
+// token_exchange without issuer fails to load.
+func TestSeveralIssuersRequireExchangeIssuer(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := Handler{Resource: testResource,
+		Issuers:     []IssuerConfig{{Issuer: "https://a.example"}, {Issuer: "https://b.example"}},
+		UpstreamRaw: json.RawMessage(`{"source":"token_exchange","token_endpoint":"https://a.example/token","client_secret":"x"}`)}
+	err := h.Provision(ctx)
+	_ = h.Cleanup()
+	if err == nil || !strings.Contains(err.Error(), "token_exchange issuer is required") {
+		t.Errorf("err = %v", err)
 	}
 }

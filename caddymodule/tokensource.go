@@ -45,6 +45,14 @@ type TokenSource interface {
 	UpstreamToken(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error)
 }
 
+// issuerBinder is implemented by token sources that must know the handler's
+// trusted issuers (token_exchange sends tokens of one issuer only). The
+// handler calls bindIssuers in Provision, after loading the source; an error
+// fails the configuration.
+type issuerBinder interface {
+	bindIssuers(issuers []string) error
+}
+
 var (
 	// ErrNoUpstreamToken means the user has no upstream token at the source:
 	// the user must link the upstream account first.
