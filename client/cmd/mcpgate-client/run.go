@@ -25,7 +25,7 @@ Commands:
   tools                              list the tools
   call NAME [-arg k=v ...] [-arg k:=JSON ...] [-json '{...}']
                                      call a tool (k=v is a string, k:=v a JSON value)
-  login                              log in again (even with a cached token)
+  login                              log in again, revoking the cached tokens it replaces
   logout                             revoke and delete the cached tokens
   status                             show the cached login (never the token)
 
