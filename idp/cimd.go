@@ -24,15 +24,19 @@ var errCIMD = errors.New("idp: client metadata document unavailable or invalid")
 // cimdFetcher fetches Client ID Metadata Documents (client_id is an https URL) with SSRF
 // protection: the dialer refuses private, loopback, link-local and other special addresses at
 // connect time (after DNS resolution, so rebinding cannot slip through), no proxies, no redirects,
-// a size and a time limit, and a cache of valid documents.
+// a size and a time limit, only the default https port, a cache of valid documents and a negative
+// cache of failures. The shared fetch runs on a context owned by the server (bounded by
+// CIMDTimeout), not on the first caller's, so one caller giving up does not fail the others.
 type cimdFetcher struct {
-	opts   *Options
-	client *http.Client
-	cache  *expirable.LRU[string, *client]
-	flight flightGroup
+	opts     *Options
+	ctx      context.Context // the server's: cancelled by Close
+	client   *http.Client
+	cache    *expirable.LRU[string, *client]
+	failures *expirable.LRU[string, error]
+	flight   flightGroup
 }
 
-func newCIMDFetcher(opts *Options) *cimdFetcher {
+func newCIMDFetcher(ctx context.Context, opts *Options) *cimdFetcher {
 	dialer := &net.Dialer{Timeout: opts.CIMDTimeout}
 	if !opts.AllowPrivateCIMD {
 		dialer.Control = refusePrivateAddress
@@ -48,6 +52,7 @@ func newCIMDFetcher(opts *Options) *cimdFetcher {
 	}
 	return &cimdFetcher{
 		opts: opts,
+		ctx:  ctx,
 		client: &http.Client{
 			Transport: tr,
 			Timeout:   opts.CIMDTimeout,
@@ -55,7 +60,8 @@ func newCIMDFetcher(opts *Options) *cimdFetcher {
 				return errors.New("redirects are not followed")
 			},
 		},
-		cache: expirable.NewLRU[string, *client](1000, nil, opts.CIMDCacheTTL),
+		cache:    expirable.NewLRU[string, *client](1000, nil, opts.CIMDCacheTTL),
+		failures: expirable.NewLRU[string, error](1000, nil, opts.CIMDFailureCacheTTL),
 	}
 }
 
@@ -100,10 +106,14 @@ func publicAddr(ip netip.Addr) bool {
 }
 
 // validCIMDURL checks the client_id URL shape: https, a host, a path, no userinfo, fragment,
-// dot segments or query.
-func validCIMDURL(id string) bool {
+// dot segments or query, and no port other than 443 unless anyPort (AllowPrivateCIMD, for
+// development and tests), so a client_id cannot aim the server at arbitrary services.
+func validCIMDURL(id string, anyPort bool) bool {
 	u, err := url.Parse(id)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(id, "#") {
+		return false
+	}
+	if p := u.Port(); p != "" && p != "443" && !anyPort {
 		return false
 	}
 	if u.Path == "" || u.Path == "/" || u.RawQuery != "" {
@@ -117,22 +127,35 @@ func validCIMDURL(id string) bool {
 	return true
 }
 
+// fetch resolves a metadata document client_id. ctx is the caller's and only bounds its wait; the
+// shared fetch itself runs on the fetcher's own context, bounded by CIMDTimeout.
 func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, error) {
-	if !validCIMDURL(id) {
+	if !validCIMDURL(id, f.opts.AllowPrivateCIMD) {
 		return nil, errUnknownClient
 	}
 	if c, ok := f.cache.Get(id); ok {
 		return c, nil
 	}
-	v, err := f.flight.Do(id, func() (any, error) {
-		c, err := f.fetchUncached(ctx, id)
+	// A recent failure is answered from the negative cache: unauthenticated /authorize and /token
+	// requests naming a bad document must not each cause an outbound fetch.
+	if err, ok := f.failures.Get(id); ok {
+		return nil, err
+	}
+	v, err := f.flight.DoContext(ctx, id, func() (any, error) {
+		c, err := f.fetchUncached(f.ctx, id)
 		if err != nil {
+			if f.ctx.Err() == nil {
+				f.failures.Add(id, err)
+			}
 			return nil, err
 		}
 		f.cache.Add(id, c)
 		return c, nil
 	})
 	if err != nil {
+		if !errors.Is(err, errCIMD) {
+			err = fmt.Errorf("%w: %v", errCIMD, err) // the caller gave up waiting
+		}
 		return nil, err
 	}
 	return v.(*client), nil

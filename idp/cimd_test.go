@@ -1,14 +1,17 @@
 package idp
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 type cimdServer struct {
@@ -93,7 +96,7 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 	}
 	t.Run("bad client_id URLs", func(t *testing.T) {
 		for _, id := range []string{cs.ts.URL + "/", cs.ts.URL + "/a/../good.json", cs.ts.URL + "/good.json#x", cs.ts.URL + "/good.json?x=1"} {
-			if validCIMDURL(id) {
+			if validCIMDURL(id, true) {
 				t.Errorf("%s accepted", id)
 			}
 		}
@@ -124,5 +127,96 @@ func TestCIMDRefusesPrivateAddresses(t *testing.T) {
 		if got := publicAddr(netip.MustParseAddr(tc.ip)); got != tc.public {
 			t.Errorf("publicAddr(%s) = %v", tc.ip, got)
 		}
+	}
+}
+
+// Only the default https port is allowed in a metadata document URL, unless AllowPrivateCIMD.
+func TestCIMDURLPort(t *testing.T) {
+	for _, tc := range []struct {
+		id      string
+		anyPort bool
+		want    bool
+	}{
+		{"https://client.example/c.json", false, true},
+		{"https://client.example:443/c.json", false, true},
+		{"https://client.example:8443/c.json", false, false},
+		{"https://client.example:22/c.json", false, false},
+		{"https://client.example:8443/c.json", true, true},
+	} {
+		if got := validCIMDURL(tc.id, tc.anyPort); got != tc.want {
+			t.Errorf("validCIMDURL(%q, anyPort=%v) = %v, want %v", tc.id, tc.anyPort, got, tc.want)
+		}
+	}
+}
+
+// Failed document fetches are cached for CIMDFailureCacheTTL, so unauthenticated requests naming
+// a bad client_id cannot make the server fetch without limit; the shared fetch does not run on
+// the first caller's context.
+func TestCIMDFailureCacheAndDetachedFetch(t *testing.T) {
+	cs := newCIMDServer(t)
+	release := make(chan struct{})
+	cs.docs["/slow.json"] = func(self string) any {
+		<-release
+		return map[string]any{"client_id": self, "redirect_uris": []string{"http://127.0.0.1/cb"}}
+	}
+	e := newEnv(t, func(o *Options) {
+		o.AllowPrivateCIMD = true
+		o.CIMDRootCAs = cs.pool()
+		o.CIMDFailureCacheTTL = 300 * time.Millisecond
+	})
+	token := func(id string) int {
+		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id}}
+		resp, _ := e.postForm("/token", v, "", "")
+		return resp.StatusCode
+	}
+	missing := cs.ts.URL + "/missing.json"
+	tests := []struct {
+		name      string
+		run       func()
+		wantFetch int64
+	}{
+		{"20 requests for a missing document fetch it once", func() {
+			for range 20 {
+				if st := token(missing); st != 401 {
+					t.Errorf("token with a missing document: %d, want 401", st)
+				}
+			}
+		}, 1},
+		{"after the failure TTL it is fetched again", func() {
+			time.Sleep(400 * time.Millisecond)
+			token(missing)
+			token(missing)
+		}, 1},
+		{"a caller giving up does not fail the shared fetch", func() {
+			id := cs.ts.URL + "/slow.json"
+			ctx, cancel := context.WithCancel(context.Background())
+			first := make(chan error, 1)
+			go func() { _, err := e.srv.cimd.fetch(ctx, id); first <- err }()
+			for cs.hits.Load() == 0 { // wait until the fetch reached the document server
+				time.Sleep(5 * time.Millisecond)
+			}
+			second := make(chan error, 1)
+			go func() { _, err := e.srv.cimd.fetch(context.Background(), id); second <- err }()
+			cancel()
+			if err := <-first; err == nil {
+				t.Errorf("cancelled caller got a client")
+			}
+			close(release)
+			if err := <-second; err != nil {
+				t.Errorf("second caller: %v", err)
+			}
+			if _, err := e.srv.cimd.fetch(context.Background(), id); err != nil {
+				t.Errorf("cached document: %v", err)
+			}
+		}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs.hits.Store(0)
+			tc.run()
+			if got := cs.hits.Load(); got != tc.wantFetch {
+				t.Errorf("document fetched %d times, want %d", got, tc.wantFetch)
+			}
+		})
 	}
 }

@@ -115,7 +115,8 @@ type Options struct {
 	MaxRedirectURIs int
 
 	// AllowPrivateCIMD lets Client ID Metadata Documents be fetched from private, loopback and
-	// link-local addresses. Development and tests only. Default false.
+	// link-local addresses and from any port (otherwise only 443, the default https port).
+	// Development and tests only. Default false.
 	AllowPrivateCIMD bool
 	// CIMDRootCAs, if set, replaces the system roots when fetching metadata documents (tests).
 	CIMDRootCAs *x509.CertPool
@@ -125,6 +126,9 @@ type Options struct {
 	CIMDMaxBytes int64
 	// CIMDCacheTTL is how long a fetched document is reused. Default 5m.
 	CIMDCacheTTL time.Duration
+	// CIMDFailureCacheTTL is how long a failed document fetch (unreachable, not 200, invalid) is
+	// remembered: requests naming that client_id are refused without fetching again. Default 1m.
+	CIMDFailureCacheTTL time.Duration
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -168,6 +172,7 @@ func (o *Options) setDefaults() error {
 	def(&o.RegistrationRateWindow, time.Minute)
 	def(&o.CIMDTimeout, 5*time.Second)
 	def(&o.CIMDCacheTTL, 5*time.Minute)
+	def(&o.CIMDFailureCacheTTL, time.Minute)
 	if o.RefreshGrace < 0 {
 		o.RefreshGrace = 0
 	}

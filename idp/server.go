@@ -83,7 +83,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("idp: signing keys: %w", err)
 	}
 	s.regLimiter = newRateLimiter(opts.RegistrationRateLimit, opts.RegistrationRateWindow, opts.Now)
-	s.cimd = newCIMDFetcher(&s.opts)
+	s.cimd = newCIMDFetcher(s.ctx, &s.opts)
 	s.routes()
 
 	s.wg.Add(1)

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"errors"
 	"sync"
 )
@@ -42,4 +43,24 @@ func (g *flightGroup) Do(key string, fn func() (any, error)) (any, error) {
 	}()
 	c.val, c.err = fn()
 	return c.val, c.err
+}
+
+// DoContext is Do, but the caller stops waiting when ctx ends (returning ctx's error); the shared
+// call keeps running for the other callers. fn must be bounded by its own context.
+func (g *flightGroup) DoContext(ctx context.Context, key string, fn func() (any, error)) (any, error) {
+	type result struct {
+		v   any
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := g.Do(key, fn)
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
