@@ -117,7 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.UpstreamLRU, "upstream-cache", 10000, "mcp_auth upstream_cache_size")
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
-	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of an extra (c) run and of (d) here (via its admin /debug/pprof); profiling slows (d)")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof); profiling slows (d)")
 	fs.StringVar(&c.Out, "out", "", "also write the markdown report to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -241,6 +241,18 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	rep := &report{cfg: cfg, caddyBin: caddyBin}
 	pid := caddy.cmd.Process.Pid
+	// withCPU runs f and adds the Caddy process's CPU time during it to the
+	// result: CPU per request depends less than req/s on what else shares
+	// the cores (though cache and SMT contention still move it).
+	withCPU := func(f func() (result, []time.Duration)) (result, []time.Duration) {
+		c0, err0 := processCPU(pid)
+		r, l := f()
+		c1, err1 := processCPU(pid)
+		if err0 == nil && err1 == nil {
+			r.CaddyCPU = c1 - c0
+		}
+		return r, l
+	}
 	rep.memIdle, _ = readMemory(pid)
 	rep.heapIdle, _ = heapInuse(ctx, adminAddr)
 
@@ -267,6 +279,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}{
 		{"(a) backend direct", direct, func() *picker { return fixed("") }},
 		{"(b) Caddy reverse_proxy", proxied, func() *picker { return fixed("") }},
+		// (b) with the same bearer token, forwarded unchecked: separates
+		// the cost of carrying a ~750-byte header from checking it.
+		{"(b') reverse_proxy, same bearer header, unchecked", proxied, func() *picker { return fixed(cached) }},
 		{"(c) mcp_auth, cached token + upstream", gated, func() *picker { return fixed(cached) }},
 	}
 	// Warm-up: connections, the JWKS fetch, the one token exchange.
@@ -283,7 +298,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	per := cfg.Duration / time.Duration(cfg.Rounds)
 	for range cfg.Rounds {
 		for i, cs := range cases {
-			r, l := runRaw(cs.name, cs.t, cs.p(), cfg.Conc, per)
+			r, l := withCPU(func() (result, []time.Duration) { return runRaw(cs.name, cs.t, cs.p(), cfg.Conc, per) })
 			rounds[i] = append(rounds[i], r)
 			lats[i] = append(lats[i], l)
 		}
@@ -295,17 +310,28 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.ProfileDir != "" {
 		// A separate (c) run, not part of the table, so the profile holds
 		// only the gateway's cached path.
-		logf("profiling (c) for %s", cfg.Duration)
-		stopProfile = startProfile(ctx, adminAddr, cfg.ProfileDir, "c", cfg.Duration, logf)
-		run("profile (c)", gated, fixed(cached), cfg.Conc, cfg.Duration)
-		stopProfile("c")
+		// (b) too, as the base of a diff: go tool pprof -diff_base b c.
+		for _, pc := range []struct {
+			name, tok string
+			t         target
+		}{{"b", "", proxied}, {"c", cached, gated}} {
+			logf("profiling (%s) for %s", pc.name, cfg.Duration)
+			stopProfile = startProfile(ctx, adminAddr, cfg.ProfileDir, pc.name, cfg.Duration, logf)
+			r, _ := withCPU(func() (result, []time.Duration) {
+				return runRaw("profile", pc.t, fixed(pc.tok), cfg.Conc, cfg.Duration)
+			})
+			stopProfile(pc.name)
+			logf("profile (%s): %d requests, Caddy CPU %s µs/req", pc.name, r.Reqs, usNum(r.CPUPerReq()))
+		}
 	}
 	logf("(d): fresh RS256 token per request")
 	if cfg.ProfileDir != "" {
 		stopProfile = startProfile(ctx, adminAddr, cfg.ProfileDir, "d", cfg.Duration, logf)
 	}
 	dp := &picker{toks: fresh}
-	d := run("(d) mcp_auth, fresh RS256 token each request", gated, dp, cfg.Conc, cfg.Duration)
+	d, _ := withCPU(func() (result, []time.Duration) {
+		return runRaw("(d) mcp_auth, fresh RS256 token each request", gated, dp, cfg.Conc, cfg.Duration)
+	})
 	if stopProfile != nil {
 		stopProfile("d")
 	}
@@ -354,7 +380,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				t   target
 				tok string
 			}{{proxied, ""}, {gated, cached}} {
-				r, l := runRaw([]string{"(b)", "(c)"}[i], p.t, fixed(p.tok), n, slice)
+				r, l := withCPU(func() (result, []time.Duration) {
+					return runRaw([]string{"(b)", "(c)"}[i], p.t, fixed(p.tok), n, slice)
+				})
 				rs[i] = append(rs[i], r)
 				ls[i] = append(ls[i], l)
 			}

@@ -206,3 +206,39 @@ func parseMetric(r io.Reader, name string) (int64, error) {
 	}
 	return 0, fmt.Errorf("metric %s not found", name)
 }
+
+// userHZ is the unit of utime and stime in /proc/<pid>/stat (USER_HZ, 100 on
+// Linux for every architecture this runs on).
+const userHZ = 100
+
+// processCPU is the user+system CPU time of every thread of pid so far.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) from a
+// /proc/<pid>/stat line; the command name (field 2) may contain spaces, so
+// fields are counted after its closing parenthesis.
+func parseStatCPU(s string) (time.Duration, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	var ticks int64
+	for _, v := range f[11:13] { // fields 14 and 15 overall
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -46,5 +47,27 @@ func TestParseMetric(t *testing.T) {
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("parseMetric(%q) = %d, %v", tt.in, got, err)
 		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"1234 (caddy) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0", 2 * time.Second, false},
+		{"1234 (my prog) x) R 1 2 3 4 5 6 7 8 9 10 1 2 0 0", 30 * time.Millisecond, false},
+		{"1234 caddy", 0, true},
+		{"1234 (caddy) S 1 2", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseStatCPU(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseStatCPU(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+	if d, err := processCPU(os.Getpid()); err != nil || d < 0 {
+		t.Fatalf("own CPU %v, %v", d, err)
 	}
 }

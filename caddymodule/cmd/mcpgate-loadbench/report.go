@@ -21,18 +21,22 @@ func (rep *report) markdown(w io.Writer) {
 	p("- mcp_auth: verify_cache_size %d, upstream_cache_size %d, token_exchange source", cfg.VerifyCache, cfg.UpstreamLRU)
 	p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
 	p("")
-	p("### Gateway cost at concurrency %d (%d interleaved rounds of a/b/c, %s each case)", cfg.Conc, cfg.Rounds, cfg.Duration)
+	p("### Gateway cost at concurrency %d (%d interleaved rounds of a/b/b'/c, %s each case)", cfg.Conc, cfg.Rounds, cfg.Duration)
 	p("")
-	p("| case | req/s | p50 ms | p99 ms | requests | errors |")
-	p("|---|---:|---:|---:|---:|---:|")
+	p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
+	p("|---|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rep.main {
-		p("| %s | %.0f | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), r.Reqs, r.Errors)
+		p("| %s | %.0f | %s | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), usNum(r.CPUPerReq()), r.Reqs, r.Errors)
 	}
-	if len(rep.main) == 4 {
-		b, c, d := rep.main[1], rep.main[2], rep.main[3]
+	if len(rep.main) == 5 {
+		b, b2, c, d := rep.main[1], rep.main[2], rep.main[3], rep.main[4]
 		p("")
 		p("- **c/b throughput: %.3f** (goal >= 0.95); p99 added by mcp_auth: **%s ms** (goal <= 0.2 ms)", ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
 		p("- **d/b throughput: %.3f**; p99 added: %s ms", ratio(d.RPS(), b.RPS()), msSigned(d.P99-b.P99))
+		p("- Caddy CPU per request: c adds %s µs to b's %s µs (b/c CPU ratio %.3f: the throughput ratio Caddy would reach on cores of its own); d adds %s µs",
+			usNum(c.CPUPerReq()-b.CPUPerReq()), usNum(b.CPUPerReq()), ratio(float64(b.CPUPerReq()), float64(c.CPUPerReq())), usNum(d.CPUPerReq()-b.CPUPerReq()))
+		p("- b'/b throughput: %.3f, Caddy CPU %s µs/req: the cost of the bearer header alone (read, parsed, copied, forwarded); c/b' throughput: %.3f",
+			ratio(b2.RPS(), b.RPS()), usSigned(b2.CPUPerReq()-b.CPUPerReq()), ratio(c.RPS(), b2.RPS()))
 		p("- b/a throughput (Caddy's own proxy cost): %.3f", ratio(b.RPS(), rep.main[0].RPS()))
 		if rep.freshNote != "" {
 			p("- %s", rep.freshNote)
@@ -44,11 +48,12 @@ func (rep *report) markdown(w io.Writer) {
 	p("")
 	p("### Concurrency (%s each of (b) and (c) per step, %d interleaved rounds)", cfg.ScanDuration, cfg.Rounds)
 	p("")
-	p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (c) req/s | (c) p50 ms | (c) p99 ms | c/b | c-b p99 ms |")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (b) CPU µs/req | (c) req/s | (c) p50 ms | (c) p99 ms | (c) CPU µs/req | c/b | c-b p99 ms |")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, bc := range rep.conc {
 		b, c := bc[0], bc[1]
-		p("| %d | %.0f | %s | %s | %.0f | %s | %s | %.3f | %s |", b.Conc, b.RPS(), ms(b.P50), ms(b.P99), c.RPS(), ms(c.P50), ms(c.P99), ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
+		p("| %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.3f | %s |", b.Conc, b.RPS(), ms(b.P50), ms(b.P99), usNum(b.CPUPerReq()),
+			c.RPS(), ms(c.P50), ms(c.P99), usNum(c.CPUPerReq()), ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
 	}
 	p("")
 	p("### Distinct users (concurrency %d, ES256 token per user, >= %s and at least one request per user)", cfg.Conc, cfg.ScanDuration)
@@ -98,6 +103,10 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1e3) }
 func msSigned(d time.Duration) string { return fmt.Sprintf("%+.3f", d.Seconds()*1e3) }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", d.Seconds()*1e6) }
+
+func usSigned(d time.Duration) string { return fmt.Sprintf("%+.0f", d.Seconds()*1e6) }
+
+func usNum(d time.Duration) string { return fmt.Sprintf("%.0f", d.Seconds()*1e6) }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
