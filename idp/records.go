@@ -70,6 +70,9 @@ type codeRecord struct {
 	Exp           int64  `json:"exp"`
 	Used          bool   `json:"used"`
 	FamilyID      string `json:"family_id"`
+	// PurgeAt (unix s) keeps a used code's record past Exp, until the access tokens it produced
+	// have expired, so a late replay is still recognised as reuse and revokes the grant.
+	PurgeAt int64 `json:"purge_at,omitempty"`
 }
 
 type familyRecord struct {
@@ -128,7 +131,8 @@ type loginState struct {
 
 // expiring is decoded from any record to find its expiry during cleanup.
 type expiring struct {
-	Exp int64 `json:"exp"`
+	Exp     int64 `json:"exp"`
+	PurgeAt int64 `json:"purge_at,omitempty"` // overrides Exp when later (used codes)
 }
 
 func (s *Server) getJSON(ctx context.Context, bucket, key string, v any) error {
@@ -153,7 +157,11 @@ func (s *Server) cleanup(ctx context.Context) {
 	for _, b := range []string{bucketCodes, bucketRefresh, bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates} {
 		n, err := s.store.DeleteIf(ctx, b, func(_ string, v []byte) bool {
 			var e expiring
-			return json.Unmarshal(v, &e) == nil && e.Exp > 0 && e.Exp < now
+			if json.Unmarshal(v, &e) != nil {
+				return false
+			}
+			end := max(e.Exp, e.PurgeAt)
+			return end > 0 && end < now
 		})
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {

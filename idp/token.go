@@ -82,6 +82,7 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	// Consume the code atomically: exactly one of concurrent redemptions sees it unused.
 	var rec codeRecord
 	reused := false
+	now := s.opts.Now()
 	err := s.store.Update(ctx, bucketCodes, hashSecret(code), func(old []byte) ([]byte, error) {
 		if old == nil {
 			return nil, errCodeNotFound
@@ -94,7 +95,13 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 			return old, nil
 		}
 		rec.Used = true
-		return json.Marshal(rec)
+		// Keep only what replay detection needs (no challenge, redirect URI or scope), until
+		// the access tokens this redemption issues have expired: a replay after the code's own
+		// expiry must still be "reused" and revoke the grant, not "invalid".
+		return json.Marshal(codeRecord{
+			ClientID: rec.ClientID, Sub: rec.Sub, Exp: rec.Exp, Used: true, FamilyID: rec.FamilyID,
+			PurgeAt: now.Add(max(s.opts.AccessTokenTTL, s.opts.CodeTTL)).Unix() + 1,
+		})
 	})
 	if errors.Is(err, errCodeNotFound) {
 		return nil, errInvalidGrant("the authorization code is invalid")
@@ -111,7 +118,6 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 		s.log.Info("authorization code reused; grant revoked", "client_id", rec.ClientID)
 		return nil, errInvalidGrant("the authorization code was already used")
 	}
-	now := s.opts.Now()
 	if now.Unix() >= rec.Exp {
 		return nil, errInvalidGrant("the authorization code has expired")
 	}

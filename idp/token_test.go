@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -409,6 +410,52 @@ func TestRefreshGraceReturnsSameSuccessor(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, e.login(c, fmt.Sprintf("grace%d", i), "")["refresh_token"].(string))
+		})
+	}
+}
+
+// A used code's record outlives the code's own expiry and cleanup until the access tokens it
+// produced have expired, so a late replay is still detected as reuse and revokes the grant.
+func TestCodeReplayAfterCleanup(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.AccessTokenTTL = time.Hour; o.CodeTTL = time.Minute })
+	c := e.register(nil)
+	tests := []struct {
+		name      string
+		after     time.Duration
+		wantReuse bool // replay answers "already used" and revokes; otherwise the record is gone
+	}{
+		{"just after the code expired", 61 * time.Second, true},
+		{"just before the access token expires", time.Hour - time.Second, true},
+		{"after the access tokens expired", time.Hour + time.Minute + 2*time.Second, false},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPKCE()
+			q := e.getCode(e.browser(), c, p, fmt.Sprintf("replay%d", i), "", nil)
+			resp, first := e.redeem(c, q.Get("code"), p.verifier, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("first redemption: %d %v", resp.StatusCode, first)
+			}
+			e.clock.Advance(tc.after)
+			e.srv.cleanup(context.Background())
+			_, err := e.srv.store.Get(context.Background(), bucketCodes, hashSecret(q.Get("code")))
+			if kept := err == nil; kept != tc.wantReuse {
+				t.Fatalf("used code record kept=%v after %v, want %v", kept, tc.after, tc.wantReuse)
+			}
+			if !tc.wantReuse {
+				return
+			}
+			resp, m := e.redeem(c, q.Get("code"), p.verifier, nil)
+			desc, _ := m["error_description"].(string)
+			if resp.StatusCode != 400 || m["error"] != "invalid_grant" || !strings.Contains(desc, "already used") {
+				t.Fatalf("replay: %d %v, want invalid_grant 'already used'", resp.StatusCode, m)
+			}
+			if resp, m := e.refresh(c, first["refresh_token"].(string)); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+				t.Errorf("refresh token of the replayed code still works: %d %v", resp.StatusCode, m)
+			}
+			if _, err := e.srv.verifyAccessToken(context.Background(), first["access_token"].(string)); err == nil {
+				t.Errorf("access token of the replayed code still verifies")
+			}
 		})
 	}
 }
