@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -477,5 +478,99 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 	})
 	if n != 1 {
 		t.Errorf("%d pooled key sets for the issuer, want 1", n)
+	}
+}
+
+// TestE2ERequestTrailersDropped: a chunked request's trailers never reach
+// the backend through reverse_proxy, neither declared ones (Go's client
+// announces them in a Trailer header) nor undeclared ones written on a raw
+// connection. Before the fix, trailers X-GitHub-Token and Authorization
+// reached the backend beside the gateway's header.
+func TestE2ERequestTrailersDropped(t *testing.T) {
+	e := newE2E(t)
+	type seen struct {
+		trailer, header http.Header
+		body            string
+	}
+	got := make(chan seen, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Trailer.Clone(), r.Header.Clone(), string(b)}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	e.backend.srv = srv
+	e.load("trailers")
+	tok := e.token("github:77")
+	const body = `{"jsonrpc":"2.0"}`
+	for _, c := range []struct {
+		name string
+		send func(t *testing.T) int
+	}{
+		{"declared trailers", func(t *testing.T) int {
+			pr, pw := io.Pipe()
+			req, _ := http.NewRequest("POST", e2eOrigin+"/mcp", pr)
+			req.ContentLength = -1
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Trailer = http.Header{"X-Github-Token": nil, "Authorization": nil, "X_github_token": nil}
+			go func() {
+				_, _ = pw.Write([]byte(body))
+				req.Trailer.Set("X-Github-Token", "gho_attacker")
+				req.Trailer.Set("Authorization", "Bearer "+tok)
+				req.Trailer["X_github_token"] = []string{"gho_attacker"}
+				_ = pw.Close()
+			}()
+			resp, err := e.tester.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode
+		}},
+		{"undeclared trailers on a raw connection", func(t *testing.T) int {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(e2eOrigin, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: localhost:19080\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\nX-GitHub-Token: gho_attacker\r\nAuthorization: Bearer %s\r\n\r\n", tok, len(body), body, tok)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if status := c.send(t); status != 200 {
+				t.Fatalf("status %d, want 200", status)
+			}
+			var s seen
+			select {
+			case s = <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("backend not called")
+			}
+			if s.body != body {
+				t.Errorf("backend body %q, want %q", s.body, body)
+			}
+			if len(s.trailer) != 0 {
+				keys := make([]string, 0, len(s.trailer))
+				for k := range s.trailer {
+					keys = append(keys, k)
+				}
+				t.Errorf("backend received request trailers %v", keys) // names only: values are tokens
+			}
+			if v := s.header.Values("X-Github-Token"); len(v) != 1 || v[0] != "gho_77" {
+				t.Errorf("backend X-GitHub-Token = %q, want only the gateway's gho_77", v)
+			}
+			if s.header.Get("Authorization") != "" || s.header.Get("Trailer") != "" {
+				t.Errorf("backend got Authorization %q / Trailer %q headers", s.header.Get("Authorization"), s.header.Get("Trailer"))
+			}
+		})
 	}
 }

@@ -540,12 +540,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	h.metrics.outcome(outcomeAllowed, "ok")
-	return next.ServeHTTP(w, r)
+	return next.ServeHTTP(w, withoutTrailers(r))
+}
+
+// withoutTrailers returns a shallow copy of r without request trailers, for
+// the next handler. Caddy's reverse_proxy forwards request trailers, and
+// they are not headers, so without this a chunked request could smuggle an
+// Authorization or upstream-header trailer past rewriteHeaders to the
+// backend. The copy matters: net/http fills the original request's Trailer
+// map (creating it if nil, also for undeclared trailers) when the body
+// reaches EOF, after this handler has run; reverse_proxy reads the Trailer
+// of the request it was given, which is the copy and stays nil.
+func withoutTrailers(r *http.Request) *http.Request {
+	delete(r.Header, "Trailer")
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Trailer = nil
+	return r2
 }
 
 // rewriteHeaders removes the client's Authorization header (unless
 // keep_authorization) and every client copy of the upstream header, also
 // spellings with "_" for "-" that some backends treat as the same header.
+// Request trailers are dropped separately, by withoutTrailers.
 func (h *Handler) rewriteHeaders(hdr http.Header) {
 	if !h.KeepAuthorization {
 		delete(hdr, "Authorization")
