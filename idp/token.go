@@ -143,7 +143,7 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	if err := s.getJSON(ctx, bucketFamilies, rec.FamilyID, &fam); err != nil || fam.Revoked {
 		return nil, errInvalidGrant("the authorization grant was revoked")
 	}
-	return s.issueTokens(ctx, c, rec.Sub, rec.Scope, rec.Resource, rec.FamilyID, fam.Exp, "")
+	return s.issueTokens(ctx, c, rec.Sub, rec.Scope, rec.Scope, rec.Resource, rec.FamilyID, fam.Exp, "")
 }
 
 // checkPKCE verifies an RFC 7636 S256 code_verifier: 43-128 characters of [A-Za-z0-9-._~], and
@@ -170,8 +170,9 @@ func checkPKCE(challenge, verifier string, sent bool) *oauthError {
 // grant family. The refresh token expires with the family (absolute lifetime). rt is the refresh
 // token to hand out (a rotation's successor, chosen when the old token was rotated) or "" for a
 // new random one; its record is created only if absent, so handing the same successor out again
-// within the grace window never resets its rotation state.
-func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, resource, familyID string, familyExp int64, rt string) (map[string]any, *oauthError) {
+// within the grace window never resets its rotation state. scope is the access token's (possibly
+// narrowed) scope; grantScope is the whole grant's, which the refresh token keeps (RFC 6749 §6).
+func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, grantScope, resource, familyID string, familyExp int64, rt string) (map[string]any, *oauthError) {
 	now := s.opts.Now()
 	at, jti, exp, err := s.mintAccessToken(sub, c.ID, scope, resource, now)
 	if err != nil {
@@ -193,7 +194,7 @@ func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, resourc
 			rt = randomToken()
 		}
 		nb, err := json.Marshal(refreshRecord{
-			FamilyID: familyID, ClientID: c.ID, Sub: sub, Scope: scope, Resource: resource, Exp: familyExp,
+			FamilyID: familyID, ClientID: c.ID, Sub: sub, Scope: grantScope, Resource: resource, Exp: familyExp,
 		})
 		if err == nil {
 			err = s.store.Update(ctx, bucketRefresh, hashSecret(rt), func(old []byte) ([]byte, error) {
@@ -316,9 +317,11 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	if outcome == "grace" && successor == "" {
 		// A record rotated before successors were kept: hand out no refresh token at all rather
 		// than a second live one.
-		return s.issueTokens(ctx, c, rec.Sub, scope, rec.Resource, rec.FamilyID, 0, "")
+		return s.issueTokens(ctx, c, rec.Sub, scope, rec.Scope, rec.Resource, rec.FamilyID, 0, "")
 	}
-	return s.issueTokens(ctx, c, rec.Sub, scope, rec.Resource, rec.FamilyID, rec.Exp, successor)
+	// A narrowed scope applies to this access token only; the refresh token keeps the original
+	// grant (RFC 6749 §6), so later refreshes may ask for any part of it again.
+	return s.issueTokens(ctx, c, rec.Sub, scope, rec.Scope, rec.Resource, rec.FamilyID, rec.Exp, successor)
 }
 
 // sealSuccessor encrypts a rotation's successor refresh token with AES-256-GCM under a key derived

@@ -459,3 +459,52 @@ func TestCodeReplayAfterCleanup(t *testing.T) {
 		})
 	}
 }
+
+// RFC 6749 §6: a refresh with a narrower scope narrows that access token only; the new refresh
+// token keeps the original grant, so a later refresh may ask for all of it again.
+func TestRefreshNarrowedScopeKeepsGrant(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Scopes = []string{"mcp", "extra"} })
+	c := e.register(map[string]any{"scope": "mcp extra"})
+	p := newPKCE()
+	q := e.getCode(e.browser(), c, p, "nina", "", url.Values{"scope": {"mcp extra"}})
+	resp, tok := e.redeem(c, q.Get("code"), p.verifier, nil)
+	if resp.StatusCode != 200 || tok["scope"] != "mcp extra" {
+		t.Fatalf("redeem: %d %v", resp.StatusCode, tok)
+	}
+	rt := tok["refresh_token"].(string)
+	tests := []struct {
+		request   string // scope parameter; "" = none
+		wantScope string // "" = refused with invalid_scope
+	}{
+		{"mcp", "mcp"},
+		{"", "mcp extra"},
+		{"extra", "extra"},
+		{"mcp extra", "mcp extra"},
+		{"mcp admin", ""},
+		{"extra mcp", "extra mcp"},
+	}
+	for _, tc := range tests {
+		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {c.ID}}
+		if tc.request != "" {
+			v.Set("scope", tc.request)
+		}
+		resp, m := e.postForm("/token", v, "", "")
+		if tc.wantScope == "" {
+			if resp.StatusCode != 400 || m["error"] != "invalid_scope" {
+				t.Fatalf("scope %q: %d %v, want invalid_scope", tc.request, resp.StatusCode, m)
+			}
+			continue
+		}
+		if resp.StatusCode != 200 || m["scope"] != tc.wantScope {
+			t.Fatalf("scope %q: %d %v, want scope %q", tc.request, resp.StatusCode, m, tc.wantScope)
+		}
+		claims, err := e.srv.verifyAccessToken(context.Background(), m["access_token"].(string))
+		if err != nil || claims.Scope != tc.wantScope {
+			t.Fatalf("scope %q: access token scope %v (%v)", tc.request, claims, err)
+		}
+		if got := e.introspect(m["refresh_token"].(string))["scope"]; got != "mcp extra" {
+			t.Fatalf("scope %q: new refresh token's scope %v, want the original grant", tc.request, got)
+		}
+		rt = m["refresh_token"].(string)
+	}
+}
