@@ -788,3 +788,27 @@ func BenchmarkHandlerNoToken(b *testing.B) {
 		}
 	}
 }
+
+// TestTokenWithoutSubRejected: RFC 9068 §2.2 requires sub; a token without
+// one (or with an empty one) is invalid and never reaches the token source
+// or the backend.
+func TestTokenWithoutSubRejected(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(map[string]any)
+	}{
+		{"sub missing", func(c map[string]any) { delete(c, "sub") }},
+		{"sub empty", func(c map[string]any) { c["sub"] = "" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := newTestEnv(t, nil)
+			cl := env.claims("x")
+			c.edit(cl)
+			w := env.do(bearerRequest("POST", "/mcp", env.token(cl)))
+			if w.Code != 401 || w.Header().Get("WWW-Authenticate") != chInvalid || env.backend.Calls() != 0 || env.exchange.calls.Load() != 0 {
+				t.Errorf("status %d, challenge %q, backend %d, exchange %d; want 401 invalid_token, no calls",
+					w.Code, w.Header().Get("WWW-Authenticate"), env.backend.Calls(), env.exchange.calls.Load())
+			}
+		})
+	}
+}

@@ -102,6 +102,12 @@ func (k upstreamKey) String() string { return k.iss + "\x00" + k.sub }
 
 // Get returns the user's upstream token from the cache or the source.
 func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
+	if claims.Subject == "" {
+		// No user to key on (jwtverify rejects such tokens; this guards
+		// other callers): never cache or share, so two subject-less
+		// tokens can never get each other's upstream token.
+		return u.fetchUnshared(ctx, claims, subjectToken)
+	}
 	key := upstreamKey{claims.Issuer, claims.Subject}
 	if tok, ok := u.cached(key); ok {
 		u.hit(true)
@@ -156,6 +162,27 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 	case <-ctx.Done():
 		return Token{}, errors.Join(ErrSourceUnavailable, ctx.Err())
 	}
+}
+
+// fetchUnshared asks the source once for this request alone: no cache, no
+// singleflight.
+func (u *upstreamCache) fetchUnshared(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
+	cctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	start := u.now()
+	tok, err := u.source.UpstreamToken(cctx, claims, subjectToken)
+	if u.latency != nil {
+		u.latency(u.now().Sub(start), err)
+	}
+	switch {
+	case err != nil:
+		return Token{}, err
+	case tok.Value == "":
+		return Token{}, ErrNoUpstreamToken
+	case !httpguts.ValidHeaderFieldValue(tok.Value):
+		return Token{}, fmt.Errorf("%w: the source returned a token that is not a valid header value", ErrSourceUnavailable)
+	}
+	return tok, nil
 }
 
 // cached returns the user's unexpired cached token, dropping an expired one.

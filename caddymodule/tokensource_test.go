@@ -135,3 +135,31 @@ func TestUpstreamCacheErrorsAndSharing(t *testing.T) {
 		t.Errorf("canceled waiter: %v", err)
 	}
 }
+
+// TestUpstreamCacheEmptySubject: tokens without a subject never share an
+// upstream token, neither through the cache nor a collapsed call: each
+// request asks the source with its own subject token.
+func TestUpstreamCacheEmptySubject(t *testing.T) {
+	var calls atomic.Int64
+	src := funcSource(func(_ context.Context, _ *jwtverify.Claims, subject string) (Token, error) {
+		calls.Add(1)
+		return Token{Value: "for-" + subject}, nil
+	})
+	u := newUpstreamCache(src, 10, time.Minute, time.Second, time.Now)
+	anon := &jwtverify.Claims{Issuer: "https://a"}
+	for i, c := range []struct {
+		subjectToken, want string
+	}{
+		{"token-A", "for-token-A"},
+		{"token-B", "for-token-B"},
+		{"token-A", "for-token-A"},
+	} {
+		tok, err := u.Get(context.Background(), anon, c.subjectToken)
+		if err != nil || tok.Value != c.want {
+			t.Fatalf("request %d: got %q, %v; want %q", i, tok.Value, err, c.want)
+		}
+		if calls.Load() != int64(i+1) {
+			t.Fatalf("request %d: source calls %d, want %d (an empty subject must not be cached)", i, calls.Load(), i+1)
+		}
+	}
+}

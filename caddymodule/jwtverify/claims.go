@@ -147,7 +147,8 @@ func stringOrList(raw json.RawMessage) ([]string, bool) {
 	return nil, false
 }
 
-// check validates the claims that need no key: typ, exp, nbf, iat and aud.
+// check validates the claims that need no key: typ, exp, nbf, iat, aud and
+// sub (required and non-empty).
 // It runs before any key lookup so that expired or foreign tokens never cause
 // a JWKS fetch. Leeway applies to exp, nbf and iat: a token is accepted while
 // now < exp+leeway, now >= nbf-leeway and now >= iat-leeway.
@@ -206,6 +207,12 @@ func (c *tokenClaims) check(now time.Time, leeway time.Duration, wantAud string)
 		if c.scopes, ok = stringOrList(c.Scp); !ok {
 			return invalid(reasonMalformed, "scp is not a string or an array of strings")
 		}
+	}
+	// RFC 9068 §2.2: sub is required. Without it the token names no user,
+	// and everything keyed by user (the upstream token cache) would lump
+	// all such tokens together.
+	if c.Sub == "" {
+		return invalid(reasonMissingClaim, "sub is required")
 	}
 	return nil
 }

@@ -165,6 +165,10 @@ func TestVerifySecurityCases(t *testing.T) {
 		}, nil, "malformed"},
 		{"10 exp missing", func() string { return tokenRS256(t, with(now, func(c map[string]any) { delete(c, "exp") })) }, nil, "missing_claim"},
 		{"10 exp null", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = nil })) }, nil, "missing_claim"},
+		{"RFC 9068 sub missing", func() string { return tokenRS256(t, with(now, func(c map[string]any) { delete(c, "sub") })) }, nil, "missing_claim"},
+		{"RFC 9068 sub empty", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["sub"] = "" })) }, nil, "missing_claim"},
+		{"RFC 9068 sub null", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["sub"] = nil })) }, nil, "missing_claim"},
+		{"RFC 9068 sub number", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["sub"] = 42 })) }, nil, "malformed"},
 		{"10 exp absurdly large", func() string { return tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = 1e300 })) }, nil, "malformed"},
 
 		// Case 11: nbf / iat with leeway (default 30s).
