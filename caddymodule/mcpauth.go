@@ -568,10 +568,41 @@ func (h *Handler) rewriteHeaders(hdr http.Header) {
 		delete(hdr, "Authorization")
 	}
 	for k := range hdr {
-		if len(k) == len(h.upstreamKey) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), h.upstreamKey) {
+		if sameHeaderName(k, h.upstreamKey) {
 			delete(hdr, k)
 		}
 	}
+}
+
+// sameHeaderName reports whether two header names are the same once case is
+// ignored and "_" and "-" are treated as equal, as some backends (CGI-style
+// servers, frameworks mapping headers to variables) do. Both sides are
+// normalised, so an upstream_header spelled with "_" also catches client
+// copies spelled with "-" and the reverse.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y && lowerASCII(x) != lowerASCII(y) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
 }
 
 // originOf returns scheme://host[:port] of an absolute URL.

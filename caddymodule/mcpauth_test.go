@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -810,5 +811,46 @@ func TestTokenWithoutSubRejected(t *testing.T) {
 					w.Code, w.Header().Get("WWW-Authenticate"), env.backend.Calls(), env.exchange.calls.Load())
 			}
 		})
+	}
+}
+
+// TestUpstreamHeaderSpellings: whatever spelling upstream_header uses ("_"
+// or "-", any case), every client copy in any spelling is deleted and the
+// backend sees only the gateway's value. Before, with "_" in upstream_header
+// the normalisation ran on one side only and client copies survived.
+func TestUpstreamHeaderSpellings(t *testing.T) {
+	clientCopies := []string{"X-Github-Token", "X_github_token", "X-GITHUB_TOKEN", "x_GitHub-token"}
+	for _, configured := range []string{"X-GitHub-Token", "X_GitHub_Token", "x-github_token"} {
+		for _, linked := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s linked=%v", configured, linked), func(t *testing.T) {
+				env := newTestEnv(t, func(h *Handler, _ *testEnv) {
+					h.UpstreamHeader = configured
+					h.OnMissingUpstream = OnMissingUpstreamPass
+				})
+				if !linked {
+					env.exchange.setUnlinked("github:9")
+				}
+				r := bearerRequest("POST", "/mcp", env.validToken("github:9"))
+				for _, k := range clientCopies {
+					r.Header[k] = []string{"gho_attacker"}
+				}
+				if w := env.do(r); w.Code != 200 {
+					t.Fatalf("status %d", w.Code)
+				}
+				var got []string
+				for k, vs := range env.backend.Last() {
+					if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "x-github-token") {
+						got = append(got, vs...)
+					}
+				}
+				want := []string{"gho_9"}
+				if !linked {
+					want = nil
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("backend upstream header values %q, want %q", got, want)
+				}
+			})
+		}
 	}
 }
