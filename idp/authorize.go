@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -114,6 +115,14 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		ClientID: c.ID, RedirectURI: redirect, RedirectGiven: given, State: state,
 		Challenge: challenge, Scope: scope, Resource: resource,
 		Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix(),
+	}
+	// Every pending request is a stored record until sign-in: bound how many one address starts.
+	if !s.authzLimiter.allow(remoteIP(r)) {
+		s.log.Info("authorization requests rate limited", "remote", remoteIP(r))
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.opts.AuthorizeRateWindow.Seconds())))
+		s.renderError(w, http.StatusTooManyRequests, "Too many sign-in requests",
+			"Too many authorization requests came from your network address. Wait a minute, then start again from your application.")
+		return
 	}
 	id := randomToken()
 	if err := s.putJSON(ctx, bucketAuthReqs, id, ar); err != nil {

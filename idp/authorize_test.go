@@ -1,10 +1,13 @@
 package idp
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // SECURITY.md 22, 23, 24: redirect URI errors are pages, never redirects.
@@ -257,4 +260,47 @@ func toStrings(v any) []string {
 		out = append(out, x.(string))
 	}
 	return out
+}
+
+// Each valid /authorize stores a pending request until sign-in, so one address may start only
+// AuthorizeRateLimit of them per window; beyond that a 429 page, nothing stored.
+func TestAuthorizeRateLimitPerAddress(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.AuthorizeRateLimit = 3 })
+	c := e.register(nil)
+	get := func(addr string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, authorizeURL(e, c, newPKCE(), nil), nil)
+		req.RemoteAddr = addr
+		req.Header.Set("X-Forwarded-For", "203.0.113.50") // never consulted
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec
+	}
+	const a, b = "198.51.100.1:1000", "198.51.100.2:1000"
+	tests := []struct {
+		addr    string
+		advance time.Duration
+		want    int
+	}{
+		{a, 0, http.StatusFound},
+		{a, 0, http.StatusFound},
+		{a, 0, http.StatusFound},
+		{a, 0, http.StatusTooManyRequests},
+		{b, 0, http.StatusFound},
+		{a, 61 * time.Second, http.StatusFound},
+	}
+	for i, tc := range tests {
+		e.clock.Advance(tc.advance)
+		rec := get(tc.addr)
+		if rec.Code != tc.want {
+			t.Fatalf("request %d from %s: %d, want %d", i, tc.addr, rec.Code, tc.want)
+		}
+		if rec.Code == http.StatusTooManyRequests {
+			if rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "Too many") || rec.Header().Get("Location") != "" {
+				t.Errorf("429 page: headers %v body %q", rec.Header(), rec.Body.String())
+			}
+		}
+	}
+	if n, _ := e.srv.store.Count(context.Background(), bucketAuthReqs); n != 5 {
+		t.Errorf("%d pending requests stored, want 5", n)
+	}
 }

@@ -3,6 +3,7 @@ package idp
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -51,6 +52,14 @@ func secretMatches(presented, storedHash string) bool {
 // constantTimeEqual compares two strings in constant time (for their common length).
 func constantTimeEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// deriveKey derives an independent 32-byte key for one purpose from the storage encryption key
+// (HMAC-SHA256 with the purpose as message), so the two never share key material directly.
+func deriveKey(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // sealer encrypts with AES-256-GCM; the associated data binds a ciphertext to its owner (user id

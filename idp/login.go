@@ -33,12 +33,7 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, reqID, errMsg string, status int) {
-	sess, err := s.ensureSession(w, r)
-	if err != nil {
-		s.log.Error("create session", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
-		return
-	}
+	csrf := s.loginCSRF(w, r)
 	ghURL := s.endpoint("/login/github")
 	if reqID != "" {
 		ghURL += "?req=" + url.QueryEscape(reqID)
@@ -49,7 +44,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, reqID, errM
 		"GitHub":    s.githubConfigured(),
 		"GitHubURL": ghURL,
 		"Dev":       s.opts.DevLogin,
-		"CSRF":      sess.CSRF,
+		"CSRF":      csrf,
 		"ReqID":     reqID,
 		"Action":    s.endpoint("/login"),
 	})
@@ -66,7 +61,7 @@ func (s *Server) handleDevLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
-	if err := checkCSRF(r, s.loadSession(r)); err != nil {
+	if err := s.checkLoginCSRF(r); err != nil {
 		s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong. Go back and try again.")
 		return
 	}

@@ -109,6 +109,13 @@ type Options struct {
 	RegistrationRateLimit int
 	// RegistrationRateWindow default 1 minute.
 	RegistrationRateWindow time.Duration
+	// AuthorizeRateLimit is the number of pending authorization requests (valid /authorize
+	// requests, each of which stores a record until sign-in) one remote address may start per
+	// AuthorizeRateWindow; beyond it /authorize answers a 429 page. Default 100; negative
+	// disables. The address is r.RemoteAddr only, as for RegistrationRateLimit.
+	AuthorizeRateLimit int
+	// AuthorizeRateWindow default 1 minute.
+	AuthorizeRateWindow time.Duration
 	// MaxClients caps the number of registered clients. Default 10000.
 	MaxClients int
 	// MaxRedirectURIs caps redirect_uris per client. Default 10.
@@ -176,6 +183,10 @@ func (o *Options) setDefaults() error {
 	if o.RefreshGrace < 0 {
 		o.RefreshGrace = 0
 	}
+	if o.AuthorizeRateLimit == 0 {
+		o.AuthorizeRateLimit = 100
+	}
+	def(&o.AuthorizeRateWindow, time.Minute)
 	if o.RegistrationRateLimit == 0 {
 		o.RegistrationRateLimit = 20
 	}

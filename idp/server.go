@@ -33,9 +33,11 @@ type Server struct {
 	secure    bool   // issuer is https: Secure, __Host- cookies
 	cookie    string // session cookie name
 
-	regLimiter *rateLimiter
-	cimd       *cimdFetcher
-	ghFlight   flightGroup
+	regLimiter   *rateLimiter
+	authzLimiter *rateLimiter // pending authorization requests per address
+	csrfKey      []byte       // HMAC key of the stateless anonymous login CSRF token
+	cimd         *cimdFetcher
+	ghFlight     flightGroup
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -65,6 +67,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.sealer = sl
+	s.csrfKey = deriveKey(opts.EncryptionKey, "mcpgate-idp anonymous login csrf v1")
 	iu, _ := url.Parse(opts.Issuer)
 	s.basePath = strings.TrimRight(iu.Path, "/")
 	s.secure = iu.Scheme == "https"
@@ -83,6 +86,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("idp: signing keys: %w", err)
 	}
 	s.regLimiter = newRateLimiter(opts.RegistrationRateLimit, opts.RegistrationRateWindow, opts.Now)
+	s.authzLimiter = newRateLimiter(opts.AuthorizeRateLimit, opts.AuthorizeRateWindow, opts.Now)
 	s.cimd = newCIMDFetcher(s.ctx, &s.opts)
 	s.routes()
 
@@ -116,6 +120,7 @@ func (s *Server) background() {
 		case <-t.C:
 			s.cleanup(s.ctx)
 			s.regLimiter.prune()
+			s.authzLimiter.prune()
 			if err := s.keys.maintain(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Error("signing key maintenance failed", "error", err)
 			}

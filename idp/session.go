@@ -2,14 +2,23 @@ package idp
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
 // Browser sessions: a random id in an HttpOnly, SameSite=Lax cookie (Secure and __Host- prefixed
 // when the issuer is https); the store keeps only its hash, the signed-in sub and the session's
 // CSRF token. Signing in always starts a new session id (no fixation).
+//
+// A visitor who is not signed in has no stored session: the login form's CSRF token is stateless.
+// The same cookie then holds "a.<expiry>.<nonce>" and the form token is
+// HMAC-SHA256(csrfKey, cookie value), so an anonymous GET /login writes nothing to the store.
 
 type session struct {
 	key string // hash of the cookie value
@@ -18,7 +27,7 @@ type session struct {
 
 func (s *Server) loadSession(r *http.Request) *session {
 	c, err := r.Cookie(s.cookie)
-	if err != nil || c.Value == "" || len(c.Value) > 100 {
+	if err != nil || c.Value == "" || len(c.Value) > 100 || strings.HasPrefix(c.Value, anonPrefix) {
 		return nil
 	}
 	key := hashSecret(c.Value)
@@ -32,22 +41,61 @@ func (s *Server) loadSession(r *http.Request) *session {
 	return &session{key: key, sessionRecord: rec}
 }
 
-// ensureSession returns the current session or creates an anonymous one (for the CSRF token of
-// the login form).
-func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) (*session, error) {
+const anonPrefix = "a."
+
+// loginCSRF returns the CSRF token for the login form: the signed-in session's, or else the
+// stateless anonymous token, setting a new anonymous cookie (valid LoginTTL) unless the browser
+// already has a valid one. It never writes to the store.
+func (s *Server) loginCSRF(w http.ResponseWriter, r *http.Request) string {
 	if sess := s.loadSession(r); sess != nil {
-		return sess, nil
+		return sess.CSRF
 	}
-	return s.newSession(w, r.Context(), "")
+	if v, ok := s.anonCookie(r); ok {
+		return s.anonToken(v)
+	}
+	exp := s.opts.Now().Add(s.opts.LoginTTL).Unix()
+	v := anonPrefix + strconv.FormatInt(exp, 10) + "." + randomToken()
+	s.setCookie(w, s.cookie, v, s.opts.LoginTTL)
+	return s.anonToken(v)
+}
+
+// anonCookie returns the browser's anonymous cookie value if it is well formed and unexpired.
+func (s *Server) anonCookie(r *http.Request) (string, bool) {
+	c, err := r.Cookie(s.cookie)
+	if err != nil || len(c.Value) > 100 || !strings.HasPrefix(c.Value, anonPrefix) {
+		return "", false
+	}
+	expS, nonce, ok := strings.Cut(strings.TrimPrefix(c.Value, anonPrefix), ".")
+	exp, err := strconv.ParseInt(expS, 10, 64)
+	if !ok || err != nil || nonce == "" || s.opts.Now().Unix() >= exp {
+		return "", false
+	}
+	return c.Value, true
+}
+
+func (s *Server) anonToken(cookieValue string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(cookieValue))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// checkLoginCSRF accepts the login form's csrf_token if it matches the signed-in session's token
+// or the HMAC of this browser's anonymous cookie (constant time).
+func (s *Server) checkLoginCSRF(r *http.Request) error {
+	if sess := s.loadSession(r); sess != nil {
+		return checkCSRF(r, sess)
+	}
+	v, ok := s.anonCookie(r)
+	tok := r.PostForm.Get("csrf_token")
+	if !ok || tok == "" || !constantTimeEqual(tok, s.anonToken(v)) {
+		return errCSRF
+	}
+	return nil
 }
 
 func (s *Server) newSession(w http.ResponseWriter, ctx context.Context, sub string) (*session, error) {
 	id := randomToken()
-	// Anonymous sessions (only a CSRF token for the login form) live as long as a login attempt.
 	ttl := s.opts.SessionTTL
-	if sub == "" {
-		ttl = s.opts.LoginTTL
-	}
 	rec := sessionRecord{Sub: sub, CSRF: randomToken(), Exp: s.opts.Now().Add(ttl).Unix()}
 	key := hashSecret(id)
 	if err := s.putJSON(ctx, bucketSessions, key, rec); err != nil {
