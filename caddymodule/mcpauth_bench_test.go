@@ -159,3 +159,25 @@ func BenchmarkUpstreamCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHandlerCachedParallel is the cached path from GOMAXPROCS
+// goroutines at once: the verified-token and upstream caches are shared
+// LRUs behind a mutex, so contention would show here and not above.
+func BenchmarkHandlerCachedParallel(b *testing.B) {
+	env := newTestEnv(b, nil)
+	tok := env.validToken("github:1")
+	if err := env.h.ServeHTTP(&nopWriter{h: http.Header{}}, newBenchRequest(tok).reset(), nopNext); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		br := newBenchRequest(tok)
+		w := &nopWriter{h: http.Header{}}
+		for pb.Next() {
+			if err := env.h.ServeHTTP(w, br.reset(), nopNext); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
