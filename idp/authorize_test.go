@@ -196,14 +196,46 @@ func TestPagesEscapeReflectedInput(t *testing.T) {
 	if !strings.Contains(pg.body, "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Errorf("client name not shown escaped:\n%s", pg.body)
 	}
-	// The login page with a hostile username shows an error without reflecting markup.
-	lp := e.browser().follow(authorizeURL(e, c, newPKCE(), nil))
-	csrf := formValue(t, csrfRe, lp.body)
-	bb := e.browser()
-	_ = bb
-	r := b.post(e.url("/login"), url.Values{"csrf_token": {csrf}, "username": {evil}})
-	if strings.Contains(r.body, "<script>") {
-		t.Errorf("login error page reflects markup")
+	// The hostile state is never rendered in HTML, but must round-trip exactly, URL-encoded, in the
+	// redirect back to the client.
+	r := b.approve(pg)
+	loc, err := url.Parse(r.location)
+	if r.status != http.StatusFound || err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("approve: %d %q", r.status, r.location)
+	}
+	if got := loc.Query().Get("state"); got != evil {
+		t.Errorf("state round-trip: got %q, want %q", got, evil)
+	}
+	if raw := r.location; strings.ContainsAny(raw, `"<> `) {
+		t.Errorf("Location carries the state unencoded: %q", raw)
+	}
+
+	// The login form with hostile input, posted with this browser's own CSRF token, is refused
+	// with 400 and shows the error without reflecting markup.
+	for _, tc := range []struct {
+		name string
+		form url.Values
+	}{
+		{"hostile username", url.Values{"username": {evil}}},
+		{"hostile username, img", url.Values{"username": {`<img src=x onerror=alert(2)>`}}},
+		{"hostile token (invalid: has a space)", url.Values{"username": {"eve2"}, "github_token": {"ghp_x\"><script>alert(4)</script> x"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lb := e.browser()
+			lp := lb.follow(authorizeURL(e, c, newPKCE(), nil))
+			tc.form.Set("csrf_token", formValue(t, csrfRe, lp.body))
+			tc.form.Set("req", formValue(t, reqRe, lp.body))
+			r := lb.post(e.url("/login"), tc.form)
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400 (the form must get past the CSRF check):\n%s", r.status, r.body)
+			}
+			if strings.Contains(r.body, "<script>") || strings.Contains(r.body, "<img") {
+				t.Errorf("login error page reflects markup:\n%s", r.body)
+			}
+			if !strings.Contains(r.body, `name="csrf_token"`) {
+				t.Errorf("not the login form with an error:\n%s", r.body)
+			}
+		})
 	}
 }
 
