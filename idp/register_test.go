@@ -1,13 +1,18 @@
 package idp
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // SECURITY.md 19 and 20.
@@ -266,4 +271,109 @@ func TestInitialAccessTokenGuessesAreRateLimited(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
 		}
 	}
+}
+
+// hookStore wraps a MemoryStore to widen race windows: Put of a client sleeps, and afterGet runs
+// after every Get.
+type hookStore struct {
+	*MemoryStore
+	putDelay time.Duration
+	afterGet func(bucket, key string)
+}
+
+func (h *hookStore) Put(ctx context.Context, bucket, key string, v []byte) error {
+	if bucket == bucketClients {
+		time.Sleep(h.putDelay)
+	}
+	return h.MemoryStore.Put(ctx, bucket, key, v)
+}
+
+func (h *hookStore) Get(ctx context.Context, bucket, key string) ([]byte, error) {
+	v, err := h.MemoryStore.Get(ctx, bucket, key)
+	if h.afterGet != nil {
+		h.afterGet(bucket, key)
+	}
+	return v, err
+}
+
+// The client cap holds under concurrent registrations and deletions give slots back; an RFC 7592
+// PUT racing a DELETE cannot bring the client back.
+func TestClientCapAndUpdateAreAtomic(t *testing.T) {
+	hs := &hookStore{MemoryStore: NewMemoryStore(), putDelay: 20 * time.Millisecond}
+	e := newEnv(t, func(o *Options) {
+		o.Store, o.EncryptionKey = hs, make([]byte, 32)
+		o.MaxClients, o.RegistrationRateLimit = 3, -1
+	})
+	body := map[string]any{"redirect_uris": []string{"https://a.example/cb"}}
+	registerN := func(n int) (ok int, ids []string) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				b, _ := json.Marshal(body)
+				resp, err := http.Post(e.url("/register"), "application/json", bytes.NewReader(b))
+				if err != nil {
+					return
+				}
+				defer resp.Body.Close()
+				var m map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&m)
+				mu.Lock()
+				defer mu.Unlock()
+				if resp.StatusCode == 201 {
+					ok++
+					ids = append(ids, m["client_id"].(string)+" "+m["registration_access_token"].(string))
+				}
+			})
+		}
+		wg.Wait()
+		return ok, ids
+	}
+	del := func(idTok string) int {
+		id, tok, _ := strings.Cut(idTok, " ")
+		req, _ := http.NewRequest(http.MethodDelete, e.url("/register/"+id), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, _ := doJSON(t, req)
+		return resp.StatusCode
+	}
+	ok, ids := registerN(10)
+	steps := []struct {
+		name string
+		run  func() int
+		want int
+	}{
+		{"10 concurrent registrations under a cap of 3", func() int { return ok }, 3},
+		{"an 11th", func() int { n, _ := registerN(1); return n }, 0},
+		{"delete one", func() int { return del(ids[0]) }, 204},
+		{"deleting it again gives nothing back", func() int { return del(ids[0]) }, 401},
+		{"then 5 concurrent registrations", func() int { n, _ := registerN(5); return n }, 1},
+		{"clients stored", func() int { n, _ := hs.Count(context.Background(), bucketClients); return n }, 3},
+	}
+	for _, st := range steps {
+		if got := st.run(); got != st.want {
+			t.Fatalf("%s: got %d, want %d", st.name, got, st.want)
+		}
+	}
+
+	t.Run("PUT racing DELETE", func(t *testing.T) {
+		id, tok, _ := strings.Cut(ids[1], " ")
+		var once sync.Once
+		hs.afterGet = func(bucket, key string) {
+			if bucket == bucketClients && key == id {
+				once.Do(func() { _ = hs.MemoryStore.Delete(context.Background(), bucketClients, id) })
+			}
+		}
+		defer func() { hs.afterGet = nil }()
+		upd := fmt.Sprintf(`{"client_id":%q,"redirect_uris":["https://new.example/cb"]}`, id)
+		req, _ := http.NewRequest(http.MethodPut, e.url("/register/"+id), strings.NewReader(upd))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, m := doJSON(t, req)
+		if resp.StatusCode != 401 {
+			t.Errorf("PUT of a client deleted meanwhile: %d %v, want 401", resp.StatusCode, m)
+		}
+		if _, err := hs.MemoryStore.Get(context.Background(), bucketClients, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleted client resurrected by PUT (err %v)", err)
+		}
+	})
 }

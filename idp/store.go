@@ -52,11 +52,16 @@ const (
 	bucketAuthReqs = "authreqs" // pending authorization request id -> authRequest
 	bucketStates   = "states"   // sha256(GitHub OAuth state) -> loginState
 	bucketKeys     = "keys"     // kid -> keyRecord (private key sealed, AAD = kid)
+	bucketMeta     = "meta"     // server counters, e.g. metaClientCount
 )
+
+// metaClientCount (in bucketMeta) is the number of registered clients, kept by store.Update so the
+// MaxClients cap holds under concurrent registrations.
+const metaClientCount = "client_count"
 
 var allBuckets = []string{
 	bucketClients, bucketUsers, bucketGitHub, bucketConsents, bucketCodes, bucketRefresh,
-	bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketKeys,
+	bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketKeys, bucketMeta,
 }
 
 var errStoreClosed = errors.New("idp: store closed")
