@@ -495,6 +495,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if r.Context().Err() != nil {
 			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "canceled", desc: "request canceled", retry: true})
 		}
+		if errors.Is(err, jwtverify.ErrKeysUnavailable) {
+			// The issuer's keys have never loaded (JWKS or discovery
+			// down): the token may be fine, so no invalid_token that
+			// would send the client to sign in again.
+			h.logger.Warn("issuer signing keys unavailable; answering 503", zap.Error(err))
+			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "keys_unavailable",
+				code: "temporarily_unavailable", desc: "the token issuer's signing keys are unavailable", retry: true})
+		}
 		h.logger.Error("token verification failed", zap.Error(err))
 		return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "verify_error", desc: "token verification is unavailable", retry: true})
 	}

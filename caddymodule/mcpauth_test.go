@@ -854,3 +854,40 @@ func TestUpstreamHeaderSpellings(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSNeverLoaded: when the issuer's JWKS is down from the start, valid
+// tokens get 503 with Retry-After (not 401 invalid_token, which would send
+// clients to sign in again), the backend is not called, and they are
+// accepted as soon as the JWKS recovers: the retry backoff while no keys have
+// loaded is one second, not the refetch cooldown.
+func TestJWKSNeverLoaded(t *testing.T) {
+	env := newTestEnv(t, nil) // refetch cooldown: the 30s default
+	env.issuer.jwksDown.Store(true)
+	tok := env.validToken("github:1")
+	for _, s := range []struct {
+		name        string
+		advance     time.Duration
+		down        bool
+		status      int
+		wantFetches int64
+	}{
+		{"down at start", 0, true, 503, 1},
+		{"still down, within the backoff", 500 * time.Millisecond, true, 503, 1},
+		{"recovered, after the backoff", 600 * time.Millisecond, false, 200, 2},
+	} {
+		// Both clocks: the key set may run on the real one.
+		env.clock.Advance(s.advance)
+		time.Sleep(s.advance)
+		env.issuer.jwksDown.Store(s.down)
+		w := env.do(bearerRequest("POST", "/mcp", tok))
+		if w.Code != s.status || env.issuer.jwksFetches.Load() != s.wantFetches {
+			t.Fatalf("%s: status %d, JWKS fetches %d; want %d, %d", s.name, w.Code, env.issuer.jwksFetches.Load(), s.status, s.wantFetches)
+		}
+		if s.status == 503 {
+			if w.Header().Get("Retry-After") == "" || w.Header().Get("WWW-Authenticate") != "" || env.backend.Calls() != 0 {
+				t.Fatalf("%s: Retry-After %q, challenge %q, backend calls %d", s.name,
+					w.Header().Get("Retry-After"), w.Header().Get("WWW-Authenticate"), env.backend.Calls())
+			}
+		}
+	}
+}

@@ -25,8 +25,8 @@ func tlsCopy(t *testing.T, h http.Handler) (*httptest.Server, json.RawMessage) {
 }
 
 // The JWKS and the token endpoint are served over HTTPS by a CA only the trust pool names: with
-// tls_trust_pool the gateway verifies and injects; without it, every token is refused (the JWKS
-// cannot be fetched) and the token endpoint counts as unreachable.
+// tls_trust_pool the gateway verifies and injects; without it the JWKS cannot be fetched, so
+// the issuer's keys are unavailable: 503 with Retry-After (not 401, the token may be fine).
 func TestTrustPool(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
@@ -34,7 +34,7 @@ func TestTrustPool(t *testing.T) {
 		wantStatus int
 	}{
 		{"with tls_trust_pool", true, http.StatusOK},
-		{"system roots only", false, http.StatusUnauthorized},
+		{"system roots only", false, http.StatusServiceUnavailable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var jwksFetches, exchanges int
@@ -68,8 +68,14 @@ func TestTrustPool(t *testing.T) {
 				if jwksFetches == 0 || exchanges != 1 {
 					t.Fatalf("jwks fetches %d, exchanges %d; want >0 and 1", jwksFetches, exchanges)
 				}
-			} else if env.backend.Calls() != 0 {
-				t.Fatal("the backend was called")
+			} else {
+				if env.backend.Calls() != 0 {
+					t.Fatal("the backend was called")
+				}
+				if w.Header().Get("Retry-After") == "" || w.Header().Get("WWW-Authenticate") != "" {
+					t.Fatalf("Retry-After %q, WWW-Authenticate %q; want a Retry-After and no challenge",
+						w.Header().Get("Retry-After"), w.Header().Get("WWW-Authenticate"))
+				}
 			}
 		})
 	}

@@ -37,8 +37,10 @@
 //   - Keys come only from the KeySource of the token's exact "iss"; an unknown
 //     issuer is rejected before any fetch. jku, x5u, jwk and x5c headers are
 //     ignored, so no URL from a token is ever fetched. kid is only a map key.
-//   - Errors wrap ErrInvalidToken with a fixed reason (see Reason) and never
-//     contain token material; nothing here logs a token.
+//   - Errors wrap ErrInvalidToken with a fixed reason (see Reason), except
+//     ErrKeysUnavailable (the issuer's keys never loaded: a service fault,
+//     not a bad token), and never contain token material; nothing here logs
+//     a token.
 //
 // # Leeway
 //

@@ -8,6 +8,15 @@ import "errors"
 // detect a bad token and Reason(err) for a short label for metrics and logs.
 var ErrInvalidToken = errors.New("jwtverify: invalid token")
 
+// ErrKeysUnavailable is returned by Verifier.Verify (and RemoteKeySet.Key)
+// when the token's issuer has no usable signing keys because its key set
+// has never been loaded successfully (the JWKS or discovery is down or
+// answers nonsense), or when a KeySource fails with an error of its own. It
+// does NOT wrap ErrInvalidToken: the token may well be valid, and the caller
+// should answer "temporarily unavailable" (503 with Retry-After), not ask
+// the client to sign in again. Reason(err) is "keys_unavailable".
+var ErrKeysUnavailable = errors.New("jwtverify: the issuer's signing keys are unavailable")
+
 // Reason labels. They are fixed strings and never contain token material.
 const (
 	reasonMalformed       = "malformed"
@@ -55,6 +64,9 @@ func Reason(err error) string {
 	var te *tokenError
 	if errors.As(err, &te) {
 		return te.reason
+	}
+	if errors.Is(err, ErrKeysUnavailable) {
+		return reasonKeysUnavailable
 	}
 	if errors.Is(err, ErrInvalidToken) {
 		return "invalid"

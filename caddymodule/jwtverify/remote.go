@@ -19,6 +19,11 @@ const (
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultRefreshInterval = 15 * time.Minute
 	DefaultRefetchCooldown = 30 * time.Second
+	// UnloadedRetryBackoff replaces RefetchCooldown (when shorter) while an
+	// issuer's keys have never loaded: until then every token of the issuer
+	// fails with ErrKeysUnavailable, so waiting the full cooldown after the
+	// JWKS recovers would lock valid users out for no reason.
+	UnloadedRetryBackoff = time.Second
 )
 
 // KeySetConfig configures a RemoteKeySet. Zero values take the stated
@@ -121,10 +126,11 @@ func NewRemoteKeySet(cfg KeySetConfig) (*RemoteKeySet, error) {
 func (ks *RemoteKeySet) Issuer() string { return ks.cfg.Issuer }
 
 // Key implements KeySource. A cached key is returned at once. For an unknown
-// kid it joins or starts a fetch (at most one per RefetchCooldown) and waits
-// for it, or until ctx is done. Errors wrap ErrInvalidToken with reason
-// "unknown_kid", "algorithm" (the kid's key does not fit alg) or
-// "keys_unavailable" (no keys could be loaded yet).
+// kid it joins or starts a fetch (at most one per RefetchCooldown, or per
+// UnloadedRetryBackoff while no keys have ever loaded) and waits for it, or
+// until ctx is done. Errors wrap ErrInvalidToken with reason "unknown_kid" or
+// "algorithm" (the kid's key does not fit alg), or are ErrKeysUnavailable
+// (no keys could be loaded yet; not an invalid token).
 func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
 	if key, found, ok := ks.keys.Load().lookup(kid, alg); ok {
 		return key, nil
@@ -150,7 +156,11 @@ func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.Public
 			return nil, ks.missError(kid, alg)
 		}
 		now := ks.cfg.Now()
-		if !ks.lastAttempt.IsZero() && now.Sub(ks.lastAttempt) < ks.cfg.RefetchCooldown {
+		cooldown := ks.cfg.RefetchCooldown
+		if ks.keys.Load() == nil && cooldown > UnloadedRetryBackoff {
+			cooldown = UnloadedRetryBackoff
+		}
+		if !ks.lastAttempt.IsZero() && now.Sub(ks.lastAttempt) < cooldown {
 			ks.mu.Unlock()
 			return nil, ks.missError(kid, alg)
 		}
@@ -169,12 +179,12 @@ func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.Public
 	return nil, ks.missError(kid, alg)
 }
 
-// missError explains a failed lookup: keys_unavailable if no key set was ever
-// loaded, otherwise the lookup's own error.
+// missError explains a failed lookup: ErrKeysUnavailable if no key set was
+// ever loaded, otherwise the lookup's own error.
 func (ks *RemoteKeySet) missError(kid, alg string) error {
 	m := ks.keys.Load()
 	if m == nil {
-		return invalid(reasonKeysUnavailable, "the issuer's keys could not be loaded")
+		return ErrKeysUnavailable
 	}
 	_, found, _ := m.lookup(kid, alg)
 	return lookupError(kid, found)

@@ -3,6 +3,7 @@ package jwtverify
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -597,5 +598,53 @@ func TestRemoteKeySetIgnoresTokenURLs(t *testing.T) {
 	}
 	if ks.Fetches() != 1 || f.metaHits.Load() != 1 {
 		t.Fatalf("issuer fetches %d, metadata %d; want 1 and 1", ks.Fetches(), f.metaHits.Load())
+	}
+}
+
+// TestRemoteKeySetNeverLoaded: while an issuer's keys have never loaded,
+// lookups fail with ErrKeysUnavailable (not an invalid token), and a lookup
+// retries the fetch after UnloadedRetryBackoff instead of the much longer
+// RefetchCooldown, so valid tokens work again within a second of the JWKS
+// recovering. Once keys have loaded, the normal cooldown applies again.
+func TestRemoteKeySetNeverLoaded(t *testing.T) {
+	testKeys(t)
+	f := newFakeIssuer(t, jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey)))
+	f.mode.Store(1) // 503
+	clock := newFakeClock()
+	ks := newRemote(t, f, clock, nil) // RefetchCooldown: 1m
+	steps := []struct {
+		name        string
+		advance     time.Duration
+		up          bool
+		kid         string
+		wantErr     error // nil: key found
+		wantFetches int64
+	}{
+		{"first lookup while down", 0, false, "rsa1", ErrKeysUnavailable, 1},
+		{"within backoff: no fetch", UnloadedRetryBackoff / 2, false, "rsa1", ErrKeysUnavailable, 1},
+		{"after backoff, still down", UnloadedRetryBackoff, false, "rsa1", ErrKeysUnavailable, 2},
+		{"JWKS back, within backoff", 0, true, "rsa1", ErrKeysUnavailable, 2},
+		{"JWKS back, after backoff (long before the cooldown)", UnloadedRetryBackoff, true, "rsa1", nil, 3},
+		{"loaded: unknown kid within the cooldown, no fetch", 0, true, "other", ErrInvalidToken, 3},
+		{"loaded: the full cooldown applies again", 2 * UnloadedRetryBackoff, true, "other", ErrInvalidToken, 3},
+		{"loaded: after the cooldown, one fetch", time.Minute, true, "other", ErrInvalidToken, 4},
+	}
+	for _, s := range steps {
+		clock.Advance(s.advance)
+		if s.up {
+			f.mode.Store(0)
+		}
+		_, err := ks.Key(context.Background(), s.kid, "RS256")
+		switch {
+		case s.wantErr == nil && err != nil:
+			t.Fatalf("%s: %v", s.name, err)
+		case s.wantErr != nil && !errors.Is(err, s.wantErr):
+			t.Fatalf("%s: err %v, want %v", s.name, err, s.wantErr)
+		case errors.Is(s.wantErr, ErrKeysUnavailable) && errors.Is(err, ErrInvalidToken):
+			t.Fatalf("%s: ErrKeysUnavailable must not wrap ErrInvalidToken", s.name)
+		}
+		if got := ks.Fetches(); got != s.wantFetches {
+			t.Fatalf("%s: fetches %d, want %d", s.name, got, s.wantFetches)
+		}
 	}
 }

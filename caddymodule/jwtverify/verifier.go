@@ -123,7 +123,9 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 }
 
 // Verify checks a bearer token and returns its claims. Every failure wraps
-// ErrInvalidToken; Reason(err) labels it. Checks, cheapest first:
+// ErrInvalidToken, except ErrKeysUnavailable when the issuer's keys cannot be
+// had (never loaded, or the KeySource failed); Reason(err) labels both.
+// Checks, cheapest first:
 //
 //  1. size (MaxTokenBytes) and shape (three segments);
 //  2. the verified-token cache (a hit skips everything below);
@@ -225,7 +227,9 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token, tc *tokenClaims) (a
 		if errors.As(err, &te) {
 			return nil, te
 		}
-		return nil, invalid(reasonKeysUnavailable, "the issuer's key source failed")
+		// Never loaded, or a KeySource's own failure: not the token's
+		// fault, and the error is not passed on (it may name the kid).
+		return nil, ErrKeysUnavailable
 	}
 	if !keyMatchesAlg(alg, pub) {
 		return nil, invalid(reasonAlgorithm, "the key does not match the token's algorithm")
@@ -239,6 +243,9 @@ func (v *Verifier) classify(tok *jwt.Token, err error) error {
 	var te *tokenError
 	if errors.As(err, &te) {
 		return te
+	}
+	if errors.Is(err, ErrKeysUnavailable) {
+		return ErrKeysUnavailable
 	}
 	if tok != nil && tok.Method != nil && !slices.Contains(v.algs, tok.Method.Alg()) {
 		return invalid(reasonAlgorithm, "algorithm not allowed")
