@@ -347,6 +347,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.upstream = newUpstreamCache(src, h.UpstreamCacheSize, time.Duration(h.UpstreamCacheTTL), time.Duration(h.UpstreamTimeout), h.now)
 		h.upstream.observe = h.metrics.upstreamCache
 		h.upstream.latency = h.metrics.sourceLatency
+		h.upstream.onPanic = func(valueType string, stack []byte) {
+			// Never the panic value: it could hold a token.
+			h.logger.Error("upstream token source panicked; answering 503",
+				zap.String("panic_type", valueType), zap.ByteString("stack", stack))
+		}
 	}
 	return nil
 }

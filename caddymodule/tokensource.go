@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -87,6 +88,10 @@ type upstreamCache struct {
 	expirySkew time.Duration
 	observe    func(hit bool)
 	latency    func(d time.Duration, err error)
+	// onPanic, if set, reports a panic of the source (recovered into
+	// ErrSourceUnavailable). It gets the panic value's type and the stack,
+	// never the value itself, which could hold a token.
+	onPanic func(valueType string, stack []byte)
 }
 
 // upstreamKey is the per-user cache key: issuer and subject, so two issuers'
@@ -125,11 +130,7 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 		// the timeout.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.timeout)
 		defer cancel()
-		start := u.now()
-		tok, err := u.source.UpstreamToken(cctx, claims, subjectToken)
-		if u.latency != nil {
-			u.latency(u.now().Sub(start), err)
-		}
+		tok, err := u.call(cctx, claims, subjectToken)
 		if err != nil {
 			return Token{}, err
 		}
@@ -164,16 +165,32 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 	}
 }
 
+// call asks the source, timing the call, and turns a panic into
+// ErrSourceUnavailable. Without the recover a buggy source would crash the
+// whole server: singleflight.DoChan re-panics in a goroutine of its own,
+// where no HTTP recovery can catch it.
+func (u *upstreamCache) call(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (tok Token, err error) {
+	start := u.now()
+	defer func() {
+		if v := recover(); v != nil {
+			tok, err = Token{}, fmt.Errorf("%w: the token source panicked", ErrSourceUnavailable)
+			if u.onPanic != nil {
+				u.onPanic(fmt.Sprintf("%T", v), debug.Stack())
+			}
+		}
+		if u.latency != nil {
+			u.latency(u.now().Sub(start), err)
+		}
+	}()
+	return u.source.UpstreamToken(ctx, claims, subjectToken)
+}
+
 // fetchUnshared asks the source once for this request alone: no cache, no
 // singleflight.
 func (u *upstreamCache) fetchUnshared(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
 	cctx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
-	start := u.now()
-	tok, err := u.source.UpstreamToken(cctx, claims, subjectToken)
-	if u.latency != nil {
-		u.latency(u.now().Sub(start), err)
-	}
+	tok, err := u.call(cctx, claims, subjectToken)
 	switch {
 	case err != nil:
 		return Token{}, err

@@ -2,11 +2,15 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 )
@@ -160,6 +164,61 @@ func TestUpstreamCacheEmptySubject(t *testing.T) {
 		}
 		if calls.Load() != int64(i+1) {
 			t.Fatalf("request %d: source calls %d, want %d (an empty subject must not be cached)", i, calls.Load(), i+1)
+		}
+	}
+}
+
+// TestUpstreamCachePanickingSource: a panicking source does not crash the
+// process (singleflight re-panics in its own goroutine, which nothing could
+// recover); the caller gets a wrapped ErrSourceUnavailable, for a shared and
+// for an unshared (empty subject) call, and the report carries the panic's
+// type and stack but never its value.
+func TestUpstreamCachePanickingSource(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		sub  string
+	}{{"shared call", "alice"}, {"unshared call", ""}} {
+		t.Run(c.name, func(t *testing.T) {
+			src := funcSource(func(context.Context, *jwtverify.Claims, string) (Token, error) {
+				panic("buggy source leaking gho_secretvalue")
+			})
+			u := newUpstreamCache(src, 10, time.Minute, time.Second, time.Now)
+			var gotType string
+			var gotStack []byte
+			u.onPanic = func(typ string, stack []byte) { gotType, gotStack = typ, stack }
+			var latencyErr error
+			u.latency = func(_ time.Duration, err error) { latencyErr = err }
+			_, err := u.Get(context.Background(), &jwtverify.Claims{Issuer: "https://a", Subject: c.sub}, "s")
+			if !errors.Is(err, ErrSourceUnavailable) || !errors.Is(latencyErr, ErrSourceUnavailable) {
+				t.Fatalf("err = %v, latency err = %v; want ErrSourceUnavailable", err, latencyErr)
+			}
+			if gotType != "string" || len(gotStack) == 0 || strings.Contains(string(gotStack)+err.Error(), "gho_secretvalue") {
+				t.Fatalf("panic report type %q, stack %d bytes, or the value leaked", gotType, len(gotStack))
+			}
+		})
+	}
+}
+
+// TestHandlerPanickingSource: through the handler, a panicking source is a
+// 503 with Retry-After, logged once at error level without the token.
+func TestHandlerPanickingSource(t *testing.T) {
+	env := newTestEnv(t, nil)
+	env.h.upstream.source = funcSource(func(context.Context, *jwtverify.Claims, string) (Token, error) {
+		panic(errors.New("boom gho_secretvalue"))
+	})
+	tok := env.validToken("github:1")
+	w := env.do(bearerRequest("POST", "/mcp", tok))
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || env.backend.Calls() != 0 {
+		t.Fatalf("status %d, Retry-After %q, backend calls %d", w.Code, w.Header().Get("Retry-After"), env.backend.Calls())
+	}
+	entries := env.logs.FilterMessage("upstream token source panicked; answering 503").All()
+	if len(entries) != 1 || entries[0].Level != zapcore.ErrorLevel {
+		t.Fatalf("panic log entries: %v", entries)
+	}
+	for _, e := range env.logs.All() {
+		b, _ := json.Marshal(e.ContextMap())
+		if strings.Contains(string(b)+e.Message, "gho_secretvalue") || strings.Contains(string(b), tok) {
+			t.Fatalf("log line leaks a token: %s", e.Message)
 		}
 	}
 }
