@@ -59,6 +59,7 @@ type fakeIssuer struct {
 	key         *rsa.PrivateKey
 	jwksFetches atomic.Int64
 	jwksDown    atomic.Bool
+	jwksDelay   atomic.Int64 // ns the JWKS answer waits (or until the request ends)
 }
 
 func newFakeIssuer(t testing.TB) *fakeIssuer {
@@ -75,6 +76,13 @@ func newFakeIssuer(t testing.TB) *fakeIssuer {
 	})
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
 		fi.jwksFetches.Add(1)
+		if d := fi.jwksDelay.Load(); d > 0 {
+			select {
+			case <-time.After(time.Duration(d)):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if fi.jwksDown.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return

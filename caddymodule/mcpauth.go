@@ -498,7 +498,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.reject(w, r, invalidToken(jwtverify.Reason(err)))
 		}
 		if r.Context().Err() != nil {
-			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "canceled", desc: "request canceled", retry: true})
+			return h.reject(w, r, canceled(""))
 		}
 		if errors.Is(err, jwtverify.ErrKeysUnavailable) {
 			// The issuer's keys have never loaded (JWKS or discovery
@@ -546,6 +546,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			r2 := invalidToken("subject_rejected")
 			r2.sub = claims.Subject
 			return h.reject(w, r, r2)
+		case r.Context().Err() != nil:
+			return h.reject(w, r, canceled(claims.Subject))
 		default:
 			h.logger.Error("upstream token source unavailable", zap.String("sub", claims.Subject), zap.Error(err))
 			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "source_unavailable",
@@ -637,6 +639,17 @@ type rejection struct {
 	link   string // link_url for upstream_account_not_linked
 	retry  bool   // add Retry-After
 }
+
+// canceled is the rejection of a request whose context ended while mcp_auth
+// waited (the client went away, or a server timeout): a client-side event,
+// logged at debug and counted as rejected, never as a fault. 499 is the
+// status Caddy's reverse_proxy records for it too.
+func canceled(sub string) rejection {
+	return rejection{status: statusClientClosedRequest, reason: "canceled", desc: "request canceled", sub: sub}
+}
+
+// statusClientClosedRequest is the non-standard 499 "client closed request".
+const statusClientClosedRequest = 499
 
 func invalidToken(reason string) rejection {
 	return rejection{status: http.StatusUnauthorized, reason: reason, code: "invalid_token", desc: "the access token is invalid"}

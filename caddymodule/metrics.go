@@ -35,7 +35,7 @@ type metrics struct {
 // Outcome labels of caddy_mcp_auth_requests_total.
 const (
 	outcomeAllowed   = "allowed"  // forwarded to the backend
-	outcomeRejected  = "rejected" // client-caused 400/401/403
+	outcomeRejected  = "rejected" // client-caused 400/401/403, and 499 "canceled" (client gone)
 	outcomeFault     = "fault"    // 503: a dependency failed
 	outcomeMetadata  = "metadata" // protected resource metadata served
 	outcomePreflight = "preflight"

@@ -105,7 +105,8 @@ type upstreamKey struct{ iss, sub string }
 
 func (k upstreamKey) String() string { return k.iss + "\x00" + k.sub }
 
-// Get returns the user's upstream token from the cache or the source.
+// Get returns the user's upstream token from the cache or the source. If ctx
+// ends while waiting it returns ctx.Err() (not ErrSourceUnavailable).
 func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
 	if claims.Subject == "" {
 		// No user to key on (jwtverify rejects such tokens; this guards
@@ -161,7 +162,9 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 		}
 		return res.Val.(Token), nil
 	case <-ctx.Done():
-		return Token{}, errors.Join(ErrSourceUnavailable, ctx.Err())
+		// The caller left (client disconnect, server timeout): its own
+		// event, not a source fault. The shared call goes on for others.
+		return Token{}, ctx.Err()
 	}
 }
 

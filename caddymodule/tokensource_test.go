@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
@@ -135,8 +138,8 @@ func TestUpstreamCacheErrorsAndSharing(t *testing.T) {
 	// A waiter whose request is canceled leaves without waiting.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := u.Get(ctx, &jwtverify.Claims{Subject: "slow"}, "s"); !errors.Is(err, ErrSourceUnavailable) {
-		t.Errorf("canceled waiter: %v", err)
+	if _, err := u.Get(ctx, &jwtverify.Claims{Subject: "slow"}, "s"); !errors.Is(err, context.Canceled) || errors.Is(err, ErrSourceUnavailable) {
+		t.Errorf("canceled waiter: %v, want context.Canceled and not ErrSourceUnavailable", err)
 	}
 }
 
@@ -220,5 +223,46 @@ func TestHandlerPanickingSource(t *testing.T) {
 		if strings.Contains(string(b)+e.Message, "gho_secretvalue") || strings.Contains(string(b), tok) {
 			t.Fatalf("log line leaks a token: %s", e.Message)
 		}
+	}
+}
+
+// TestHandlerClientGoneWhileWaiting: a client that disconnects while the
+// gateway waits for the token source (or for a JWKS fetch) is a client-side
+// event: 499 "canceled", counted as rejected not as a fault, logged at
+// debug, and nothing at error level.
+func TestHandlerClientGoneWhileWaiting(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(env *testEnv) string // returns the token
+	}{
+		{"waiting for the token source", func(env *testEnv) string {
+			env.exchange.delay.Store(int64(time.Second))
+			return env.validToken("github:1")
+		}},
+		{"waiting for the JWKS", func(env *testEnv) string {
+			env.issuer.jwksDelay.Store(int64(time.Second))
+			return env.validToken("github:1")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.JWKSFetchTimeout = caddy.Duration(5 * time.Second) })
+			tok := c.setup(env)
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(100*time.Millisecond, cancel)
+			w := env.do(bearerRequest("POST", "/mcp", tok).WithContext(ctx))
+			m := env.h.metrics
+			if w.Code != 499 || env.backend.Calls() != 0 {
+				t.Fatalf("status %d, backend calls %d; want 499, 0", w.Code, env.backend.Calls())
+			}
+			if f, r := testutil.ToFloat64(m.requests.WithLabelValues(outcomeFault, "canceled")), testutil.ToFloat64(m.requests.WithLabelValues(outcomeRejected, "canceled")); f != 0 || r != 1 {
+				t.Fatalf("fault canceled %v, rejected canceled %v; want 0, 1", f, r)
+			}
+			if n := env.logs.FilterLevelExact(zapcore.ErrorLevel).Len(); n != 0 {
+				t.Fatalf("%d error log lines for a client disconnect", n)
+			}
+			if env.logs.FilterMessage("request rejected").FilterField(zap.String("reason", "canceled")).Len() != 1 {
+				t.Fatal("no debug line with reason canceled")
+			}
+		})
 	}
 }
