@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -9,6 +10,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestKeySetSharedAcrossReload simulates a config reload: the new handler is
@@ -85,4 +92,89 @@ func httptestDo(t *testing.T, h *Handler, r *http.Request) int {
 		t.Fatal(err)
 	}
 	return w.Code
+}
+
+// TestKeySetReportsToLiveConfig: a pooled key set's metrics and logs go to
+// the latest provisioned config still alive. Before, they went to whichever
+// config provisioned last (metrics) or first (logs), so after a failed
+// reload the metrics landed in the discarded config's registry.
+func TestKeySetReportsToLiveConfig(t *testing.T) {
+	fi := newFakeIssuer(t)
+	p := keySetParams{Issuer: fi.URL(), JWKSURI: fi.URL() + "/jwks"}
+	type cfg struct {
+		u    *keySetUser
+		m    *metrics
+		logs *observer.ObservedLogs
+		e    *keySetEntry
+		key  string
+	}
+	newCfg := func() *cfg {
+		core, logs := observer.New(zapcore.DebugLevel)
+		m := newMetrics(prometheus.NewRegistry())
+		return &cfg{u: newKeySetUser(zap.New(core), m), m: m, logs: logs}
+	}
+	provision := func(c *cfg) {
+		e, key, err := loadKeySet(p, c.u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.e, c.key = e, key
+	}
+	release := func(c *cfg) {
+		if err := releaseKeySet(c.key, c.e, c.u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b, b2 := newCfg(), newCfg(), newCfg()
+	for _, s := range []struct {
+		name string
+		act  func()
+		want *cfg
+	}{
+		{"first config", func() { provision(a) }, a},
+		{"reload in progress: the new config", func() { provision(b) }, b},
+		{"failed reload: back to the old config", func() { release(b) }, a},
+		{"successful reload", func() { provision(b2); release(a) }, b2},
+	} {
+		s.act()
+		before := map[*cfg][2]float64{}
+		for _, c := range []*cfg{a, b, b2} {
+			before[c] = [2]float64{testutil.ToFloat64(c.m.jwksFetches.WithLabelValues(p.Issuer, "ok")), float64(c.logs.FilterMessage("jwks fetched").Len())}
+		}
+		if err := s.want.e.ks.Refresh(context.Background()); err != nil {
+			t.Fatalf("%s: refresh: %v", s.name, err)
+		}
+		for _, c := range []*cfg{a, b, b2} {
+			dm := testutil.ToFloat64(c.m.jwksFetches.WithLabelValues(p.Issuer, "ok")) - before[c][0]
+			dl := float64(c.logs.FilterMessage("jwks fetched").Len()) - before[c][1]
+			want := 0.0
+			if c == s.want {
+				want = 1
+			}
+			if dm != want || dl != want {
+				t.Errorf("%s: config %p got %v fetch metrics and %v log lines, want %v", s.name, c, dm, dl, want)
+			}
+		}
+	}
+	release(b2)
+	if _, ok := keySets.References(b2.key); ok {
+		t.Error("key set survives its last user")
+	}
+}
+
+// TestSlogSwitch: with no user nothing is logged; attributes added before a
+// handler is set apply to whichever handler is current.
+func TestSlogSwitch(t *testing.T) {
+	sw := newSlogSwitch()
+	l := slog.New(sw).With("issuer", "https://a")
+	if sw.Enabled(context.Background(), slog.LevelError) {
+		t.Error("enabled without a user")
+	}
+	l.Error("dropped")
+	core, logs := observer.New(zapcore.DebugLevel)
+	sw.set(zapslog.NewHandler(core))
+	l.Warn("kept")
+	if all := logs.All(); len(all) != 1 || all[0].Message != "kept" || all[0].ContextMap()["issuer"] != "https://a" {
+		t.Errorf("logs %v", all)
+	}
 }

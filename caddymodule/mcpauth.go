@@ -182,6 +182,8 @@ type Handler struct {
 	metrics      *metrics
 	now          func() time.Time
 	poolKeys     []string
+	poolEntries  []*keySetEntry // parallel to poolKeys
+	keyUser      *keySetUser    // this config's registration with the key sets
 	keys         map[string]jwtverify.KeySource
 	verifier     *jwtverify.Verifier
 	verifierCfg  jwtverify.Config
@@ -277,6 +279,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.keys = make(map[string]jwtverify.KeySource, len(h.Issuers))
+	h.keyUser = newKeySetUser(h.logger, h.metrics)
 	for _, is := range h.Issuers {
 		if is.Issuer == "" {
 			return errors.New("mcp_auth: an issuer has an empty issuer URL")
@@ -292,11 +295,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			FetchTimeout:    time.Duration(h.JWKSFetchTimeout),
 			TrustPool:       trustPoolID(h.TrustPoolRaw),
 			roots:           roots,
-		}, h.logger, h.metrics)
+		}, h.keyUser)
 		if err != nil {
 			return fmt.Errorf("mcp_auth: %w", err)
 		}
 		h.poolKeys = append(h.poolKeys, key)
+		h.poolEntries = append(h.poolEntries, e)
 		h.keys[is.Issuer] = e.ks
 	}
 
@@ -454,12 +458,12 @@ func checkURL(field, s string) error {
 // Safe after a partial Provision.
 func (h *Handler) Cleanup() error {
 	var errs []error
-	for _, k := range h.poolKeys {
-		if _, err := keySets.Delete(k); err != nil {
+	for i, k := range h.poolKeys {
+		if err := releaseKeySet(k, h.poolEntries[i], h.keyUser); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	h.poolKeys = nil
+	h.poolKeys, h.poolEntries = nil, nil
 	return errors.Join(errs...)
 }
 

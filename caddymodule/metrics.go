@@ -149,7 +149,8 @@ func (m *metrics) sourceLatency(d time.Duration, err error) {
 
 // observerSwitch is the Observer given to a pooled RemoteKeySet. The key set
 // outlives config reloads but each config has its own metrics registry, so
-// every Provision that uses the key set points the switch at its metrics.
+// the switch points at the metrics of the key set's latest registered user
+// (see keySetEntry).
 type observerSwitch struct {
 	cur atomic.Pointer[metrics]
 }
