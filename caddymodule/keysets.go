@@ -42,6 +42,16 @@ type keySetEntry struct {
 
 	mu    sync.Mutex
 	users []*keySetUser // registration order; the last one receives reports
+	cur   atomic.Pointer[keySetUser]
+}
+
+// now is the key set's clock: the current user's (the handler's replaceable
+// clock), else time.Now.
+func (e *keySetEntry) now() time.Time {
+	if u := e.cur.Load(); u != nil && u.now != nil {
+		return u.now()
+	}
+	return time.Now()
 }
 
 // keySetUser is one config's registration with pooled key sets: where their
@@ -49,10 +59,11 @@ type keySetEntry struct {
 type keySetUser struct {
 	m   *metrics
 	log slog.Handler
+	now func() time.Time // nil: time.Now
 }
 
-func newKeySetUser(logger *zap.Logger, m *metrics) *keySetUser {
-	return &keySetUser{m: m, log: zapslog.NewHandler(logger.Core())}
+func newKeySetUser(logger *zap.Logger, m *metrics, now func() time.Time) *keySetUser {
+	return &keySetUser{m: m, log: zapslog.NewHandler(logger.Core()), now: now}
 }
 
 // addUser registers u and makes it the receiver of reports.
@@ -78,11 +89,13 @@ func (e *keySetEntry) removeUser(u *keySetUser) {
 
 func (e *keySetEntry) switchLocked() {
 	if len(e.users) == 0 {
+		e.cur.Store(nil)
 		e.observer.cur.Store(nil)
 		e.log.set(nil)
 		return
 	}
 	u := e.users[len(e.users)-1]
+	e.cur.Store(u)
 	e.observer.cur.Store(u.m)
 	e.log.set(u.log)
 }
@@ -120,8 +133,7 @@ func (p keySetParams) poolKey() string {
 func loadKeySet(p keySetParams, u *keySetUser) (*keySetEntry, string, error) {
 	key := p.poolKey()
 	val, _, err := keySets.LoadOrNew(key, func() (caddy.Destructor, error) {
-		obs := &observerSwitch{}
-		logSw := newSlogSwitch()
+		e := &keySetEntry{observer: &observerSwitch{}, log: newSlogSwitch()}
 		var hc *http.Client // nil: jwtverify's default client, with the system roots
 		if p.roots != nil {
 			hc = &http.Client{Transport: outboundTransport(p.roots)}
@@ -133,8 +145,9 @@ func loadKeySet(p keySetParams, u *keySetUser) (*keySetEntry, string, error) {
 			FetchTimeout:    p.FetchTimeout,
 			RefreshInterval: p.RefreshInterval,
 			RefetchCooldown: p.RefetchCooldown,
-			Observer:        obs,
-			Logger:          slog.New(logSw),
+			Observer:        e.observer,
+			Logger:          slog.New(e.log),
+			Now:             e.now,
 		})
 		if err != nil {
 			return nil, err
@@ -142,7 +155,8 @@ func loadKeySet(p keySetParams, u *keySetUser) (*keySetEntry, string, error) {
 		// The entry, not any one config, owns the refresh goroutine.
 		ctx, cancel := context.WithCancel(context.Background())
 		ks.Start(ctx)
-		return &keySetEntry{ks: ks, observer: obs, log: logSw, cancel: cancel, client: hc}, nil
+		e.ks, e.cancel, e.client = ks, cancel, hc
+		return e, nil
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("key set for issuer %q: %w", p.Issuer, err)

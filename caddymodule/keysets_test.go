@@ -111,7 +111,7 @@ func TestKeySetReportsToLiveConfig(t *testing.T) {
 	newCfg := func() *cfg {
 		core, logs := observer.New(zapcore.DebugLevel)
 		m := newMetrics(prometheus.NewRegistry())
-		return &cfg{u: newKeySetUser(zap.New(core), m), m: m, logs: logs}
+		return &cfg{u: newKeySetUser(zap.New(core), m, nil), m: m, logs: logs}
 	}
 	provision := func(c *cfg) {
 		e, key, err := loadKeySet(p, c.u)

@@ -279,7 +279,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.keys = make(map[string]jwtverify.KeySource, len(h.Issuers))
-	h.keyUser = newKeySetUser(h.logger, h.metrics)
+	h.keyUser = newKeySetUser(h.logger, h.metrics, h.now)
 	for _, is := range h.Issuers {
 		if is.Issuer == "" {
 			return errors.New("mcp_auth: an issuer has an empty issuer URL")
