@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -28,6 +30,9 @@ import (
 
 const e2eOrigin = "http://localhost:19080"
 
+// e2eDir holds the in-process Caddy's config and data during the tests.
+var e2eDir string
+
 func TestMain(m *testing.M) {
 	// Caddy's in-process instance must not touch the user's config/data.
 	dir, err := os.MkdirTemp("", "mcpauth-caddytest-")
@@ -35,8 +40,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	e2eDir = dir
 	os.Setenv("XDG_CONFIG_HOME", dir+"/config")
 	os.Setenv("XDG_DATA_HOME", dir+"/data")
+	// Caddy computes these at package init, before the environment above
+	// exists, so setting XDG_* alone still wrote
+	// ~/.config/caddy/autosave.json and used ~/.local/share/caddy.
+	caddy.ConfigAutosavePath = filepath.Join(dir, "config", "caddy", "autosave.json")
+	caddy.DefaultStorage.Path = filepath.Join(dir, "data", "caddy")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -572,5 +583,24 @@ func TestE2ERequestTrailersDropped(t *testing.T) {
 				t.Errorf("backend got Authorization %q / Trailer %q headers", s.header.Get("Authorization"), s.header.Get("Trailer"))
 			}
 		})
+	}
+}
+
+// TestE2EStaysInTempDir: the in-process Caddy autosaves its config and keeps
+// its storage under the test's temporary directory, never in the user's
+// ~/.config/caddy or ~/.local/share/caddy.
+func TestE2EStaysInTempDir(t *testing.T) {
+	e := newE2E(t)
+	e.load("tempdir")
+	for _, c := range []struct{ name, path string }{
+		{"autosave", caddy.ConfigAutosavePath},
+		{"storage", caddy.DefaultStorage.Path},
+	} {
+		if rel, err := filepath.Rel(e2eDir, c.path); err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("%s path %q is outside the test directory %q", c.name, c.path, e2eDir)
+		}
+	}
+	if _, err := os.Stat(caddy.ConfigAutosavePath); err != nil {
+		t.Errorf("config not autosaved in the test directory: %v", err)
 	}
 }
