@@ -4,17 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -377,21 +380,49 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 		t.Fatalf("warm-up: %d", resp.StatusCode)
 	}
 	fetches := e.issuer.jwksFetches.Load()
-	// Idempotent GETs over keep-alive connections, which the client may
-	// retry when a reload closes an idle connection under it (RFC 9110
-	// 9.2.2). Non-idempotent POSTs can fail with EOF during any Caddy
-	// reload, with or without mcp_auth (measured: ~5% with a plain
-	// reverse_proxy config); that is Caddy's connection handling, not the
-	// gateway's, so it is not what this test measures.
-	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	// Two kinds of traffic run during the reloads:
+	//
+	//   - GETs (idempotent) over keep-alive connections. A reload shuts the
+	//     old server down gracefully, which closes its idle keep-alive
+	//     connections. If the client picks such a connection for its next
+	//     request at the moment the server closes it, the request fails on
+	//     the client side (EOF / connection reset) without the server ever
+	//     having read it. For an idempotent request the client may retry
+	//     (RFC 9110 9.2.2); Go's Transport already does so itself for a
+	//     reused connection, and this test retries once more. A
+	//     non-idempotent POST on such a connection can fail the same way and
+	//     the client cannot know whether it was processed, so it must not be
+	//     retried. First-attempt failures are counted and reported
+	//     separately; each must be a connection-level error (anything else,
+	//     or a failed retry, is a real failure). Measured: nearly all of them
+	//     are on new connections (reused=false), reset by the listener
+	//     handover described next, since Go retries the reused ones itself.
+	//   - POSTs on fresh connections (keep-alive off). No idle connection can
+	//     be closed under them, but on Linux Caddy binds each config's
+	//     listener with SO_REUSEPORT: during a reload the kernel spreads new
+	//     connections over the old and the new socket, and closing the old
+	//     socket resets the connections still waiting in its accept queue.
+	//     Those POSTs fail with EOF / connection reset before any server
+	//     read them. That is Caddy's reload, not the gateway's: the same
+	//     traffic against a plain `respond` site (no mcp_auth) lost 17 of 365
+	//     POSTs over 20 reloads. So a POST may fail only at the connection
+	//     level; every POST that gets an answer must get 200.
+	keepAlive := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 
-	var ok, failed, retried atomic.Int64
+	var ok, postOK, failed, firstFailed, postConnFailed atomic.Int64
 	var failMu sync.Mutex
-	var failures []string
+	var failures, firstFailures []string
+	fail := func(list *[]string, msg string) {
+		failMu.Lock()
+		*list = append(*list, msg)
+		failMu.Unlock()
+	}
 	traffic := func() (stop func()) {
 		done := make(chan struct{})
 		var wg sync.WaitGroup
-		for w := 0; w < 4; w++ {
+		for w := 0; w < 6; w++ {
+			post := w >= 4
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
@@ -403,14 +434,38 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 					}
 					// A fresh token each time: a new config's verifier cache
 					// is empty, so this exercises the pooled keys.
-					req, _ := http.NewRequest("GET", e2eOrigin+"/mcp", nil)
-					req.Header.Set("Authorization", "Bearer "+e.token(fmt.Sprintf("github:%d", w)))
-					resp, err := client.Do(req)
-					if err != nil {
-						// A reload can close a connection under an
-						// idempotent request; a client retries it once.
-						retried.Add(1)
-						resp, err = client.Do(req)
+					tok := e.token(fmt.Sprintf("github:%d", w))
+					var resp *http.Response
+					var err error
+					if post {
+						req, _ := http.NewRequest("POST", e2eOrigin+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+						req.Header.Set("Authorization", "Bearer "+tok)
+						resp, err = fresh.Do(req)
+						if err != nil {
+							if !isConnLevelError(err) {
+								fail(&failures, "fresh-connection POST: "+err.Error())
+							} else {
+								postConnFailed.Add(1)
+							}
+							continue
+						}
+					} else {
+						var reused bool
+						trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+						req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", e2eOrigin+"/mcp", nil)
+						req.Header.Set("Authorization", "Bearer "+tok)
+						resp, err = keepAlive.Do(req)
+						if err != nil {
+							firstFailed.Add(1)
+							if !isConnLevelError(err) {
+								fail(&failures, fmt.Sprintf("first attempt failed (reused connection %v): %v", reused, err))
+							} else {
+								fail(&firstFailures, fmt.Sprintf("reused=%v: %v", reused, err))
+							}
+							req2, _ := http.NewRequest("GET", e2eOrigin+"/mcp", nil)
+							req2.Header.Set("Authorization", "Bearer "+tok)
+							resp, err = keepAlive.Do(req2)
+						}
 					}
 					status := ""
 					if err != nil {
@@ -423,13 +478,15 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 						}
 					}
 					if status == "" {
-						ok.Add(1)
+						if post {
+							postOK.Add(1)
+						} else {
+							ok.Add(1)
+						}
 						continue
 					}
 					failed.Add(1)
-					failMu.Lock()
-					failures = append(failures, status)
-					failMu.Unlock()
+					fail(&failures, fmt.Sprintf("post=%v: %s", post, status))
 				}
 			}(w)
 		}
@@ -437,7 +494,7 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 	}
 	settle := func() (total, ours int) {
 		e.tester.Client.CloseIdleConnections()
-		client.CloseIdleConnections()
+		keepAlive.CloseIdleConnections()
 		time.Sleep(300 * time.Millisecond)
 		buf := make([]byte, 4<<20)
 		n := runtime.Stack(buf, true)
@@ -462,13 +519,17 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 	stop()
 	total20, ours20 := settle()
 
-	t.Logf("requests during 20 reloads: %d ok, %d failed, %d retried once after a connection error; goroutines after 5 reloads %d (module %d), after 20 %d (module %d)",
-		ok.Load(), failed.Load(), retried.Load(), total5, ours5, total20, ours20)
-	if failed.Load() != 0 {
-		t.Errorf("%d requests failed during reloads: %q", failed.Load(), failures[:min(len(failures), 5)])
+	t.Logf("requests during 20 reloads: %d keep-alive GETs ok, %d fresh-connection POSTs ok, %d failed after retry; "+
+		"%d GET first attempts failed at the connection level and were retried (%q); "+
+		"%d POSTs lost at the connection level by Caddy's listener handover; "+
+		"goroutines after 5 reloads %d (module %d), after 20 %d (module %d)",
+		ok.Load(), postOK.Load(), failed.Load(), firstFailed.Load(), firstFailures[:min(len(firstFailures), 3)],
+		postConnFailed.Load(), total5, ours5, total20, ours20)
+	if len(failures) != 0 {
+		t.Errorf("%d requests failed during reloads (%d after retry): %q", len(failures), failed.Load(), failures[:min(len(failures), 5)])
 	}
-	if ok.Load() < 20 {
-		t.Errorf("only %d requests completed: no real traffic during the reloads", ok.Load())
+	if ok.Load() < 20 || postOK.Load() < 10 {
+		t.Errorf("only %d GETs and %d POSTs completed: no real traffic during the reloads", ok.Load(), postOK.Load())
 	}
 	if got := e.issuer.jwksFetches.Load(); got != fetches {
 		t.Errorf("reloads caused %d JWKS fetches, want 0", got-fetches)
@@ -490,6 +551,15 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d pooled key sets for the issuer, want 1", n)
 	}
+}
+
+// isConnLevelError reports whether err is a connection-level failure (the
+// peer closed or reset the connection, before any answer), as opposed to a
+// timeout or an HTTP error.
+func isConnLevelError(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "server closed idle connection")
 }
 
 // TestE2ERequestTrailersDropped: a chunked request's trailers never reach
