@@ -674,3 +674,49 @@ func TestE2EStaysInTempDir(t *testing.T) {
 		t.Errorf("config not autosaved in the test directory: %v", err)
 	}
 }
+
+// TestE2EDebugLogUpstreamToken: with Caddy's log at DEBUG, reverse_proxy's
+// "upstream roundtrip" entry prints request headers: the upstream token in
+// X-GitHub-Token is logged (documented, and mcp_auth warns at load), while
+// with upstream_header Authorization Caddy redacts it.
+func TestE2EDebugLogUpstreamToken(t *testing.T) {
+	for _, c := range []struct {
+		name, header string
+		leaks, warns bool
+	}{
+		{"X-GitHub-Token", "X-GitHub-Token", true, true},
+		{"Authorization", "Authorization", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newE2E(t)
+			logFile := filepath.Join(t.TempDir(), "debug.log")
+			cfg := e.config("debuglog-" + c.name)
+			cfg = strings.Replace(cfg, "grace_period 5s", "grace_period 5s\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel DEBUG\n\t}", 1)
+			cfg = strings.Replace(cfg, "\t\tscopes_supported mcp:tools", "\t\tupstream_header "+c.header+"\n\t\tscopes_supported mcp:tools", 1)
+			e.tester.InitServer(cfg, "caddyfile")
+			resp, _ := e.do("POST", "/mcp", e.token("github:4242"), nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if got := e.backend.lastHeader().Get(c.header); !strings.HasSuffix(got, "gho_4242") {
+				t.Fatalf("backend %s = %q, want the upstream token", c.header, got)
+			}
+			var log []byte
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				log, _ = os.ReadFile(logFile)
+				if strings.Contains(string(log), "upstream roundtrip") {
+					break
+				}
+			}
+			if !strings.Contains(string(log), "upstream roundtrip") {
+				t.Fatal("no reverse_proxy debug entry: is the log at DEBUG?")
+			}
+			if got := strings.Contains(string(log), "gho_4242"); got != c.leaks {
+				t.Errorf("debug log contains the upstream token: %v, want %v", got, c.leaks)
+			}
+			if got := strings.Contains(string(log), "upstream tokens will be written to the log"); got != c.warns {
+				t.Errorf("mcp_auth warning present: %v, want %v", got, c.warns)
+			}
+		})
+	}
+}

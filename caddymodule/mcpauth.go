@@ -126,9 +126,24 @@ type Handler struct {
 	UpstreamRaw json.RawMessage `json:"upstream_token,omitempty" caddy:"namespace=http.mcp_auth.token_sources inline_key=source"`
 
 	// UpstreamHeader is the request header that carries the upstream token
-	// to the backend. Any client-supplied copy is always deleted first
-	// (also spellings with "_" for "-"). If it is "Authorization", the value
-	// is "Bearer <token>". Default: "X-GitHub-Token".
+	// to the backend. If it is "Authorization", the value is
+	// "Bearer <token>". Default: "X-GitHub-Token".
+	//
+	// What the backend never gets from the client, on every accepted
+	// request: the Authorization header (unless keep_authorization); every
+	// header whose name equals upstream_header ignoring case and treating
+	// "_" and "-" alike (X_GitHub_Token, x-github-token, ...); and all
+	// request trailers (dropped entirely, with the Trailer header). Other
+	// headers pass unchanged.
+	//
+	// Logging: Caddy's reverse_proxy debug log ("upstream roundtrip") prints
+	// the proxied request's headers and redacts only Authorization,
+	// Proxy-Authorization, Cookie and Set-Cookie (unless log_credentials).
+	// At debug level the upstream token in X-GitHub-Token is therefore
+	// written to the log. Where debug logs are kept, use "Authorization" (the
+	// backend then reads "Bearer <token>", which Caddy redacts); mcp_auth
+	// warns at Provision when its logger has debug enabled and
+	// upstream_header is not Authorization.
 	UpstreamHeader string `json:"upstream_header,omitempty"`
 
 	// KeepAuthorization forwards the client's Authorization header (its
@@ -249,6 +264,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.UpstreamHeader = DefaultUpstreamHeader
 	}
 	h.upstreamKey = http.CanonicalHeaderKey(h.UpstreamHeader)
+	h.warnDebugLeak()
 	if h.OnMissingUpstream == "" {
 		h.OnMissingUpstream = OnMissingUpstreamDeny
 	}
@@ -358,6 +374,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	return nil
+}
+
+// warnDebugLeak warns once, at Provision, if the upstream token would be
+// written to Caddy's debug logs: reverse_proxy's "upstream roundtrip" debug
+// entry prints request headers and redacts only Authorization,
+// Proxy-Authorization, Cookie and Set-Cookie.
+func (h *Handler) warnDebugLeak() {
+	if h.UpstreamRaw == nil || sameHeaderName(h.upstreamKey, "Authorization") || !h.logger.Core().Enabled(zapcore.DebugLevel) {
+		return
+	}
+	h.logger.Warn("debug logging is on and upstream_header is not Authorization: reverse_proxy's debug log "+
+		"(\"upstream roundtrip\") prints request headers and redacts only Authorization and Cookie, so users' "+
+		"upstream tokens will be written to the log; use upstream_header Authorization or turn debug logging off",
+		zap.String("upstream_header", h.upstreamKey))
 }
 
 // provisionResource parses Resource into the canonical resource, its path,

@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 )
@@ -907,5 +908,39 @@ func TestJWKSNeverLoaded(t *testing.T) {
 					w.Header().Get("Retry-After"), w.Header().Get("WWW-Authenticate"), env.backend.Calls())
 			}
 		}
+	}
+}
+
+// TestWarnDebugLeak: mcp_auth warns once when debug logging would write the
+// upstream token (reverse_proxy redacts only Authorization and Cookie), and
+// not otherwise.
+func TestWarnDebugLeak(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		header string
+		level  zapcore.Level
+		source bool
+		warn   bool
+	}{
+		{"debug, X-GitHub-Token", "X-GitHub-Token", zapcore.DebugLevel, true, true},
+		{"debug, custom header", "X-Upstream", zapcore.DebugLevel, true, true},
+		{"debug, Authorization", "Authorization", zapcore.DebugLevel, true, false},
+		{"debug, authorization lower case", "authorization", zapcore.DebugLevel, true, false},
+		{"info, X-GitHub-Token", "X-GitHub-Token", zapcore.InfoLevel, true, false},
+		{"debug, no token source", "X-GitHub-Token", zapcore.DebugLevel, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			core, logs := observer.New(c.level)
+			h := &Handler{UpstreamHeader: c.header, logger: zap.New(core)}
+			if c.source {
+				h.UpstreamRaw = json.RawMessage(`{"source":"static","token":"x"}`)
+			}
+			h.upstreamKey = http.CanonicalHeaderKey(c.header)
+			h.warnDebugLeak()
+			got := logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("upstream tokens will be written to the log").Len()
+			if want := map[bool]int{true: 1, false: 0}[c.warn]; got != want {
+				t.Errorf("%d warnings, want %d", got, want)
+			}
+		})
 	}
 }
