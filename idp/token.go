@@ -79,6 +79,21 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	if code == "" {
 		return nil, errInvalidRequest("code is required")
 	}
+	// The grant's family must not have been revoked before this redemption (client deleted,
+	// grant revoked). Check it before consuming the code, not after: after, a concurrent replay
+	// of the same code revokes the family in between and every redemption fails, where exactly
+	// one must win (SECURITY.md 29). The winner's tokens still die with the replay's revocation,
+	// since every later use of a token checks its family.
+	familyExp := int64(0)
+	var pre codeRecord
+	if err := s.getJSON(ctx, bucketCodes, hashSecret(code), &pre); err == nil && !pre.Used {
+		var fam familyRecord
+		if err := s.getJSON(ctx, bucketFamilies, pre.FamilyID, &fam); err != nil || fam.Revoked {
+			return nil, errInvalidGrant("the authorization grant was revoked")
+		}
+		familyExp = fam.Exp
+	}
+
 	// Consume the code atomically: exactly one of concurrent redemptions sees it unused.
 	var rec codeRecord
 	reused := false
@@ -139,11 +154,11 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 			return nil, errInvalidTarget("resource does not match the authorization request")
 		}
 	}
-	var fam familyRecord
-	if err := s.getJSON(ctx, bucketFamilies, rec.FamilyID, &fam); err != nil || fam.Revoked {
-		return nil, errInvalidGrant("the authorization grant was revoked")
+	if rec.FamilyID != pre.FamilyID {
+		// Not the record read above (it changed in between): refuse rather than guess.
+		return nil, errInvalidGrant("the authorization code is invalid")
 	}
-	return s.issueTokens(ctx, c, rec.Sub, rec.Scope, rec.Scope, rec.Resource, rec.FamilyID, fam.Exp, "")
+	return s.issueTokens(ctx, c, rec.Sub, rec.Scope, rec.Scope, rec.Resource, rec.FamilyID, familyExp, "")
 }
 
 // checkPKCE verifies an RFC 7636 S256 code_verifier: 43-128 characters of [A-Za-z0-9-._~], and
