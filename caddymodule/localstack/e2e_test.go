@@ -98,8 +98,10 @@ func TestLocalStackProjectClient(t *testing.T) {
 			t.Fatalf("GitHub request %d carried token %q, want alice's", i, redact(tok))
 		}
 	}
-	if strings.Contains(s.stderr.String(), githubfake.AliceToken) {
-		t.Fatal("the stack's log contains alice's GitHub token")
+	for _, line := range strings.Split(s.stderr.String(), "\n") {
+		if strings.Contains(line, githubfake.AliceToken) {
+			t.Fatalf("the stack's log contains alice's GitHub token:\n%s", strings.ReplaceAll(line, githubfake.AliceToken, "<alice's token>"))
+		}
 	}
 }
 
