@@ -34,6 +34,8 @@ func BenchmarkTokenExchange(b *testing.B) {
 			if err := srv.saveGitHubToken(ctx, "dev:bench", &githubToken{AccessToken: "ghp_bench"}); err != nil {
 				b.Fatal(err)
 			}
+			// The token's client must exist: access tokens verify only while it does.
+			_ = srv.putJSON(ctx, bucketClients, "c", clientRecord{ClientID: "c"})
 			_ = srv.putJSON(ctx, bucketFamilies, "fam", familyRecord{Exp: srv.opts.Now().Add(1e12).Unix()})
 			at, jti, exp, _ := srv.mintAccessToken("dev:bench", "c", "mcp", "https://mcp.example.com/mcp", srv.opts.Now())
 			_ = srv.putJSON(ctx, bucketAccess, jti, accessRecord{FamilyID: "fam", Exp: exp.Unix()})
