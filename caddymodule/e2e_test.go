@@ -694,16 +694,22 @@ func TestE2EStaysInTempDir(t *testing.T) {
 func TestE2EDebugLogUpstreamToken(t *testing.T) {
 	for _, c := range []struct {
 		name, header string
+		filter       bool // the log filter the example Caddyfiles carry
 		leaks, warns bool
 	}{
-		{"X-GitHub-Token", "X-GitHub-Token", true, true},
-		{"Authorization", "Authorization", false, false},
+		{"X-GitHub-Token", "X-GitHub-Token", false, true, true},
+		{"X-GitHub-Token filtered", "X-GitHub-Token", true, false, true},
+		{"Authorization", "Authorization", false, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newE2E(t)
 			logFile := filepath.Join(t.TempDir(), "debug.log")
 			cfg := e.config("debuglog-" + c.name)
-			cfg = strings.Replace(cfg, "grace_period 5s", "grace_period 5s\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel DEBUG\n\t}", 1)
+			logCfg := "\n\tlog {\n\t\toutput file " + logFile + "\n\t\tlevel DEBUG\n"
+			if c.filter {
+				logCfg += "\t\tformat filter {\n\t\t\trequest>headers>X-Github-Token replace REDACTED\n\t\t}\n"
+			}
+			cfg = strings.Replace(cfg, "grace_period 5s", "grace_period 5s"+logCfg+"\t}", 1)
 			cfg = strings.Replace(cfg, "\t\tscopes_supported mcp:tools", "\t\tupstream_header "+c.header+"\n\t\tscopes_supported mcp:tools", 1)
 			e.tester.InitServer(cfg, "caddyfile")
 			resp, _ := e.do("POST", "/mcp", e.token("github:4242"), nil)
