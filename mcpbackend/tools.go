@@ -240,6 +240,11 @@ type pageSummary struct {
 	LastPage int `json:"last_page,omitempty"`
 }
 
+// newPageSummary describes count items from page (perPage each) with the pagination GitHub reported.
+func newPageSummary(count, page, perPage int, info pageInfo) pageSummary {
+	return pageSummary{Count: count, Page: page, PerPage: perPage, NextPage: info.next, LastPage: info.last}
+}
+
 func (p pageSummary) text() string {
 	if p.NextPage > 0 {
 		return fmt.Sprintf(" (more from page %d)", p.NextPage)
@@ -489,7 +494,7 @@ func (b *backend) handleListRepositories(ctx context.Context, req mcp.CallToolRe
 		if err != nil {
 			return nil, err
 		}
-		out.pageSummary = pageSummary{Count: len(out.Repositories), Page: page, PerPage: perPage, NextPage: info.next, LastPage: info.last}
+		out.pageSummary = newPageSummary(len(out.Repositories), page, perPage, info)
 		names := make([]string, 0, len(out.Repositories))
 		for _, r := range out.Repositories {
 			names = append(names, r.FullName)
@@ -588,7 +593,7 @@ func (b *backend) handleListIssues(ctx context.Context, req mcp.CallToolRequest)
 		if err != nil {
 			return nil, err
 		}
-		out.pageSummary = pageSummary{Count: len(out.Issues), Page: page, PerPage: perPage, NextPage: info.next, LastPage: info.last}
+		out.pageSummary = newPageSummary(len(out.Issues), page, perPage, info)
 		lines := make([]string, 0, len(out.Issues))
 		for _, is := range out.Issues {
 			lines = append(lines, fmt.Sprintf("#%d %s", is.Number, is.Title))
@@ -644,7 +649,7 @@ func (b *backend) handleSearchRepositories(ctx context.Context, req mcp.CallTool
 		if err != nil {
 			return nil, err
 		}
-		out.pageSummary = pageSummary{Count: len(out.Repositories), Page: page, PerPage: perPage, NextPage: info.next, LastPage: info.last}
+		out.pageSummary = newPageSummary(len(out.Repositories), page, perPage, info)
 		names := make([]string, 0, len(out.Repositories))
 		for _, r := range out.Repositories {
 			names = append(names, fmt.Sprintf("%s (%d★)", r.FullName, r.Stars))
