@@ -10,13 +10,8 @@ import (
 // token revokes its whole family; an access token is revoked by jti. Unknown tokens, garbage and
 // other clients' tokens get 200 with no effect.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if oerr := parseTokenForm(w, r); oerr != nil {
-		writeOAuthError(w, oerr)
-		return
-	}
-	c, oerr := s.authenticateClient(r)
-	if oerr != nil {
-		writeOAuthError(w, oerr)
+	c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -61,13 +56,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // introspect any token; a registered confidential client only its own; anything else is
 // {"active": false}.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if oerr := parseTokenForm(w, r); oerr != nil {
-		writeOAuthError(w, oerr)
-		return
-	}
-	c, oerr := s.authenticateClient(r)
-	if oerr != nil {
-		writeOAuthError(w, oerr)
+	c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	if c.public() {

@@ -14,16 +14,12 @@ import (
 
 // handleToken is the token endpoint: authorization_code, refresh_token and token exchange.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	if oerr := parseTokenForm(w, r); oerr != nil {
-		writeOAuthError(w, oerr)
-		return
-	}
-	c, oerr := s.authenticateClient(r)
-	if oerr != nil {
-		writeOAuthError(w, oerr)
+	c, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	var resp map[string]any
+	var oerr *oauthError
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case grantAuthorizationCode:
 		resp, oerr = s.grantAuthorizationCode(r, c)
@@ -50,6 +46,21 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 
 // parseTokenForm reads a POSTed urlencoded body (max 64 KiB). Parameters repeated (RFC 6749 §3.2)
 // are refused with invalid_request. Query parameters are ignored.
+// clientRequest parses a token, revocation or introspection request and authenticates its
+// client; on failure it has written the RFC 6749 §5.2 error and returns false.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (*client, bool) {
+	if oerr := parseTokenForm(w, r); oerr != nil {
+		writeOAuthError(w, oerr)
+		return nil, false
+	}
+	c, oerr := s.authenticateClient(r)
+	if oerr != nil {
+		writeOAuthError(w, oerr)
+		return nil, false
+	}
+	return c, true
+}
+
 func parseTokenForm(w http.ResponseWriter, r *http.Request) *oauthError {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
