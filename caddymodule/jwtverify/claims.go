@@ -43,7 +43,7 @@ func (c *Claims) MissingScopes(required []string) []string {
 // overflow.
 const maxNumericDate = 253402300799
 
-// tokenClaims is the JSON payload as decoded by golang-jwt. Members whose
+// tokenClaims is the JSON payload of a token. Members whose
 // JSON type we must check strictly are kept raw: golang-jwt's NumericDate
 // would accept exp as a JSON string ("exp":"123"), and its ClaimStrings
 // reports a numeric aud only as a generic decode error.

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// UnmarshalJSON decodes a JWT claims set into c. golang-jwt calls it (via
+// UnmarshalJSON decodes a JWT claims set into c. Verify calls it (via
 // encoding/json, which has already checked that data is valid JSON) for
 // every token that is not in the verified-token cache.
 //
