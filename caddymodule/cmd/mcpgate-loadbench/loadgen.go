@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -226,6 +227,89 @@ func runRaw(name string, t target, p *picker, conc int, dur time.Duration) (resu
 	wg.Wait()
 	elapsed := time.Since(start)
 	r := result{Name: name, Conc: conc, Reqs: len(all), Errors: errs, Elapsed: elapsed, firstError: firstErr}
+	r.P50, r.P99 = percentile(all, 0.50), percentile(all, 0.99)
+	return r, all
+}
+
+// runRate is the open-loop counterpart of runRaw: requests are due at a
+// fixed rate (one every 1/rate s) for dur, whether or not earlier ones have
+// been answered, and conc workers, each with its own connection, send them.
+// A request's latency runs from when it was due, not from when a worker got
+// to send it, so time spent waiting behind a slow request counts (no
+// coordinated omission). Below saturation this is the latency a client
+// sees; at fixed concurrency in runRaw, latency is only concurrency divided
+// by throughput (Little's law) plus scheduling noise.
+func runRate(name string, t target, p *picker, conc int, rate float64, dur time.Duration) (result, []time.Duration) {
+	tmpl := newTemplate(t)
+	due := make(chan time.Time, conc)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	n := int(dur / interval)
+	go func() {
+		defer close(due)
+		for i := range n {
+			at := start.Add(time.Duration(i) * interval)
+			if w := time.Until(at); w > 0 {
+				time.Sleep(w)
+			}
+			due <- at
+		}
+	}()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		all      = make([]time.Duration, 0, n)
+		errs     int
+		firstErr string
+	)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c *clientConn
+			buf := make([]byte, 0, 2048)
+			lat := make([]time.Duration, 0, n/conc+16)
+			nerr, ferr := 0, ""
+			for at := range due {
+				tok, _ := p.next()
+				if c == nil {
+					var err error
+					if c, err = dial(t.addr); err != nil {
+						nerr++
+						ferr = cmp.Or(ferr, err.Error())
+						continue
+					}
+				}
+				buf = tmpl.build(buf, tok)
+				status, keep, err := c.roundTrip(buf)
+				d := time.Since(at)
+				switch {
+				case err != nil:
+					nerr++
+					ferr = cmp.Or(ferr, err.Error())
+				case status != http.StatusOK:
+					nerr++
+					ferr = cmp.Or(ferr, "status "+strconv.Itoa(status))
+				default:
+					lat = append(lat, d)
+				}
+				if err != nil || !keep {
+					c.close()
+					c = nil
+				}
+			}
+			if c != nil {
+				c.close()
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += nerr
+			firstErr = cmp.Or(firstErr, ferr)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r := result{Name: name, Conc: conc, Reqs: len(all), Errors: errs, Elapsed: time.Since(start), firstError: firstErr}
 	r.P50, r.P99 = percentile(all, 0.50), percentile(all, 0.99)
 	return r, all
 }

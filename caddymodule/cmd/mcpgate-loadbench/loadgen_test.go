@@ -102,7 +102,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || len(c.ConcList) != 2 || c.Users[1] != 10 || c.Conc != 4 {
 		t.Fatalf("parse: %+v, %v", c, err)
 	}
-	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}} {
+	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}} {
 		if _, err := parseFlags(bad, &sb); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
@@ -118,4 +118,43 @@ func TestListenLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
+}
+
+// TestRunRateCountsFromDue drives the open-loop generator at 100 req/s with
+// one connection against a server that takes 20 ms per request: requests
+// fall behind, and their latency must count from when they were due (a
+// closed-loop measurement would report about 20 ms for every one).
+func TestRunRateCountsFromDue(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+		backendHandler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	r, lats := runRate("slow", target{addr: addr, path: pathMCP}, fixed(""), 1, 100, 300*time.Millisecond)
+	if r.Errors != 0 || r.Reqs != 30 || len(lats) != 30 {
+		t.Fatalf("want 30 requests (100/s for 300ms) without errors: %+v", r)
+	}
+	// The last is due at 290 ms and cannot finish before 30 × 20 ms.
+	if r.P99 < 250*time.Millisecond {
+		t.Fatalf("p99 %v: waiting behind earlier requests was not counted", r.P99)
+	}
+	if r.P50 < 20*time.Millisecond {
+		t.Fatalf("p50 %v is below the server's own 20 ms", r.P50)
+	}
+
+	fast := httptest.NewServer(backendHandler())
+	defer fast.Close()
+	r, _ = runRate("fast", target{addr: strings.TrimPrefix(fast.URL, "http://"), path: pathMCP}, fixed(""), 4, 200, 200*time.Millisecond)
+	if r.Errors != 0 || r.Reqs != 40 {
+		t.Fatalf("want 40 requests (200/s for 200ms): %+v", r)
+	}
+}
+
+func TestHalvesP99(t *testing.T) {
+	rounds := make([]result, 4)
+	lats := [][]time.Duration{{10, 10}, {1, 1}, {10, 30}, {2, 1}}
+	if got := halvesP99(rounds, lats); got != 28 {
+		t.Fatalf("halvesP99 = %v, want 30-2", got)
+	}
 }

@@ -96,6 +96,8 @@ type config struct {
 	VerifyCache  int
 	UpstreamLRU  int
 	SSE          int
+	Load         float64
+	Pin          bool
 	Caddy        string
 	ProfileDir   string
 	Out          string
@@ -116,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.VerifyCache, "verify-cache", 10000, "mcp_auth verify_cache_size")
 	fs.IntVar(&c.UpstreamLRU, "upstream-cache", 10000, "mcp_auth upstream_cache_size")
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
+	fs.Float64Var(&c.Load, "load", 0.5, "open-loop latency phase: request rate as a fraction of (b)'s measured throughput")
+	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof); profiling slows (d)")
 	fs.StringVar(&c.Out, "out", "", "also write the markdown report to this file")
@@ -129,8 +133,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Users, err = intList(*users); err != nil {
 		return c, fmt.Errorf("-users: %w", err)
 	}
-	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 {
-		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive")
+	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Load <= 0 || c.Load > 1 {
+		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -load in (0, 1]")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}
@@ -152,19 +156,28 @@ func intList(s string) ([]int, error) {
 
 // report collects everything the markdown output shows.
 type report struct {
-	cfg        config
-	caddyBin   string
-	main       []result // a, b, c, d
-	freshNote  string
-	conc       [][2]result // per concurrency: b, c
-	users      []userStep
-	sse        [2]result // direct, gateway
-	memIdle    memory
-	heapIdle   int64
-	memMain    memory
-	mintRS     time.Duration
-	mintES     time.Duration
-	exchanges0 int64
+	cfg       config
+	caddyBin  string
+	placement placement
+	// roundRatios are c/b throughput per round of the main comparison.
+	roundRatios []float64
+	rate        float64 // open-loop request rate
+	// noiseP99 and openNoiseP99 are the p99 of (b)'s odd rounds minus that
+	// of its even rounds: the same configuration measured twice, the noise
+	// floor of any p99 difference.
+	noiseP99, openNoiseP99 time.Duration
+	open                   [2]result // open loop: b, c
+	main                   []result  // a, b, c, d
+	freshNote              string
+	conc                   [][2]result // per concurrency: b, c
+	users                  []userStep
+	sse                    [2]result // direct, gateway
+	memIdle                memory
+	heapIdle               int64
+	memMain                memory
+	mintRS                 time.Duration
+	mintES                 time.Duration
+	exchanges0             int64
 }
 
 type userStep struct {
@@ -187,13 +200,32 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	var pl placement
+	if cfg.Pin {
+		cpus, err := allowedCPUs()
+		if err != nil {
+			return err
+		}
+		if pl, err = planPlacement(cpus); err != nil {
+			return err
+		}
+		if err := pinSelf(pl.rest); err != nil {
+			return err
+		}
+		logf("%s", pl.describe())
+	}
+
 	fi, err := newFakeIssuer()
 	if err != nil {
 		return err
 	}
 	defer fi.Close()
 
-	backend, backendAddr, err := startChild("backend", dir, self, []string{"backend"}, true)
+	bin, args, err := pinnedCommand(pl.rest, self, []string{"backend"})
+	if err != nil {
+		return err
+	}
+	backend, backendAddr, err := startChild("backend", dir, bin, args, true)
 	if err != nil {
 		return err
 	}
@@ -216,10 +248,13 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(cfgPath, cfgJSON, 0o600); err != nil {
 		return err
 	}
-	bin, args := self, []string{"caddy", "run", "--config", cfgPath}
+	bin, args = self, []string{"caddy", "run", "--config", cfgPath}
 	caddyBin := "this program re-executed as Caddy (standard modules + caddymodule)"
 	if cfg.Caddy != "" {
 		bin, args, caddyBin = cfg.Caddy, args[1:], cfg.Caddy
+	}
+	if bin, args, err = pinnedCommand(pl.caddy, bin, args); err != nil {
+		return err
 	}
 	caddy, _, err := startChild("caddy", dir, bin, args, false)
 	if err != nil {
@@ -239,7 +274,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w (Caddy log: %s)", err, caddy.log)
 		}
 	}
-	rep := &report{cfg: cfg, caddyBin: caddyBin}
+	rep := &report{cfg: cfg, caddyBin: caddyBin, placement: pl}
 	pid := caddy.cmd.Process.Pid
 	// withCPU runs f and adds the Caddy process's CPU time during it to the
 	// result: CPU per request depends less than req/s on what else shares
@@ -296,16 +331,39 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rounds := make([][]result, len(cases))
 	lats := make([][][]time.Duration, len(cases))
 	per := cfg.Duration / time.Duration(cfg.Rounds)
-	for range cfg.Rounds {
-		for i, cs := range cases {
+	for round := range cfg.Rounds {
+		var line strings.Builder
+		for _, i := range roundOrder(len(cases), round) {
+			cs := cases[i]
 			r, l := withCPU(func() (result, []time.Duration) { return runRaw(cs.name, cs.t, cs.p(), cfg.Conc, per) })
 			rounds[i] = append(rounds[i], r)
 			lats[i] = append(lats[i], l)
+			fmt.Fprintf(&line, " %s %.0f/s %sµs", shortName(cs.name), r.RPS(), usNum(r.CPUPerReq()))
 		}
+		logf("round %d:%s", round+1, line.String())
 	}
 	for i := range cases {
 		rep.main = append(rep.main, combine(rounds[i], lats[i]))
 	}
+	rep.roundRatios = pairedRatios(rounds[1], rounds[3])
+	rep.noiseP99 = halvesP99(rounds[1], lats[1])
+
+	// Latency at a fixed request rate below saturation (open loop), (b)
+	// and (c) interleaved the same way.
+	rep.rate = cfg.Load * rep.main[1].RPS()
+	logf("open loop: %.0f req/s (%.2f of (b)'s throughput), %d rounds of (b), (c)", rep.rate, cfg.Load, cfg.Rounds)
+	var olRounds [2][]result
+	var olLats [2][][]time.Duration
+	for round := range cfg.Rounds {
+		for _, i := range roundOrder(2, round) {
+			cs := cases[[]int{1, 3}[i]]
+			r, l := withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, rep.rate, per) })
+			olRounds[i] = append(olRounds[i], r)
+			olLats[i] = append(olLats[i], l)
+		}
+	}
+	rep.open = [2]result{combine(olRounds[0], olLats[0]), combine(olRounds[1], olLats[1])}
+	rep.openNoiseP99 = halvesP99(olRounds[0], olLats[0])
 	var stopProfile func(string)
 	if cfg.ProfileDir != "" {
 		// A separate (c) run, not part of the table, so the profile holds
@@ -398,7 +456,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	for _, r := range rep.main {
+	for _, r := range append(rep.main, rep.open[:]...) {
 		if r.Errors > 0 {
 			return fmt.Errorf("%s had %d errors (first: %s); logs in %s", r.Name, r.Errors, r.firstError, dir)
 		}
@@ -439,4 +497,45 @@ func startProfile(ctx context.Context, admin, dir, name string, d time.Duration,
 	go fetch("profile")
 	go fetch("allocs")
 	return func(string) { <-done; <-done }
+}
+
+// roundOrder is the order in which the n cases of a round run: forward in
+// even rounds, backward in odd ones, so that a drift of the machine's speed
+// during a round favours no case.
+func roundOrder(n, round int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+		if round%2 == 1 {
+			order[i] = n - 1 - i
+		}
+	}
+	return order
+}
+
+// pairedRatios is y/x throughput for each round.
+func pairedRatios(x, y []result) []float64 {
+	out := make([]float64, 0, len(x))
+	for i := range min(len(x), len(y)) {
+		out = append(out, ratio(y[i].RPS(), x[i].RPS()))
+	}
+	return out
+}
+
+// shortName is a case's label, "(b)" of "(b) Caddy reverse_proxy".
+func shortName(name string) string {
+	if i := strings.IndexByte(name, ' '); i > 0 {
+		return name[:i]
+	}
+	return name
+}
+
+// halvesP99 is the p99 of the odd rounds minus the p99 of the even rounds
+// (counting from 1) of one case.
+func halvesP99(rounds []result, lats [][]time.Duration) time.Duration {
+	var h [2][]time.Duration
+	for i := range rounds {
+		h[i%2] = append(h[i%2], lats[i]...)
+	}
+	return percentile(h[0], 0.99) - percentile(h[1], 0.99)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,7 +17,8 @@ func (rep *report) markdown(w io.Writer) {
 	p("## mcpgate load benchmark")
 	p("")
 	p("- command: `go run ./caddymodule/cmd/mcpgate-loadbench %s`", strings.Join(cfg.Args, " "))
-	p("- machine: %d CPUs (%s), %s, GOMAXPROCS %d; load generator, Caddy and backend share these cores", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOMAXPROCS(0))
+	p("- machine: %d CPUs (%s), %s", runtime.NumCPU(), cpuModel(), runtime.Version())
+	p("- placement: %s", rep.placement.describe())
 	p("- Caddy: %s; backend: separate Go process; issuer + token exchange: in the load generator", rep.caddyBin)
 	p("- mcp_auth: verify_cache_size %d, upstream_cache_size %d, token_exchange source", cfg.VerifyCache, cfg.UpstreamLRU)
 	p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
@@ -31,7 +33,11 @@ func (rep *report) markdown(w io.Writer) {
 	if len(rep.main) == 5 {
 		b, b2, c, d := rep.main[1], rep.main[2], rep.main[3], rep.main[4]
 		p("")
-		p("- **c/b throughput: %.3f** (goal >= 0.95); p99 added by mcp_auth: **%s ms** (goal <= 0.2 ms)", ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
+		p("- **c/b throughput: %.3f** (goal >= 0.95); p99 added by mcp_auth: **%s ms** (goal <= 0.2 ms); noise floor: (b)'s odd rounds against its even rounds differ by %s ms in p99", ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99), msSigned(rep.noiseP99))
+		if len(rep.roundRatios) > 0 {
+			rr := slices.Sorted(slices.Values(rep.roundRatios))
+			p("- c/b throughput per round: median %.3f, range %.3f–%.3f over %d rounds", median(rr), rr[0], rr[len(rr)-1], len(rr))
+		}
 		p("- **d/b throughput: %.3f**; p99 added: %s ms", ratio(d.RPS(), b.RPS()), msSigned(d.P99-b.P99))
 		p("- Caddy CPU per request: c adds %s µs to b's %s µs (b/c CPU ratio %.3f: the throughput ratio Caddy would reach on cores of its own); d adds %s µs",
 			usNum(c.CPUPerReq()-b.CPUPerReq()), usNum(b.CPUPerReq()), ratio(float64(b.CPUPerReq()), float64(c.CPUPerReq())), usNum(d.CPUPerReq()-b.CPUPerReq()))
@@ -42,6 +48,20 @@ func (rep *report) markdown(w io.Writer) {
 			p("- %s", rep.freshNote)
 		}
 		p("- token exchanges during the main comparison: %d (all served from the upstream cache)", rep.exchanges0)
+	}
+	if ob, oc := rep.open[0], rep.open[1]; ob.Reqs > 0 {
+		p("")
+		p("### Latency at a fixed rate (open loop: %.0f req/s = %.2f × (b)'s throughput, %d connections, %d interleaved rounds)", rep.rate, cfg.Load, cfg.Conc, cfg.Rounds)
+		p("")
+		p("Latency counts from when each request was due, so waiting behind a slow one is included.")
+		p("")
+		p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
+		p("|---|---:|---:|---:|---:|---:|---:|")
+		for _, r := range rep.open {
+			p("| %s | %.0f | %s | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), usNum(r.CPUPerReq()), r.Reqs, r.Errors)
+		}
+		p("")
+		p("- **p99 added by mcp_auth at this rate: %s ms** (goal <= 0.2 ms); p50 added: %s ms; noise floor: (b)'s odd rounds against its even rounds differ by %s ms in p99", msSigned(oc.P99-ob.P99), msSigned(oc.P50-ob.P50), msSigned(rep.openNoiseP99))
 	}
 	p("- Caddy RSS: idle %s, after (a)-(d) %s", mib(rep.memIdle.RSS), mib(rep.memMain.RSS))
 	p("- minting (before the phases, not measured): RS256 %s/token, ES256 %s/token", us(rep.mintRS), us(rep.mintES))
@@ -109,6 +129,18 @@ func usSigned(d time.Duration) string { return fmt.Sprintf("%+.0f", d.Seconds()*
 func usNum(d time.Duration) string { return fmt.Sprintf("%.0f", d.Seconds()*1e6) }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// median of sorted values.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
 
 func ratio(a, b float64) float64 {
 	if b == 0 {
