@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -56,10 +57,10 @@ func TestPicker(t *testing.T) {
 // handler: requests succeed, a missing header rewrite counts as errors,
 // and the request carries the token.
 func TestRunCountsAndChecks(t *testing.T) {
-	var sawAuth string
+	var sawAuth atomic.Value // string; two workers' handlers set it at once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a := r.Header.Get("Authorization"); a != "" {
-			sawAuth = a
+			sawAuth.Store(a)
 		}
 		backendHandler().ServeHTTP(w, r)
 	}))
@@ -71,8 +72,8 @@ func TestRunCountsAndChecks(t *testing.T) {
 		t.Fatalf("ok run: %+v", r)
 	}
 	r = run("distinct", target{addr: addr, path: pathMCP}, &picker{toks: []string{"t1", "t2", "t3"}}, 2, time.Minute)
-	if r.Reqs != 3 || sawAuth == "" || !strings.HasPrefix(sawAuth, "Bearer t") {
-		t.Fatalf("distinct run: %+v, auth %q", r, sawAuth)
+	if auth, _ := sawAuth.Load().(string); r.Reqs != 3 || !strings.HasPrefix(auth, "Bearer t") {
+		t.Fatalf("distinct run: %+v, auth %q", r, auth)
 	}
 	r = run("unchecked", target{addr: addr, path: pathMCP, expectUpstream: true}, fixed(""), 2, 50*time.Millisecond)
 	if r.Errors == 0 || r.Reqs != 0 || !strings.Contains(r.firstError, "500") {
