@@ -89,11 +89,46 @@ func TestPinSelf(t *testing.T) {
 }
 
 func TestRoundOrderAndRatios(t *testing.T) {
-	if got := roundOrder(3, 0); !reflect.DeepEqual(got, []int{0, 1, 2}) {
-		t.Errorf("even round %v", got)
+	if got := balancedOrder(4, 0); !reflect.DeepEqual(got, []int{0, 1, 3, 2}) {
+		t.Errorf("first row for 4: %v", got)
 	}
-	if got := roundOrder(3, 1); !reflect.DeepEqual(got, []int{2, 1, 0}) {
-		t.Errorf("odd round %v", got)
+	// Over one full design every case is in every position equally often
+	// and follows every other case equally often.
+	for n := 2; n <= 5; n++ {
+		rows := n
+		if n%2 == 1 {
+			rows = 2 * n
+		}
+		pos := map[[2]int]int{}
+		next := map[[2]int]int{}
+		for r := range rows {
+			o := balancedOrder(n, r)
+			seen := map[int]bool{}
+			for i, c := range o {
+				if c < 0 || c >= n || seen[c] {
+					t.Fatalf("n=%d round %d: %v is not a permutation", n, r, o)
+				}
+				seen[c] = true
+				pos[[2]int{c, i}]++
+				if i > 0 {
+					next[[2]int{o[i-1], c}]++
+				}
+			}
+		}
+		for _, m := range []map[[2]int]int{pos, next} {
+			want := -1
+			for k, v := range m {
+				if want == -1 {
+					want = v
+				}
+				if v != want {
+					t.Errorf("n=%d: %v occurs %d times, others %d", n, k, v, want)
+				}
+			}
+		}
+		if len(next) != n*(n-1) {
+			t.Errorf("n=%d: %d ordered pairs adjacent, want %d", n, len(next), n*(n-1))
+		}
 	}
 	x := []result{{Reqs: 100, Elapsed: 1e9}, {Reqs: 200, Elapsed: 1e9}}
 	y := []result{{Reqs: 90, Elapsed: 1e9}, {Reqs: 300, Elapsed: 1e9}}

@@ -30,6 +30,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,9 +109,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("mcpgate-loadbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&c.Duration, "duration", 6*time.Second, "measured time of each of (a), (b), (c), split in -rounds interleaved rounds; also the longest (d) runs")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured time of each of (a), (b), (b'), (c), and of each case of the open-loop phase, split in -rounds interleaved rounds; also the longest (d) runs")
 	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each users step, and of (b) and of (c) at each concurrency step (interleaved in -rounds)")
-	fs.IntVar(&c.Rounds, "rounds", 6, "interleaved rounds of (a), (b), (c), so drift on the shared machine hits all alike")
+	fs.IntVar(&c.Rounds, "rounds", 6, "interleaved rounds of (b), (b'), (c) (and of (b), (c) in the open-loop and concurrency phases), in a balanced order so drift on the shared machine hits all alike; a multiple of 6 balances fully")
 	fs.IntVar(&c.Conc, "c", 32, "concurrency (connections) of (a)-(d) and the users scan")
 	concList := fs.String("conc", "1,4,16,64,256", "concurrency scan, comma-separated")
 	users := fs.String("users", "1,100,1000,10000,100000", "distinct-users scan, comma-separated (ES256 tokens, one per user)")
@@ -166,7 +167,7 @@ type report struct {
 	// of its even rounds: the same configuration measured twice, the noise
 	// floor of any p99 difference.
 	noiseP99, openNoiseP99 time.Duration
-	open                   [2]result // open loop: b, c
+	open                   [3]result // open loop: a, b, c
 	main                   []result  // a, b, c, d
 	freshNote              string
 	conc                   [][2]result // per concurrency: b, c
@@ -327,14 +328,21 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	rep.exchanges0 = fi.exchanges.Load()
 
-	logf("main comparison: %d rounds of (a), (b), (c) at concurrency %d", cfg.Rounds, cfg.Conc)
-	rounds := make([][]result, len(cases))
-	lats := make([][][]time.Duration, len(cases))
+	// (a) first and on its own: Caddy idles during it, and whichever case
+	// came next would start on a rested machine.
+	logf("(a) backend direct for %s at concurrency %d", cfg.Duration, cfg.Conc)
+	a, _ := runRaw(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, cfg.Duration)
+	rep.main = append(rep.main, a)
+
+	logf("main comparison: %d rounds of (b), (b'), (c) at concurrency %d", cfg.Rounds, cfg.Conc)
+	viaCaddy := cases[1:]
+	rounds := make([][]result, len(viaCaddy))
+	lats := make([][][]time.Duration, len(viaCaddy))
 	per := cfg.Duration / time.Duration(cfg.Rounds)
 	for round := range cfg.Rounds {
 		var line strings.Builder
-		for _, i := range roundOrder(len(cases), round) {
-			cs := cases[i]
+		for _, i := range balancedOrder(len(viaCaddy), round) {
+			cs := viaCaddy[i]
 			r, l := withCPU(func() (result, []time.Duration) { return runRaw(cs.name, cs.t, cs.p(), cfg.Conc, per) })
 			rounds[i] = append(rounds[i], r)
 			lats[i] = append(lats[i], l)
@@ -342,27 +350,29 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		logf("round %d:%s", round+1, line.String())
 	}
-	for i := range cases {
+	for i := range viaCaddy {
 		rep.main = append(rep.main, combine(rounds[i], lats[i]))
 	}
-	rep.roundRatios = pairedRatios(rounds[1], rounds[3])
-	rep.noiseP99 = halvesP99(rounds[1], lats[1])
+	rep.roundRatios = pairedRatios(rounds[0], rounds[2])
+	rep.noiseP99 = halvesP99(rounds[0], lats[0])
 
-	// Latency at a fixed request rate below saturation (open loop), (b)
-	// and (c) interleaved the same way.
+	// Latency at a fixed request rate below saturation (open loop): (a)
+	// on its own, then (b) and (c) interleaved the same way.
 	rep.rate = cfg.Load * rep.main[1].RPS()
-	logf("open loop: %.0f req/s (%.2f of (b)'s throughput), %d rounds of (b), (c)", rep.rate, cfg.Load, cfg.Rounds)
+	logf("open loop: %.0f req/s (%.2f of (b)'s throughput): (a), then %d rounds of (b), (c)", rep.rate, cfg.Load, cfg.Rounds)
+	rep.open[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, rep.rate, cfg.Duration)
 	var olRounds [2][]result
 	var olLats [2][][]time.Duration
 	for round := range cfg.Rounds {
-		for _, i := range roundOrder(2, round) {
+		for _, i := range balancedOrder(2, round) {
 			cs := cases[[]int{1, 3}[i]]
 			r, l := withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, rep.rate, per) })
 			olRounds[i] = append(olRounds[i], r)
 			olLats[i] = append(olLats[i], l)
 		}
 	}
-	rep.open = [2]result{combine(olRounds[0], olLats[0]), combine(olRounds[1], olLats[1])}
+	rep.open[1] = combine(olRounds[0], olLats[0])
+	rep.open[2] = combine(olRounds[1], olLats[1])
 	rep.openNoiseP99 = halvesP99(olRounds[0], olLats[0])
 	var stopProfile func(string)
 	if cfg.ProfileDir != "" {
@@ -433,11 +443,12 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		var rs [2][]result
 		var ls [2][][]time.Duration
 		slice := max(cfg.ScanDuration/time.Duration(cfg.Rounds), 100*time.Millisecond)
-		for range cfg.Rounds {
-			for i, p := range []struct {
-				t   target
-				tok string
-			}{{proxied, ""}, {gated, cached}} {
+		for round := range cfg.Rounds {
+			for _, i := range balancedOrder(2, round) {
+				p := []struct {
+					t   target
+					tok string
+				}{{proxied, ""}, {gated, cached}}[i]
 				r, l := withCPU(func() (result, []time.Duration) {
 					return runRaw([]string{"(b)", "(c)"}[i], p.t, fixed(p.tok), n, slice)
 				})
@@ -499,16 +510,34 @@ func startProfile(ctx context.Context, admin, dir, name string, d time.Duration,
 	return func(string) { <-done; <-done }
 }
 
-// roundOrder is the order in which the n cases of a round run: forward in
-// even rounds, backward in odd ones, so that a drift of the machine's speed
-// during a round favours no case.
-func roundOrder(n, round int) []int {
+// balancedOrder is the order in which the n cases of a round run, from a
+// Williams design: over n rounds (2n for odd n) every case runs in every
+// position equally often and follows every other case equally often, so
+// that neither a drift of the machine's speed nor what ran just before
+// favours one case. -rounds a multiple of 6 balances n = 2 and n = 3.
+func balancedOrder(n, round int) []int {
+	first := make([]int, n) // 0, 1, n-1, 2, n-2, ...
+	lo, hi := 1, n-1
+	for i := 1; i < n; i++ {
+		if i%2 == 1 {
+			first[i] = lo
+			lo++
+		} else {
+			first[i] = hi
+			hi--
+		}
+	}
+	rows := n
+	if n%2 == 1 {
+		rows = 2 * n
+	}
+	r := round % rows
 	order := make([]int, n)
 	for i := range order {
-		order[i] = i
-		if round%2 == 1 {
-			order[i] = n - 1 - i
-		}
+		order[i] = (first[i] + r) % n
+	}
+	if r >= n {
+		slices.Reverse(order)
 	}
 	return order
 }

@@ -23,7 +23,7 @@ func (rep *report) markdown(w io.Writer) {
 	p("- mcp_auth: verify_cache_size %d, upstream_cache_size %d, token_exchange source", cfg.VerifyCache, cfg.UpstreamLRU)
 	p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
 	p("")
-	p("### Gateway cost at concurrency %d (%d interleaved rounds of a/b/b'/c, %s each case)", cfg.Conc, cfg.Rounds, cfg.Duration)
+	p("### Gateway cost at concurrency %d ((a) alone, then %d interleaved rounds of b/b'/c; %s each case)", cfg.Conc, cfg.Rounds, cfg.Duration)
 	p("")
 	p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
 	p("|---|---:|---:|---:|---:|---:|---:|")
@@ -49,11 +49,11 @@ func (rep *report) markdown(w io.Writer) {
 		}
 		p("- token exchanges during the main comparison: %d (all served from the upstream cache)", rep.exchanges0)
 	}
-	if ob, oc := rep.open[0], rep.open[1]; ob.Reqs > 0 {
+	if ob, oc := rep.open[1], rep.open[2]; ob.Reqs > 0 {
 		p("")
-		p("### Latency at a fixed rate (open loop: %.0f req/s = %.2f × (b)'s throughput, %d connections, %d interleaved rounds)", rep.rate, cfg.Load, cfg.Conc, cfg.Rounds)
+		p("### Latency at a fixed rate (open loop: %.0f req/s = %.2f × (b)'s throughput, %d connections; (a) alone, then %d interleaved rounds of b/c; %s each case)", rep.rate, cfg.Load, cfg.Conc, cfg.Rounds, cfg.Duration)
 		p("")
-		p("Latency counts from when each request was due, so waiting behind a slow one is included.")
+		p("Latency counts from when each request was due, so waiting behind a slow one is included. (a) shows what the load generator and the backend add on their own.")
 		p("")
 		p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
 		p("|---|---:|---:|---:|---:|---:|---:|")
