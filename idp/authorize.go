@@ -94,24 +94,43 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail(oerr)
 		return
 	}
-	prompt := ""
+	// OpenID Connect Core 3.1.2.1: none must not be combined with any other value.
+	prompt, forceLogin, others := "", false, 0
 	for _, pv := range strings.Fields(q.Get("prompt")) {
 		switch pv {
-		case "none", "consent":
-			if prompt != "" && prompt != pv {
-				fail(errInvalidRequest("prompt=none cannot be combined with other values"))
-				return
-			}
+		case "none":
 			prompt = pv
-		case "login", "select_account":
-			// Accepted; the current session is used (GitHub decides about re-authentication).
+		case "consent":
+			if prompt != "none" {
+				prompt = pv
+			}
+			others++
+		case "login":
+			forceLogin = true
+			others++
+		case "select_account":
+			// Accepted; the current session is used.
+			others++
 		default:
 			fail(errInvalidRequest("unsupported prompt value"))
 			return
 		}
 	}
+	if prompt == "none" && others > 0 {
+		fail(errInvalidRequest("prompt=none cannot be combined with other values"))
+		return
+	}
+	var maxAge *int64
+	if q.Has("max_age") {
+		n, err := strconv.ParseInt(q.Get("max_age"), 10, 64)
+		if err != nil || n < 0 {
+			fail(errInvalidRequest("max_age must be a non-negative number of seconds"))
+			return
+		}
+		maxAge = &n
+	}
 	ar := authRequest{
-		Prompt:   prompt,
+		Prompt: prompt, ForceLogin: forceLogin, MaxAge: maxAge,
 		ClientID: c.ID, RedirectURI: redirect, RedirectGiven: given, State: state,
 		Challenge: challenge, Scope: scope, Resource: resource,
 		Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix(),

@@ -336,3 +336,127 @@ func TestAuthorizeRateLimitPerAddress(t *testing.T) {
 		t.Errorf("%d pending requests stored, want 5", n)
 	}
 }
+
+// prompt=login and max_age (OIDC Core 3.1.2.1): an existing session does not satisfy them; the
+// user signs in again inside the pending request, and that sign-in completes the flow.
+func TestPromptLoginForcesSignIn(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(nil)
+	cases := []struct {
+		name    string
+		extra   url.Values
+		advance time.Duration // clock moved after the first sign-in
+		want    string        // "login" (sign-in page, then code), "code", or an error code
+		relogAs string        // username for the new sign-in
+	}{
+		{"no prompt uses session", nil, 0, "code", ""},
+		{"select_account uses session", url.Values{"prompt": {"select_account"}}, 0, "code", ""},
+		{"login", url.Values{"prompt": {"login"}}, 0, "login", "alice"},
+		{"login as another user", url.Values{"prompt": {"login"}}, 0, "login", "bob"},
+		{"login select_account", url.Values{"prompt": {"select_account login"}}, 0, "login", "alice"},
+		{"login none", url.Values{"prompt": {"login none"}}, 0, "invalid_request", ""},
+		{"none select_account", url.Values{"prompt": {"none select_account"}}, 0, "invalid_request", ""},
+		{"max_age 0", url.Values{"max_age": {"0"}}, time.Second, "login", "alice"},
+		{"max_age fresh session", url.Values{"max_age": {"3600"}}, time.Minute, "code", ""},
+		{"max_age old session", url.Values{"max_age": {"3600"}}, 2 * time.Hour, "login", "alice"},
+		{"max_age old with none", url.Values{"max_age": {"60"}, "prompt": {"none"}}, time.Hour, "login_required", ""},
+		{"max_age negative", url.Values{"max_age": {"-1"}}, 0, "invalid_request", ""},
+		{"max_age not a number", url.Values{"max_age": {"1h"}}, 0, "invalid_request", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := e.browser()
+			e.getCode(b, c, newPKCE(), "alice", "", nil) // signed in, consent remembered
+			e.clock.Advance(tc.advance)
+			p := newPKCE()
+			pg := b.follow(authorizeURL(e, c, p, tc.extra))
+			var q url.Values
+			switch tc.want {
+			case "code":
+				u, _ := url.Parse(pg.location)
+				q = u.Query()
+				if pg.status != http.StatusFound || q.Get("code") == "" {
+					t.Fatalf("want code from the existing session, got %d %s", pg.status, pg.location)
+				}
+			case "login":
+				if pg.status != http.StatusOK || !strings.Contains(pg.body, `name="username"`) {
+					t.Fatalf("want the sign-in page, got %d %s %s", pg.status, pg.location, pg.body)
+				}
+				reqID := formValue(t, reqRe, pg.body)
+				if reqID == "" {
+					t.Fatalf("sign-in page not tied to the pending request")
+				}
+				// The old session cannot approve the pending request by posting the consent form.
+				if r := b.post(e.url("/consent"), url.Values{"csrf_token": {formValue(t, csrfRe, pg.body)}, "req": {reqID}, "action": {"approve"}}); r.status != http.StatusSeeOther || r.location != e.url("/login?req="+url.QueryEscape(reqID)) {
+					t.Fatalf("consent POST with the old session: %d %s", r.status, r.location)
+				}
+				pg = b.devLogin(pg, tc.relogAs, "")
+				if strings.Contains(pg.body, `value="approve"`) {
+					pg = b.approve(pg)
+				}
+				u, _ := url.Parse(pg.location)
+				q = u.Query()
+				if pg.status != http.StatusFound || !strings.HasPrefix(pg.location, c.RedirectURI+"?") || q.Get("code") == "" {
+					t.Fatalf("after signing in again: want a code at the client's redirect URI, got %d %s", pg.status, pg.location)
+				}
+			default:
+				u, _ := url.Parse(pg.location)
+				q = u.Query()
+				if pg.status != http.StatusFound || !strings.HasPrefix(pg.location, c.RedirectURI+"?") || q.Get("error") != tc.want || q.Get("code") != "" {
+					t.Fatalf("want %s, got %d %s", tc.want, pg.status, pg.location)
+				}
+			}
+			if q.Get("state") != "st-123" || q.Get("iss") != e.issuer {
+				t.Fatalf("state/iss not preserved: %v", q)
+			}
+			if q.Get("code") == "" {
+				return
+			}
+			resp, m := e.redeem(c, q.Get("code"), p.verifier, nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("redeem: %d %v", resp.StatusCode, m)
+			}
+			claims, _ := verifyWithJWKS(t, e, m["access_token"].(string))
+			wantSub := "dev:alice"
+			if tc.relogAs != "" {
+				wantSub = "dev:" + tc.relogAs
+			}
+			if claims["sub"] != wantSub {
+				t.Errorf("sub %v, want %s", claims["sub"], wantSub)
+			}
+		})
+	}
+}
+
+// prompt=login with GitHub sign-in: the user goes through GitHub again (its account picker is
+// requested), and the callback completes the pending request.
+func TestPromptLoginGitHub(t *testing.T) {
+	g := newFakeGitHub(t)
+	e := newEnv(t, withGitHub(g))
+	c := e.register(nil)
+	b := e.browser()
+	e.githubLogin(b, c, newPKCE())
+	exchanges := g.codeExchanges.Load()
+	p := newPKCE()
+	pg := b.follow(authorizeURL(e, c, p, url.Values{"prompt": {"login"}}))
+	if pg.status != http.StatusOK || !ghLinkRe.MatchString(pg.body) {
+		t.Fatalf("want the sign-in page, got %d %s", pg.status, pg.location)
+	}
+	r := b.get(strings.ReplaceAll(formValue(t, ghLinkRe, pg.body), "&amp;", "&"))
+	gh, _ := url.Parse(r.location)
+	if r.status != http.StatusFound || !strings.HasPrefix(r.location, g.ts.URL+"/login/oauth/authorize?") || gh.Query().Get("prompt") != "select_account" {
+		t.Fatalf("github start: %d %s", r.status, r.location)
+	}
+	r = b.get(r.location) // fake GitHub -> callback
+	pg = b.follow(r.location)
+	u, _ := url.Parse(pg.location)
+	if pg.status != http.StatusFound || u.Query().Get("code") == "" || u.Query().Get("state") != "st-123" {
+		t.Fatalf("after GitHub sign-in: %d %s %s", pg.status, pg.location, pg.body)
+	}
+	if g.codeExchanges.Load() != exchanges+1 {
+		t.Errorf("GitHub code exchanges %d, want %d", g.codeExchanges.Load(), exchanges+1)
+	}
+	if resp, m := e.redeem(c, u.Query().Get("code"), p.verifier, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("redeem: %d %v", resp.StatusCode, m)
+	}
+}

@@ -36,7 +36,7 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.loadSession(r)
-	if sess == nil || sess.Sub == "" {
+	if sess == nil || sess.Sub == "" || s.needsLogin(ar, sess) {
 		if ar.Prompt == "none" && s.takeAuthRequest(r, reqID) != nil {
 			s.redirectError(w, r, ar.RedirectURI, ar.State, newOAuthError(http.StatusBadRequest, "login_required", "the user is not signed in"))
 			return
@@ -116,6 +116,10 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	ar, ok := s.loadAuthRequest(r, reqID)
 	if !ok {
 		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+		return
+	}
+	if s.needsLogin(ar, sess) {
+		http.Redirect(w, r, s.endpoint("/login?req="+url.QueryEscape(reqID)), http.StatusSeeOther)
 		return
 	}
 	switch r.PostForm.Get("action") {

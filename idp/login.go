@@ -96,7 +96,7 @@ func (s *Server) handleDevLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.signIn(w, r, sub); err != nil {
+	if err := s.signIn(w, r, sub, reqID); err != nil {
 		s.log.Error("create session", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return
@@ -142,8 +142,12 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	ls := loginState{ReqID: q.Get("req"), Purpose: "login", Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix()}
+	forceLogin := false
 	if ls.ReqID != "" {
-		if _, ok := s.loadAuthRequest(r, ls.ReqID); !ok {
+		ar, ok := s.loadAuthRequest(r, ls.ReqID)
+		if ok {
+			forceLogin = ar.ForceLogin
+		} else {
 			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
 			return
 		}
@@ -170,6 +174,10 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(s.opts.GitHub.Scopes) > 0 {
 		v.Set("scope", strings.Join(s.opts.GitHub.Scopes, " "))
+	}
+	if forceLogin && ls.Purpose == "login" {
+		// GitHub has no prompt=login; its account picker is the closest it offers.
+		v.Set("prompt", "select_account")
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, s.opts.GitHub.BaseURL+"/login/oauth/authorize?"+v.Encode(), http.StatusFound)
@@ -252,7 +260,7 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.endpoint("/account?msg=linked"), http.StatusSeeOther)
 		return
 	}
-	if err := s.signIn(w, r, ghSub); err != nil {
+	if err := s.signIn(w, r, ghSub, ls.ReqID); err != nil {
 		s.log.Error("create session", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return

@@ -107,6 +107,8 @@ type sessionRecord struct {
 	Sub  string `json:"sub,omitempty"`
 	CSRF string `json:"csrf"`
 	Exp  int64  `json:"exp"`
+	// AuthTime is when the user signed in (unix seconds); 0 in sessions stored before it existed.
+	AuthTime int64 `json:"auth_time,omitempty"`
 }
 
 // authRequest is a validated /authorize request waiting for login and consent.
@@ -119,7 +121,13 @@ type authRequest struct {
 	Scope         string `json:"scope"`
 	Resource      string `json:"resource"`
 	Prompt        string `json:"prompt,omitempty"` // "none" or "consent"
-	Exp           int64  `json:"exp"`
+	// ForceLogin (prompt=login): only a sign-in made for this request satisfies it.
+	ForceLogin bool `json:"force_login,omitempty"`
+	// MaxAge (max_age, seconds) if given: an older sign-in does not satisfy the request.
+	MaxAge *int64 `json:"max_age,omitempty"`
+	// LoginSession is the hash of the session created by a sign-in made for this request.
+	LoginSession string `json:"login_session,omitempty"`
+	Exp          int64  `json:"exp"`
 }
 
 type loginState struct {

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -96,7 +97,8 @@ func (s *Server) checkLoginCSRF(r *http.Request) error {
 func (s *Server) newSession(w http.ResponseWriter, ctx context.Context, sub string) (*session, error) {
 	id := randomToken()
 	ttl := s.opts.SessionTTL
-	rec := sessionRecord{Sub: sub, CSRF: randomToken(), Exp: s.opts.Now().Add(ttl).Unix()}
+	now := s.opts.Now()
+	rec := sessionRecord{Sub: sub, CSRF: randomToken(), Exp: now.Add(ttl).Unix(), AuthTime: now.Unix()}
 	key := hashSecret(id)
 	if err := s.putJSON(ctx, bucketSessions, key, rec); err != nil {
 		return nil, err
@@ -105,13 +107,41 @@ func (s *Server) newSession(w http.ResponseWriter, ctx context.Context, sub stri
 	return &session{key: key, sessionRecord: rec}, nil
 }
 
-// signIn replaces any current session by a new one for sub.
-func (s *Server) signIn(w http.ResponseWriter, r *http.Request, sub string) error {
+// signIn replaces any current session by a new one for sub. If the sign-in was made for a
+// pending authorization request (reqID non-empty), the request records the new session, which is
+// what satisfies prompt=login and max_age: an older session never does.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, sub, reqID string) error {
 	if old := s.loadSession(r); old != nil {
 		_ = s.store.Delete(r.Context(), bucketSessions, old.key)
 	}
-	_, err := s.newSession(w, r.Context(), sub)
+	sess, err := s.newSession(w, r.Context(), sub)
+	if err != nil || reqID == "" {
+		return err
+	}
+	err = s.store.Update(r.Context(), bucketAuthReqs, reqID, func(old []byte) ([]byte, error) {
+		var ar authRequest
+		if old == nil || json.Unmarshal(old, &ar) != nil {
+			return old, nil // gone or unreadable: the consent page reports it
+		}
+		ar.LoginSession = sess.key
+		return json.Marshal(ar)
+	})
 	return err
+}
+
+// needsLogin reports whether the pending request ar requires a new sign-in although sess is
+// signed in: prompt=login, or max_age exceeded, unless sess was created by a sign-in for ar.
+func (s *Server) needsLogin(ar *authRequest, sess *session) bool {
+	if ar.LoginSession != "" && constantTimeEqual(ar.LoginSession, sess.key) {
+		return false
+	}
+	if ar.ForceLogin {
+		return true
+	}
+	if ar.MaxAge != nil {
+		return sess.AuthTime == 0 || s.opts.Now().Unix()-sess.AuthTime > *ar.MaxAge
+	}
+	return false
 }
 
 func (s *Server) setCookie(w http.ResponseWriter, name, value string, ttl time.Duration) {
