@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -36,8 +38,14 @@ func init() {
 //		access_token_ttl   <duration>
 //		refresh_token_ttl  <duration>
 //		registration_token <token>
+//		authorize_rate_limit  <n>|-1
+//		authorize_rate_window <duration>
 //		allow_private_cimd
+//		cimd_failure_cache_ttl <duration>
 //	}
+//
+// Durations must not be negative. authorize_rate_limit is a positive count, or negative to
+// disable the limit; 0 is refused because it would silently mean the default (100).
 func parseIDPCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(IDP)
 	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
@@ -127,20 +135,35 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&m.SigningAlgorithm) {
 				return d.ArgErr()
 			}
-		case "access_token_ttl", "refresh_token_ttl":
+		case "access_token_ttl":
+			if err := idpDurationArg(d, &m.AccessTokenTTL); err != nil {
+				return err
+			}
+		case "refresh_token_ttl":
+			if err := idpDurationArg(d, &m.RefreshTokenTTL); err != nil {
+				return err
+			}
+		case "authorize_rate_window":
+			if err := idpDurationArg(d, &m.AuthorizeRateWindow); err != nil {
+				return err
+			}
+		case "cimd_failure_cache_ttl":
+			if err := idpDurationArg(d, &m.CIMDFailureCacheTTL); err != nil {
+				return err
+			}
+		case "authorize_rate_limit":
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
 			}
-			dur, err := caddy.ParseDuration(s)
+			n, err := strconv.Atoi(s)
 			if err != nil {
-				return d.Errf("%s: %v", opt, err)
+				return d.Errf("authorize_rate_limit: %q is not an integer", s)
 			}
-			if opt == "access_token_ttl" {
-				m.AccessTokenTTL = caddy.Duration(dur)
-			} else {
-				m.RefreshTokenTTL = caddy.Duration(dur)
+			if n == 0 {
+				return d.Err("authorize_rate_limit 0 would mean the default (100): omit it for the default, or use -1 to disable the limit")
 			}
+			m.AuthorizeRateLimit = n
 		case "registration_token":
 			if !d.AllArgs(&m.RegistrationToken) {
 				return d.ArgErr()
@@ -149,6 +172,24 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized mcp_idp option %q", opt)
 		}
 	}
+	return nil
+}
+
+// idpDurationArg parses the single non-negative duration argument of the current subdirective.
+func idpDurationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", opt, err)
+	}
+	if dur < 0 {
+		return d.Errf("%s must not be negative, got %s", opt, s)
+	}
+	*dst = caddy.Duration(dur)
 	return nil
 }
 

@@ -75,9 +75,24 @@ type IDP struct {
 	// registration requires. Placeholders are expanded. Default: open registration.
 	RegistrationToken string `json:"registration_token,omitempty"`
 
+	// AuthorizeRateLimit is how many pending authorization requests (valid /authorize requests,
+	// each stored until sign-in) one client address may start per AuthorizeRateWindow; beyond it
+	// /authorize answers a 429 page with Retry-After. The address is Caddy's client IP, which
+	// honours the server's trusted_proxies. Default 100 (0 means the default); negative disables
+	// the limit.
+	AuthorizeRateLimit int `json:"authorize_rate_limit,omitempty"`
+
+	// AuthorizeRateWindow is the window of AuthorizeRateLimit. Default 1m; must not be negative.
+	AuthorizeRateWindow caddy.Duration `json:"authorize_rate_window,omitempty"`
+
 	// AllowPrivateCIMD lets Client ID Metadata Documents be fetched from private and loopback
 	// addresses. Development only. Default false.
 	AllowPrivateCIMD bool `json:"allow_private_cimd,omitempty"`
+
+	// CIMDFailureCacheTTL is how long a failed Client ID Metadata Document fetch (unreachable,
+	// not 200, invalid) is remembered: requests naming that client_id are refused without
+	// fetching again until it expires. Default 1m; must not be negative.
+	CIMDFailureCacheTTL caddy.Duration `json:"cimd_failure_cache_ttl,omitempty"`
 
 	srv      *idp.Server
 	storeKey string
@@ -161,16 +176,30 @@ func (m *IDP) Provision(ctx caddy.Context) error {
 	}
 	m.storeKey = path
 
+	opts, err := m.idpOptions(repl)
+	if err != nil {
+		return err
+	}
+	opts.Store = v.(idpStore).BoltStore
+	opts.EncryptionKey = key
+	opts.Logger = ctx.Slogger()
+	m.srv, err = idp.New(opts)
+	if err != nil {
+		return fmt.Errorf("mcp_idp: %w", err)
+	}
+	return nil
+}
+
+// idpOptions maps the configuration onto idp.Options, expanding placeholders with repl. It leaves
+// Store, EncryptionKey and Logger to Provision.
+func (m *IDP) idpOptions(repl *caddy.Replacer) (idp.Options, error) {
 	regToken := repl.ReplaceAll(m.RegistrationToken, "")
 	if m.RegistrationToken != "" && regToken == "" {
 		// An unset variable must not silently turn a closed registration into an open one.
-		return fmt.Errorf("mcp_idp: registration_token expands to nothing (is its environment variable set?)")
+		return idp.Options{}, fmt.Errorf("mcp_idp: registration_token expands to nothing (is its environment variable set?)")
 	}
-
 	opts := idp.Options{
 		Issuer:                   m.Issuer,
-		Store:                    v.(idpStore).BoltStore,
-		EncryptionKey:            key,
 		SigningAlgorithm:         m.SigningAlgorithm,
 		DevLogin:                 m.DevLogin,
 		DefaultResource:          m.DefaultResource,
@@ -179,8 +208,10 @@ func (m *IDP) Provision(ctx caddy.Context) error {
 		AccessTokenTTL:           time.Duration(m.AccessTokenTTL),
 		RefreshTokenTTL:          time.Duration(m.RefreshTokenTTL),
 		RegistrationInitialToken: regToken,
+		AuthorizeRateLimit:       m.AuthorizeRateLimit,
+		AuthorizeRateWindow:      time.Duration(m.AuthorizeRateWindow),
 		AllowPrivateCIMD:         m.AllowPrivateCIMD,
-		Logger:                   ctx.Slogger(),
+		CIMDFailureCacheTTL:      time.Duration(m.CIMDFailureCacheTTL),
 	}
 	if m.GitHub != nil {
 		opts.GitHub = idp.GitHubConfig{
@@ -194,15 +225,11 @@ func (m *IDP) Provision(ctx caddy.Context) error {
 	for _, c := range m.ExchangeClients {
 		secret := repl.ReplaceAll(c.Secret, "")
 		if secret == "" {
-			return fmt.Errorf("mcp_idp: exchange client %q has an empty secret (is its environment variable set?)", c.ID)
+			return idp.Options{}, fmt.Errorf("mcp_idp: exchange client %q has an empty secret (is its environment variable set?)", c.ID)
 		}
 		opts.ExchangeClients = append(opts.ExchangeClients, idp.ExchangeClient{ID: c.ID, Secret: secret, Audiences: c.Audiences})
 	}
-	m.srv, err = idp.New(opts)
-	if err != nil {
-		return fmt.Errorf("mcp_idp: %w", err)
-	}
-	return nil
+	return opts, nil
 }
 
 // Validate checks the configuration without changing it.
@@ -216,6 +243,19 @@ func (m IDP) Validate() error {
 	for _, c := range m.ExchangeClients {
 		if c.ID == "" {
 			return errors.New("mcp_idp: an exchange client needs an id")
+		}
+	}
+	// A negative duration is never meaningful here: a negative window would never limit, and a
+	// negative failure cache TTL would remember a failed fetch practically forever.
+	for _, f := range []struct {
+		name string
+		d    caddy.Duration
+	}{
+		{"access_token_ttl", m.AccessTokenTTL}, {"refresh_token_ttl", m.RefreshTokenTTL},
+		{"authorize_rate_window", m.AuthorizeRateWindow}, {"cimd_failure_cache_ttl", m.CIMDFailureCacheTTL},
+	} {
+		if f.d < 0 {
+			return fmt.Errorf("mcp_idp: %s must not be negative", f.name)
 		}
 	}
 	return nil
