@@ -62,7 +62,10 @@ func (s *Server) accountForm(w http.ResponseWriter, r *http.Request) (*session, 
 	return sess, true
 }
 
-// handleAccountPAT stores a pasted personal access token (development login only).
+// handleAccountPAT checks a pasted personal access token with GitHub (GET /user) and stores it
+// with the GitHub identity it belongs to (development login only). Nothing is stored unless GitHub
+// answers 200 with a valid user: 401 is a 400 page ("GitHub rejected this token"), an unreachable
+// GitHub a 503 page and any other answer a 502 page. The token is never logged or shown.
 func (s *Server) handleAccountPAT(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.DevLogin {
 		s.renderError(w, http.StatusNotFound, "Not found", "Pasting tokens is only available with development login.")
@@ -77,11 +80,34 @@ func (s *Server) handleAccountPAT(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Invalid token", "That does not look like a GitHub token.")
 		return
 	}
-	if err := s.saveGitHubToken(r.Context(), sess.Sub, &githubToken{AccessToken: pat, PersonalAccess: true}); err != nil {
+	gu, err := s.githubFetchUser(r.Context(), pat)
+	switch {
+	case err == nil:
+	case errors.Is(err, errGitHubBadCredentials):
+		s.log.Info("GitHub rejected a pasted token", "sub", sess.Sub)
+		s.renderError(w, http.StatusBadRequest, "Token rejected", "GitHub rejected this token. Check that it was copied completely and is neither expired nor revoked. Nothing was linked.")
+		return
+	case errors.Is(err, errGitHubUnreachable):
+		s.log.Error("checking a pasted token: GitHub unreachable", "sub", sess.Sub, "error", err)
+		w.Header().Set("Retry-After", "30")
+		s.renderError(w, http.StatusServiceUnavailable, "GitHub unavailable", "GitHub could not be reached to check this token. Nothing was linked. Try again in a moment.")
+		return
+	default:
+		s.log.Error("checking a pasted token: bad answer from GitHub", "sub", sess.Sub, "error", err)
+		s.renderError(w, http.StatusBadGateway, "GitHub error", "GitHub did not confirm this token (it answered with an error). Nothing was linked. Try again later.")
+		return
+	}
+	if strings.HasPrefix(sess.Sub, "github:") && sess.Sub != githubSub(gu.ID) {
+		s.renderError(w, http.StatusBadRequest, "Different GitHub account", "This token belongs to another GitHub account than the one you signed in with. Nothing was linked.")
+		return
+	}
+	t := &githubToken{AccessToken: pat, PersonalAccess: true, GitHubID: gu.ID, Login: gu.Login}
+	if err := s.saveGitHubToken(r.Context(), sess.Sub, t); err != nil {
 		s.log.Error("store GitHub token", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return
 	}
+	s.log.Info("GitHub token pasted and linked", "sub", sess.Sub, "github_login", gu.Login)
 	http.Redirect(w, r, s.endpoint("/account?msg=linked"), http.StatusSeeOther)
 }
 

@@ -94,6 +94,17 @@ type githubUser struct {
 	Name  string `json:"name"`
 }
 
+var (
+	// errGitHubBadCredentials: GET /user answered 401, the token is invalid, expired or revoked.
+	errGitHubBadCredentials = errors.New("idp: GitHub rejected the token (401)")
+	// errGitHubUnreachable: the request to GitHub's API failed (network error or timeout).
+	errGitHubUnreachable = errors.New("idp: GitHub API unreachable")
+)
+
+// githubFetchUser calls GET {APIURL}/user with the token. Only a 200 with a JSON object holding a
+// positive numeric "id" and a non-empty string "login" is accepted. Errors wrap
+// errGitHubBadCredentials (401) or errGitHubUnreachable (network); others are bad answers (5xx,
+// other statuses, invalid bodies). The token never appears in an error.
 func (s *Server) githubFetchUser(ctx context.Context, token string) (*githubUser, error) {
 	g := s.opts.GitHub
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -107,9 +118,12 @@ func (s *Server) githubFetchUser(ctx context.Context, token string) (*githubUser
 	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
 	resp, err := g.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("idp: GitHub API unreachable: %w", err)
+		return nil, fmt.Errorf("%w: %w", errGitHubUnreachable, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, errGitHubBadCredentials
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("idp: GitHub /user status %d", resp.StatusCode)
 	}

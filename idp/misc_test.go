@@ -124,7 +124,9 @@ func TestSessionCookieAttributes(t *testing.T) {
 }
 
 func TestAccountPage(t *testing.T) {
-	e := newEnv(t, nil)
+	g := newFakeGitHub(t)
+	g.accessTokens["ghp_pasted_123"] = true // a PAT GitHub accepts
+	e := newEnv(t, func(o *Options) { o.GitHub.APIURL = g.ts.URL + "/api" })
 	b := e.browser()
 	// Not signed in: sent to login.
 	if pg := b.get(e.url("/account")); pg.status != http.StatusFound || !strings.HasSuffix(pg.location, "/login") {
