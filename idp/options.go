@@ -162,6 +162,24 @@ func (o *Options) setDefaults() error {
 	if o.SigningAlgorithm != "RS256" && o.SigningAlgorithm != "ES256" {
 		return fmt.Errorf("idp: unsupported SigningAlgorithm %q (RS256 or ES256)", o.SigningAlgorithm)
 	}
+	// A negative duration would mean "never" or "always" where it is read
+	// (a limiter window that never fills, a failure cached for ever), never
+	// what a caller meant: refuse it rather than guess.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"KeyRotationInterval", o.KeyRotationInterval}, {"KeyPrePublish", o.KeyPrePublish},
+		{"AccessTokenTTL", o.AccessTokenTTL}, {"RefreshTokenTTL", o.RefreshTokenTTL},
+		{"CodeTTL", o.CodeTTL}, {"SessionTTL", o.SessionTTL}, {"LoginTTL", o.LoginTTL},
+		{"CleanupInterval", o.CleanupInterval}, {"RegistrationRateWindow", o.RegistrationRateWindow},
+		{"AuthorizeRateWindow", o.AuthorizeRateWindow}, {"CIMDTimeout", o.CIMDTimeout},
+		{"CIMDCacheTTL", o.CIMDCacheTTL}, {"CIMDFailureCacheTTL", o.CIMDFailureCacheTTL},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("idp: Options.%s must not be negative (0 takes the default)", d.name)
+		}
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
