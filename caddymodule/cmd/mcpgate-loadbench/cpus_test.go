@@ -145,3 +145,38 @@ func TestRoundOrderAndRatios(t *testing.T) {
 		t.Error("shortName")
 	}
 }
+
+func TestDumpTotal(t *testing.T) {
+	dump := "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 11671442\n\nfn=(1) main\n3 5\ntotals: 11671442\n"
+	if n, err := dumpTotal(strings.NewReader(dump)); err != nil || n != 11671442 {
+		t.Fatalf("dumpTotal = %d, %v", n, err)
+	}
+	if _, err := dumpTotal(strings.NewReader("events: Ir\nfn=(1) main\n")); err == nil {
+		t.Fatal("a dump without totals was read as complete")
+	}
+	if _, err := dumpTotal(strings.NewReader("totals: x\n")); err == nil {
+		t.Fatal("a non-numeric total was accepted")
+	}
+}
+
+func TestCallgrindCommandNamesTheTool(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	if _, _, err := callgrindCommand(t.TempDir(), "/bin/caddy", nil); err == nil || !strings.Contains(err.Error(), "valgrind") {
+		t.Fatalf("without valgrind: %v, want an error naming valgrind", err)
+	}
+}
+
+func TestCountPicker(t *testing.T) {
+	p := countPicker(3, "tok")
+	for range 3 {
+		if tok, ok := p.next(); !ok || tok != "tok" {
+			t.Fatalf("next = %q %v", tok, ok)
+		}
+	}
+	if _, ok := p.next(); ok {
+		t.Fatal("count picker did not stop after 3")
+	}
+	if tok, ok := countPicker(1, "").next(); !ok || tok != "" {
+		t.Fatal("count picker without token")
+	}
+}

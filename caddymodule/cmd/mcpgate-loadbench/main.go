@@ -99,6 +99,7 @@ type config struct {
 	SSE          int
 	Load         float64
 	Pin          bool
+	Instructions int
 	Caddy        string
 	ProfileDir   string
 	Out          string
@@ -120,9 +121,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.UpstreamLRU, "upstream-cache", 10000, "mcp_auth upstream_cache_size")
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
 	fs.Float64Var(&c.Load, "load", 0.5, "open-loop latency phase: request rate as a fraction of (b)'s measured throughput")
+	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
-	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof); profiling slows (d)")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof); profiling slows (d). With -instructions: the callgrind dump of each case")
 	fs.StringVar(&c.Out, "out", "", "also write the markdown report to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -134,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Users, err = intList(*users); err != nil {
 		return c, fmt.Errorf("-users: %w", err)
 	}
-	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Load <= 0 || c.Load > 1 {
+	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Load <= 0 || c.Load > 1 || c.Instructions < 0 {
 		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -load in (0, 1]")
 		fmt.Fprintln(stderr, err)
 		return c, err
@@ -254,10 +256,21 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.Caddy != "" {
 		bin, args, caddyBin = cfg.Caddy, args[1:], cfg.Caddy
 	}
+	ready := 30 * time.Second
+	if cfg.Instructions > 0 {
+		if bin, args, err = callgrindCommand(dir, bin, args); err != nil {
+			return err
+		}
+		caddyBin += ", under valgrind --tool=callgrind"
+		ready = 5 * time.Minute
+		// Only Caddy's runtime reads it (at start), and only this mode.
+		os.Setenv("GODEBUG", "asyncpreemptoff=1")
+	}
 	if bin, args, err = pinnedCommand(pl.caddy, bin, args); err != nil {
 		return err
 	}
 	caddy, _, err := startChild("caddy", dir, bin, args, false)
+	os.Unsetenv("GODEBUG")
 	if err != nil {
 		return err
 	}
@@ -271,7 +284,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		{"http://" + gwAddr + "/.well-known/oauth-protected-resource/mcp", 200},
 		{"http://" + gwAddr + pathMCP, 401},
 	} {
-		if err := waitHTTP(ctx, u.url, u.want, 30*time.Second); err != nil {
+		if err := waitHTTP(ctx, u.url, u.want, ready); err != nil {
 			return fmt.Errorf("%w (Caddy log: %s)", err, caddy.log)
 		}
 	}
@@ -297,13 +310,17 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logf("minting %d RS256 tokens for (d)", cfg.FreshTokens)
+	nFresh := cfg.FreshTokens
+	if cfg.Instructions > 0 {
+		nFresh = cfg.Instructions
+	}
+	logf("minting %d RS256 tokens for (d)", nFresh)
 	t0 := time.Now()
-	fresh, err := m.mint("RS256", cfg.FreshTokens, func(int) string { return "bench-user" })
+	fresh, err := m.mint("RS256", nFresh, func(int) string { return "bench-user" })
 	if err != nil {
 		return err
 	}
-	rep.mintRS = time.Since(t0) / time.Duration(cfg.FreshTokens)
+	rep.mintRS = time.Since(t0) / time.Duration(nFresh)
 
 	direct := target{addr: backendAddr, path: pathMCP}
 	proxied := target{addr: proxyAddr, path: pathMCP}
@@ -327,6 +344,50 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 	rep.exchanges0 = fi.exchanges.Load()
+
+	if cfg.Instructions > 0 {
+		cg := &callgrind{pid: pid, dir: dir}
+		n := cfg.Instructions
+		var rs []instrResult
+		for _, ic := range []struct {
+			name string
+			t    target
+			p    *picker
+		}{
+			{cases[1].name, proxied, countPicker(n, "")},
+			{cases[2].name, proxied, countPicker(n, cached)},
+			{cases[3].name, gated, countPicker(n, cached)},
+			{"(d) mcp_auth, fresh RS256 token each request", gated, &picker{toks: fresh}},
+			{"(b) again", proxied, countPicker(n, "")},
+		} {
+			logf("instructions: %s, %d requests", ic.name, n)
+			var r result
+			instr, err := cg.measure(func() { r = run(ic.name, ic.t, ic.p, 4, time.Hour) })
+			if err != nil {
+				return err
+			}
+			if cfg.ProfileDir != "" {
+				// callgrind_annotate reads it: per-function instruction counts.
+				if err := cg.keepLast(cfg.ProfileDir, "callgrind-"+strings.Trim(shortName(ic.name), "()")+"-"+strconv.Itoa(len(rs))+".out"); err != nil {
+					return err
+				}
+			}
+			rs = append(rs, instrResult{name: ic.name, reqs: r.Reqs, errors: r.Errors, instr: instr})
+			if r.Errors > 0 {
+				return fmt.Errorf("%s: %d errors (first: %s); logs in %s", ic.name, r.Errors, r.firstError, dir)
+			}
+		}
+		var out strings.Builder
+		instructionsMarkdown(&out, cfg, pl, rs)
+		fmt.Fprint(stdout, out.String())
+		if cfg.Out != "" {
+			if err := os.WriteFile(cfg.Out, []byte(out.String()), 0o644); err != nil {
+				return err
+			}
+		}
+		_ = os.RemoveAll(dir)
+		return nil
+	}
 
 	// (a) first and on its own: Caddy idles during it, and whichever case
 	// came next would start on a rested machine.
