@@ -121,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.UpstreamLRU, "upstream-cache", 10000, "mcp_auth upstream_cache_size")
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
 	fs.Float64Var(&c.Load, "load", 0.5, "open-loop latency phase: request rate as a fraction of (b)'s measured throughput")
-	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again")
+	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again; use a few thousand, since each case must span many GC cycles (4000: about 4 minutes)")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof); profiling slows (d). With -instructions: the callgrind dump of each case")
@@ -257,6 +257,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		bin, args, caddyBin = cfg.Caddy, args[1:], cfg.Caddy
 	}
 	ready := 30 * time.Second
+	prevGODEBUG, hadGODEBUG := os.LookupEnv("GODEBUG")
 	if cfg.Instructions > 0 {
 		if bin, args, err = callgrindCommand(dir, bin, args); err != nil {
 			return err
@@ -264,13 +265,17 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		caddyBin += ", under valgrind --tool=callgrind"
 		ready = 5 * time.Minute
 		// Only Caddy's runtime reads it (at start), and only this mode.
-		os.Setenv("GODEBUG", "asyncpreemptoff=1")
+		os.Setenv("GODEBUG", strings.TrimPrefix(prevGODEBUG+",asyncpreemptoff=1", ","))
 	}
 	if bin, args, err = pinnedCommand(pl.caddy, bin, args); err != nil {
 		return err
 	}
 	caddy, _, err := startChild("caddy", dir, bin, args, false)
-	os.Unsetenv("GODEBUG")
+	if hadGODEBUG {
+		os.Setenv("GODEBUG", prevGODEBUG)
+	} else {
+		os.Unsetenv("GODEBUG")
+	}
 	if err != nil {
 		return err
 	}
