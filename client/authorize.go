@@ -129,6 +129,16 @@ func withOfflineAccess(scopes []string, md *AuthServerMetadata) (out []string, a
 // names; cached reports a registration taken from the cache. See the comment at the top of
 // registration.go for the port policy.
 func (c *Client) prepareClient(ctx context.Context, d *Discovery, scopes []string) (ln net.Listener, cc clientCreds, redirectURI string, cached bool, err error) {
+	if c.cfg.ClientMetadataURL != "" {
+		if err := c.checkCIMDSupport(d); err != nil {
+			return nil, clientCreds{}, "", false, err
+		}
+		ln, err := c.listen(c.cfg.CallbackPort)
+		if err != nil {
+			return nil, clientCreds{}, "", false, err
+		}
+		return ln, c.credsFor(d.Issuer, &d.AS, c.cfg.ClientMetadataURL), redirectURIFor(listenerPort(ln)), false, nil
+	}
 	if c.cfg.ClientID != "" {
 		ln, err := c.listen(c.cfg.CallbackPort)
 		if err != nil {

@@ -109,6 +109,9 @@ func (c *Client) login(ctx context.Context, ch *Challenge, scopes []string, stal
 	c.mu.Lock()
 	c.asMD[d.Issuer] = &d.AS
 	c.mu.Unlock()
+	if err := c.checkCIMDSupport(d); err != nil {
+		return nil, err // before revoking anything: the cached tokens stay usable
+	}
 	old, _ := c.cachedToken()
 	if old != nil {
 		c.revokeReplaced(ctx, old)

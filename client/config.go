@@ -1,8 +1,9 @@
 // Package client is mcpgate's MCP client library: it discovers how an MCP server is protected
 // (RFC 9728, RFC 8414, OpenID Connect discovery), registers itself (RFC 7591) unless given a
-// client ID, logs the user in through the system browser with the authorization code flow, PKCE
-// S256 and a loopback redirect (RFC 8252, RFC 7636, RFC 8707 resource indicators, RFC 9207 issuer
-// checks), caches and refreshes tokens, and talks MCP over streamable HTTP with mcp-go.
+// client ID or the URL of its Client ID Metadata Document, logs the user in through the system
+// browser with the authorization code flow, PKCE S256 and a loopback redirect (RFC 8252,
+// RFC 7636, RFC 8707 resource indicators, RFC 9207 issuer checks), caches and refreshes tokens,
+// and talks MCP over streamable HTTP with mcp-go.
 //
 // The program in client/cmd/mcpgate-client is a thin command line around this package.
 package client
@@ -27,9 +28,18 @@ type Config struct {
 	// MCPURL is the MCP endpoint, e.g. "https://mcp.example.com/mcp". Required; http or https.
 	MCPURL string
 
-	// ClientID selects a pre-registered OAuth client. Empty (default): register dynamically
-	// (RFC 7591) and cache the registration per issuer.
+	// ClientID selects a pre-registered OAuth client. Empty (default): use ClientMetadataURL if
+	// set, else register dynamically (RFC 7591) and cache the registration per issuer.
 	ClientID string
+	// ClientMetadataURL is the https URL of this client's Client ID Metadata Document
+	// (draft-ietf-oauth-client-id-metadata-document), used as its client_id: the authorization
+	// server fetches the document, nothing is registered and no registration is cached. The
+	// server's metadata must say client_id_metadata_document_supported: true, otherwise the
+	// login fails (there is no fallback to dynamic registration). The URL needs a path and no
+	// query, fragment or user info (see CheckClientMetadataURL); plain http is accepted only for
+	// a loopback host, for tests. NewClientMetadataDocument builds the document to host there.
+	// Excludes ClientID. Default empty: not used.
+	ClientMetadataURL string
 	// ClientSecret is the pre-registered client's secret; empty for a public client (default).
 	ClientSecret string
 	// RegistrationToken is an initial access token sent as a bearer token with the dynamic
@@ -104,6 +114,17 @@ func (cfg *Config) setDefaults() error {
 	}
 	if u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("the MCP server URL %q must not carry a fragment or user info", cfg.MCPURL)
+	}
+	if cfg.ClientMetadataURL != "" {
+		if cfg.ClientID != "" {
+			return errors.New("a pre-registered client ID (-client-id) and a client metadata URL (-client-metadata-url) exclude each other")
+		}
+		if cfg.ClientSecret != "" {
+			return errors.New("a client metadata document names a public client: it takes no client secret")
+		}
+		if err := CheckClientMetadataURL(cfg.ClientMetadataURL); err != nil {
+			return err
+		}
 	}
 	if cfg.ClientSecret != "" && cfg.ClientID == "" {
 		return errors.New("a client secret needs a client ID (-client-id)")

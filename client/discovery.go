@@ -36,6 +36,9 @@ type AuthServerMetadata struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	// AuthorizationResponseIssParameterSupported (RFC 9207) makes the client require iss.
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// ClientIDMetadataDocumentSupported (draft-ietf-oauth-client-id-metadata-document) allows
+	// an https URL of a client metadata document as client_id (Config.ClientMetadataURL).
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // Discovery is everything learned about how an MCP server is protected.

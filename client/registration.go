@@ -135,6 +135,9 @@ func (c *Client) register(ctx context.Context, d *Discovery, redirectURI string,
 
 // credsFor returns the client authentication for a token of issuer obtained by clientID.
 func (c *Client) credsFor(issuer string, md *AuthServerMetadata, clientID string) clientCreds {
+	if c.cfg.ClientMetadataURL != "" && clientID == c.cfg.ClientMetadataURL {
+		return clientCreds{ID: clientID, Method: "none"} // a metadata document client is public
+	}
 	if c.cfg.ClientID != "" && clientID == c.cfg.ClientID {
 		if c.cfg.ClientSecret == "" {
 			return clientCreds{ID: clientID, Method: "none"}

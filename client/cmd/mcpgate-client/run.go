@@ -18,6 +18,7 @@ import (
 )
 
 const usageText = `usage: mcpgate-client [flags] URL [command [args]]
+       mcpgate-client client-metadata -url URL [-name NAME]
 
 With no command: ping the server, list its tools and call list_repositories.
 
@@ -28,17 +29,20 @@ Commands:
   login                              log in again, revoking the cached tokens it replaces
   logout                             revoke and delete the cached tokens
   status                             show the cached login (never the token)
+  client-metadata -url URL [-name NAME]
+                                     print the Client ID Metadata Document to host at URL
+                                     (for -client-metadata-url; no MCP server URL needed)
 
 Flags (before the URL; -json, -v may also follow the command):
 `
 
 // options are the global flags.
 type options struct {
-	url, clientID, clientSecret, regToken, openWith, caCert, cacheDir string
-	scopes, authParams                                                stringList
-	callbackPort                                                      int
-	noBrowser, jsonOut, verbose, reregister                           bool
-	loginTimeout                                                      time.Duration
+	url, clientID, clientMetadataURL, clientSecret, regToken, openWith, caCert, cacheDir string
+	scopes, authParams                                                                   stringList
+	callbackPort                                                                         int
+	noBrowser, jsonOut, verbose, reregister                                              bool
+	loginTimeout                                                                         time.Duration
 }
 
 type stringList []string
@@ -51,6 +55,7 @@ func globalFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.url, "url", "", "MCP server URL (instead of the URL argument; env MCPGATE_URL)")
 	fs.StringVar(&o.clientID, "client-id", "", "pre-registered OAuth client ID (default: dynamic registration)")
+	fs.StringVar(&o.clientMetadataURL, "client-metadata-url", "", "https `URL` of this client's Client ID Metadata Document, used as client_id; the server must advertise support (default: not used)")
 	fs.StringVar(&o.clientSecret, "client-secret", "", "pre-registered client's secret (env MCPGATE_CLIENT_SECRET; default: public client)")
 	fs.StringVar(&o.regToken, "registration-token", "", "initial access token for dynamic registration (env MCPGATE_REGISTRATION_TOKEN)")
 	fs.BoolVar(&o.reregister, "reregister", false, "ignore the cached client registration and register again")
@@ -82,6 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 2
 	}
 	rest := fs.Args()
+	if len(rest) > 0 && rest[0] == "client-metadata" {
+		return clientMetadata(rest[1:], stdout, stderr)
+	}
 	if o.url == "" && len(rest) > 0 && strings.Contains(rest[0], "://") {
 		o.url, rest = rest[0], rest[1:]
 	}
@@ -120,6 +128,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fs.Usage()
 		return 2
 	}
+	if o.clientID != "" && o.clientMetadataURL != "" {
+		fmt.Fprintln(stderr, "mcpgate-client: -client-id and -client-metadata-url exclude each other: use a pre-registered client or a client metadata document, not both")
+		return 2
+	}
+	if o.clientMetadataURL != "" {
+		if err := client.CheckClientMetadataURL(o.clientMetadataURL); err != nil {
+			fmt.Fprintf(stderr, "mcpgate-client: -client-metadata-url: %v\n", err)
+			return 2
+		}
+	}
 	if o.clientSecret == "" {
 		o.clientSecret = getenv("MCPGATE_CLIENT_SECRET")
 	}
@@ -130,6 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	cfg := client.Config{
 		MCPURL:            o.url,
 		ClientID:          o.clientID,
+		ClientMetadataURL: o.clientMetadataURL,
 		ClientSecret:      o.clientSecret,
 		RegistrationToken: o.regToken,
 		ForceRegister:     o.reregister,
@@ -182,6 +201,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = printStatus(c, o.jsonOut, stdout)
 	}
 	if err != nil {
+		return fail(stderr, err)
+	}
+	return 0
+}
+
+// clientMetadata is the client-metadata command: it prints the Client ID Metadata Document to
+// host at -url. Exit 0, or 2 for a usage error.
+func clientMetadata(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mcpgate-client client-metadata", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var u, name string
+	fs.StringVar(&u, "url", "", "https `URL` the document will be served at; it becomes the client_id (required)")
+	fs.StringVar(&name, "name", "mcpgate-client", "client_name shown on consent pages")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mcpgate-client client-metadata -url URL [-name NAME]")
+		fmt.Fprintln(stderr, "\nPrints the JSON document to serve at URL; then pass -client-metadata-url URL.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mcpgate-client: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if u == "" {
+		fmt.Fprintln(stderr, "mcpgate-client: client-metadata needs -url, the https URL the document will be served at")
+		return 2
+	}
+	doc, err := client.NewClientMetadataDocument(u, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "mcpgate-client: %v\n", err)
+		return 2
+	}
+	if err := writeJSON(stdout, doc); err != nil {
 		return fail(stderr, err)
 	}
 	return 0

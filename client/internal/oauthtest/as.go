@@ -1,8 +1,9 @@
 // Package oauthtest provides in-process fakes for the client's tests: an OAuth 2.1
-// authorization server (RFC 8414 / OIDC discovery, RFC 7591 registration, authorization code
-// with PKCE S256, RFC 8707 resources, RFC 9207 iss, rotating refresh tokens, RFC 7009
-// revocation) and a protected MCP resource (RFC 9728 metadata, RFC 6750 challenges) around an
-// mcp-go server. They follow the RFC shapes, not any particular product.
+// authorization server (RFC 8414 / OIDC discovery, RFC 7591 registration, optional Client ID
+// Metadata Documents, authorization code with PKCE S256, RFC 8707 resources, RFC 9207 iss,
+// rotating refresh tokens, RFC 7009 revocation) and a protected MCP resource (RFC 9728
+// metadata, RFC 6750 challenges) around an mcp-go server. They follow the RFC shapes, not any
+// particular product.
 package oauthtest
 
 import (
@@ -10,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -60,6 +62,13 @@ type ASOptions struct {
 	// RevokeGrant makes revoking a refresh token revoke every token of that client, as servers
 	// that revoke the whole grant do (Auth0; Keycloak drops the client session).
 	RevokeGrant bool
+	// ClientIDMetadataDocuments advertises client_id_metadata_document_supported and accepts an
+	// http(s) URL as client_id: the document there is fetched on every use (no cache) with
+	// DocumentClient, must name that URL as client_id and carry no secret, and its
+	// redirect_uris are matched like registered ones (any port for loopback).
+	ClientIDMetadataDocuments bool
+	// DocumentClient fetches client metadata documents; default a client with a 5s timeout.
+	DocumentClient *http.Client
 	// AccessTTL is the access token lifetime; default 1h.
 	AccessTTL time.Duration
 	// Now is the clock; default time.Now.
@@ -73,6 +82,14 @@ type Grant struct {
 	Resource string
 	Expiry   time.Time
 	Family   string
+}
+
+// ClientIDUse is a client_id the server saw at one of its endpoints.
+type ClientIDUse struct {
+	// Endpoint is "authorize", "token" or "revoke".
+	Endpoint string
+	// ClientID is the client_id sent (as a parameter or in Basic authentication).
+	ClientID string
 }
 
 type regClient struct {
@@ -105,6 +122,9 @@ type AS struct {
 	authorizes    []url.Values
 	tokenForms    []url.Values
 	metadataHits  []string
+	registerHits  int
+	clientIDUses  []ClientIDUse
+	docFetches    []string
 	refuseNew     bool
 	rejectAtToken bool
 }
@@ -117,6 +137,9 @@ func NewAS(t testing.TB, opts ASOptions) *AS {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.DocumentClient == nil {
+		opts.DocumentClient = &http.Client{Timeout: 5 * time.Second}
 	}
 	a := &AS{
 		opts: opts, clients: map[string]*regClient{}, codes: map[string]*code{},
@@ -221,6 +244,28 @@ func (a *AS) Revoked() []string {
 	return slices.Clone(a.revoked)
 }
 
+// RegisterHits returns how many requests reached the registration endpoint, valid or not.
+func (a *AS) RegisterHits() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.registerHits
+}
+
+// ClientIDUses returns the client_id of each authorization, token and revocation request, in
+// order.
+func (a *AS) ClientIDUses() []ClientIDUse {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.clientIDUses)
+}
+
+// DocumentFetches returns the client metadata document URLs fetched, in order.
+func (a *AS) DocumentFetches() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.docFetches)
+}
+
 // MetadataHits returns the metadata paths requested, in order.
 func (a *AS) MetadataHits() []string {
 	a.mu.Lock()
@@ -297,6 +342,9 @@ func (a *AS) metadata(w http.ResponseWriter) {
 	if !a.opts.NoRevocation {
 		md["revocation_endpoint"] = a.Issuer + "/revoke"
 	}
+	if a.opts.ClientIDMetadataDocuments {
+		md["client_id_metadata_document_supported"] = true
+	}
 	writeJSON(w, http.StatusOK, md)
 }
 
@@ -312,6 +360,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (a *AS) register(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	a.registerHits++
+	a.mu.Unlock()
 	if r.Method != http.MethodPost {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -387,8 +438,9 @@ func (a *AS) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	a.mu.Lock()
 	a.authorizes = append(a.authorizes, q)
-	c := a.clients[q.Get("client_id")]
+	a.clientIDUses = append(a.clientIDUses, ClientIDUse{"authorize", q.Get("client_id")})
 	a.mu.Unlock()
+	c := a.lookupClient(q.Get("client_id"))
 	if c == nil || !a.redirectAllowed(c, q.Get("redirect_uri")) {
 		http.Error(w, "unknown client or redirect URI", http.StatusBadRequest)
 		return
@@ -431,7 +483,45 @@ func (a *AS) grantable(scopes []string) []string {
 	return slices.DeleteFunc(scopes, func(s string) bool { return slices.Contains(a.opts.WithheldScopes, s) })
 }
 
-func (a *AS) clientAuth(r *http.Request) (*regClient, bool) {
+// lookupClient returns a registered client or, with ClientIDMetadataDocuments, the client
+// described by the document at an http(s) client_id; nil when there is none.
+func (a *AS) lookupClient(id string) *regClient {
+	a.mu.Lock()
+	c := a.clients[id]
+	a.mu.Unlock()
+	if c != nil || !a.opts.ClientIDMetadataDocuments {
+		return c
+	}
+	u, err := url.Parse(id)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path == "" {
+		return nil
+	}
+	a.mu.Lock()
+	a.docFetches = append(a.docFetches, id)
+	a.mu.Unlock()
+	resp, err := a.opts.DocumentClient.Get(id)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		ClientID     string   `json:"client_id"`
+		ClientSecret string   `json:"client_secret"`
+		RedirectURIs []string `json:"redirect_uris"`
+		AuthMethod   string   `json:"token_endpoint_auth_method"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&doc) != nil {
+		return nil
+	}
+	if doc.ClientID != id || doc.ClientSecret != "" || (doc.AuthMethod != "" && doc.AuthMethod != "none") || len(doc.RedirectURIs) == 0 {
+		return nil
+	}
+	return &regClient{id: id, redirectURIs: doc.RedirectURIs}
+}
+
+// clientAuth authenticates the client of a token or revocation request and records its
+// client_id under endpoint.
+func (a *AS) clientAuth(r *http.Request, endpoint string) (*regClient, bool) {
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		id, _ = url.QueryUnescape(id)
@@ -440,8 +530,9 @@ func (a *AS) clientAuth(r *http.Request) (*regClient, bool) {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	a.mu.Lock()
-	c := a.clients[id]
+	a.clientIDUses = append(a.clientIDUses, ClientIDUse{endpoint, id})
 	a.mu.Unlock()
+	c := a.lookupClient(id)
 	if c == nil || c.secret != secret {
 		return nil, false
 	}
@@ -456,7 +547,7 @@ func (a *AS) token(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.tokenForms = append(a.tokenForms, r.PostForm)
 	a.mu.Unlock()
-	c, ok := a.clientAuth(r)
+	c, ok := a.clientAuth(r, "token")
 	a.mu.Lock()
 	reject := a.rejectAtToken
 	a.mu.Unlock()
@@ -527,7 +618,7 @@ func (a *AS) revoke(w http.ResponseWriter, r *http.Request) {
 		oauthErr(w, http.StatusBadRequest, "invalid_request", "POST form required")
 		return
 	}
-	c, ok := a.clientAuth(r)
+	c, ok := a.clientAuth(r, "revoke")
 	if !ok {
 		oauthErr(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return

@@ -1,0 +1,125 @@
+package client
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document; preferred over
+// dynamic registration by the MCP authorization specification since 2025-11-25).
+//
+// With Config.ClientMetadataURL the client_id is an https URL that serves a JSON document
+// describing the client; the authorization server fetches it, so there is nothing to register
+// and nothing to cache about the client. The client uses the URL as client_id for the
+// authorization, token, refresh and revocation requests, as a public client (no secret), and
+// only with an authorization server whose metadata says client_id_metadata_document_supported.
+// It never falls back to dynamic registration: the user asked for that identity.
+//
+// The document (see NewClientMetadataDocument) lists the port-less loopback redirect URI
+// http://127.0.0.1/callback; the client sends http://127.0.0.1:PORT/callback, which RFC 8252
+// §7.3 obliges the authorization server to accept for any port (mcpgate's IdP does).
+
+// MetadataDocumentRedirectURI is the redirect URI a client metadata document lists: the
+// loopback callback without a port (RFC 8252 §7.3).
+const MetadataDocumentRedirectURI = "http://127.0.0.1" + callbackPath
+
+// ClientMetadataDocument is the JSON document to host at a client_id URL
+// (draft-ietf-oauth-client-id-metadata-document §3), describing mcpgate-client as a native
+// public client with the loopback redirect.
+type ClientMetadataDocument struct {
+	// ClientID is the URL the document is served at.
+	ClientID string `json:"client_id"`
+	// ClientName is shown on the authorization server's consent page.
+	ClientName string `json:"client_name"`
+	// RedirectURIs is [MetadataDocumentRedirectURI].
+	RedirectURIs []string `json:"redirect_uris"`
+	// GrantTypes is ["authorization_code", "refresh_token"].
+	GrantTypes []string `json:"grant_types"`
+	// ResponseTypes is ["code"].
+	ResponseTypes []string `json:"response_types"`
+	// TokenEndpointAuthMethod is "none": a document cannot carry a secret.
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
+	// ApplicationType is "native".
+	ApplicationType string `json:"application_type"`
+}
+
+// NewClientMetadataDocument returns the document to host at metadataURL, which must pass the
+// same checks as Config.ClientMetadataURL. name is the client_name; default "mcpgate-client".
+func NewClientMetadataDocument(metadataURL, name string) (*ClientMetadataDocument, error) {
+	if err := CheckClientMetadataURL(metadataURL); err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = defaultClientName
+	}
+	return &ClientMetadataDocument{
+		ClientID:                metadataURL,
+		ClientName:              name,
+		RedirectURIs:            []string{MetadataDocumentRedirectURI},
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		TokenEndpointAuthMethod: "none",
+		ApplicationType:         "native",
+	}, nil
+}
+
+// CheckClientMetadataURL reports why raw cannot be a client metadata document URL, or nil. It
+// must be an absolute https URL with a host and a path other than "/", without user info,
+// query, fragment or dot segments (the draft's rules; a query is allowed by the draft but
+// refused by mcpgate's IdP and others, so it is refused here too). Plain http is accepted only
+// for a loopback host (127.0.0.1, ::1, localhost), for tests: no real authorization server
+// fetches such a document.
+func CheckClientMetadataURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("the client metadata URL %q is not an absolute https URL", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopbackHostname(u.Hostname()):
+	case u.Scheme == "http":
+		return fmt.Errorf("the client metadata URL %q must use https (plain http only for a loopback host, in tests)", raw)
+	default:
+		return fmt.Errorf("the client metadata URL %q is not an absolute https URL", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("the client metadata URL %q must not carry user info", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("the client metadata URL %q must not carry a fragment", raw)
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return fmt.Errorf("the client metadata URL %q must not carry a query", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		return fmt.Errorf("the client metadata URL %q needs a path naming the document, e.g. https://%s/mcpgate-client.json", raw, u.Host)
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("the client metadata URL %q must not contain . or .. path segments", raw)
+		}
+	}
+	return nil
+}
+
+func isLoopbackHostname(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkCIMDSupport refuses an authorization server that does not advertise Client ID Metadata
+// Document support when Config.ClientMetadataURL is set; nil otherwise.
+func (c *Client) checkCIMDSupport(d *Discovery) error {
+	if c.cfg.ClientMetadataURL == "" || d.AS.ClientIDMetadataDocumentSupported {
+		return nil
+	}
+	return fmt.Errorf("the authorization server at %s does not support client metadata documents "+
+		"(its metadata lacks client_id_metadata_document_supported: true), so it cannot use %s as client_id; "+
+		"pass a pre-registered -client-id, or drop -client-metadata-url to register dynamically",
+		d.Issuer, c.cfg.ClientMetadataURL)
+}
