@@ -177,3 +177,72 @@ func TestBinaryEndToEnd(t *testing.T) {
 		t.Errorf("after logout: exit %d, stderr %s", code, errOut)
 	}
 }
+
+func TestClientMetadataFlagUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-client-id", "cli", "-client-metadata-url", "https://app.example/c.json", "https://h.example/mcp"}, "-client-id and -client-metadata-url exclude each other"},
+		{[]string{"-client-metadata-url", "http://app.example/c.json", "https://h.example/mcp"}, "-client-metadata-url: the client metadata URL \"http://app.example/c.json\" must use https"},
+		{[]string{"-client-metadata-url", "https://app.example", "https://h.example/mcp"}, "needs a path naming the document"},
+		{[]string{"-client-metadata-url", "https://app.example/c.json#x", "https://h.example/mcp", "status"}, "must not carry a fragment"},
+		{[]string{"-client-metadata-url", "::nope", "https://h.example/mcp"}, "is not an absolute https URL"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return "" })
+		if code != 2 || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("%v: code %d, stderr %q, want 2 and %q", tt.args, code, errOut.String(), tt.want)
+		}
+	}
+}
+
+func TestClientMetadataCommand(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		wantID   string // on success: client_id
+		wantName string // on success: client_name
+		wantErr  string // on failure, in stderr
+	}{
+		{[]string{"client-metadata", "-url", "https://app.example/mcpgate-client.json"}, 0, "https://app.example/mcpgate-client.json", "mcpgate-client", ""},
+		{[]string{"client-metadata", "-url", "https://app.example/c", "-name", "My CLI"}, 0, "https://app.example/c", "My CLI", ""},
+		{[]string{"-v", "client-metadata", "-name", "x", "-url", "https://app.example:8443/c"}, 0, "https://app.example:8443/c", "x", ""},
+		{[]string{"client-metadata"}, 2, "", "", "client-metadata needs -url"},
+		{[]string{"client-metadata", "-url", "http://app.example/c"}, 2, "", "", "must use https"},
+		{[]string{"client-metadata", "-url", "https://app.example/"}, 2, "", "", "needs a path"},
+		{[]string{"client-metadata", "-url", "https://app.example/c", "extra"}, 2, "", "", `unexpected argument "extra"`},
+		{[]string{"client-metadata", "-bogus"}, 2, "", "", "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return "" })
+		if code != tt.code {
+			t.Errorf("%v: code %d, want %d; stderr %s", tt.args, code, tt.code, errOut.String())
+			continue
+		}
+		if tt.code != 0 {
+			if !strings.Contains(errOut.String(), tt.wantErr) || out.Len() != 0 {
+				t.Errorf("%v: stdout %q stderr %q, want %q", tt.args, out.String(), errOut.String(), tt.wantErr)
+			}
+			continue
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+			t.Fatalf("%v: not JSON: %v\n%s", tt.args, err, out.String())
+		}
+		want := map[string]any{
+			"client_id":                  tt.wantID,
+			"client_name":                tt.wantName,
+			"redirect_uris":              []any{"http://127.0.0.1/callback"},
+			"grant_types":                []any{"authorization_code", "refresh_token"},
+			"response_types":             []any{"code"},
+			"token_endpoint_auth_method": "none",
+			"application_type":           "native",
+		}
+		if !reflect.DeepEqual(doc, want) {
+			t.Errorf("%v: document\n got %v\nwant %v", tt.args, doc, want)
+		}
+	}
+}
