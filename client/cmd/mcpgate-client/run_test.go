@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,5 +247,72 @@ func TestClientMetadataCommand(t *testing.T) {
 		if !reflect.DeepEqual(doc, want) {
 			t.Errorf("%v: document\n got %v\nwant %v", tt.args, doc, want)
 		}
+	}
+}
+
+// TestBinaryClientMetadataURL runs the built binary with -client-metadata-url against a fake
+// authorization server that supports metadata documents, serving the document that the
+// client-metadata command printed: login and logout use the URL as client_id, never /register.
+func TestBinaryClientMetadataURL(t *testing.T) {
+	clientBin, browserBin := buildTools(t)
+	var doc atomic.Value // []byte: the printed document
+	docSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := doc.Load().([]byte)
+		if r.URL.Path != "/mcpgate-client.json" || b == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(docSrv.Close)
+	docURL := docSrv.URL + "/mcpgate-client.json" // http on loopback: allowed for tests
+
+	as := oauthtest.NewAS(t, oauthtest.ASOptions{ClientIDMetadataDocuments: true})
+	res := oauthtest.NewResource(t, as, oauthtest.ResourceOptions{})
+	cacheDir := t.TempDir()
+	runBin := func(args ...string) (int, string, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, clientBin, args...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("running %v: %v", args, err)
+		}
+		return code, out.String(), errOut.String()
+	}
+
+	code, out, errOut := runBin("client-metadata", "-url", docURL, "-name", "binary test")
+	if code != 0 {
+		t.Fatalf("client-metadata: exit %d: %s", code, errOut)
+	}
+	doc.Store([]byte(out))
+
+	code, out, errOut = runBin("-cache-dir", cacheDir, "-client-metadata-url", docURL, "-open-with", browserBin, "-login-timeout", "30s", "-json", res.URL, "login")
+	var st map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["client_id"] != docURL {
+		t.Fatalf("login: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if code, _, errOut = runBin("-cache-dir", cacheDir, "-client-metadata-url", docURL, res.URL, "logout"); code != 0 {
+		t.Fatalf("logout: exit %d: %s", code, errOut)
+	}
+	var seen []string
+	for _, u := range as.ClientIDUses() {
+		seen = append(seen, u.Endpoint)
+		if u.ClientID != docURL {
+			t.Errorf("%s saw client_id %q", u.Endpoint, u.ClientID)
+		}
+	}
+	if got := strings.Join(seen, ","); got != "authorize,token,revoke,revoke" {
+		t.Errorf("client_id uses %s", got)
+	}
+	if n := as.RegisterHits(); n != 0 {
+		t.Errorf("%d registration requests", n)
 	}
 }
