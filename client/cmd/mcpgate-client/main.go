@@ -3,6 +3,7 @@
 // tools. See docs/client.md.
 //
 //	mcpgate-client [flags] URL [tools | call NAME [-arg k=v ...] [-json '{...}'] | login | logout | status]
+//	mcpgate-client client-metadata -url URL [-name NAME]
 package main
 
 import (
