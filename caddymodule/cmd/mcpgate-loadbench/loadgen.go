@@ -153,15 +153,92 @@ func combine(rounds []result, lats [][]time.Duration) result {
 	return out
 }
 
+// worker is one load-generating connection: it sends requests and keeps
+// their latencies and failures until done merges them into the phase's
+// collector.
+type worker struct {
+	tmpl requestTemplate
+	addr string
+	c    *clientConn
+	buf  []byte
+	lat  []time.Duration
+	nerr int
+	ferr string
+}
+
+func newWorker(tmpl requestTemplate, addr string, capacity int) *worker {
+	return &worker{tmpl: tmpl, addr: addr, buf: make([]byte, 0, 2048), lat: make([]time.Duration, 0, capacity)}
+}
+
+func (w *worker) fail(s string) {
+	w.nerr++
+	w.ferr = cmp.Or(w.ferr, s)
+}
+
+// send makes one request with tok and records its latency from since (the
+// moment it was sent, or was due). A failed dial is counted and slept on
+// when backoff is set, so a closed loop does not spin.
+func (w *worker) send(tok string, since func() time.Time, backoff bool) {
+	if w.c == nil {
+		var err error
+		if w.c, err = dial(w.addr); err != nil {
+			w.fail(err.Error())
+			if backoff {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return
+		}
+	}
+	w.buf = w.tmpl.build(w.buf, tok)
+	t0 := since()
+	status, keep, err := w.c.roundTrip(w.buf)
+	d := time.Since(t0)
+	switch {
+	case err != nil:
+		w.fail(err.Error())
+	case status != http.StatusOK:
+		w.fail("status " + strconv.Itoa(status))
+	default:
+		w.lat = append(w.lat, d)
+	}
+	if err != nil || !keep {
+		w.c.close()
+		w.c = nil
+	}
+}
+
+// collector merges the workers of one phase.
+type collector struct {
+	mu       sync.Mutex
+	all      []time.Duration
+	errs     int
+	firstErr string
+}
+
+// done closes w's connection and merges what it measured.
+func (col *collector) done(w *worker) {
+	if w.c != nil {
+		w.c.close()
+	}
+	col.mu.Lock()
+	col.all = append(col.all, w.lat...)
+	col.errs += w.nerr
+	col.firstErr = cmp.Or(col.firstErr, w.ferr)
+	col.mu.Unlock()
+}
+
+func (col *collector) result(name string, conc int, elapsed time.Duration) (result, []time.Duration) {
+	r := result{Name: name, Conc: conc, Reqs: len(col.all), Errors: col.errs, Elapsed: elapsed, firstError: col.firstErr}
+	r.P50, r.P99 = percentile(col.all, 0.50), percentile(col.all, 0.99)
+	return r, col.all
+}
+
 // runRaw is run that also returns every successful request's latency.
 func runRaw(name string, t target, p *picker, conc int, dur time.Duration) (result, []time.Duration) {
 	tmpl := newTemplate(t)
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		all      []time.Duration
-		errs     int
-		firstErr string
+		wg  sync.WaitGroup
+		col collector
 	)
 	start := time.Now()
 	deadline := start.Add(dur)
@@ -169,66 +246,19 @@ func runRaw(name string, t target, p *picker, conc int, dur time.Duration) (resu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat := make([]time.Duration, 0, 1<<14)
-			nerr, ferr := 0, ""
-			fail := func(s string) {
-				nerr++
-				if ferr == "" {
-					ferr = s
-				}
-			}
-			var c *clientConn
-			buf := make([]byte, 0, 2048)
-			for {
-				if time.Now().After(deadline) && !p.mustContinue() {
-					break
-				}
+			w := newWorker(tmpl, t.addr, 1<<14)
+			defer col.done(w)
+			for !time.Now().After(deadline) || p.mustContinue() {
 				tok, ok := p.next()
 				if !ok {
-					break
+					return
 				}
-				if c == nil {
-					var err error
-					if c, err = dial(t.addr); err != nil {
-						fail(err.Error())
-						time.Sleep(10 * time.Millisecond)
-						continue
-					}
-				}
-				buf = tmpl.build(buf, tok)
-				t0 := time.Now()
-				status, keep, err := c.roundTrip(buf)
-				d := time.Since(t0)
-				switch {
-				case err != nil:
-					fail(err.Error())
-				case status != http.StatusOK:
-					fail("status " + strconv.Itoa(status))
-				default:
-					lat = append(lat, d)
-				}
-				if err != nil || !keep {
-					c.close()
-					c = nil
-				}
+				w.send(tok, time.Now, true)
 			}
-			if c != nil {
-				c.close()
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			errs += nerr
-			if firstErr == "" {
-				firstErr = ferr
-			}
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	r := result{Name: name, Conc: conc, Reqs: len(all), Errors: errs, Elapsed: elapsed, firstError: firstErr}
-	r.P50, r.P99 = percentile(all, 0.50), percentile(all, 0.99)
-	return r, all
+	return col.result(name, conc, time.Since(start))
 }
 
 // runRate is the open-loop counterpart of runRaw: requests are due at a
@@ -256,62 +286,23 @@ func runRate(name string, t target, p *picker, conc int, rate float64, dur time.
 		}
 	}()
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		all      = make([]time.Duration, 0, n)
-		errs     int
-		firstErr string
+		wg  sync.WaitGroup
+		col collector
 	)
 	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var c *clientConn
-			buf := make([]byte, 0, 2048)
-			lat := make([]time.Duration, 0, n/conc+16)
-			nerr, ferr := 0, ""
+			w := newWorker(tmpl, t.addr, n/conc+16)
+			defer col.done(w)
 			for at := range due {
 				tok, _ := p.next()
-				if c == nil {
-					var err error
-					if c, err = dial(t.addr); err != nil {
-						nerr++
-						ferr = cmp.Or(ferr, err.Error())
-						continue
-					}
-				}
-				buf = tmpl.build(buf, tok)
-				status, keep, err := c.roundTrip(buf)
-				d := time.Since(at)
-				switch {
-				case err != nil:
-					nerr++
-					ferr = cmp.Or(ferr, err.Error())
-				case status != http.StatusOK:
-					nerr++
-					ferr = cmp.Or(ferr, "status "+strconv.Itoa(status))
-				default:
-					lat = append(lat, d)
-				}
-				if err != nil || !keep {
-					c.close()
-					c = nil
-				}
+				w.send(tok, func() time.Time { return at }, false)
 			}
-			if c != nil {
-				c.close()
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			errs += nerr
-			firstErr = cmp.Or(firstErr, ferr)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	r := result{Name: name, Conc: conc, Reqs: len(all), Errors: errs, Elapsed: time.Since(start), firstError: firstErr}
-	r.P50, r.P99 = percentile(all, 0.50), percentile(all, 0.99)
-	return r, all
+	return col.result(name, conc, time.Since(start))
 }
 
 // percentile returns the q-quantile (nearest rank) of d; it sorts d.
