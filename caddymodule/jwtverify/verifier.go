@@ -251,7 +251,7 @@ func (v *Verifier) keyFor(ctx context.Context, h *joseHeader, tc *tokenClaims) (
 		return nil, invalid(reasonType, "typ header is not JWT or at+jwt")
 	}
 	alg := h.alg
-	if !slices.Contains(v.algs, alg) {
+	if !slices.Contains(v.algs, alg) { // verifyJWS checked it; keyFor must not depend on that
 		return nil, invalid(reasonAlgorithm, "algorithm not allowed")
 	}
 	kid := ""

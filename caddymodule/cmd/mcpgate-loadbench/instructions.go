@@ -119,6 +119,44 @@ func dumpTotal(r io.Reader) (int64, error) {
 	return 0, errors.New("no totals line (dump not complete yet?)")
 }
 
+// countInstructions runs n = cfg.Instructions requests of (b), (b'), (c),
+// (d) (one fresh token each) and (b) again from 4 connections, counting
+// Caddy's instructions around each; with cfg.ProfileDir it keeps each dump.
+func countInstructions(cfg config, cg *callgrind, proxied, gated target, cached string, fresh []string, logf func(string, ...any)) ([]instrResult, error) {
+	n := cfg.Instructions
+	var rs []instrResult
+	for _, ic := range []struct {
+		name string
+		t    target
+		p    *picker
+	}{
+		{"(b) Caddy reverse_proxy", proxied, countPicker(n, "")},
+		{"(b') reverse_proxy, same bearer header, unchecked", proxied, countPicker(n, cached)},
+		{"(c) mcp_auth, cached token + upstream", gated, countPicker(n, cached)},
+		{"(d) mcp_auth, fresh RS256 token each request", gated, &picker{toks: fresh}},
+		{"(b) again", proxied, countPicker(n, "")},
+	} {
+		logf("instructions: %s, %d requests", ic.name, n)
+		var r result
+		instr, err := cg.measure(func() { r = run(ic.name, ic.t, ic.p, 4, time.Hour) })
+		if err != nil {
+			return nil, err
+		}
+		if r.Errors > 0 {
+			return nil, fmt.Errorf("%s: %d errors (first: %s)", ic.name, r.Errors, r.firstError)
+		}
+		if cfg.ProfileDir != "" {
+			// callgrind_annotate reads it: per-function instruction counts.
+			name := "callgrind-" + strings.Trim(shortName(ic.name), "()") + "-" + strconv.Itoa(len(rs)) + ".out"
+			if err := cg.keepLast(cfg.ProfileDir, name); err != nil {
+				return nil, err
+			}
+		}
+		rs = append(rs, instrResult{name: ic.name, reqs: r.Reqs, errors: r.Errors, instr: instr})
+	}
+	return rs, nil
+}
+
 // instrResult is one case of the instructions mode.
 type instrResult struct {
 	name   string

@@ -137,7 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-users: %w", err)
 	}
 	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Load <= 0 || c.Load > 1 || c.Instructions < 0 {
-		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -load in (0, 1]")
+		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -load in (0, 1], -instructions not negative")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}
@@ -351,44 +351,14 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rep.exchanges0 = fi.exchanges.Load()
 
 	if cfg.Instructions > 0 {
-		cg := &callgrind{pid: pid, dir: dir}
-		n := cfg.Instructions
-		var rs []instrResult
-		for _, ic := range []struct {
-			name string
-			t    target
-			p    *picker
-		}{
-			{cases[1].name, proxied, countPicker(n, "")},
-			{cases[2].name, proxied, countPicker(n, cached)},
-			{cases[3].name, gated, countPicker(n, cached)},
-			{"(d) mcp_auth, fresh RS256 token each request", gated, &picker{toks: fresh}},
-			{"(b) again", proxied, countPicker(n, "")},
-		} {
-			logf("instructions: %s, %d requests", ic.name, n)
-			var r result
-			instr, err := cg.measure(func() { r = run(ic.name, ic.t, ic.p, 4, time.Hour) })
-			if err != nil {
-				return err
-			}
-			if cfg.ProfileDir != "" {
-				// callgrind_annotate reads it: per-function instruction counts.
-				if err := cg.keepLast(cfg.ProfileDir, "callgrind-"+strings.Trim(shortName(ic.name), "()")+"-"+strconv.Itoa(len(rs))+".out"); err != nil {
-					return err
-				}
-			}
-			rs = append(rs, instrResult{name: ic.name, reqs: r.Reqs, errors: r.Errors, instr: instr})
-			if r.Errors > 0 {
-				return fmt.Errorf("%s: %d errors (first: %s); logs in %s", ic.name, r.Errors, r.firstError, dir)
-			}
+		rs, err := countInstructions(cfg, &callgrind{pid: pid, dir: dir}, proxied, gated, cached, fresh, logf)
+		if err != nil {
+			return fmt.Errorf("%w (logs in %s)", err, dir)
 		}
 		var out strings.Builder
 		instructionsMarkdown(&out, cfg, pl, rs)
-		fmt.Fprint(stdout, out.String())
-		if cfg.Out != "" {
-			if err := os.WriteFile(cfg.Out, []byte(out.String()), 0o644); err != nil {
-				return err
-			}
+		if err := emit(stdout, cfg.Out, out.String()); err != nil {
+			return err
 		}
 		_ = os.RemoveAll(dir)
 		return nil
@@ -402,20 +372,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	logf("main comparison: %d rounds of (b), (b'), (c) at concurrency %d", cfg.Rounds, cfg.Conc)
 	viaCaddy := cases[1:]
-	rounds := make([][]result, len(viaCaddy))
-	lats := make([][][]time.Duration, len(viaCaddy))
 	per := cfg.Duration / time.Duration(cfg.Rounds)
-	for round := range cfg.Rounds {
-		var line strings.Builder
-		for _, i := range balancedOrder(len(viaCaddy), round) {
-			cs := viaCaddy[i]
-			r, l := withCPU(func() (result, []time.Duration) { return runRaw(cs.name, cs.t, cs.p(), cfg.Conc, per) })
-			rounds[i] = append(rounds[i], r)
-			lats[i] = append(lats[i], l)
-			fmt.Fprintf(&line, " %s %.0f/s %sµs", shortName(cs.name), r.RPS(), usNum(r.CPUPerReq()))
-		}
-		logf("round %d:%s", round+1, line.String())
-	}
+	rounds, lats := interleave(len(viaCaddy), cfg.Rounds, func(i int) (result, []time.Duration) {
+		cs := viaCaddy[i]
+		return withCPU(func() (result, []time.Duration) { return runRaw(cs.name, cs.t, cs.p(), cfg.Conc, per) })
+	}, logf)
 	for i := range viaCaddy {
 		rep.main = append(rep.main, combine(rounds[i], lats[i]))
 	}
@@ -427,16 +388,10 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rep.rate = cfg.Load * rep.main[1].RPS()
 	logf("open loop: %.0f req/s (%.2f of (b)'s throughput): (a), then %d rounds of (b), (c)", rep.rate, cfg.Load, cfg.Rounds)
 	rep.open[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, rep.rate, cfg.Duration)
-	var olRounds [2][]result
-	var olLats [2][][]time.Duration
-	for round := range cfg.Rounds {
-		for _, i := range balancedOrder(2, round) {
-			cs := cases[[]int{1, 3}[i]]
-			r, l := withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, rep.rate, per) })
-			olRounds[i] = append(olRounds[i], r)
-			olLats[i] = append(olLats[i], l)
-		}
-	}
+	olRounds, olLats := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
+		cs := cases[[]int{1, 3}[i]]
+		return withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, rep.rate, per) })
+	}, nil)
 	rep.open[1] = combine(olRounds[0], olLats[0])
 	rep.open[2] = combine(olRounds[1], olLats[1])
 	rep.openNoiseP99 = halvesP99(olRounds[0], olLats[0])
@@ -506,32 +461,20 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	logf("concurrency scan %v", cfg.ConcList)
 	for _, n := range cfg.ConcList {
 		// (b) and (c) interleaved in rounds, like the main comparison.
-		var rs [2][]result
-		var ls [2][][]time.Duration
 		slice := max(cfg.ScanDuration/time.Duration(cfg.Rounds), 100*time.Millisecond)
-		for round := range cfg.Rounds {
-			for _, i := range balancedOrder(2, round) {
-				p := []struct {
-					t   target
-					tok string
-				}{{proxied, ""}, {gated, cached}}[i]
-				r, l := withCPU(func() (result, []time.Duration) {
-					return runRaw([]string{"(b)", "(c)"}[i], p.t, fixed(p.tok), n, slice)
-				})
-				rs[i] = append(rs[i], r)
-				ls[i] = append(ls[i], l)
-			}
-		}
+		rs, ls := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
+			t, tok := []target{proxied, gated}[i], []string{"", cached}[i]
+			return withCPU(func() (result, []time.Duration) {
+				return runRaw([]string{"(b)", "(c)"}[i], t, fixed(tok), n, slice)
+			})
+		}, nil)
 		rep.conc = append(rep.conc, [2]result{combine(rs[0], ls[0]), combine(rs[1], ls[1])})
 	}
 
 	var out strings.Builder
 	rep.markdown(&out)
-	fmt.Fprint(stdout, out.String())
-	if cfg.Out != "" {
-		if err := os.WriteFile(cfg.Out, []byte(out.String()), 0o644); err != nil {
-			return err
-		}
+	if err := emit(stdout, cfg.Out, out.String()); err != nil {
+		return err
 	}
 	for _, r := range append(rep.main, rep.open[:]...) {
 		if r.Errors > 0 {
@@ -633,4 +576,34 @@ func halvesP99(rounds []result, lats [][]time.Duration) time.Duration {
 		h[i%2] = append(h[i%2], lats[i]...)
 	}
 	return percentile(h[0], 0.99) - percentile(h[1], 0.99)
+}
+
+// interleave runs n cases in rounds, each round in balancedOrder, and
+// returns each case's results and latencies per round. With logf, it logs
+// every round's throughput and Caddy CPU per request.
+func interleave(n, rounds int, run func(i int) (result, []time.Duration), logf func(string, ...any)) ([][]result, [][][]time.Duration) {
+	rs := make([][]result, n)
+	ls := make([][][]time.Duration, n)
+	for round := range rounds {
+		var line strings.Builder
+		for _, i := range balancedOrder(n, round) {
+			r, l := run(i)
+			rs[i] = append(rs[i], r)
+			ls[i] = append(ls[i], l)
+			fmt.Fprintf(&line, " %s %.0f/s %sµs", shortName(r.Name), r.RPS(), usNum(r.CPUPerReq()))
+		}
+		if logf != nil {
+			logf("round %d:%s", round+1, line.String())
+		}
+	}
+	return rs, ls
+}
+
+// emit prints the report and, with path, also writes it there.
+func emit(stdout io.Writer, path, report string) error {
+	fmt.Fprint(stdout, report)
+	if path == "" {
+		return nil
+	}
+	return os.WriteFile(path, []byte(report), 0o644)
 }
