@@ -2,7 +2,6 @@ package client
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 )
@@ -26,23 +25,15 @@ import (
 const MetadataDocumentRedirectURI = "http://127.0.0.1" + callbackPath
 
 // ClientMetadataDocument is the JSON document to host at a client_id URL
-// (draft-ietf-oauth-client-id-metadata-document §3), describing mcpgate-client as a native
-// public client with the loopback redirect.
+// (draft-ietf-oauth-client-id-metadata-document §3): client_id, the URL the document is served
+// at, followed by the metadata dynamic registration sends (client_name, redirect_uris
+// [MetadataDocumentRedirectURI], grant_types ["authorization_code", "refresh_token"],
+// response_types ["code"], token_endpoint_auth_method "none", application_type "native"),
+// without a scope.
 type ClientMetadataDocument struct {
 	// ClientID is the URL the document is served at.
 	ClientID string `json:"client_id"`
-	// ClientName is shown on the authorization server's consent page.
-	ClientName string `json:"client_name"`
-	// RedirectURIs is [MetadataDocumentRedirectURI].
-	RedirectURIs []string `json:"redirect_uris"`
-	// GrantTypes is ["authorization_code", "refresh_token"].
-	GrantTypes []string `json:"grant_types"`
-	// ResponseTypes is ["code"].
-	ResponseTypes []string `json:"response_types"`
-	// TokenEndpointAuthMethod is "none": a document cannot carry a secret.
-	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
-	// ApplicationType is "native".
-	ApplicationType string `json:"application_type"`
+	registrationRequest
 }
 
 // NewClientMetadataDocument returns the document to host at metadataURL, which must pass the
@@ -55,13 +46,8 @@ func NewClientMetadataDocument(metadataURL, name string) (*ClientMetadataDocumen
 		name = defaultClientName
 	}
 	return &ClientMetadataDocument{
-		ClientID:                metadataURL,
-		ClientName:              name,
-		RedirectURIs:            []string{MetadataDocumentRedirectURI},
-		GrantTypes:              []string{"authorization_code", "refresh_token"},
-		ResponseTypes:           []string{"code"},
-		TokenEndpointAuthMethod: "none",
-		ApplicationType:         "native",
+		ClientID:            metadataURL,
+		registrationRequest: nativeClientMetadata(name, MetadataDocumentRedirectURI, ""),
 	}, nil
 }
 
@@ -78,7 +64,7 @@ func CheckClientMetadataURL(raw string) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackHostname(u.Hostname()):
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
 	case u.Scheme == "http":
 		return fmt.Errorf("the client metadata URL %q must use https (plain http only for a loopback host, in tests)", raw)
 	default:
@@ -102,14 +88,6 @@ func CheckClientMetadataURL(raw string) error {
 		}
 	}
 	return nil
-}
-
-func isLoopbackHostname(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // checkCIMDSupport refuses an authorization server that does not advertise Client ID Metadata

@@ -40,6 +40,21 @@ type registrationRequest struct {
 	Scope                   string   `json:"scope,omitempty"`
 }
 
+// nativeClientMetadata is this client's RFC 7591 metadata as a native public client with one
+// loopback redirect URI: what dynamic registration sends and what a client metadata document
+// lists.
+func nativeClientMetadata(name, redirectURI, scope string) registrationRequest {
+	return registrationRequest{
+		ClientName:              name,
+		RedirectURIs:            []string{redirectURI},
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+		ResponseTypes:           []string{"code"},
+		TokenEndpointAuthMethod: "none",
+		ApplicationType:         "native",
+		Scope:                   scope,
+	}
+}
+
 // registrationResponse is the RFC 7591 §3.2.1 answer (fields we use).
 type registrationResponse struct {
 	ClientID                string   `json:"client_id"`
@@ -56,15 +71,7 @@ func (c *Client) register(ctx context.Context, d *Discovery, redirectURI string,
 		return nil, fmt.Errorf("the authorization server at %s has no registration endpoint; pass -client-id", d.Issuer)
 	}
 	fmt.Fprintf(c.cfg.Stderr, "Registering this client at %s\n", d.Issuer)
-	reqBody := registrationRequest{
-		ClientName:              c.cfg.ClientName,
-		RedirectURIs:            []string{redirectURI},
-		GrantTypes:              []string{"authorization_code", "refresh_token"},
-		ResponseTypes:           []string{"code"},
-		TokenEndpointAuthMethod: "none",
-		ApplicationType:         "native",
-		Scope:                   strings.Join(scopes, " "),
-	}
+	reqBody := nativeClientMetadata(c.cfg.ClientName, redirectURI, strings.Join(scopes, " "))
 	b, err := json.Marshal(reqBody)
 	if err != nil {
 		return nil, err
