@@ -23,11 +23,12 @@ func TestBearerToken(t *testing.T) {
 		{"empty", []string{""}, "", bearerMissing},
 		{"scheme only", []string{"Bearer"}, "", bearerMalformed},
 		{"scheme and space", []string{"Bearer "}, "", bearerMalformed},
-		{"two tokens", []string{"Bearer a b"}, "", bearerMalformed},
-		{"quote", []string{`Bearer "abc"`}, "", bearerMalformed},
-		{"padding in the middle", []string{"Bearer ab=c"}, "", bearerMalformed},
-		{"only padding", []string{"Bearer ==="}, "", bearerMalformed},
-		{"comma", []string{"Bearer a,b"}, "", bearerMalformed},
+		{"scheme and tab", []string{"Bearer\t \t"}, "", bearerMalformed},
+		// The b64token grammar is the handler's check, on the rejecting
+		// paths (TestMalformedBearerReason): these come back as they are.
+		{"two tokens", []string{"Bearer a b"}, "a b", bearerPresent},
+		{"quote", []string{`Bearer "abc"`}, `"abc"`, bearerPresent},
+		{"padding in the middle", []string{"Bearer ab=c"}, "ab=c", bearerPresent},
 		{"two headers", []string{"Bearer a", "Bearer b"}, "", bearerDuplicate},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -136,7 +137,7 @@ func FuzzBearerAndChallenge(f *testing.F) {
 		h := http.Header{"Authorization": {authz}}
 		tok, res := bearerToken(h)
 		if res == bearerPresent {
-			if !isB64Token(tok) || strings.ContainsAny(tok, " \t\r\n") || !strings.Contains(authz, tok) {
+			if tok == "" || strings.Trim(tok, " \t") != tok || !strings.Contains(authz, tok) {
 				t.Fatalf("bearerToken(%q) returned bad token %q", authz, tok)
 			}
 		} else if tok != "" {

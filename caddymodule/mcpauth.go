@@ -522,12 +522,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case bearerMalformed:
 		return h.reject(w, r, invalidToken("malformed"))
 	}
+	// The b64token syntax check (RFC 6750 §2.1) runs only on the paths
+	// that reject: a token that verifies is always a b64token (see
+	// bearerToken), so the cached path skips a pass over every byte.
 	if len(raw) > h.MaxTokenSize {
+		if !isB64Token(raw) {
+			return h.reject(w, r, invalidToken("malformed"))
+		}
 		return h.reject(w, r, invalidToken("too_large"))
 	}
 
 	claims, err := h.verifier.Verify(r.Context(), raw)
 	if err != nil {
+		if !isB64Token(raw) {
+			return h.reject(w, r, invalidToken("malformed"))
+		}
 		if errors.Is(err, jwtverify.ErrInvalidToken) {
 			return h.reject(w, r, invalidToken(jwtverify.Reason(err)))
 		}

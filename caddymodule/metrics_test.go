@@ -58,6 +58,46 @@ func TestMetricsThroughHandler(t *testing.T) {
 	}
 }
 
+// TestMalformedBearerReason: a value that is not an RFC 6750 b64token is
+// rejected as "malformed" whatever else is wrong with it, although the syntax
+// is checked only once verification has failed; a well-formed token that
+// fails verification keeps the verifier's reason.
+func TestMalformedBearerReason(t *testing.T) {
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.MaxTokenSize = 2048 })
+	tok := env.validToken("github:1")
+	env.do(bearerRequest("POST", "/mcp", tok)) // cached from here on
+	i := strings.IndexByte(tok, '.') + 3
+	j := len(tok) - 20 // inside the signature
+	badSig := tok[:j] + map[bool]string{true: "A", false: "B"}[tok[j] != 'A'] + tok[j+1:]
+	for _, c := range []struct {
+		name, value, reason string
+	}{
+		{"two tokens", "Bearer a b", "malformed"},
+		{"quote", `Bearer "abc"`, "malformed"},
+		{"padding in the middle", "Bearer ab=c", "malformed"},
+		{"comma in a JWT", "Bearer " + tok[:i] + "," + tok[i:], "malformed"},
+		// Go's base64 decoder skips LF; the signature covers it all the same.
+		{"LF inside the cached token", "Bearer " + tok[:i] + "\n" + tok[i:], "malformed"},
+		{"too large and not a b64token", "Bearer " + strings.Repeat("a b", 1000), "malformed"},
+		{"too large b64token", "Bearer " + strings.Repeat("ab", 1100), "too_large"},
+		{"b64token, not a JWT", "Bearer abc", "malformed"},
+		{"well-formed, bad signature", "Bearer " + badSig, "signature"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			counter := env.h.metrics.requests.WithLabelValues(outcomeRejected, c.reason)
+			before := testutil.ToFloat64(counter)
+			r := httptest.NewRequest("POST", "/mcp", nil)
+			r.Header["Authorization"] = []string{c.value}
+			if w := env.do(r); w.Code != 401 || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Fatalf("status %d, challenge %q; want 401 invalid_token", w.Code, w.Header().Get("WWW-Authenticate"))
+			}
+			if got := testutil.ToFloat64(counter) - before; got != 1 {
+				t.Errorf("rejections with reason %q grew by %v, want 1", c.reason, got)
+			}
+		})
+	}
+}
+
 func TestMetricsRegisterTwice(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	a := newMetrics(reg)
