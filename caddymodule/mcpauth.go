@@ -561,10 +561,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl != nil {
-		repl.Set("http.auth.user.id", claims.Subject)
-		repl.Set("http.auth.user.scope", claims.Scope)
-		repl.Set("http.auth.user.client_id", claims.ClientID)
-		repl.Set("http.auth.user.iss", claims.Issuer)
+		sub, scope, clientID, iss := claims.Identity()
+		repl.Set("http.auth.user.id", sub)
+		repl.Set("http.auth.user.scope", scope)
+		repl.Set("http.auth.user.client_id", clientID)
+		repl.Set("http.auth.user.iss", iss)
 	}
 
 	h.rewriteHeaders(r.Header)

@@ -355,7 +355,23 @@ func TestVerifyClaimsMapping(t *testing.T) {
 				len(c.Audience) != 1 || c.Audience[0] != testAudience {
 				t.Fatalf("claims = %+v", c)
 			}
+			sub, scope, clientID, iss := c.Identity()
+			if sub != any(c.Subject) || scope != any(tc.wantScope) || clientID != any(tc.wantClient) || iss != any(c.Issuer) || c.Subject == "" {
+				t.Fatalf("Identity() = %v, %v, %v, %v", sub, scope, clientID, iss)
+			}
+			if n := testing.AllocsPerRun(100, func() { sub, scope, clientID, iss = c.Identity() }); n != 0 {
+				t.Errorf("Identity of verified claims allocates %v times", n)
+			}
 		})
+	}
+}
+
+// TestIdentityOfBuiltClaims: Claims not made by Verify still report their
+// own values.
+func TestIdentityOfBuiltClaims(t *testing.T) {
+	c := &Claims{Subject: "s", Scope: "a b", ClientID: "c", Issuer: "https://i"}
+	if sub, scope, clientID, iss := c.Identity(); sub != any("s") || scope != any("a b") || clientID != any("c") || iss != any("https://i") {
+		t.Fatalf("Identity() = %v, %v, %v, %v", sub, scope, clientID, iss)
 	}
 }
 
