@@ -112,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured time of each of (a), (b), (b'), (c), and of each case of the open-loop phase, split in -rounds interleaved rounds; also the longest (d) runs")
 	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each users step, and of (b) and of (c) at each concurrency step (interleaved in -rounds)")
-	fs.IntVar(&c.Rounds, "rounds", 6, "interleaved rounds of (b), (b'), (c) (and of (b), (c) in the open-loop and concurrency phases), in a balanced order so drift on the shared machine hits all alike; a multiple of 6 balances fully")
+	fs.IntVar(&c.Rounds, "rounds", 60, "interleaved rounds of (b), (b'), (c) (and of (b), (c) in the open-loop phase, and up to 12 in the concurrency scan), in a balanced order so drift on the shared machine hits all alike; a multiple of 6 balances fully. Many short rounds give a narrower confidence interval than a few long ones of the same total")
 	fs.IntVar(&c.Conc, "c", 32, "concurrency (connections) of (a)-(d) and the users scan")
 	concList := fs.String("conc", "1,4,16,64,256", "concurrency scan, comma-separated")
 	users := fs.String("users", "1,100,1000,10000,100000", "distinct-users scan, comma-separated (ES256 tokens, one per user)")
@@ -162,9 +162,11 @@ type report struct {
 	cfg       config
 	caddyBin  string
 	placement placement
-	// roundRatios are c/b throughput per round of the main comparison.
-	roundRatios []float64
-	rate        float64 // open-loop request rate
+	// roundRatios are c/b throughput per round of the main comparison;
+	// cb, b2b and cb2 are c/b, b'/b and c/b' estimated from those rounds.
+	roundRatios  []float64
+	cb, b2b, cb2 estimate
+	rate         float64 // open-loop request rate
 	// noiseP99 and openNoiseP99 are the p99 of (b)'s odd rounds minus that
 	// of its even rounds: the same configuration measured twice, the noise
 	// floor of any p99 difference.
@@ -381,6 +383,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		rep.main = append(rep.main, combine(rounds[i], lats[i]))
 	}
 	rep.roundRatios = pairedRatios(rounds[0], rounds[2])
+	rep.cb, rep.b2b, rep.cb2 = pairedEstimate(rounds[0], rounds[2]), pairedEstimate(rounds[0], rounds[1]), pairedEstimate(rounds[1], rounds[2])
 	rep.noiseP99 = halvesP99(rounds[0], lats[0])
 
 	// Latency at a fixed request rate below saturation (open loop): (a)
@@ -461,8 +464,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	logf("concurrency scan %v", cfg.ConcList)
 	for _, n := range cfg.ConcList {
 		// (b) and (c) interleaved in rounds, like the main comparison.
-		slice := max(cfg.ScanDuration/time.Duration(cfg.Rounds), 100*time.Millisecond)
-		rs, ls := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
+		slice := max(cfg.ScanDuration/time.Duration(scanRounds(cfg)), 100*time.Millisecond)
+		rs, ls := interleave(2, scanRounds(cfg), func(i int) (result, []time.Duration) {
 			t, tok := []target{proxied, gated}[i], []string{"", cached}[i]
 			return withCPU(func() (result, []time.Duration) {
 				return runRaw([]string{"(b)", "(c)"}[i], t, fixed(tok), n, slice)
@@ -518,6 +521,10 @@ func startProfile(ctx context.Context, admin, dir, name string, d time.Duration,
 	go fetch("allocs")
 	return func(string) { <-done; <-done }
 }
+
+// scanRounds is the number of interleaved rounds per concurrency step: at
+// most 12, so that a round of a 2 s step still lasts a sixth of a second.
+func scanRounds(cfg config) int { return min(cfg.Rounds, 12) }
 
 // balancedOrder is the order in which the n cases of a round run, from a
 // Williams design: over n rounds (2n for odd n) every case runs in every

@@ -37,6 +37,8 @@ func (rep *report) markdown(w io.Writer) {
 		if len(rep.roundRatios) > 0 {
 			rr := slices.Sorted(slices.Values(rep.roundRatios))
 			p("- c/b throughput per round: median %.3f, range %.3f–%.3f over %d rounds", median(rr), rr[0], rr[len(rr)-1], len(rr))
+			p("- **c/b from the paired rounds: %s**: the goal (>= 0.95) %s", rep.cb, rep.cb.atLeast(0.95))
+			p("- split of that cost, paired the same way: b'/b (carrying the bearer header) %s; c/b' (mcp_auth itself) %s", rep.b2b, rep.cb2)
 		}
 		p("- **d/b throughput: %.3f**; p99 added: %s ms", ratio(d.RPS(), b.RPS()), msSigned(d.P99-b.P99))
 		p("- Caddy CPU per request: c adds %s µs to b's %s µs (b/c CPU ratio %.3f: the throughput ratio Caddy would reach on cores of its own); d adds %s µs",
@@ -66,7 +68,7 @@ func (rep *report) markdown(w io.Writer) {
 	p("- Caddy RSS: idle %s, after (a)-(d) %s", mib(rep.memIdle.RSS), mib(rep.memMain.RSS))
 	p("- minting (before the phases, not measured): RS256 %s/token, ES256 %s/token", us(rep.mintRS), us(rep.mintES))
 	p("")
-	p("### Concurrency (%s each of (b) and (c) per step, %d interleaved rounds)", cfg.ScanDuration, cfg.Rounds)
+	p("### Concurrency (%s each of (b) and (c) per step, %d interleaved rounds)", cfg.ScanDuration, scanRounds(cfg))
 	p("")
 	p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (b) CPU µs/req | (c) req/s | (c) p50 ms | (c) p99 ms | (c) CPU µs/req | c/b | c-b p99 ms |")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
