@@ -178,20 +178,36 @@ func (w *worker) fail(s string) {
 // send makes one request with tok and records its latency from since (the
 // moment it was sent, or was due). A failed dial is counted and slept on
 // when backoff is set, so a closed loop does not spin.
+//
+// A worker starts on an idle connection left by an earlier phase when there
+// is one (see idleConns). If such a connection turns out to have been closed
+// by the server while it idled, the request is sent again on a new one, and
+// only that attempt counts.
 func (w *worker) send(tok string, since func() time.Time, backoff bool) {
+	pooled := false
 	if w.c == nil {
-		var err error
-		if w.c, err = dial(w.addr); err != nil {
-			w.fail(err.Error())
-			if backoff {
-				time.Sleep(10 * time.Millisecond)
+		if w.c = idleConns.get(w.addr); w.c != nil {
+			pooled = true
+		} else {
+			var err error
+			if w.c, err = dial(w.addr); err != nil {
+				w.fail(err.Error())
+				if backoff {
+					time.Sleep(10 * time.Millisecond)
+				}
+				return
 			}
-			return
 		}
 	}
 	w.buf = w.tmpl.build(w.buf, tok)
 	t0 := since()
 	status, keep, err := w.c.roundTrip(w.buf)
+	if err != nil && pooled {
+		w.c.close()
+		if w.c, err = dial(w.addr); err == nil {
+			status, keep, err = w.c.roundTrip(w.buf)
+		}
+	}
 	d := time.Since(t0)
 	switch {
 	case err != nil:
@@ -201,10 +217,41 @@ func (w *worker) send(tok string, since func() time.Time, backoff bool) {
 	default:
 		w.lat = append(w.lat, d)
 	}
-	if err != nil || !keep {
+	if (err != nil || !keep) && w.c != nil {
 		w.c.close()
 		w.c = nil
 	}
+}
+
+// idleConns keeps the load generator's open connections between phases and
+// rounds, per address, so that the short interleaved rounds measure requests
+// on established connections, as MCP clients keep them, not a burst of new
+// connections at the start of every round.
+var idleConns = connPool{idle: map[string][]*clientConn{}}
+
+type connPool struct {
+	mu   sync.Mutex
+	idle map[string][]*clientConn
+}
+
+// get takes an idle connection to addr, or returns nil.
+func (p *connPool) get(addr string) *clientConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cs := p.idle[addr]
+	if len(cs) == 0 {
+		return nil
+	}
+	c := cs[len(cs)-1]
+	p.idle[addr] = cs[:len(cs)-1]
+	return c
+}
+
+// put keeps c for the next phase that sends to addr.
+func (p *connPool) put(addr string, c *clientConn) {
+	p.mu.Lock()
+	p.idle[addr] = append(p.idle[addr], c)
+	p.mu.Unlock()
 }
 
 // collector merges the workers of one phase.
@@ -215,10 +262,12 @@ type collector struct {
 	firstErr string
 }
 
-// done closes w's connection and merges what it measured.
+// done keeps w's connection for the next phase and merges what it
+// measured.
 func (col *collector) done(w *worker) {
 	if w.c != nil {
-		w.c.close()
+		idleConns.put(w.addr, w.c)
+		w.c = nil
 	}
 	col.mu.Lock()
 	col.all = append(col.all, w.lat...)

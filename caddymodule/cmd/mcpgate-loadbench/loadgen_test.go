@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -86,6 +87,38 @@ func TestRunCountsAndChecks(t *testing.T) {
 	}
 	if _, err := firstEvent(addr, pathSSE, "", true, 1); err == nil {
 		t.Fatal("firstEvent accepted a 500")
+	}
+}
+
+// TestConnectionsKeptBetweenPhases: a phase reuses the connections the
+// previous one left open, and a kept connection the server closed meanwhile
+// costs a new connection, not a counted error.
+func TestConnectionsKeptBetweenPhases(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(backendHandler())
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tg := target{addr: strings.TrimPrefix(srv.URL, "http://"), path: pathMCP}
+
+	for i := range 3 {
+		if r := run("kept", tg, fixed(""), 3, 30*time.Millisecond); r.Reqs == 0 || r.Errors != 0 {
+			t.Fatalf("phase %d: %+v", i, r)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("3 phases of 3 workers opened %d connections, want 3", n)
+	}
+	srv.CloseClientConnections()
+	if r := run("after close", tg, fixed(""), 3, 30*time.Millisecond); r.Reqs == 0 || r.Errors != 0 {
+		t.Fatalf("after the server closed the kept connections: %+v", r)
+	}
+	if n := conns.Load(); n != 6 {
+		t.Fatalf("connections after the server closed them: %d, want 6", n)
 	}
 }
 
