@@ -99,6 +99,7 @@ type config struct {
 	SSE          int
 	Load         float64
 	Pin          bool
+	MainOnly     bool
 	Instructions int
 	Caddy        string
 	ProfileDir   string
@@ -110,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("mcpgate-loadbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured time of each of (a), (b), (b'), (c), and of each case of the open-loop phase, split in -rounds interleaved rounds; also the longest (d) runs")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured time of each of (b), (b'), (c), and of each case of the open-loop phase, split in -rounds interleaved rounds; also of (a), up to 60s, and the longest (d) runs")
 	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each users step, and of (b) and of (c) at each concurrency step (interleaved in -rounds)")
 	fs.IntVar(&c.Rounds, "rounds", 60, "interleaved rounds of (b), (b'), (c) (and of (b), (c) in the open-loop phase, and up to 12 in the concurrency scan), in a balanced order so drift on the shared machine hits all alike; a multiple of 6 balances fully. Many short rounds give a narrower confidence interval than a few long ones of the same total")
 	fs.IntVar(&c.Conc, "c", 32, "concurrency (connections) of (a)-(d) and the users scan")
@@ -122,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
 	fs.Float64Var(&c.Load, "load", 0.5, "open-loop latency phase: request rate as a fraction of (b)'s measured throughput")
 	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again; use a few thousand, since each case must span many GC cycles (4000: about 4 minutes)")
+	fs.BoolVar(&c.MainOnly, "main-only", false, "run only (a), the interleaved rounds of (b), (b'), (c), and (d): for long runs that narrow c/b's confidence interval (e.g. -duration 450s -rounds 900)")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof); profiling slows (d). With -instructions: the callgrind dump of each case")
@@ -368,8 +370,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// (a) first and on its own: Caddy idles during it, and whichever case
 	// came next would start on a rested machine.
-	logf("(a) backend direct for %s at concurrency %d", cfg.Duration, cfg.Conc)
-	a, _ := runRaw(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, cfg.Duration)
+	logf("(a) backend direct for %s at concurrency %d", min(cfg.Duration, time.Minute), cfg.Conc)
+	a, _ := runRaw(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, min(cfg.Duration, time.Minute))
 	rep.main = append(rep.main, a)
 
 	logf("main comparison: %d rounds of (b), (b'), (c) at concurrency %d", cfg.Rounds, cfg.Conc)
@@ -388,16 +390,18 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// Latency at a fixed request rate below saturation (open loop): (a)
 	// on its own, then (b) and (c) interleaved the same way.
-	rep.rate = cfg.Load * rep.main[1].RPS()
-	logf("open loop: %.0f req/s (%.2f of (b)'s throughput): (a), then %d rounds of (b), (c)", rep.rate, cfg.Load, cfg.Rounds)
-	rep.open[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, rep.rate, cfg.Duration)
-	olRounds, olLats := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
-		cs := cases[[]int{1, 3}[i]]
-		return withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, rep.rate, per) })
-	}, nil)
-	rep.open[1] = combine(olRounds[0], olLats[0])
-	rep.open[2] = combine(olRounds[1], olLats[1])
-	rep.openNoiseP99 = halvesP99(olRounds[0], olLats[0])
+	if !cfg.MainOnly {
+		rep.rate = cfg.Load * rep.main[1].RPS()
+		logf("open loop: %.0f req/s (%.2f of (b)'s throughput): (a), then %d rounds of (b), (c)", rep.rate, cfg.Load, cfg.Rounds)
+		rep.open[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, rep.rate, cfg.Duration)
+		olRounds, olLats := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
+			cs := cases[[]int{1, 3}[i]]
+			return withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, rep.rate, per) })
+		}, nil)
+		rep.open[1] = combine(olRounds[0], olLats[0])
+		rep.open[2] = combine(olRounds[1], olLats[1])
+		rep.openNoiseP99 = halvesP99(olRounds[0], olLats[0])
+	}
 	var stopProfile func(string)
 	if cfg.ProfileDir != "" {
 		// A separate (c) run, not part of the table, so the profile holds
@@ -433,45 +437,47 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rep.main = append(rep.main, d)
 	rep.memMain, _ = readMemory(pid)
 
-	logf("streaming: %d first-event measurements per path", cfg.SSE)
-	if rep.sse[0], err = firstEvent(backendAddr, pathSSE, "", false, cfg.SSE); err != nil {
-		return fmt.Errorf("sse direct: %w", err)
-	}
-	if rep.sse[1], err = firstEvent(gwAddr, pathSSE, cached, true, cfg.SSE); err != nil {
-		return fmt.Errorf("sse gateway: %w", err)
-	}
+	if !cfg.MainOnly {
+		logf("streaming: %d first-event measurements per path", cfg.SSE)
+		if rep.sse[0], err = firstEvent(backendAddr, pathSSE, "", false, cfg.SSE); err != nil {
+			return fmt.Errorf("sse direct: %w", err)
+		}
+		if rep.sse[1], err = firstEvent(gwAddr, pathSSE, cached, true, cfg.SSE); err != nil {
+			return fmt.Errorf("sse gateway: %w", err)
+		}
 
-	maxUsers := 0
-	for _, n := range cfg.Users {
-		maxUsers = max(maxUsers, n)
-	}
-	logf("minting %d ES256 tokens (one per user) for the users scan", maxUsers)
-	t0 = time.Now()
-	userToks, err := m.mint("ES256", maxUsers, func(i int) string { return "user-" + strconv.Itoa(i) })
-	if err != nil {
-		return err
-	}
-	rep.mintES = time.Since(t0) / time.Duration(maxUsers)
-	for _, n := range cfg.Users {
-		logf("users scan: %d", n)
-		ex := fi.exchanges.Load()
-		r := run("users", gated, &picker{toks: userToks[:n], wrap: true, fullPass: true}, cfg.Conc, cfg.ScanDuration)
-		mem, _ := readMemory(pid)
-		heap, _ := heapInuse(ctx, adminAddr)
-		rep.users = append(rep.users, userStep{users: n, r: r, mem: mem, heap: heap, exchanges: fi.exchanges.Load() - ex})
-	}
+		maxUsers := 0
+		for _, n := range cfg.Users {
+			maxUsers = max(maxUsers, n)
+		}
+		logf("minting %d ES256 tokens (one per user) for the users scan", maxUsers)
+		t0 = time.Now()
+		userToks, err := m.mint("ES256", maxUsers, func(i int) string { return "user-" + strconv.Itoa(i) })
+		if err != nil {
+			return err
+		}
+		rep.mintES = time.Since(t0) / time.Duration(maxUsers)
+		for _, n := range cfg.Users {
+			logf("users scan: %d", n)
+			ex := fi.exchanges.Load()
+			r := run("users", gated, &picker{toks: userToks[:n], wrap: true, fullPass: true}, cfg.Conc, cfg.ScanDuration)
+			mem, _ := readMemory(pid)
+			heap, _ := heapInuse(ctx, adminAddr)
+			rep.users = append(rep.users, userStep{users: n, r: r, mem: mem, heap: heap, exchanges: fi.exchanges.Load() - ex})
+		}
 
-	logf("concurrency scan %v", cfg.ConcList)
-	for _, n := range cfg.ConcList {
-		// (b) and (c) interleaved in rounds, like the main comparison.
-		slice := max(cfg.ScanDuration/time.Duration(scanRounds(cfg)), 100*time.Millisecond)
-		rs, ls := interleave(2, scanRounds(cfg), func(i int) (result, []time.Duration) {
-			t, tok := []target{proxied, gated}[i], []string{"", cached}[i]
-			return withCPU(func() (result, []time.Duration) {
-				return runRaw([]string{"(b)", "(c)"}[i], t, fixed(tok), n, slice)
-			})
-		}, nil)
-		rep.conc = append(rep.conc, [2]result{combine(rs[0], ls[0]), combine(rs[1], ls[1])})
+		logf("concurrency scan %v", cfg.ConcList)
+		for _, n := range cfg.ConcList {
+			// (b) and (c) interleaved in rounds, like the main comparison.
+			slice := max(cfg.ScanDuration/time.Duration(scanRounds(cfg)), 100*time.Millisecond)
+			rs, ls := interleave(2, scanRounds(cfg), func(i int) (result, []time.Duration) {
+				t, tok := []target{proxied, gated}[i], []string{"", cached}[i]
+				return withCPU(func() (result, []time.Duration) {
+					return runRaw([]string{"(b)", "(c)"}[i], t, fixed(tok), n, slice)
+				})
+			}, nil)
+			rep.conc = append(rep.conc, [2]result{combine(rs[0], ls[0]), combine(rs[1], ls[1])})
+		}
 	}
 
 	var out strings.Builder

@@ -67,35 +67,37 @@ func (rep *report) markdown(w io.Writer) {
 	}
 	p("- Caddy RSS: idle %s, after (a)-(d) %s", mib(rep.memIdle.RSS), mib(rep.memMain.RSS))
 	p("- minting (before the phases, not measured): RS256 %s/token, ES256 %s/token", us(rep.mintRS), us(rep.mintES))
-	p("")
-	p("### Concurrency (%s each of (b) and (c) per step, %d interleaved rounds)", cfg.ScanDuration, scanRounds(cfg))
-	p("")
-	p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (b) CPU µs/req | (c) req/s | (c) p50 ms | (c) p99 ms | (c) CPU µs/req | c/b | c-b p99 ms |")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, bc := range rep.conc {
-		b, c := bc[0], bc[1]
-		p("| %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.3f | %s |", b.Conc, b.RPS(), ms(b.P50), ms(b.P99), usNum(b.CPUPerReq()),
-			c.RPS(), ms(c.P50), ms(c.P99), usNum(c.CPUPerReq()), ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
+	if !cfg.MainOnly {
+		p("")
+		p("### Concurrency (%s each of (b) and (c) per step, %d interleaved rounds)", cfg.ScanDuration, scanRounds(cfg))
+		p("")
+		p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (b) CPU µs/req | (c) req/s | (c) p50 ms | (c) p99 ms | (c) CPU µs/req | c/b | c-b p99 ms |")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, bc := range rep.conc {
+			b, c := bc[0], bc[1]
+			p("| %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.3f | %s |", b.Conc, b.RPS(), ms(b.P50), ms(b.P99), usNum(b.CPUPerReq()),
+				c.RPS(), ms(c.P50), ms(c.P99), usNum(c.CPUPerReq()), ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
+		}
+		p("")
+		p("### Distinct users (concurrency %d, ES256 token per user, >= %s and at least one request per user)", cfg.Conc, cfg.ScanDuration)
+		p("")
+		p("| users | req/s | p50 ms | p99 ms | requests | token exchanges | Caddy live heap (after GC) | Caddy RSS | Caddy peak RSS |")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, u := range rep.users {
+			p("| %d | %.0f | %s | %s | %d | %d | %s | %s | %s |", u.users, u.r.RPS(), ms(u.r.P50), ms(u.r.P99), u.r.Reqs, u.exchanges, mib(u.heap), mib(u.mem.RSS), mib(u.mem.HWM))
+		}
+		p("")
+		p("Idle Caddy before the run: live heap %s, RSS %s. Users already seen in a smaller step are cached, so each step adds only the new ones' token exchanges.", mib(rep.heapIdle), mib(rep.memIdle.RSS))
+		p("")
+		p("### Streaming: first SSE event (%d sequential requests per path)", cfg.SSE)
+		p("")
+		p("| path | p50 ms | p99 ms |")
+		p("|---|---:|---:|")
+		p("| backend direct | %s | %s |", ms(rep.sse[0].P50), ms(rep.sse[0].P99))
+		p("| through mcp_auth + reverse_proxy | %s | %s |", ms(rep.sse[1].P50), ms(rep.sse[1].P99))
+		p("")
+		p("- added: p50 %s ms, p99 %s ms (goal: within 5 ms)", msSigned(rep.sse[1].P50-rep.sse[0].P50), msSigned(rep.sse[1].P99-rep.sse[0].P99))
 	}
-	p("")
-	p("### Distinct users (concurrency %d, ES256 token per user, >= %s and at least one request per user)", cfg.Conc, cfg.ScanDuration)
-	p("")
-	p("| users | req/s | p50 ms | p99 ms | requests | token exchanges | Caddy live heap (after GC) | Caddy RSS | Caddy peak RSS |")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, u := range rep.users {
-		p("| %d | %.0f | %s | %s | %d | %d | %s | %s | %s |", u.users, u.r.RPS(), ms(u.r.P50), ms(u.r.P99), u.r.Reqs, u.exchanges, mib(u.heap), mib(u.mem.RSS), mib(u.mem.HWM))
-	}
-	p("")
-	p("Idle Caddy before the run: live heap %s, RSS %s. Users already seen in a smaller step are cached, so each step adds only the new ones' token exchanges.", mib(rep.heapIdle), mib(rep.memIdle.RSS))
-	p("")
-	p("### Streaming: first SSE event (%d sequential requests per path)", cfg.SSE)
-	p("")
-	p("| path | p50 ms | p99 ms |")
-	p("|---|---:|---:|")
-	p("| backend direct | %s | %s |", ms(rep.sse[0].P50), ms(rep.sse[0].P99))
-	p("| through mcp_auth + reverse_proxy | %s | %s |", ms(rep.sse[1].P50), ms(rep.sse[1].P99))
-	p("")
-	p("- added: p50 %s ms, p99 %s ms (goal: within 5 ms)", msSigned(rep.sse[1].P50-rep.sse[0].P50), msSigned(rep.sse[1].P99-rep.sse[0].P99))
 	var errs []string
 	for _, r := range append(append([]result{}, rep.main...), rep.sse[0], rep.sse[1]) {
 		if r.Errors > 0 {
