@@ -31,12 +31,10 @@ const (
 // The token is not checked against RFC 6750's b64token grammar here: the
 // handler does that with isB64Token only when verification fails, to answer
 // "malformed". A token that verifies is base64url segments joined by dots,
-// which b64token allows, and an Authorization value cannot carry the CR and
-// LF that Go's base64 decoder skips (net/http refuses them in header values,
-// and a token signed with them would be no issuer's), so checking every
-// byte of every verified token again cost each request a pass over the
-// whole token (max_token_size, default 8 KiB) for nothing
-// (docs/performance.md).
+// which b64token allows (jwtverify refuses the CR and LF that Go's base64
+// decoder would skip), so checking every byte of every verified token again
+// cost each request a pass over the whole token (max_token_size, default
+// 8 KiB) for nothing (docs/performance.md).
 func bearerToken(h http.Header) (string, bearerResult) {
 	values := h.Values("Authorization")
 	switch len(values) {

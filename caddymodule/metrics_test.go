@@ -76,8 +76,13 @@ func TestMalformedBearerReason(t *testing.T) {
 		{"quote", `Bearer "abc"`, "malformed"},
 		{"padding in the middle", "Bearer ab=c", "malformed"},
 		{"comma in a JWT", "Bearer " + tok[:i] + "," + tok[i:], "malformed"},
-		// Go's base64 decoder skips LF; the signature covers it all the same.
-		{"LF inside the cached token", "Bearer " + tok[:i] + "\n" + tok[i:], "malformed"},
+		// Go's base64 decoder skips LF. In the payload the signature
+		// catches it; in the signature or at the end only jwtverify's own
+		// check does. Header values from the wire cannot carry an LF, but
+		// one that another handler built from decoded input can.
+		{"LF inside the payload", "Bearer " + tok[:i] + "\n" + tok[i:], "malformed"},
+		{"LF inside the signature", "Bearer " + tok[:j] + "\n" + tok[j:], "malformed"},
+		{"LF after the token", "Bearer " + tok + "\n", "malformed"},
 		{"too large and not a b64token", "Bearer " + strings.Repeat("a b", 1000), "malformed"},
 		{"too large b64token", "Bearer " + strings.Repeat("ab", 1100), "too_large"},
 		{"b64token, not a JWT", "Bearer abc", "malformed"},

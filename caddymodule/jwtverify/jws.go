@@ -8,7 +8,8 @@ import (
 
 // segmentEncoding decodes the three parts of a compact JWS: base64url without
 // padding (RFC 7515 §2), strict, so that a token has exactly one spelling
-// (what golang-jwt's parser does with WithStrictDecoding).
+// (what golang-jwt's parser does with WithStrictDecoding). Strict decoding
+// still skips CR and LF; verifyJWS refuses those first.
 var segmentEncoding = base64.RawURLEncoding.Strict()
 
 // compactJWS is a compact JWS split at its two dots. signingInput is the

@@ -187,6 +187,17 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 // Parsing the compact form here, instead of in golang-jwt, spares a decode
 // of the header into a map (see jws.go and docs/performance.md).
 func (v *Verifier) verifyJWS(ctx context.Context, raw string) (*Claims, error) {
+	// Go's base64 decoder skips CR and LF, even in strict mode, and the
+	// signature covers only the first two segments, so without this an LF
+	// in the signature or at the end would give one token many spellings
+	// that all verify. With it, a token that verifies is base64url
+	// segments and dots, an RFC 6750 b64token, which the gateway relies on
+	// (it checks the b64token syntax only of tokens it refuses). Header
+	// values from the wire cannot carry CR or LF, but one built by another
+	// handler from decoded input can.
+	if strings.ContainsAny(raw, "\r\n") {
+		return nil, invalid(reasonMalformed, "token contains a line break")
+	}
 	parts := splitCompact(raw)
 	hb, err := segmentEncoding.DecodeString(parts.header)
 	if err != nil {

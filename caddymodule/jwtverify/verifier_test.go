@@ -73,6 +73,16 @@ func TestVerifySecurityCases(t *testing.T) {
 		{"valid RS256 at+jwt", func() string { return tokenRS256(t, goodClaims(now)) }, nil, ""},
 		{"valid ES256", func() string { return tokenES256(t, goodClaims(now)) }, nil, ""},
 
+		// Go's base64 decoder skips CR and LF, and the signature does not
+		// cover its own segment: without the check these would verify.
+		{"LF inside the signature", func() string {
+			tok := tokenRS256(t, goodClaims(now))
+			i := len(tok) - 10
+			return tok[:i] + "\n" + tok[i:]
+		}, nil, "malformed"},
+		{"LF at the end", func() string { return tokenRS256(t, goodClaims(now)) + "\n" }, nil, "malformed"},
+		{"CRLF inside the header", func() string { tok := tokenRS256(t, goodClaims(now)); return tok[:5] + "\r\n" + tok[5:] }, nil, "malformed"},
+
 		// Case 3: alg none.
 		{"3 alg none, empty signature segment", func() string { return noneToken("") }, nil, "algorithm"},
 		{"3 alg none, with signature segment", func() string { return noneToken(b64url([]byte("sig"))) }, nil, "algorithm"},
