@@ -66,6 +66,8 @@ func TestClientMetadataURLConfigConflicts(t *testing.T) {
 	}{
 		{"with client ID", Config{ClientID: "cli"}, "exclude each other"},
 		{"with client secret", Config{ClientSecret: "s"}, "takes no client secret"},
+		{"with -reregister", Config{ForceRegister: true}, "never registers"},
+		{"with a registration token", Config{RegistrationToken: "iat"}, "never registers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

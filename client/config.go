@@ -122,6 +122,9 @@ func (cfg *Config) setDefaults() error {
 		if cfg.ClientSecret != "" {
 			return errors.New("a client metadata document names a public client: it takes no client secret")
 		}
+		if cfg.ForceRegister || cfg.RegistrationToken != "" {
+			return errors.New("with a client metadata URL (-client-metadata-url) the client never registers: -reregister and -registration-token do not apply")
+		}
 		if err := CheckClientMetadataURL(cfg.ClientMetadataURL); err != nil {
 			return err
 		}

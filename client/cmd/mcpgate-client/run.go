@@ -137,12 +137,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			fmt.Fprintf(stderr, "mcpgate-client: -client-metadata-url: %v\n", err)
 			return 2
 		}
+		if o.reregister || o.regToken != "" {
+			fmt.Fprintln(stderr, "mcpgate-client: with -client-metadata-url the client never registers: -reregister and -registration-token do not apply")
+			return 2
+		}
 	}
-	if o.clientSecret == "" {
-		o.clientSecret = getenv("MCPGATE_CLIENT_SECRET")
-	}
-	if o.regToken == "" {
-		o.regToken = getenv("MCPGATE_REGISTRATION_TOKEN")
+	if o.clientMetadataURL == "" {
+		// Not with a metadata document, which names a public client and
+		// never registers: these variables may be set for other servers.
+		if o.clientSecret == "" {
+			o.clientSecret = getenv("MCPGATE_CLIENT_SECRET")
+		}
+		if o.regToken == "" {
+			o.regToken = getenv("MCPGATE_REGISTRATION_TOKEN")
+		}
 	}
 
 	cfg := client.Config{

@@ -191,6 +191,8 @@ func TestClientMetadataFlagUsageErrors(t *testing.T) {
 		{[]string{"-client-metadata-url", "https://app.example", "https://h.example/mcp"}, "needs a path naming the document"},
 		{[]string{"-client-metadata-url", "https://app.example/c.json#x", "https://h.example/mcp", "status"}, "must not carry a fragment"},
 		{[]string{"-client-metadata-url", "::nope", "https://h.example/mcp"}, "is not an absolute https URL"},
+		{[]string{"-client-metadata-url", "https://app.example/c.json", "-reregister", "https://h.example/mcp"}, "never registers: -reregister and -registration-token do not apply"},
+		{[]string{"-client-metadata-url", "https://app.example/c.json", "-registration-token", "iat", "https://h.example/mcp", "status"}, "never registers"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
