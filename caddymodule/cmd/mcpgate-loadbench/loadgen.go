@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -180,9 +181,11 @@ func (w *worker) fail(s string) {
 // when backoff is set, so a closed loop does not spin.
 //
 // A worker starts on an idle connection left by an earlier phase when there
-// is one (see idleConns). If such a connection turns out to have been closed
-// by the server while it idled, the request is sent again on a new one, and
-// only that attempt counts.
+// is one (see idleConns). If the server closed such a connection while it
+// idled (the write or the first read fails with EOF, a reset or a broken
+// pipe), the request is sent again on a new connection, and only that
+// attempt counts: its latency starts after the new dial (or at the due
+// time, in the open loop).
 func (w *worker) send(tok string, since func() time.Time, backoff bool) {
 	pooled := false
 	if w.c == nil {
@@ -202,11 +205,17 @@ func (w *worker) send(tok string, since func() time.Time, backoff bool) {
 	w.buf = w.tmpl.build(w.buf, tok)
 	t0 := since()
 	status, keep, err := w.c.roundTrip(w.buf)
-	if err != nil && pooled {
+	if pooled && closedWhileIdle(err) {
 		w.c.close()
-		if w.c, err = dial(w.addr); err == nil {
-			status, keep, err = w.c.roundTrip(w.buf)
+		if w.c, err = dial(w.addr); err != nil {
+			w.fail(err.Error())
+			if backoff {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return
 		}
+		t0 = since()
+		status, keep, err = w.c.roundTrip(w.buf)
 	}
 	d := time.Since(t0)
 	switch {
@@ -221,6 +230,13 @@ func (w *worker) send(tok string, since func() time.Time, backoff bool) {
 		w.c.close()
 		w.c = nil
 	}
+}
+
+// closedWhileIdle reports whether err is how a kept connection that the
+// server has closed fails on its next request.
+func closedWhileIdle(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // idleConns keeps the load generator's open connections between phases and
