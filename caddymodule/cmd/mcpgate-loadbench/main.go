@@ -97,7 +97,7 @@ type config struct {
 	VerifyCache  int
 	UpstreamLRU  int
 	SSE          int
-	Load         float64
+	Loads        []float64
 	Pin          bool
 	MainOnly     bool
 	Instructions int
@@ -121,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.VerifyCache, "verify-cache", 10000, "mcp_auth verify_cache_size")
 	fs.IntVar(&c.UpstreamLRU, "upstream-cache", 10000, "mcp_auth upstream_cache_size")
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
-	fs.Float64Var(&c.Load, "load", 0.5, "open-loop latency phase: request rate as a fraction of (b)'s measured throughput")
+	loads := fs.String("load", "0.25,0.5", "open-loop latency phase: request rates as fractions of (b)'s measured throughput, comma-separated, each in (0, 1]")
 	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again; use a few thousand, since each case must span many GC cycles (4000: about 4 minutes)")
 	fs.BoolVar(&c.MainOnly, "main-only", false, "run only (a), the interleaved rounds of (b), (b'), (c), and (d): for long runs that narrow c/b's confidence interval (e.g. -duration 450s -rounds 900)")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
@@ -138,13 +138,29 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Users, err = intList(*users); err != nil {
 		return c, fmt.Errorf("-users: %w", err)
 	}
-	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Load <= 0 || c.Load > 1 || c.Instructions < 0 {
-		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -load in (0, 1], -instructions not negative")
+	if c.Loads, err = fractionList(*loads); err != nil {
+		return c, fmt.Errorf("-load: %w", err)
+	}
+	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Instructions < 0 {
+		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -instructions not negative")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}
 	c.Args = args
 	return c, nil
+}
+
+// fractionList parses comma-separated numbers in (0, 1].
+func fractionList(s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		x, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(x > 0 && x <= 1) {
+			return nil, fmt.Errorf("%q is not a number in (0, 1]", f)
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }
 
 func intList(s string) ([]int, error) {
@@ -168,23 +184,29 @@ type report struct {
 	// cb, b2b and cb2 are c/b, b'/b and c/b' estimated from those rounds.
 	roundRatios  []float64
 	cb, b2b, cb2 estimate
-	rate         float64 // open-loop request rate
-	// noiseP99 and openNoiseP99 are the p99 of (b)'s odd rounds minus that
-	// of its even rounds: the same configuration measured twice, the noise
-	// floor of any p99 difference.
-	noiseP99, openNoiseP99 time.Duration
-	open                   [3]result // open loop: a, b, c
-	main                   []result  // a, b, c, d
-	freshNote              string
-	conc                   [][2]result // per concurrency: b, c
-	users                  []userStep
-	sse                    [2]result // direct, gateway
-	memIdle                memory
-	heapIdle               int64
-	memMain                memory
-	mintRS                 time.Duration
-	mintES                 time.Duration
-	exchanges0             int64
+	// noiseP99 is the p99 of (b)'s odd rounds minus that of its even
+	// rounds: the same configuration measured twice, the noise floor of
+	// any p99 difference.
+	noiseP99   time.Duration
+	open       []openLoop // one per -load
+	main       []result   // a, b, c, d
+	freshNote  string
+	conc       [][2]result // per concurrency: b, c
+	users      []userStep
+	sse        [2]result // direct, gateway
+	memIdle    memory
+	heapIdle   int64
+	memMain    memory
+	mintRS     time.Duration
+	mintES     time.Duration
+	exchanges0 int64
+}
+
+// openLoop is the open-loop phase at one request rate.
+type openLoop struct {
+	load, rate float64
+	cases      [3]result // a, b, c
+	noiseP99   time.Duration
 }
 
 type userStep struct {
@@ -391,16 +413,19 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// Latency at a fixed request rate below saturation (open loop): (a)
 	// on its own, then (b) and (c) interleaved the same way.
 	if !cfg.MainOnly {
-		rep.rate = cfg.Load * rep.main[1].RPS()
-		logf("open loop: %.0f req/s (%.2f of (b)'s throughput): (a), then %d rounds of (b), (c)", rep.rate, cfg.Load, cfg.Rounds)
-		rep.open[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, rep.rate, cfg.Duration)
-		olRounds, olLats := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
-			cs := cases[[]int{1, 3}[i]]
-			return withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, rep.rate, per) })
-		}, nil)
-		rep.open[1] = combine(olRounds[0], olLats[0])
-		rep.open[2] = combine(olRounds[1], olLats[1])
-		rep.openNoiseP99 = halvesP99(olRounds[0], olLats[0])
+		for _, load := range cfg.Loads {
+			ol := openLoop{load: load, rate: load * rep.main[1].RPS()}
+			logf("open loop: %.0f req/s (%.2f of (b)'s throughput): (a), then %d rounds of (b), (c)", ol.rate, load, cfg.Rounds)
+			ol.cases[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, ol.rate, min(cfg.Duration, time.Minute))
+			olRounds, olLats := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
+				cs := cases[[]int{1, 3}[i]]
+				return withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, ol.rate, per) })
+			}, nil)
+			ol.cases[1] = combine(olRounds[0], olLats[0])
+			ol.cases[2] = combine(olRounds[1], olLats[1])
+			ol.noiseP99 = halvesP99(olRounds[0], olLats[0])
+			rep.open = append(rep.open, ol)
+		}
 	}
 	var stopProfile func(string)
 	if cfg.ProfileDir != "" {
@@ -485,7 +510,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err := emit(stdout, cfg.Out, out.String()); err != nil {
 		return err
 	}
-	for _, r := range append(rep.main, rep.open[:]...) {
+	checked := rep.main
+	for _, ol := range rep.open {
+		checked = append(checked, ol.cases[:]...)
+	}
+	for _, r := range checked {
 		if r.Errors > 0 {
 			return fmt.Errorf("%s had %d errors (first: %s); logs in %s", r.Name, r.Errors, r.firstError, dir)
 		}

@@ -7,64 +7,94 @@ import (
 
 // estimate is a throughput ratio with its 95 % confidence interval, from
 // paired rounds: in each round both cases ran back to back, so what moved
-// the machine's speed for a few seconds moves both and cancels in their
-// ratio. The estimate is the geometric mean of the per-round ratios; the
-// interval is Student's t on their logarithms.
+// the machine's speed for a few seconds moves both and mostly cancels in
+// their ratio. The estimate is the geometric mean of the per-round ratios.
+// The interval is Student's t on the logarithms, taken over batches of
+// consecutive rounds (batch means) rather than over single rounds, so that
+// noise lasting a few rounds widens it instead of being counted as
+// independent evidence.
 type estimate struct {
 	Ratio, Lo, Hi float64
-	N             int
+	Rounds        int // rounds used
+	Batches       int // batches the interval is taken over
+	Dropped       int // rounds left out: a case served no request
 }
+
+// estimateBatch is the batch size: one full cycle of balancedOrder for the
+// three cases of the main comparison (every case in every position).
+const estimateBatch = 6
 
 // pairedEstimate is the estimate of y/x throughput over the rounds both ran.
+// Rounds come in batches of estimateBatch; a trailing partial batch is left
+// out, and with fewer than two full batches each round is its own batch.
 func pairedEstimate(x, y []result) estimate {
 	var logs []float64
+	var e estimate
 	for _, r := range pairedRatios(x, y) {
-		if r > 0 {
+		if r > 0 && !math.IsInf(r, 0) && !math.IsNaN(r) {
 			logs = append(logs, math.Log(r))
+		} else {
+			e.Dropped++
 		}
 	}
-	n := len(logs)
-	if n == 0 {
-		return estimate{}
+	batch := estimateBatch
+	if len(logs) < 2*batch {
+		batch = 1
 	}
+	logs = logs[:len(logs)/batch*batch]
+	e.Rounds, e.Batches = len(logs), len(logs)/batch
+	if e.Rounds == 0 {
+		return e
+	}
+	means := make([]float64, e.Batches)
 	var mean float64
-	for _, l := range logs {
-		mean += l
+	for i, l := range logs {
+		means[i/batch] += l / float64(batch)
+		mean += l / float64(len(logs))
 	}
-	mean /= float64(n)
-	if n == 1 {
-		return estimate{Ratio: math.Exp(mean), Lo: math.Inf(-1), Hi: math.Inf(1), N: 1}
+	e.Ratio, e.Lo, e.Hi = math.Exp(mean), 0, math.Inf(1)
+	if e.Batches < 2 {
+		return e
 	}
 	var ss float64
-	for _, l := range logs {
-		ss += (l - mean) * (l - mean)
+	for _, m := range means {
+		ss += (m - mean) * (m - mean)
 	}
-	half := tQuantile975(n-1) * math.Sqrt(ss/float64(n-1)/float64(n))
-	return estimate{Ratio: math.Exp(mean), Lo: math.Exp(mean - half), Hi: math.Exp(mean + half), N: n}
+	n := float64(e.Batches)
+	half := tQuantile975(e.Batches-1) * math.Sqrt(ss/(n-1)/n)
+	e.Lo, e.Hi = math.Exp(mean-half), math.Exp(mean+half)
+	return e
 }
 
-// String is "0.943 (95 % CI 0.917–0.969, 120 rounds)".
+// String is "0.943 (95 % CI 0.917–0.969; 120 rounds in 20 batches)".
 func (e estimate) String() string {
-	if e.N < 2 {
-		return fmt.Sprintf("%.3f (one round: no interval)", e.Ratio)
+	s := fmt.Sprintf("%.3f (95 %% CI %.3f–%.3f; %d rounds in %d batches)", e.Ratio, e.Lo, e.Hi, e.Rounds, e.Batches)
+	if e.Batches < 2 {
+		s = fmt.Sprintf("%.3f (%d rounds: too few for an interval)", e.Ratio, e.Rounds)
 	}
-	return fmt.Sprintf("%.3f (95 %% CI %.3f–%.3f, %d rounds)", e.Ratio, e.Lo, e.Hi, e.N)
+	if e.Dropped > 0 {
+		s += fmt.Sprintf(", %d rounds left out because a case served no request", e.Dropped)
+	}
+	return s
 }
 
 // atLeast says whether the interval shows the ratio is at least goal.
 func (e estimate) atLeast(goal float64) string {
 	switch {
-	case e.N >= 2 && e.Lo >= goal:
+	case e.Batches < 2 || e.Dropped > 0:
+		return "not decided (too few rounds, or rounds without requests)"
+	case e.Lo >= goal:
 		return "holds"
-	case e.N >= 2 && e.Hi < goal:
+	case e.Hi < goal:
 		return "not met"
 	default:
-		return "not decided at this precision (the interval contains the goal; more or longer rounds narrow it)"
+		return "not decided at this precision (the interval contains the goal; more rounds narrow it)"
 	}
 }
 
 // tQuantile975 is the 0.975 quantile of Student's t with df degrees of
-// freedom (two-sided 95 %).
+// freedom (two-sided 95 %): a table up to 30, then the Cornish-Fisher
+// expansion around the normal quantile (within 0.001 of the exact value).
 func tQuantile975(df int) float64 {
 	table := [...]float64{12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
 		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
@@ -74,11 +104,8 @@ func tQuantile975(df int) float64 {
 		return math.Inf(1)
 	case df <= len(table):
 		return table[df-1]
-	case df <= 60:
-		return 2.000 + (2.042-2.000)*float64(60-df)/30
-	case df <= 120:
-		return 1.980 + (2.000-1.980)*float64(120-df)/60
-	default:
-		return 1.960
 	}
+	const z = 1.959964
+	v := float64(df)
+	return z + (z*z*z+z)/(4*v) + (5*math.Pow(z, 5)+16*z*z*z+3*z)/(96*v*v)
 }

@@ -2,40 +2,73 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
 
-func TestPairedEstimate(t *testing.T) {
-	rounds := func(rps ...float64) []result {
-		out := make([]result, len(rps))
-		for i, r := range rps {
-			out[i] = result{Reqs: int(r), Elapsed: time.Second}
-		}
-		return out
+// rounds makes one result per value, each 1 s long, so RPS is the value.
+func rounds(rps ...float64) []result {
+	out := make([]result, len(rps))
+	for i, r := range rps {
+		out[i] = result{Reqs: int(r), Elapsed: time.Second}
 	}
+	return out
+}
+
+func TestPairedEstimate(t *testing.T) {
 	// Every round's ratio the same: the interval is that point.
 	e := pairedEstimate(rounds(1000, 2000, 4000), rounds(950, 1900, 3800))
-	if math.Abs(e.Ratio-0.95) > 1e-9 || math.Abs(e.Lo-0.95) > 1e-9 || math.Abs(e.Hi-0.95) > 1e-9 || e.N != 3 {
+	if math.Abs(e.Ratio-0.95) > 1e-9 || math.Abs(e.Lo-0.95) > 1e-9 || math.Abs(e.Hi-0.95) > 1e-9 || e.Rounds != 3 || e.Batches != 3 {
 		t.Fatalf("constant ratio: %+v", e)
 	}
 	if got := e.atLeast(0.95); got != "holds" {
 		t.Errorf("atLeast = %q", got)
 	}
-	// Ratios 0.9 and 1.1: geometric mean sqrt(0.99); log-sd 0.1419, t(1) 12.706.
+	// Ratios 0.9 and 1.1: geometric mean sqrt(0.99); the log-sd of two
+	// values is |a-b|/√2, its standard error |a-b|/2; t(1) = 12.706.
 	e = pairedEstimate(rounds(1000, 1000), rounds(900, 1100))
-	wantLo := math.Exp(math.Log(0.99)/2 - 12.706*math.Log(1.1/0.9)/2) // sd |a-b|/√2, se sd/√2
+	wantLo := math.Exp(math.Log(0.99)/2 - 12.706*math.Log(1.1/0.9)/2)
 	if math.Abs(e.Ratio-math.Sqrt(0.99)) > 1e-9 || math.Abs(e.Lo-wantLo) > 1e-6 || math.Abs(e.Lo*e.Hi-0.99) > 1e-9 {
 		t.Fatalf("two rounds: %+v, want lo %v", e, wantLo)
 	}
-	if got := e.atLeast(0.95); got == "holds" || got == "not met" {
+	if got := e.atLeast(0.95); !strings.HasPrefix(got, "not decided") {
 		t.Errorf("wide interval decided: %q", got)
 	}
 	if got := pairedEstimate(rounds(1000, 1000), rounds(800, 810)).atLeast(0.95); got != "not met" {
 		t.Errorf("clearly below: %q", got)
 	}
-	if e := pairedEstimate(nil, nil); e.N != 0 {
+	if e := pairedEstimate(nil, nil); e.Rounds != 0 || !strings.HasPrefix(e.atLeast(0.95), "not decided") {
 		t.Errorf("no rounds: %+v", e)
+	}
+}
+
+// TestPairedEstimateBatches: with 12 or more rounds the interval is over
+// batches of 6. Rounds alternating 0.9 and 1.1 cancel inside every batch,
+// so the batch means agree and the interval is narrow; the same ratios in
+// runs of 6 (slow noise) give a wide one.
+func TestPairedEstimateBatches(t *testing.T) {
+	var x, fast, slow []float64
+	for i := range 24 {
+		x = append(x, 1000)
+		fast = append(fast, []float64{900, 1100}[i%2])
+		slow = append(slow, []float64{900, 1100}[(i/6)%2])
+	}
+	ef, es := pairedEstimate(rounds(x...), rounds(fast...)), pairedEstimate(rounds(x...), rounds(slow...))
+	if ef.Batches != 4 || es.Batches != 4 || ef.Rounds != 24 || math.Abs(ef.Ratio-es.Ratio) > 1e-9 {
+		t.Fatalf("batches: fast %+v slow %+v", ef, es)
+	}
+	if ef.Hi-ef.Lo > 1e-9 || es.Hi-es.Lo < 0.1 {
+		t.Errorf("fast noise should cancel within batches, slow noise should not: fast %v, slow %v", ef, es)
+	}
+	// A trailing partial batch is left out.
+	if e := pairedEstimate(rounds(append(x, 1000)...), rounds(append(fast, 500)...)); e.Rounds != 24 || e.Batches != 4 {
+		t.Errorf("partial batch: %+v", e)
+	}
+	// A round in which (c) served nothing is counted, not hidden.
+	e := pairedEstimate(rounds(1000, 1000, 1000), rounds(950, 0, 960))
+	if e.Dropped != 1 || !strings.Contains(e.String(), "1 rounds left out") || !strings.HasPrefix(e.atLeast(0.9), "not decided") {
+		t.Errorf("dropped round: %+v %q", e, e.String())
 	}
 }
 
@@ -43,7 +76,7 @@ func TestTQuantile(t *testing.T) {
 	for _, c := range []struct {
 		df   int
 		want float64
-	}{{1, 12.706}, {10, 2.228}, {30, 2.042}, {60, 2.000}, {119, 1.980}, {1000, 1.96}} {
+	}{{1, 12.706}, {10, 2.228}, {30, 2.042}, {31, 2.040}, {40, 2.021}, {60, 2.000}, {120, 1.980}, {121, 1.980}, {1000, 1.962}} {
 		if got := tQuantile975(c.df); math.Abs(got-c.want) > 0.001 {
 			t.Errorf("t(%d) = %v, want %v", c.df, got, c.want)
 		}
