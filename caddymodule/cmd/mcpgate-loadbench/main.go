@@ -150,6 +150,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
+// directDuration is how long (a) runs, in the main comparison and at each
+// open-loop rate: -duration, at most a minute, since (a) is measured once
+// for b/a and as the load generator's floor, not compared round by round.
+func (c config) directDuration() time.Duration { return min(c.Duration, time.Minute) }
+
 // fractionList parses comma-separated numbers in (0, 1].
 func fractionList(s string) ([]float64, error) {
 	var out []float64
@@ -392,8 +397,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	// (a) first and on its own: Caddy idles during it, and whichever case
 	// came next would start on a rested machine.
-	logf("(a) backend direct for %s at concurrency %d", min(cfg.Duration, time.Minute), cfg.Conc)
-	a, _ := runRaw(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, min(cfg.Duration, time.Minute))
+	logf("(a) backend direct for %s at concurrency %d", cfg.directDuration(), cfg.Conc)
+	a, _ := runRaw(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, cfg.directDuration())
 	rep.main = append(rep.main, a)
 
 	logf("main comparison: %d rounds of (b), (b'), (c) at concurrency %d", cfg.Rounds, cfg.Conc)
@@ -416,7 +421,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		for _, load := range cfg.Loads {
 			ol := openLoop{load: load, rate: load * rep.main[1].RPS()}
 			logf("open loop: %.0f req/s (%.2f of (b)'s throughput): (a), then %d rounds of (b), (c)", ol.rate, load, cfg.Rounds)
-			ol.cases[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, ol.rate, min(cfg.Duration, time.Minute))
+			ol.cases[0], _ = runRate(cases[0].name, cases[0].t, cases[0].p(), cfg.Conc, ol.rate, cfg.directDuration())
 			olRounds, olLats := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
 				cs := cases[[]int{1, 3}[i]]
 				return withCPU(func() (result, []time.Duration) { return runRate(cs.name, cs.t, cs.p(), cfg.Conc, ol.rate, per) })

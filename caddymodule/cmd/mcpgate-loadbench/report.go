@@ -23,7 +23,7 @@ func (rep *report) markdown(w io.Writer) {
 	p("- mcp_auth: verify_cache_size %d, upstream_cache_size %d, token_exchange source", cfg.VerifyCache, cfg.UpstreamLRU)
 	p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
 	p("")
-	p("### Gateway cost at concurrency %d ((a) alone for %s, then %d interleaved rounds of b/b'/c; %s each case)", cfg.Conc, min(cfg.Duration, time.Minute), cfg.Rounds, cfg.Duration)
+	p("### Gateway cost at concurrency %d ((a) alone for %s, then %d interleaved rounds of b/b'/c; %s each case)", cfg.Conc, cfg.directDuration(), cfg.Rounds, cfg.Duration)
 	p("")
 	p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
 	p("|---|---:|---:|---:|---:|---:|---:|")
@@ -53,7 +53,7 @@ func (rep *report) markdown(w io.Writer) {
 	}
 	if len(rep.open) > 0 {
 		p("")
-		p("### Latency at a fixed rate (open loop, %d connections; at each rate (a) alone for %s, then %d interleaved rounds of b/c; %s each case)", cfg.Conc, min(cfg.Duration, time.Minute), cfg.Rounds, cfg.Duration)
+		p("### Latency at a fixed rate (open loop, %d connections; at each rate (a) alone for %s, then %d interleaved rounds of b/c; %s each case)", cfg.Conc, cfg.directDuration(), cfg.Rounds, cfg.Duration)
 		p("")
 		p("Latency counts from when each request was due, so waiting behind a slow one is included. (a) shows what the load generator and the backend add on their own. The noise floor is (b)'s odd rounds against its even rounds.")
 		p("")
