@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/client"
 	"github.com/mcpgate/mcpgate/client/internal/oauthtest"
 )
 
@@ -90,6 +91,26 @@ func buildTools(t *testing.T) (clientBin, browserBin string) {
 	return clientBin, browserBin
 }
 
+// runBinary runs bin with args (and env added to the test's environment),
+// for at most a minute, and returns its exit code, stdout and stderr.
+func runBinary(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %v: %v", args, err)
+	}
+	return code, out.String(), errOut.String()
+}
+
 // TestBinaryEndToEnd runs the built mcpgate-client against the fakes, with -open-with pointing
 // at the test browser: the whole login happens without a person.
 func TestBinaryEndToEnd(t *testing.T) {
@@ -101,20 +122,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 
 	runBin := func(args ...string) (int, string, string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, clientBin, append([]string{"-cache-dir", cacheDir}, args...)...)
-		cmd.Env = append(os.Environ(), "TESTBROWSER_LOG="+browserLog)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("running %v: %v", args, err)
-		}
-		return code, out.String(), errOut.String()
+		return runBinary(t, clientBin, []string{"TESTBROWSER_LOG=" + browserLog}, append([]string{"-cache-dir", cacheDir}, args...)...)
 	}
 
 	// 1. No command: the demo flow, logging in through -open-with.
@@ -237,16 +245,21 @@ func TestClientMetadataCommand(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
 			t.Fatalf("%v: not JSON: %v\n%s", tt.args, err, out.String())
 		}
-		want := map[string]any{
-			"client_id":                  tt.wantID,
-			"client_name":                tt.wantName,
-			"redirect_uris":              []any{"http://127.0.0.1/callback"},
-			"grant_types":                []any{"authorization_code", "refresh_token"},
-			"response_types":             []any{"code"},
-			"token_endpoint_auth_method": "none",
-			"application_type":           "native",
+		// The command prints the library's document (whose fields
+		// TestNewClientMetadataDocument pins) for -url and -name.
+		lib, err := client.NewClientMetadataDocument(tt.wantID, tt.wantName)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(doc, want) {
+		libJSON, err := json.Marshal(lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want map[string]any
+		if err := json.Unmarshal(libJSON, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(doc, want) || doc["client_id"] != tt.wantID || doc["client_name"] != tt.wantName {
 			t.Errorf("%v: document\n got %v\nwant %v", tt.args, doc, want)
 		}
 	}
@@ -275,19 +288,7 @@ func TestBinaryClientMetadataURL(t *testing.T) {
 	cacheDir := t.TempDir()
 	runBin := func(args ...string) (int, string, string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, clientBin, args...)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("running %v: %v", args, err)
-		}
-		return code, out.String(), errOut.String()
+		return runBinary(t, clientBin, nil, args...)
 	}
 
 	code, out, errOut := runBin("client-metadata", "-url", docURL, "-name", "binary test")
