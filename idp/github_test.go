@@ -39,6 +39,16 @@ func (e *testEnv) githubLogin(b *browser, c testClient, p pkce) url.Values {
 	return u.Query()
 }
 
+// githubTokens signs a new browser in with GitHub for c and redeems the
+// code: the token response (access_token, refresh_token, ...).
+func (e *testEnv) githubTokens(c testClient) map[string]any {
+	e.t.Helper()
+	p := newPKCE()
+	q := e.githubLogin(e.browser(), c, p)
+	_, tok := e.redeem(c, q.Get("code"), p.verifier, nil)
+	return tok
+}
+
 func (e *testEnv) exchangeAud(subject, aud string) (*http.Response, map[string]any) {
 	return e.postForm("/token", url.Values{
 		"grant_type":         {grantTokenExchange},
@@ -256,9 +266,7 @@ func TestTokenExchangeGitHubRefreshSingleFlight(t *testing.T) {
 	g.refreshDelay = 100 * time.Millisecond
 	e := newEnv(t, func(o *Options) { withGitHub(g)(o); o.AccessTokenTTL = 72 * time.Hour })
 	c := e.register(nil)
-	p := newPKCE()
-	q := e.githubLogin(e.browser(), c, p)
-	_, tok := e.redeem(c, q.Get("code"), p.verifier, nil)
+	tok := e.githubTokens(c)
 	at := tok["access_token"].(string)
 	api := g.ts.URL + "/api"
 	e.clock.Advance(9 * time.Hour)
@@ -378,9 +386,7 @@ func TestGitHubRefreshDoesNotOverwriteConcurrentChange(t *testing.T) {
 			g.refreshDelay = 300 * time.Millisecond
 			e := newEnv(t, func(o *Options) { withGitHub(g)(o); o.AccessTokenTTL = 72 * time.Hour })
 			c := e.register(nil)
-			p := newPKCE()
-			q := e.githubLogin(e.browser(), c, p)
-			_, tok := e.redeem(c, q.Get("code"), p.verifier, nil)
+			tok := e.githubTokens(c)
 			before, err := e.srv.loadGitHubToken(context.Background(), sub)
 			if err != nil {
 				t.Fatal(err)
