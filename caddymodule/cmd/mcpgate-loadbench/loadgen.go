@@ -191,15 +191,8 @@ func (w *worker) send(tok string, since func() time.Time, backoff bool) {
 	if w.c == nil {
 		if w.c = idleConns.get(w.addr); w.c != nil {
 			pooled = true
-		} else {
-			var err error
-			if w.c, err = dial(w.addr); err != nil {
-				w.fail(err.Error())
-				if backoff {
-					time.Sleep(10 * time.Millisecond)
-				}
-				return
-			}
+		} else if !w.dial(backoff) {
+			return
 		}
 	}
 	w.buf = w.tmpl.build(w.buf, tok)
@@ -207,11 +200,7 @@ func (w *worker) send(tok string, since func() time.Time, backoff bool) {
 	status, keep, err := w.c.roundTrip(w.buf)
 	if pooled && closedWhileIdle(err) {
 		w.c.close()
-		if w.c, err = dial(w.addr); err != nil {
-			w.fail(err.Error())
-			if backoff {
-				time.Sleep(10 * time.Millisecond)
-			}
+		if !w.dial(backoff) {
 			return
 		}
 		t0 = since()
@@ -226,10 +215,26 @@ func (w *worker) send(tok string, since func() time.Time, backoff bool) {
 	default:
 		w.lat = append(w.lat, d)
 	}
-	if (err != nil || !keep) && w.c != nil {
+	if err != nil || !keep {
 		w.c.close()
 		w.c = nil
 	}
+}
+
+// dial opens a new connection for w; a failure is counted, and slept on
+// with backoff.
+func (w *worker) dial(backoff bool) bool {
+	c, err := dial(w.addr)
+	if err != nil {
+		w.c = nil
+		w.fail(err.Error())
+		if backoff {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return false
+	}
+	w.c = c
+	return true
 }
 
 // closedWhileIdle reports whether err is how a kept connection that the
