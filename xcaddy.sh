@@ -20,14 +20,15 @@ stamp="$root/bin/.caddy.stamp"
 force=0
 [ "${1:-}" = "-f" ] && force=1
 
-# The fingerprint of everything that goes into the binary: versions, go.mod, go.sum, and every
-# non-test Go file of the module.
+# The fingerprint of everything that goes into the binary: versions, go.mod, go.sum, every
+# non-test Go file of the module and the Caddyfiles it embeds.
 fingerprint() {
 	cd "$root"
 	{
 		echo "$caddy_version $xcaddy_version $(go env GOVERSION)"
 		find . -path ./bin -prune -o -name node_modules -prune -o -name testdata -prune -o \
-			\( -name '*.go' ! -name '*_test.go' -print \) | LC_ALL=C sort | xargs sha256sum
+			\( \( -name '*.go' ! -name '*_test.go' -o -name '*.Caddyfile' \) -type f -print \) |
+			LC_ALL=C sort | xargs sha256sum
 		sha256sum go.mod go.sum
 	} | sha256sum | cut -d' ' -f1
 }

@@ -103,6 +103,8 @@ func TestLocalStackProjectClient(t *testing.T) {
 			t.Fatalf("the stack's log contains alice's GitHub token:\n%s", strings.ReplaceAll(line, githubfake.AliceToken, "<alice's token>"))
 		}
 	}
+
+	s.checkMetricsAndFiles(t)
 }
 
 // 4. Two users at once: every backend call carries its own user's GitHub token.

@@ -1,8 +1,12 @@
 // Package localstack adds the `caddy mcpgate-local` command: the whole mcpgate stack on one
 // machine, with no accounts and no configuration. It runs Caddy with a local Caddyfile (by
-// default Caddyfile.examples/local.Caddyfile: the IdP with development login and the mcp_auth
-// gateway, both over automatic HTTPS with Caddy's internal CA) and, in the same process, the
-// demo MCP backend that the gateway protects.
+// default local.Caddyfile, embedded in the binary and linked from Caddyfile.examples: the IdP
+// with development login and the mcp_auth gateway, both over automatic HTTPS with Caddy's
+// internal CA) and, in the same process, the demo MCP backend that the gateway protects.
+//
+// The command writes only below its data directory: Caddy's certificates, the IdP's store, the
+// gateway secret and Caddy's config autosave, which would otherwise overwrite the autosave of the
+// user's own Caddy in ~/.config/caddy.
 //
 // It is a separate package so that a production Caddy built with only
 // github.com/mcpgate/mcpgate/caddymodule carries neither the command nor the demo backend;
@@ -11,6 +15,7 @@ package localstack
 
 import (
 	"context"
+	_ "embed"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -29,6 +34,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
@@ -44,7 +50,14 @@ const (
 	EnvMCPPort       = "MCPGATE_MCP_PORT"       // HTTPS port of the gateway (default 8443)
 	EnvIDPPort       = "MCPGATE_IDP_PORT"       // HTTPS port of the IdP (default 9443)
 	EnvBackend       = "MCPGATE_BACKEND"        // host:port of the MCP backend (default 127.0.0.1:8090)
+	EnvMetricsPort   = "MCPGATE_METRICS_PORT"   // loopback HTTP port of /metrics (default 9180)
 )
+
+// DefaultCaddyfile is the local stack's configuration, used when Config.Caddyfile is empty, so
+// that the command works from any directory. Caddyfile.examples/local.Caddyfile links to it.
+//
+//go:embed local.Caddyfile
+var DefaultCaddyfile []byte
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
@@ -57,8 +70,9 @@ the IdP with development login and the mcp_auth gateway, both served by Caddy ov
 automatic HTTPS with Caddy's internal CA, and the demo MCP backend (GitHub tools)
 behind the gateway, in this process.
 
-State (the IdP's store, Caddy's certificates and CA, the gateway secret) lives in
---data-dir. The command prints the MCP URL, the CA certificate to trust and the
+State (the IdP's store, Caddy's certificates and CA, the gateway secret, Caddy's
+config autosave) lives in --data-dir and nowhere else. Without --config the
+built-in local.Caddyfile is used, so the command works from any directory. The command prints the MCP URL, the CA certificate to trust and the
 client command to run. Ctrl-C stops everything.
 
 With --demo-github the backend talks to an in-process fake GitHub API with two
@@ -66,7 +80,7 @@ users, so no GitHub account is needed; sign in with any name and paste the token
 printed at start-up as the GitHub token. Without it, paste a real GitHub personal
 access token on the login page.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.Flags().StringP("config", "c", "Caddyfile.examples/local.Caddyfile", "Caddyfile of the local stack")
+			cmd.Flags().StringP("config", "c", "", "Caddyfile of the local stack (default: the built-in local.Caddyfile)")
 			cmd.Flags().String("data-dir", "data", "Directory for the IdP's store, Caddy's certificates and the gateway secret")
 			cmd.Flags().Bool("demo-github", false, "Serve a fake GitHub API in-process (demo users alice and bob)")
 			cmd.Flags().String("github-api-url", "https://api.github.com", "GitHub REST API base URL the backend calls")
@@ -95,7 +109,7 @@ func cmdLocal(fl caddycmd.Flags) (int, error) {
 
 // Config configures Run.
 type Config struct {
-	// Caddyfile is the path of the stack's Caddyfile. Required.
+	// Caddyfile is the path of the stack's Caddyfile. Default: DefaultCaddyfile.
 	Caddyfile string
 	// DataDir holds all state. Required; created 0700.
 	DataDir string
@@ -122,13 +136,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	// The flags are the one source of truth for these: the Caddyfile reads them from the
 	// environment, so set them even when the caller's environment had other values.
 	os.Setenv(EnvDataDir, dataDir)
 	os.Setenv(EnvBackend, cfg.Backend)
+	// Adapt the configuration before anything is written, so that a bad --config leaves no
+	// data directory or secret behind.
+	cfgJSON, err := adaptCaddyfile(cfg.Caddyfile)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
 	if os.Getenv(EnvGatewaySecret) == "" {
 		secret, err := loadOrCreateSecret(filepath.Join(dataDir, "gateway.secret"))
 		if err != nil {
@@ -136,6 +156,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		os.Setenv(EnvGatewaySecret, secret)
 	}
+	// Caddy saves every loaded config to ConfigAutosavePath, by default the autosave.json of
+	// the user's own Caddy: keep the stack's under its data directory instead.
+	caddy.ConfigAutosavePath = filepath.Join(dataDir, "caddy", "autosave.json")
 
 	apiURL := cfg.GitHubAPIURL
 	if apiURL == "" {
@@ -171,10 +194,6 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = bsrv.Shutdown(sctx)
 	}()
 
-	cfgJSON, _, _, err := caddycmd.LoadConfig(cfg.Caddyfile, "caddyfile")
-	if err != nil {
-		return fmt.Errorf("loading %s: %w", cfg.Caddyfile, err)
-	}
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		return fmt.Errorf("starting Caddy: %w", err)
 	}
@@ -198,6 +217,9 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(cfg.Out, "  IdP:          %s\n", idpURL)
 	fmt.Fprintf(cfg.Out, "  CA to trust:  %s\n", ca)
 	fmt.Fprintf(cfg.Out, "  GitHub API:   %s\n", apiURL)
+	if cfg.Caddyfile == "" {
+		fmt.Fprintf(cfg.Out, "  Metrics:      http://127.0.0.1:%s/metrics\n", envOr(EnvMetricsPort, "9180"))
+	}
 	if cfg.DemoGitHub {
 		fmt.Fprintf(cfg.Out, "  Demo GitHub tokens to paste at login: alice %s, bob %s\n", githubfake.AliceToken, githubfake.BobToken)
 	}
@@ -207,6 +229,27 @@ func Run(ctx context.Context, cfg Config) error {
 	<-ctx.Done()
 	fmt.Fprintf(cfg.Out, "stopping\n")
 	return nil
+}
+
+// adaptCaddyfile reads the Caddyfile at path (DefaultCaddyfile when path is empty) and adapts
+// it to Caddy's JSON.
+func adaptCaddyfile(path string) ([]byte, error) {
+	body, name := DefaultCaddyfile, "local.Caddyfile (built in)"
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading the Caddyfile: %w", err)
+		}
+		body, name = b, path
+	}
+	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": name})
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", name, err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "%s\n", w)
+	}
+	return cfgJSON, nil
 }
 
 func envOr(k, def string) string {

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 // repoRoot is the checkout this package lives in.
@@ -73,61 +75,49 @@ func freePort(t *testing.T) string {
 
 // stack is a running `bin/caddy mcpgate-local`.
 type stack struct {
-	MCPURL  string
-	IdPURL  string
-	CAFile  string
-	DataDir string
-	Roots   *x509.CertPool
+	MCPURL     string
+	IdPURL     string
+	MetricsURL string
+	CAFile     string
+	DataDir    string
+	Roots      *x509.CertPool
+	// ConfigHome and DataHome are the XDG directories the command ran with, where a user's
+	// own Caddy keeps its autosave and data.
+	ConfigHome string
 	cmd     *exec.Cmd
 	stdout  *strings.Builder
-	stderr  *lockedBuffer
+	stderr  *testutil.SyncBuffer
 	exited  chan error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startStack runs the README's local stack on free ports with the backend pointed at
-// githubAPI, and waits until it reports that it is running. Cleanup stops it with SIGINT, as
-// Ctrl-C would, and fails the test unless it exits cleanly.
+// githubAPI, and waits until it reports that it is running. Like a user who has only the
+// binary, it runs outside the checkout with the built-in configuration. Cleanup stops it with
+// SIGINT, as Ctrl-C would, and fails the test unless it exits cleanly.
 func startStack(t *testing.T, githubAPI string) *stack {
 	t.Helper()
 	bin := builtCaddy(t)
-	root := repoRoot(t)
-	mcpPort, idpPort, backend := freePort(t), freePort(t), "127.0.0.1:"+freePort(t)
+	mcpPort, idpPort, metricsPort, backend := freePort(t), freePort(t), freePort(t), "127.0.0.1:"+freePort(t)
 	s := &stack{
-		MCPURL:  "https://localhost:" + mcpPort + "/mcp",
-		IdPURL:  "https://localhost:" + idpPort,
-		DataDir: t.TempDir(),
-		stdout:  new(strings.Builder),
-		stderr:  new(lockedBuffer),
-		exited:  make(chan error, 1),
+		MCPURL:     "https://localhost:" + mcpPort + "/mcp",
+		IdPURL:     "https://localhost:" + idpPort,
+		MetricsURL: "http://127.0.0.1:" + metricsPort + "/metrics",
+		DataDir:    t.TempDir(),
+		ConfigHome: t.TempDir(),
+		stdout:     new(strings.Builder),
+		stderr:     new(testutil.SyncBuffer),
+		exited:     make(chan error, 1),
 	}
 	s.cmd = exec.Command(bin, "mcpgate-local",
-		"--config", filepath.Join(root, "Caddyfile.examples", "local.Caddyfile"),
 		"--data-dir", s.DataDir,
 		"--github-api-url", githubAPI,
 		"--backend", backend)
-	s.cmd.Dir = root
+	s.cmd.Dir = t.TempDir()
 	s.cmd.Env = append(os.Environ(),
-		"MCPGATE_MCP_PORT="+mcpPort, "MCPGATE_IDP_PORT="+idpPort,
+		"MCPGATE_MCP_PORT="+mcpPort, "MCPGATE_IDP_PORT="+idpPort, "MCPGATE_METRICS_PORT="+metricsPort,
 		// Decoys: the flags must win over a stale environment.
 		"MCPGATE_GATEWAY_SECRET=", "MCPGATE_DATA_DIR="+t.TempDir(), "MCPGATE_BACKEND=127.0.0.1:1",
-		"XDG_CONFIG_HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir())
+		"XDG_CONFIG_HOME="+s.ConfigHome, "XDG_DATA_HOME="+t.TempDir())
 	s.cmd.Stderr = s.stderr
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
