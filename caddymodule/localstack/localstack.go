@@ -15,10 +15,10 @@ package localstack
 
 import (
 	"context"
-	_ "embed"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	_ "embed"
 	"encoding/base64"
 	"errors"
 	"fmt"

@@ -84,10 +84,10 @@ type stack struct {
 	// ConfigHome and DataHome are the XDG directories the command ran with, where a user's
 	// own Caddy keeps its autosave and data.
 	ConfigHome string
-	cmd     *exec.Cmd
-	stdout  *strings.Builder
-	stderr  *testutil.SyncBuffer
-	exited  chan error
+	cmd        *exec.Cmd
+	stdout     *strings.Builder
+	stderr     *testutil.SyncBuffer
+	exited     chan error
 }
 
 // startStack runs the README's local stack on free ports with the backend pointed at
