@@ -81,8 +81,8 @@ type stack struct {
 	CAFile     string
 	DataDir    string
 	Roots      *x509.CertPool
-	// ConfigHome and DataHome are the XDG directories the command ran with, where a user's
-	// own Caddy keeps its autosave and data.
+	// ConfigHome is the XDG_CONFIG_HOME the command ran with, where a user's
+	// own Caddy keeps its config autosave.
 	ConfigHome string
 	cmd        *exec.Cmd
 	stdout     *strings.Builder
