@@ -486,5 +486,3 @@ func (c *clientConn) firstEventOnce(req []byte, t0 time.Time) (time.Duration, bo
 	_, err = io.Copy(io.Discard, resp.Body)
 	return d, !resp.Close, err
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
