@@ -403,14 +403,20 @@ func dial(addr string) (*clientConn, error) {
 
 func (c *clientConn) close() { _ = c.nc.Close() }
 
+// send writes req and reads the response's header; the caller reads and
+// closes the body. A request that takes over 30 s fails.
+func (c *clientConn) send(req []byte) (*http.Response, error) {
+	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.nc.Write(req); err != nil {
+		return nil, err
+	}
+	return http.ReadResponse(c.br, nil)
+}
+
 // roundTrip writes req and reads the whole response; keep is false when the
 // server will close the connection.
 func (c *clientConn) roundTrip(req []byte) (status int, keep bool, err error) {
-	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.nc.Write(req); err != nil {
-		return 0, false, err
-	}
-	resp, err := http.ReadResponse(c.br, nil)
+	resp, err := c.send(req)
 	if err != nil {
 		return 0, false, err
 	}
@@ -457,12 +463,11 @@ func firstEvent(addr, path, tok string, expectUpstream bool, n int) (result, err
 	return r, nil
 }
 
+// firstEventOnce sends req and returns the time from t0 until the first
+// complete SSE event was read; keep is false when the server will close the
+// connection.
 func (c *clientConn) firstEventOnce(req []byte, t0 time.Time) (time.Duration, bool, error) {
-	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.nc.Write(req); err != nil {
-		return 0, false, err
-	}
-	resp, err := http.ReadResponse(c.br, nil)
+	resp, err := c.send(req)
 	if err != nil {
 		return 0, false, err
 	}
