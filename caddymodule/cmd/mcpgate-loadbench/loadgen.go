@@ -7,11 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -96,6 +95,14 @@ func (r result) CPUPerReq() time.Duration {
 		return r.CaddyCPU / time.Duration(n)
 	}
 	return 0
+}
+
+// shortName is a case's label, "(b)" of "(b) Caddy reverse_proxy".
+func shortName(name string) string {
+	if i := strings.IndexByte(name, ' '); i > 0 {
+		return name[:i]
+	}
+	return name
 }
 
 // requestTemplate is a request without its Authorization line.
@@ -373,18 +380,6 @@ func runRate(name string, t target, p *picker, conc int, rate float64, dur time.
 	}
 	wg.Wait()
 	return col.result(name, conc, time.Since(start))
-}
-
-// percentile returns the q-quantile (nearest rank) of d; it sorts d.
-func percentile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	if !slices.IsSorted(d) {
-		slices.Sort(d)
-	}
-	i := int(math.Ceil(q*float64(len(d)))) - 1
-	return d[max(0, min(i, len(d)-1))]
 }
 
 // clientConn is one persistent HTTP/1.1 connection.
