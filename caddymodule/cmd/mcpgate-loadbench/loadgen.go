@@ -113,7 +113,8 @@ func newTemplate(t target) requestTemplate {
 	fmt.Fprintf(&pre, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\n", t.path, t.addr)
 	// Every case sends the header (value 0: no check), so (a), (b) and (c)
 	// carry the same number of headers: Go's header map changes
-	// representation past 8 entries, which alone showed up in the profile.
+	// representation past 8 entries, and that step must not fall between
+	// two cases.
 	if t.expectUpstream {
 		pre.WriteString(expectHeader + ": 1\r\n")
 	} else {

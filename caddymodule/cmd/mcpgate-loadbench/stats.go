@@ -69,7 +69,8 @@ func pairedEstimate(x, y []result) estimate {
 	return e
 }
 
-// String is "0.943 (95 % CI 0.917–0.969; 120 rounds in 20 batches)".
+// String is "ratio (95 % CI lo–hi; R rounds in B batches)", as the report
+// prints it.
 func (e estimate) String() string {
 	s := fmt.Sprintf("%.3f (95 %% CI %.3f–%.3f; %d rounds in %d batches)", e.Ratio, e.Lo, e.Hi, e.Rounds, e.Batches)
 	if e.Batches < 2 {
