@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -41,7 +42,7 @@ func backendHandler() http.Handler {
 		}
 		h := w.Header()
 		h["Content-Type"] = []string{"application/json"}
-		h["Content-Length"] = []string{itoa(len(toolsCallResult))}
+		h["Content-Length"] = []string{strconv.Itoa(len(toolsCallResult))}
 		_, _ = w.Write(toolsCallResult)
 	})
 	mux.HandleFunc(pathSSE, func(w http.ResponseWriter, r *http.Request) {

@@ -119,3 +119,17 @@ func (p placement) describe() string {
 	return fmt.Sprintf("Caddy pinned to CPU %s (GOMAXPROCS %d); load generator, issuer and backend on CPU %s",
 		cpuList(p.caddy), len(p.caddy), cpuList(p.rest))
 }
+
+// placeSelf plans the placement over the CPUs this process may use and
+// pins this process to the load generator's share of them.
+func placeSelf() (placement, error) {
+	cpus, err := allowedCPUs()
+	if err != nil {
+		return placement{}, err
+	}
+	pl, err := planPlacement(cpus)
+	if err != nil {
+		return placement{}, err
+	}
+	return pl, pinSelf(pl.rest)
+}

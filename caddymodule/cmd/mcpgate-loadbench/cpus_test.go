@@ -88,64 +88,6 @@ func TestPinSelf(t *testing.T) {
 	}
 }
 
-func TestRoundOrderAndRatios(t *testing.T) {
-	if got := balancedOrder(4, 0); !reflect.DeepEqual(got, []int{0, 1, 3, 2}) {
-		t.Errorf("first row for 4: %v", got)
-	}
-	// Over one full design every case is in every position equally often
-	// and follows every other case equally often.
-	for n := 2; n <= 5; n++ {
-		rows := n
-		if n%2 == 1 {
-			rows = 2 * n
-		}
-		pos := map[[2]int]int{}
-		next := map[[2]int]int{}
-		for r := range rows {
-			o := balancedOrder(n, r)
-			seen := map[int]bool{}
-			for i, c := range o {
-				if c < 0 || c >= n || seen[c] {
-					t.Fatalf("n=%d round %d: %v is not a permutation", n, r, o)
-				}
-				seen[c] = true
-				pos[[2]int{c, i}]++
-				if i > 0 {
-					next[[2]int{o[i-1], c}]++
-				}
-			}
-		}
-		for _, m := range []map[[2]int]int{pos, next} {
-			want := -1
-			for k, v := range m {
-				if want == -1 {
-					want = v
-				}
-				if v != want {
-					t.Errorf("n=%d: %v occurs %d times, others %d", n, k, v, want)
-				}
-			}
-		}
-		if len(next) != n*(n-1) {
-			t.Errorf("n=%d: %d ordered pairs adjacent, want %d", n, len(next), n*(n-1))
-		}
-	}
-	x := []result{{Reqs: 100, Elapsed: 1e9}, {Reqs: 200, Elapsed: 1e9}}
-	y := []result{{Reqs: 90, Elapsed: 1e9}, {Reqs: 300, Elapsed: 1e9}}
-	if got := pairedRatios(x, y); !reflect.DeepEqual(got, []float64{0.9, 1.5}) {
-		t.Errorf("pairedRatios %v", got)
-	}
-	if got := median([]float64{1, 2, 3}); got != 2 {
-		t.Errorf("median odd %v", got)
-	}
-	if got := median([]float64{1, 2, 3, 5}); got != 2.5 {
-		t.Errorf("median even %v", got)
-	}
-	if shortName("(b') reverse_proxy") != "(b')" || shortName("x") != "x" {
-		t.Error("shortName")
-	}
-}
-
 func TestDumpTotal(t *testing.T) {
 	dump := "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 11671442\n\nfn=(1) main\n3 5\ntotals: 11671442\n"
 	if n, err := dumpTotal(strings.NewReader(dump)); err != nil || n != 11671442 {

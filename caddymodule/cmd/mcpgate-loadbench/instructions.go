@@ -17,10 +17,10 @@ import (
 // callgrind and counts the user-space instructions Caddy executes for N
 // requests of each case. Unlike req/s and CPU time, an instruction count does
 // not move with what else the host runs, so it shows what mcp_auth adds per
-// request to the nearest fraction of a per cent, run after run. It leaves out
+// request precisely enough to compare one change with the next. It leaves out
 // the kernel's share (syscalls, loopback TCP), which is the same in every
 // case, so a ratio of instruction counts overstates the relative cost in
-// time. Callgrind slows Caddy down about fifty-fold: the mode measures
+// time. Callgrind slows Caddy down too much for timings: the mode measures
 // nothing else.
 
 // callgrindCommand wraps bin and args so that Caddy runs under callgrind,

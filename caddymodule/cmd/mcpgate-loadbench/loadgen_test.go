@@ -10,25 +10,6 @@ import (
 	"time"
 )
 
-func TestPercentile(t *testing.T) {
-	tests := []struct {
-		in   []time.Duration
-		q    float64
-		want time.Duration
-	}{
-		{nil, 0.5, 0},
-		{[]time.Duration{5}, 0.99, 5},
-		{[]time.Duration{4, 1, 3, 2}, 0.5, 2},
-		{[]time.Duration{4, 1, 3, 2}, 0.99, 4},
-		{[]time.Duration{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 0.9, 9},
-	}
-	for _, tt := range tests {
-		if got := percentile(append([]time.Duration(nil), tt.in...), tt.q); got != tt.want {
-			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
-		}
-	}
-}
-
 func TestPicker(t *testing.T) {
 	p := &picker{toks: []string{"a", "b"}}
 	for _, want := range []string{"a", "b"} {
@@ -130,22 +111,6 @@ func TestCombine(t *testing.T) {
 	}
 }
 
-func TestParseFlags(t *testing.T) {
-	var sb strings.Builder
-	c, err := parseFlags([]string{"-conc", "1,8", "-users", "1,10", "-c", "4", "-load", "0.1, 1"}, &sb)
-	if err != nil || len(c.ConcList) != 2 || c.Users[1] != 10 || c.Conc != 4 || len(c.Loads) != 2 || c.Loads[0] != 0.1 || c.Loads[1] != 1 {
-		t.Fatalf("parse: %+v, %v", c, err)
-	}
-	if c, err := parseFlags(nil, &sb); err != nil || len(c.Loads) != 2 || c.Loads[0] != 0.25 || c.Loads[1] != 0.5 || c.Rounds != 60 {
-		t.Fatalf("defaults: %+v, %v", c, err)
-	}
-	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}} {
-		if _, err := parseFlags(bad, &sb); err == nil {
-			t.Errorf("%v accepted", bad)
-		}
-	}
-}
-
 func TestListenLoopback(t *testing.T) {
 	if _, err := listenLoopback("0.0.0.0:0"); err == nil {
 		t.Fatal("non-loopback address accepted")
@@ -185,13 +150,5 @@ func TestRunRateCountsFromDue(t *testing.T) {
 	r, _ = runRate("fast", target{addr: strings.TrimPrefix(fast.URL, "http://"), path: pathMCP}, fixed(""), 4, 200, 200*time.Millisecond)
 	if r.Errors != 0 || r.Reqs != 40 {
 		t.Fatalf("want 40 requests (200/s for 200ms): %+v", r)
-	}
-}
-
-func TestHalvesP99(t *testing.T) {
-	rounds := make([]result, 4)
-	lats := [][]time.Duration{{10, 10}, {1, 1}, {10, 30}, {2, 1}}
-	if got := halvesP99(rounds, lats); got != 28 {
-		t.Fatalf("halvesP99 = %v, want 30-2", got)
 	}
 }

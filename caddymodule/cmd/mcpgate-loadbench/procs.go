@@ -3,14 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -88,47 +85,6 @@ func (c *child) stop() {
 	}
 }
 
-// memory is a process's resident memory from /proc, in bytes.
-type memory struct{ RSS, HWM int64 }
-
-// readMemory reads VmRSS and VmHWM (peak RSS) of pid.
-func readMemory(pid int) (memory, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return memory{}, err
-	}
-	return parseStatus(string(b))
-}
-
-func parseStatus(s string) (memory, error) {
-	var m memory
-	found := 0
-	for line := range strings.SplitSeq(s, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) != 2 || f[1] != "kB" {
-			return m, fmt.Errorf("unexpected %s line %q", k, line)
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return m, err
-		}
-		if k == "VmRSS" {
-			m.RSS = n << 10
-		} else {
-			m.HWM = n << 10
-		}
-		found++
-	}
-	if found != 2 {
-		return m, errors.New("VmRSS/VmHWM not found in /proc status")
-	}
-	return m, nil
-}
-
 // freePort reserves a loopback port by listening and closing.
 func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -163,82 +119,104 @@ func waitHTTP(ctx context.Context, url string, want int, timeout time.Duration) 
 	}
 }
 
-// heapInuse is Caddy's live heap: it asks the admin API for a heap profile
-// with gc=1 (which runs a garbage collection first, so the number is what
-// is retained, not what awaits collection), then reads
-// go_memstats_heap_inuse_bytes from the admin /metrics.
-func heapInuse(ctx context.Context, admin string) (int64, error) {
-	gc, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1", nil)
-	if resp, err := http.DefaultClient.Do(gc); err == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("admin /metrics: status %d", resp.StatusCode)
-	}
-	return parseMetric(resp.Body, "go_memstats_heap_inuse_bytes")
+// stack is the servers under test: the backend and Caddy, each a child
+// process, and the loopback addresses they listen on.
+type stack struct {
+	backend, caddy *child
+	// backendAddr is the backend; proxyAddr Caddy's reverse_proxy alone;
+	// gwAddr mcp_auth in front of the same reverse_proxy; adminAddr
+	// Caddy's admin API.
+	backendAddr, proxyAddr, gwAddr, adminAddr string
+	resource                                  string // the gateway's resource URL
+	caddyBin                                  string // what runs as Caddy, as the report says it
 }
 
-// parseMetric returns the value of an unlabelled metric in the Prometheus
-// text format.
-func parseMetric(r io.Reader, name string) (int64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || k != name {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+// startStack starts the backend on pl.rest and Caddy on pl.caddy (this
+// program re-executed, or cfg.Caddy; under callgrind with -instructions),
+// Caddy configured for issuer, and waits until every server answers. Logs
+// and Caddy's config go to dir. On an error it stops what it started.
+func startStack(ctx context.Context, cfg config, dir, self string, pl placement, issuer string) (_ *stack, err error) {
+	st := &stack{}
+	defer func() {
 		if err != nil {
-			return 0, fmt.Errorf("%s: %w", name, err)
+			st.stop()
 		}
-		return int64(f), nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("metric %s not found", name)
-}
-
-// userHZ is the unit of utime and stime in /proc/<pid>/stat (USER_HZ, 100 on
-// Linux for every architecture this runs on).
-const userHZ = 100
-
-// processCPU is the user+system CPU time of every thread of pid so far.
-func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	}()
+	bin, args, err := pinnedCommand(pl.rest, self, []string{"backend"})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return parseStatCPU(string(b))
+	if st.backend, st.backendAddr, err = startChild("backend", dir, bin, args, true); err != nil {
+		return nil, err
+	}
+
+	var ports [3]string
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	st.proxyAddr, st.gwAddr, st.adminAddr = ports[0], ports[1], ports[2]
+	st.resource = "http://" + st.gwAddr + "/mcp"
+	cfgJSON, err := caddyConfig(caddyParams{Backend: st.backendAddr, ProxyAddr: st.proxyAddr, GatewayAddr: st.gwAddr, AdminAddr: st.adminAddr,
+		Issuer: issuer, Resource: st.resource, VerifyCache: cfg.VerifyCache, UpstreamLRU: cfg.UpstreamLRU})
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := dir + "/caddy.json"
+	if err := os.WriteFile(cfgPath, cfgJSON, 0o600); err != nil {
+		return nil, err
+	}
+	bin, args = self, []string{"caddy", "run", "--config", cfgPath}
+	st.caddyBin = "this program re-executed as Caddy (standard modules + caddymodule)"
+	if cfg.Caddy != "" {
+		bin, args, st.caddyBin = cfg.Caddy, args[1:], cfg.Caddy
+	}
+	ready := 30 * time.Second
+	prevGODEBUG, hadGODEBUG := os.LookupEnv("GODEBUG")
+	if cfg.Instructions > 0 {
+		if bin, args, err = callgrindCommand(dir, bin, args); err != nil {
+			return nil, err
+		}
+		st.caddyBin += ", under valgrind --tool=callgrind"
+		ready = 5 * time.Minute
+		// Only Caddy's runtime reads it (at start), and only this mode.
+		os.Setenv("GODEBUG", strings.TrimPrefix(prevGODEBUG+",asyncpreemptoff=1", ","))
+	}
+	if bin, args, err = pinnedCommand(pl.caddy, bin, args); err != nil {
+		return nil, err
+	}
+	st.caddy, _, err = startChild("caddy", dir, bin, args, false)
+	if hadGODEBUG {
+		os.Setenv("GODEBUG", prevGODEBUG)
+	} else {
+		os.Unsetenv("GODEBUG")
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + st.backendAddr + pathSSE, 200},
+		{"http://" + st.proxyAddr + pathSSE, 200},
+		{"http://" + st.gwAddr + "/.well-known/oauth-protected-resource/mcp", 200},
+		{"http://" + st.gwAddr + pathMCP, 401},
+	} {
+		if err := waitHTTP(ctx, u.url, u.want, ready); err != nil {
+			return nil, fmt.Errorf("%w (Caddy log: %s)", err, st.caddy.log)
+		}
+	}
+	return st, nil
 }
 
-// parseStatCPU reads utime and stime (fields 14 and 15) from a
-// /proc/<pid>/stat line; the command name (field 2) may contain spaces, so
-// fields are counted after its closing parenthesis.
-func parseStatCPU(s string) (time.Duration, error) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	var ticks int64
-	for _, v := range f[11:13] { // fields 14 and 15 overall
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
+// caddyPID is the Caddy process's id: taskset execs what it runs, so the
+// child is Caddy itself (under callgrind, valgrind running Caddy).
+func (st *stack) caddyPID() int { return st.caddy.cmd.Process.Pid }
+
+// stop stops Caddy, then the backend.
+func (st *stack) stop() {
+	st.caddy.stop()
+	st.backend.stop()
 }

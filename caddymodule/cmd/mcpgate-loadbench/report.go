@@ -10,6 +10,49 @@ import (
 	"time"
 )
 
+// report collects everything the markdown output shows.
+type report struct {
+	cfg       config
+	caddyBin  string
+	placement placement
+	// roundRatios are c/b throughput per round of the main comparison;
+	// cb, b2b and cb2 are c/b, b'/b and c/b' estimated from those rounds.
+	roundRatios  []float64
+	cb, b2b, cb2 estimate
+	// noiseP99 is the p99 of (b)'s odd rounds minus that of its even
+	// rounds: the same configuration measured twice, the noise floor of
+	// any p99 difference.
+	noiseP99   time.Duration
+	open       []openLoop // one per -load
+	main       []result   // a, b, b', c, d
+	freshNote  string
+	conc       [][2]result // per concurrency: b, c
+	users      []userStep
+	sse        [2]result // direct, gateway
+	memIdle    memory
+	heapIdle   int64
+	memMain    memory
+	mintRS     time.Duration
+	mintES     time.Duration
+	exchanges0 int64
+}
+
+// openLoop is the open-loop phase at one request rate.
+type openLoop struct {
+	load, rate float64
+	cases      [3]result // a, b, c
+	noiseP99   time.Duration
+}
+
+// userStep is the users scan at one number of distinct users.
+type userStep struct {
+	users     int
+	r         result
+	mem       memory
+	heap      int64 // Go heap in use, from Caddy's admin /metrics
+	exchanges int64
+}
+
 // markdown writes the report.
 func (rep *report) markdown(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
@@ -139,18 +182,6 @@ func usNum(d time.Duration) string { return fmt.Sprintf("%.0f", d.Seconds()*1e6)
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// median of sorted values.
-func median(sorted []float64) float64 {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
-}
-
 func ratio(a, b float64) float64 {
 	if b == 0 {
 		return 0
@@ -170,4 +201,13 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// emit prints the report and, with path, also writes it there.
+func emit(stdout io.Writer, path, report string) error {
+	fmt.Fprint(stdout, report)
+	if path == "" {
+		return nil
+	}
+	return os.WriteFile(path, []byte(report), 0o644)
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
+	"time"
 )
 
 // estimate is a throughput ratio with its 95 % confidence interval, from
@@ -66,7 +69,8 @@ func pairedEstimate(x, y []result) estimate {
 	return e
 }
 
-// String is "0.943 (95 % CI 0.917–0.969; 120 rounds in 20 batches)".
+// String is "ratio (95 % CI lo–hi; R rounds in B batches)", as the report
+// prints it.
 func (e estimate) String() string {
 	s := fmt.Sprintf("%.3f (95 %% CI %.3f–%.3f; %d rounds in %d batches)", e.Ratio, e.Lo, e.Hi, e.Rounds, e.Batches)
 	if e.Batches < 2 {
@@ -108,4 +112,100 @@ func tQuantile975(df int) float64 {
 	const z = 1.959964
 	v := float64(df)
 	return z + (z*z*z+z)/(4*v) + (5*math.Pow(z, 5)+16*z*z*z+3*z)/(96*v*v)
+}
+
+// balancedOrder is the order in which the n cases of a round run, from a
+// Williams design: over n rounds (2n for odd n) every case runs in every
+// position equally often and follows every other case equally often, so
+// that neither a drift of the machine's speed nor what ran just before
+// favours one case. -rounds a multiple of 6 balances n = 2 and n = 3.
+func balancedOrder(n, round int) []int {
+	first := make([]int, n) // 0, 1, n-1, 2, n-2, ...
+	lo, hi := 1, n-1
+	for i := 1; i < n; i++ {
+		if i%2 == 1 {
+			first[i] = lo
+			lo++
+		} else {
+			first[i] = hi
+			hi--
+		}
+	}
+	rows := n
+	if n%2 == 1 {
+		rows = 2 * n
+	}
+	r := round % rows
+	order := make([]int, n)
+	for i := range order {
+		order[i] = (first[i] + r) % n
+	}
+	if r >= n {
+		slices.Reverse(order)
+	}
+	return order
+}
+
+// pairedRatios is y/x throughput for each round.
+func pairedRatios(x, y []result) []float64 {
+	out := make([]float64, 0, len(x))
+	for i := range min(len(x), len(y)) {
+		out = append(out, ratio(y[i].RPS(), x[i].RPS()))
+	}
+	return out
+}
+
+// halvesP99 is the p99 of the odd rounds minus the p99 of the even rounds
+// (counting from 1) of one case.
+func halvesP99(rounds []result, lats [][]time.Duration) time.Duration {
+	var h [2][]time.Duration
+	for i := range rounds {
+		h[i%2] = append(h[i%2], lats[i]...)
+	}
+	return percentile(h[0], 0.99) - percentile(h[1], 0.99)
+}
+
+// interleave runs n cases in rounds, each round in balancedOrder, and
+// returns each case's results and latencies per round. With logf, it logs
+// every round's throughput and Caddy CPU per request.
+func interleave(n, rounds int, run func(i int) (result, []time.Duration), logf func(string, ...any)) ([][]result, [][][]time.Duration) {
+	rs := make([][]result, n)
+	ls := make([][][]time.Duration, n)
+	for round := range rounds {
+		var line strings.Builder
+		for _, i := range balancedOrder(n, round) {
+			r, l := run(i)
+			rs[i] = append(rs[i], r)
+			ls[i] = append(ls[i], l)
+			fmt.Fprintf(&line, " %s %.0f/s %sµs", shortName(r.Name), r.RPS(), usNum(r.CPUPerReq()))
+		}
+		if logf != nil {
+			logf("round %d:%s", round+1, line.String())
+		}
+	}
+	return rs, ls
+}
+
+// percentile returns the q-quantile (nearest rank) of d; it sorts d.
+func percentile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	if !slices.IsSorted(d) {
+		slices.Sort(d)
+	}
+	i := int(math.Ceil(q*float64(len(d)))) - 1
+	return d[max(0, min(i, len(d)-1))]
+}
+
+// median of sorted values.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
