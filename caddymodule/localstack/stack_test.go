@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 // repoRoot is the checkout this package lives in.
@@ -80,25 +82,8 @@ type stack struct {
 	Roots   *x509.CertPool
 	cmd     *exec.Cmd
 	stdout  *strings.Builder
-	stderr  *lockedBuffer
+	stderr  *testutil.SyncBuffer
 	exited  chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startStack runs the README's local stack on free ports with the backend pointed at
@@ -114,7 +99,7 @@ func startStack(t *testing.T, githubAPI string) *stack {
 		IdPURL:  "https://localhost:" + idpPort,
 		DataDir: t.TempDir(),
 		stdout:  new(strings.Builder),
-		stderr:  new(lockedBuffer),
+		stderr:  new(testutil.SyncBuffer),
 		exited:  make(chan error, 1),
 	}
 	s.cmd = exec.Command(bin, "mcpgate-local",
