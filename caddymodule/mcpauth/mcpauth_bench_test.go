@@ -19,7 +19,7 @@ import (
 // Micro-benchmarks of mcp_auth's per-request work, next to the raw
 // signature checks they are compared with (same run, same binary):
 //
-//	go test -run '^$' -bench . -benchmem ./caddymodule/
+//	go test -run '^$' -bench . -benchmem ./caddymodule/mcpauth/
 //
 // They run only with -bench; `go test` only compiles them.
 
