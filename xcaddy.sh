@@ -5,10 +5,13 @@
 #   ./xcaddy.sh -f         build even if nothing changed
 #
 # It uses xcaddy exactly as a user outside would (`xcaddy build v2.11.9 --with
-# github.com/mcpgate/mcpgate/caddymodule`), with the module replaced by this checkout. Our module
-# path is not published, so the Go module proxy refuses it and xcaddy's own `go get` would fail:
-# the script warms the module cache from this checkout (`go mod download`), then runs xcaddy with
-# the proxy list ending in "off", so that a refused lookup of our path falls through to the replace.
+# github.com/mcpgate/mcpgate/caddymodule`, which brings both mcp_auth and mcp_idp), with the module
+# replaced by this checkout. A gateway without the IdP is built the same way with
+# `--with github.com/mcpgate/mcpgate/caddymodule/mcpauth` instead (docs/mcp_auth.md, "Building").
+# Our module path is not published, so the Go module proxy refuses it and xcaddy's own `go get`
+# would fail: the script warms the module cache from this checkout (`go mod download`), then runs
+# xcaddy with the proxy list ending in "off", so that a refused lookup of our path falls through to
+# the replace.
 # Environment: CADDY_VERSION (default v2.11.9), XCADDY_VERSION (default v0.4.5).
 set -euo pipefail
 

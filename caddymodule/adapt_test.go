@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/mcpgate/mcpgate/caddymodule/mcpauth"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/*.json golden files from the current adapter output")
@@ -73,14 +75,14 @@ func TestAdaptGolden(t *testing.T) {
 			if !bytes.Equal(pretty.Bytes(), want) {
 				t.Errorf("%s adapts differently from %s (run with -update if intended):\n%s", file, golden, pretty.String())
 			}
-			// Every mcp_auth handler in the output decodes into Handler.
+			// Every mcp_auth handler in the output decodes into mcpauth.Handler.
 			checkHandlers(t, out)
 		})
 	}
 }
 
 // checkHandlers finds every "handler":"mcp_auth" object and decodes it
-// strictly into Handler, so golden files cannot hide unknown fields.
+// strictly into mcpauth.Handler, so golden files cannot hide unknown fields.
 func checkHandlers(t *testing.T, cfg []byte) {
 	t.Helper()
 	var root any
@@ -96,9 +98,9 @@ func checkHandlers(t *testing.T, cfg []byte) {
 				b, _ := json.Marshal(x)
 				dec := json.NewDecoder(bytes.NewReader(b))
 				dec.DisallowUnknownFields()
-				var h Handler
+				var h mcpauth.Handler
 				if err := dec.Decode(&h); err != nil {
-					t.Errorf("mcp_auth config does not decode into Handler: %v", err)
+					t.Errorf("mcp_auth config does not decode into mcpauth.Handler: %v", err)
 				}
 			}
 			for _, e := range x {

@@ -1,17 +1,22 @@
-// Package caddymodule is the mcp_auth Caddy handler: an OAuth 2.1 protected
-// resource (RFC 9728 metadata, RFC 6750 bearer challenges, RFC 8707 audience
-// checks) in front of any MCP server, which hands the backend the signed-in
-// user's upstream (GitHub) token instead of the client's bearer token.
-//
-// Build Caddy with it:
+// Package caddymodule gathers mcpgate's Caddy modules, in the manner of Caddy's
+// modules/standard: importing it registers every handler, so
 //
 //	xcaddy build v2.11.9 --with github.com/mcpgate/mcpgate/caddymodule
 //
-// Files, one concern each: mcpauth.go (the handler), caddyfile.go (Caddyfile
-// parsing), metadata.go (protected resource metadata), challenge.go
-// (WWW-Authenticate and bearer extraction), keysets.go (JWKS key sets shared
-// across config reloads), tokensource.go (the upstream token source interface
-// and per-user cache), tokenexchange.go and statictoken.go (token sources),
-// metrics.go (Prometheus metrics). Token verification itself lives in the
-// jwtverify subpackage.
+// builds Caddy with both directives:
+//
+//   - mcp_auth (package mcpauth, module http.handlers.mcp_auth): the OAuth 2.1
+//     protected resource in front of any MCP server, with its upstream token
+//     sources (http.mcp_auth.token_sources.*);
+//   - mcp_idp (package mcpidp, module http.handlers.mcp_idp): the bundled
+//     authorization server of package idp, served by Caddy.
+//
+// A gateway in front of another authorization server (Auth0, Keycloak, any
+// OIDC issuer) needs only mcp_auth; building with
+// github.com/mcpgate/mcpgate/caddymodule/mcpauth instead leaves out the
+// authorization server and its bbolt store.
+//
+// The tests here exercise both handlers together: the Caddyfile adapter's
+// output for every example configuration, and the Caddyfile snippets of
+// docs/mcp_auth.md.
 package caddymodule

@@ -1,4 +1,4 @@
-package caddymodule
+package mcpauth
 
 import (
 	"encoding/json"

@@ -1,11 +1,10 @@
-package caddymodule
+package mcpauth
 
 import (
 	"context"
 	"errors"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 )
@@ -55,41 +54,9 @@ func (s *StaticToken) UpstreamToken(context.Context, *jwtverify.Claims, string) 
 	return Token{Value: s.value}, nil
 }
 
-// UnmarshalCaddyfile parses `upstream_token static <token>` or
-//
-//	upstream_token static {
-//		token <token>
-//	}
-func (s *StaticToken) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the source name
-	if d.NextArg() {
-		s.Token = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	for d.NextBlock(0) {
-		if d.Val() != "token" {
-			return d.Errf("unrecognized static option %q", d.Val())
-		}
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		s.Token = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	if s.Token == "" {
-		return d.Err("static upstream token needs a token")
-	}
-	return nil
-}
-
 // Interface guards
 var (
-	_ TokenSource           = (*StaticToken)(nil)
-	_ caddy.Provisioner     = (*StaticToken)(nil)
-	_ caddy.Validator       = (*StaticToken)(nil)
-	_ caddyfile.Unmarshaler = (*StaticToken)(nil)
+	_ TokenSource       = (*StaticToken)(nil)
+	_ caddy.Provisioner = (*StaticToken)(nil)
+	_ caddy.Validator   = (*StaticToken)(nil)
 )

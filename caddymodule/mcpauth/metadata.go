@@ -1,8 +1,10 @@
-package caddymodule
+package mcpauth
 
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -85,9 +87,18 @@ func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	body := h.prmJSON
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "public, max-age=300")
-	hdr.Set("Content-Length", itoa(len(body)))
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// originOf returns scheme://host[:port] of an absolute URL.
+func originOf(abs string) string {
+	u, err := url.Parse(abs)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

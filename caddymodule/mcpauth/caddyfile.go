@@ -1,13 +1,16 @@
-package caddymodule
+package mcpauth
 
 import (
+	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 )
 
 func init() {
@@ -60,7 +63,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler; see parseCaddyfile for
 // the syntax.
-func (m *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
@@ -69,7 +72,7 @@ func (m *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		opt := d.Val()
 		switch opt {
 		case "resource":
-			if err := oneArg(d, &m.Resource); err != nil {
+			if err := oneArg(d, &h.Resource); err != nil {
 				return err
 			}
 		case "issuer":
@@ -87,101 +90,101 @@ func (m *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("unrecognized issuer option %q", d.Val())
 				}
 			}
-			m.Issuers = append(m.Issuers, is)
+			h.Issuers = append(h.Issuers, is)
 		case "authorization_servers":
-			if err := someArgs(d, &m.AuthorizationServers); err != nil {
+			if err := someArgs(d, &h.AuthorizationServers); err != nil {
 				return err
 			}
 		case "scopes_supported":
-			if err := someArgs(d, &m.ScopesSupported); err != nil {
+			if err := someArgs(d, &h.ScopesSupported); err != nil {
 				return err
 			}
 		case "required_scopes":
-			if err := someArgs(d, &m.RequiredScopes); err != nil {
+			if err := someArgs(d, &h.RequiredScopes); err != nil {
 				return err
 			}
 		case "algorithms":
-			if err := someArgs(d, &m.Algorithms); err != nil {
+			if err := someArgs(d, &h.Algorithms); err != nil {
 				return err
 			}
 		case "resource_name":
-			if err := oneArg(d, &m.ResourceName); err != nil {
+			if err := oneArg(d, &h.ResourceName); err != nil {
 				return err
 			}
 		case "resource_documentation":
-			if err := oneArg(d, &m.ResourceDocumentation); err != nil {
+			if err := oneArg(d, &h.ResourceDocumentation); err != nil {
 				return err
 			}
 		case "upstream_header":
-			if err := oneArg(d, &m.UpstreamHeader); err != nil {
+			if err := oneArg(d, &h.UpstreamHeader); err != nil {
 				return err
 			}
 		case "on_missing_upstream":
-			if err := oneArg(d, &m.OnMissingUpstream); err != nil {
+			if err := oneArg(d, &h.OnMissingUpstream); err != nil {
 				return err
 			}
-			if m.OnMissingUpstream != OnMissingUpstreamDeny && m.OnMissingUpstream != OnMissingUpstreamPass {
+			if h.OnMissingUpstream != OnMissingUpstreamDeny && h.OnMissingUpstream != OnMissingUpstreamPass {
 				return d.Errf("on_missing_upstream must be %s or %s", OnMissingUpstreamDeny, OnMissingUpstreamPass)
 			}
 		case "link_url":
-			if err := oneArg(d, &m.LinkURL); err != nil {
+			if err := oneArg(d, &h.LinkURL); err != nil {
 				return err
 			}
 		case "link_account":
-			if err := oneArg(d, &m.LinkAccount); err != nil {
+			if err := oneArg(d, &h.LinkAccount); err != nil {
 				return err
 			}
 		case "metadata_path":
-			if err := oneArg(d, &m.MetadataPath); err != nil {
+			if err := oneArg(d, &h.MetadataPath); err != nil {
 				return err
 			}
 		case "keep_authorization":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			m.KeepAuthorization = true
+			h.KeepAuthorization = true
 		case "leeway":
-			if err := durationArg(d, &m.Leeway); err != nil {
+			if err := durationArg(d, &h.Leeway); err != nil {
 				return err
 			}
 		case "jwks_refresh_interval":
-			if err := durationArg(d, &m.JWKSRefreshInterval); err != nil {
+			if err := durationArg(d, &h.JWKSRefreshInterval); err != nil {
 				return err
 			}
 		case "jwks_refetch_cooldown":
-			if err := durationArg(d, &m.JWKSRefetchCooldown); err != nil {
+			if err := durationArg(d, &h.JWKSRefetchCooldown); err != nil {
 				return err
 			}
 		case "jwks_fetch_timeout":
-			if err := durationArg(d, &m.JWKSFetchTimeout); err != nil {
+			if err := durationArg(d, &h.JWKSFetchTimeout); err != nil {
 				return err
 			}
 		case "upstream_cache_ttl":
-			if err := durationArg(d, &m.UpstreamCacheTTL); err != nil {
+			if err := durationArg(d, &h.UpstreamCacheTTL); err != nil {
 				return err
 			}
 		case "upstream_timeout":
-			if err := durationArg(d, &m.UpstreamTimeout); err != nil {
+			if err := durationArg(d, &h.UpstreamTimeout); err != nil {
 				return err
 			}
 		case "retry_after":
-			if err := durationArg(d, &m.RetryAfter); err != nil {
+			if err := durationArg(d, &h.RetryAfter); err != nil {
 				return err
 			}
 		case "max_token_size":
-			if err := intArg(d, &m.MaxTokenSize); err != nil {
+			if err := intArg(d, &h.MaxTokenSize); err != nil {
 				return err
 			}
 		case "verify_cache_size":
-			if err := intArg(d, &m.VerifyCacheSize); err != nil {
+			if err := intArg(d, &h.VerifyCacheSize); err != nil {
 				return err
 			}
 		case "upstream_cache_size":
-			if err := intArg(d, &m.UpstreamCacheSize); err != nil {
+			if err := intArg(d, &h.UpstreamCacheSize); err != nil {
 				return err
 			}
 		case "upstream_token":
-			if m.UpstreamRaw != nil {
+			if h.UpstreamRaw != nil {
 				return d.Err("upstream_token already specified")
 			}
 			if !d.NextArg() {
@@ -192,15 +195,144 @@ func (m *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			m.UpstreamRaw = caddyconfig.JSONModuleObject(unm, "source", name, nil)
+			h.UpstreamRaw = caddyconfig.JSONModuleObject(unm, "source", name, nil)
 		case "tls_trust_pool":
-			if err := unmarshalTrustPool(d, &m.TrustPoolRaw); err != nil {
+			if err := unmarshalTrustPool(d, &h.TrustPoolRaw); err != nil {
 				return err
 			}
 		default:
 			return d.Errf("unrecognized mcp_auth option %q", opt)
 		}
 	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the token source from Caddyfile tokens:
+//
+//	upstream_token token_exchange {
+//		issuer         <url>
+//		token_endpoint <url>
+//		client_id      <id>
+//		client_secret  <secret or {env.VAR}>
+//		audience       <url>
+//		resource       <url>
+//		scope          <scope...>
+//		auth_method    client_secret_basic|client_secret_post
+//		timeout        <duration>
+//		tls_trust_pool <module> [<args...>] [{ ... }]
+//	}
+func (te *TokenExchange) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the source name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		name := d.Val()
+		switch name {
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			te.Scope = strings.Join(args, " ")
+			continue
+		case "tls_trust_pool":
+			if err := unmarshalTrustPool(d, &te.TrustPoolRaw); err != nil {
+				return err
+			}
+			continue
+		case "timeout":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("bad timeout %q: %v", d.Val(), err)
+			}
+			te.Timeout = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			continue
+		}
+		var dst *string
+		switch name {
+		case "issuer":
+			dst = &te.Issuer
+		case "token_endpoint":
+			dst = &te.TokenEndpoint
+		case "client_id":
+			dst = &te.ClientID
+		case "client_secret":
+			dst = &te.ClientSecret
+		case "audience":
+			dst = &te.Audience
+		case "resource":
+			dst = &te.Resource
+		case "auth_method":
+			dst = &te.AuthMethod
+		default:
+			return d.Errf("unrecognized token_exchange option %q", name)
+		}
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		*dst = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile parses `upstream_token static <token>` or
+//
+//	upstream_token static {
+//		token <token>
+//	}
+func (s *StaticToken) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the source name
+	if d.NextArg() {
+		s.Token = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for d.NextBlock(0) {
+		if d.Val() != "token" {
+			return d.Errf("unrecognized static option %q", d.Val())
+		}
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		s.Token = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	if s.Token == "" {
+		return d.Err("static upstream token needs a token")
+	}
+	return nil
+}
+
+// unmarshalTrustPool parses `tls_trust_pool <module> [<args>] [{ ... }]` into *dst.
+func unmarshalTrustPool(d *caddyfile.Dispenser, dst *json.RawMessage) error {
+	if *dst != nil {
+		return d.Err("tls_trust_pool already specified")
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, "tls.ca_pool.source."+name)
+	if err != nil {
+		return err
+	}
+	if _, ok := unm.(caddytls.CA); !ok {
+		return d.Errf("module tls.ca_pool.source.%s is not a CA pool source", name)
+	}
+	*dst = caddyconfig.JSONModuleObject(unm, "provider", name, nil)
 	return nil
 }
 
@@ -261,4 +393,8 @@ func intArg(d *caddyfile.Dispenser, dst *int) error {
 }
 
 // Interface guards
-var _ caddyfile.Unmarshaler = (*Handler)(nil)
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*TokenExchange)(nil)
+	_ caddyfile.Unmarshaler = (*StaticToken)(nil)
+)

@@ -1,4 +1,4 @@
-package caddymodule
+package mcpauth
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
 
 func init() {
@@ -141,7 +141,7 @@ func (te *TokenExchange) Provision(ctx caddy.Context) error {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	if u, err := url.Parse(te.TokenEndpoint); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	if u, err := url.Parse(te.TokenEndpoint); err == nil && u.Scheme == "http" && !loopback.Host(u.Hostname()) {
 		te.logger.Warn("token_endpoint uses plain http; the client secret and tokens travel unencrypted", zap.String("token_endpoint", te.TokenEndpoint))
 	}
 	return nil
@@ -299,92 +299,6 @@ func transportReason(err error) string {
 	}
 }
 
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
-// UnmarshalCaddyfile sets up the token source from Caddyfile tokens:
-//
-//	upstream_token token_exchange {
-//		issuer         <url>
-//		token_endpoint <url>
-//		client_id      <id>
-//		client_secret  <secret or {env.VAR}>
-//		audience       <url>
-//		resource       <url>
-//		scope          <scope...>
-//		auth_method    client_secret_basic|client_secret_post
-//		timeout        <duration>
-//		tls_trust_pool <module> [<args...>] [{ ... }]
-//	}
-func (te *TokenExchange) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the source name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		name := d.Val()
-		switch name {
-		case "scope":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			te.Scope = strings.Join(args, " ")
-			continue
-		case "tls_trust_pool":
-			if err := unmarshalTrustPool(d, &te.TrustPoolRaw); err != nil {
-				return err
-			}
-			continue
-		case "timeout":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil {
-				return d.Errf("bad timeout %q: %v", d.Val(), err)
-			}
-			te.Timeout = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			continue
-		}
-		var dst *string
-		switch name {
-		case "issuer":
-			dst = &te.Issuer
-		case "token_endpoint":
-			dst = &te.TokenEndpoint
-		case "client_id":
-			dst = &te.ClientID
-		case "client_secret":
-			dst = &te.ClientSecret
-		case "audience":
-			dst = &te.Audience
-		case "resource":
-			dst = &te.Resource
-		case "auth_method":
-			dst = &te.AuthMethod
-		default:
-			return d.Errf("unrecognized token_exchange option %q", name)
-		}
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		*dst = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	return nil
-}
-
 // Cleanup closes the idle connections of a transport built for tls_trust_pool.
 func (te *TokenExchange) Cleanup() error {
 	if te.client != nil && te.client.Transport != http.DefaultTransport {
@@ -395,10 +309,9 @@ func (te *TokenExchange) Cleanup() error {
 
 // Interface guards
 var (
-	_ TokenSource           = (*TokenExchange)(nil)
-	_ issuerBinder          = (*TokenExchange)(nil)
-	_ caddy.CleanerUpper    = (*TokenExchange)(nil)
-	_ caddy.Provisioner     = (*TokenExchange)(nil)
-	_ caddy.Validator       = (*TokenExchange)(nil)
-	_ caddyfile.Unmarshaler = (*TokenExchange)(nil)
+	_ TokenSource        = (*TokenExchange)(nil)
+	_ issuerBinder       = (*TokenExchange)(nil)
+	_ caddy.CleanerUpper = (*TokenExchange)(nil)
+	_ caddy.Provisioner  = (*TokenExchange)(nil)
+	_ caddy.Validator    = (*TokenExchange)(nil)
 )

@@ -1,4 +1,4 @@
-package caddymodule
+package mcpauth
 
 import (
 	"crypto/sha256"
@@ -10,8 +10,6 @@ import (
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 )
 
@@ -57,24 +55,4 @@ func trustPoolID(raw json.RawMessage) string {
 	}
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
-}
-
-// unmarshalTrustPool parses `tls_trust_pool <module> [<args>] [{ ... }]` into *dst.
-func unmarshalTrustPool(d *caddyfile.Dispenser, dst *json.RawMessage) error {
-	if *dst != nil {
-		return d.Err("tls_trust_pool already specified")
-	}
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	name := d.Val()
-	unm, err := caddyfile.UnmarshalModule(d, "tls.ca_pool.source."+name)
-	if err != nil {
-		return err
-	}
-	if _, ok := unm.(caddytls.CA); !ok {
-		return d.Errf("module tls.ca_pool.source.%s is not a CA pool source", name)
-	}
-	*dst = caddyconfig.JSONModuleObject(unm, "provider", name, nil)
-	return nil
 }

@@ -1,0 +1,7 @@
+package caddymodule
+
+import (
+	// Each import registers its Caddy modules and Caddyfile directives.
+	_ "github.com/mcpgate/mcpgate/caddymodule/mcpauth"
+	_ "github.com/mcpgate/mcpgate/caddymodule/mcpidp"
+)
