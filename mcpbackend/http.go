@@ -3,10 +3,11 @@ package mcpbackend
 import (
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
 
 // This file serves the MCP server over streamable HTTP: the MCP endpoint, /healthz, and the Host
@@ -67,7 +68,7 @@ func (b *backend) checkHost(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-		if local != nil && isLoopback(local.String()) && !isLoopback(r.Host) && !allowed[hostOnly(r.Host)] {
+		if local != nil && loopback.HostPort(local.String()) && !loopback.HostPort(r.Host) && !allowed[hostOnly(r.Host)] {
 			b.logger.Info("rejected request: Host not allowed on a loopback listener (see -allowed-hosts)",
 				"host", truncate(r.Host, 100))
 			http.Error(w, "Forbidden: Host header not allowed (see the backend's -allowed-hosts flag)", http.StatusForbidden)
@@ -77,21 +78,12 @@ func (b *backend) checkHost(next http.Handler) http.Handler {
 	})
 }
 
-// hostOnly lowercases a Host header value and strips its port and IPv6 brackets.
+// hostOnly lowercases a Host header value and strips its port and IPv6 brackets, for matching
+// against Options.AllowedHosts (whether a host is loopback is loopback.HostPort's rule).
 func hostOnly(hostport string) string {
 	h := hostport
 	if host, _, err := net.SplitHostPort(hostport); err == nil {
 		h = host
 	}
 	return strings.ToLower(strings.Trim(h, "[]"))
-}
-
-// isLoopback reports whether a host or host:port names localhost or a loopback IP.
-func isLoopback(hostport string) bool {
-	h := hostOnly(hostport)
-	if h == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.Unmap().IsLoopback()
 }

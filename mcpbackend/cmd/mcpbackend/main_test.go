@@ -23,6 +23,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/testutil"
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
 
@@ -191,7 +192,7 @@ func TestStdioSubprocess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake, apiURL := startFake(t)
-			var stderr syncBuffer
+			var stderr testutil.SyncBuffer
 			c, err := client.NewStdioMCPClientWithOptions(bin, []string{"GITHUB_ACCESS_TOKEN=" + tt.token},
 				[]string{"-transport", "stdio", "-github-api-url", apiURL, "-log-level", "debug"},
 				transport.WithCommandStderrWriter(&stderr))
@@ -247,7 +248,7 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd := exec.Command(bin, "-listen", addr, "-github-api-url", apiURL, "-path", "/github/mcp")
 	cmd.Env = append(os.Environ(), "GITHUB_ACCESS_TOKEN=env-token-must-not-be-used")
 	cmd.Stderr = &stderr
@@ -318,21 +319,4 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 	if strings.Contains(stderr.String(), "env-token-must-not-be-used") || strings.Contains(stderr.String(), githubfake.BobToken) {
 		t.Errorf("a token appears in the log:\n%s", stderr.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
