@@ -70,9 +70,11 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 		"GitHub REST API base `URL`; for GitHub Enterprise Server https://HOST/api/v3")
 	fs.StringVar(&c.tokenHeader, "token-header", mcpbackend.DefaultTokenHeader,
 		"request `header` that carries the user's GitHub token in http mode (the gateway's upstream_header);\n"+
-			"a request without it gets a \"no GitHub account is linked\" tool error, never another user's token")
+			"without it the token is read from \"Authorization: Bearer\" (upstream_header Authorization), and if\n"+
+			"both carry different tokens the request gets 400. A request with neither gets a \"no GitHub\n"+
+			"account is linked\" tool error, never another user's token. It cannot be Authorization")
 	fs.BoolVar(&c.allowEnvToken, "allow-env-token", false,
-		"http mode: let requests without the token header use "+envToken+" (one-user setups only;\n"+
+		"http mode: let requests without a token (header or bearer) use "+envToken+" (one-user setups only;\n"+
 			"it also turns on the loopback Host check unless -allowed-hosts says otherwise). Always on in stdio mode")
 	fs.StringVar(&c.allowedHosts, "allowed-hosts", "",
 		"comma-separated `hosts` accepted in the Host header of requests that arrive on a loopback listener\n"+
@@ -90,8 +92,9 @@ get_repository_info, list_issues, search_repositories, get_file_contents).
 
 In http mode it serves POST on -path, default %s (MCP streamable HTTP, stateless;
 GET answers 405), and
-GET /healthz, and takes each request's GitHub token from the -token-header header that
-the mcpgate gateway injects. It never reads or forwards the Authorization header.
+GET /healthz, and takes each request's GitHub token from what the mcpgate gateway injects:
+the -token-header header, else "Authorization: Bearer <token>". A JWT in Authorization
+is the client's credential for the gateway; it is never used or forwarded.
 In stdio mode the token is the environment variable %s.
 
 Environment:

@@ -48,7 +48,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("-h lacks the required flag -%s", name)
 		}
 	}
-	for _, s := range []string{"GITHUB_ACCESS_TOKEN", "mcp.example.com", "trust boundary", "405", "/healthz", `default "127.0.0.1:8090"`, `default "http"`, `default "X-GitHub-Token"`} {
+	for _, s := range []string{"GITHUB_ACCESS_TOKEN", "mcp.example.com", "trust boundary", "405", "/healthz", `default "127.0.0.1:8090"`, `default "http"`, `default "X-GitHub-Token"`, "Authorization: Bearer", "400"} {
 		if !strings.Contains(help, s) {
 			t.Errorf("-h does not mention %q", s)
 		}
@@ -286,6 +286,16 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 	if got, isErr := callText(t, c, "get_user_info", nil); isErr || !strings.Contains(got, "GitHub user bob") {
 		t.Errorf("get_user_info = %q", got)
 	}
+	// The gateway with upstream_header Authorization sends the token as a bearer.
+	bc, err := client.NewStreamableHttpClient("http://"+addr+"/github/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + githubfake.AliceToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, bc, true)
+	if got, isErr := callText(t, bc, "get_user_info", nil); isErr || !strings.Contains(got, "GitHub user alice") {
+		t.Errorf("get_user_info with a bearer = %q", got)
+	}
 	nc, err := client.NewStreamableHttpClient("http://" + addr + "/github/mcp")
 	if err != nil {
 		t.Fatal(err)
@@ -295,8 +305,9 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 		t.Errorf("without header: %q", got)
 	}
 	_ = c.Close()
+	_ = bc.Close()
 	_ = nc.Close()
-	if toks := fake.Tokens(); len(toks) != 1 || toks[0] != githubfake.BobToken {
+	if toks := fake.Tokens(); len(toks) != 2 || toks[0] != githubfake.BobToken || toks[1] != githubfake.AliceToken {
 		t.Errorf("GitHub received %q", toks)
 	}
 
@@ -316,7 +327,8 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", s, stderr.String())
 		}
 	}
-	if strings.Contains(stderr.String(), "env-token-must-not-be-used") || strings.Contains(stderr.String(), githubfake.BobToken) {
+	if strings.Contains(stderr.String(), "env-token-must-not-be-used") || strings.Contains(stderr.String(), githubfake.BobToken) ||
+		strings.Contains(stderr.String(), githubfake.AliceToken) {
 		t.Errorf("a token appears in the log:\n%s", stderr.String())
 	}
 }
