@@ -88,6 +88,10 @@ type Fault struct {
 	Body   string      // raw response body; written as-is (use it for malformed JSON)
 	// Delay holds the response back this long, or until the client gives up (request context done).
 	Delay time.Duration
+	// Hold, if not nil, holds the response back until it is closed, or until the client gives up
+	// (then nothing is written). With Delay, both must pass. Tests use it to keep a call in flight
+	// for as long as they need without depending on timing.
+	Hold <-chan struct{}
 }
 
 // Request is one request the fake received.
@@ -236,6 +240,13 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-t.C:
 			case <-r.Context().Done():
 				t.Stop()
+				return
+			}
+		}
+		if fault.Hold != nil {
+			select {
+			case <-fault.Hold:
+			case <-r.Context().Done():
 				return
 			}
 		}
