@@ -1,14 +1,12 @@
 package mcpbackend
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/testutil"
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
 
@@ -25,32 +24,14 @@ type env struct {
 	fake    *githubfake.Fake
 	github  *httptest.Server
 	backend *httptest.Server
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	opts    Options
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newEnv starts the demo fake GitHub and the backend over HTTP; edit adjusts the Options.
 func newEnv(t *testing.T, edit func(*Options)) *env {
 	t.Helper()
-	e := &env{fake: githubfake.NewDemo(), logs: &syncBuffer{}}
+	e := &env{fake: githubfake.NewDemo(), logs: &testutil.SyncBuffer{}}
 	e.github = httptest.NewServer(e.fake)
 	t.Cleanup(e.github.Close)
 	e.opts = Options{

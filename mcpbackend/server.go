@@ -3,10 +3,12 @@
 // get_file_contents) that call the GitHub REST API with the signed-in user's GitHub token.
 //
 // The server has no authentication of its own. Over HTTP it sits behind the mcpgate gateway, which
-// verifies the client's OAuth access token and injects the user's GitHub token in a request header
-// (Options.TokenHeader, default X-GitHub-Token); every tool call uses the token of its own request.
+// verifies the client's OAuth access token and injects the user's GitHub token, either in a
+// request header (Options.TokenHeader, default X-GitHub-Token) or as Authorization: Bearer (the
+// gateway's upstream_header Authorization); every tool call uses the token of its own request.
 // Over stdio (one local user) the token comes from the environment (Options.EnvToken with
-// AllowEnvToken). The client's Authorization header is never read and never forwarded.
+// AllowEnvToken). The client's own credential for the gateway, a JWT, is never used and never
+// forwarded, even if the gateway passes it on (token.go has the whole rule).
 //
 // NewServer builds the MCP server; NewHTTPHandler serves it over streamable HTTP together with
 // /healthz. The program is in cmd/mcpbackend; package githubfake is a fake GitHub API for tests.
@@ -50,7 +52,7 @@ const (
 )
 
 // Options configures the server. The zero value is usable: it talks to api.github.com and takes
-// the token from the X-GitHub-Token header only.
+// the token from the X-GitHub-Token header, else from Authorization: Bearer.
 type Options struct {
 	// GitHubAPIURL is the REST API base URL, without a trailing slash. Default
 	// "https://api.github.com"; for GitHub Enterprise Server "https://HOST/api/v3"; tests point it
@@ -63,12 +65,15 @@ type Options struct {
 	// Timeout bounds the GitHub calls of one tool call, pagination included. Default 20s.
 	Timeout time.Duration
 	// TokenHeader is the request header carrying the user's GitHub token (HTTP only). Default
-	// "X-GitHub-Token", the gateway's default upstream_header.
+	// "X-GitHub-Token". A request without it may carry the token as Authorization: Bearer
+	// instead; one whose two headers hold different tokens is refused with 400. It cannot be
+	// "Authorization" (that is always read, as Bearer).
 	TokenHeader string
 	// EnvToken is the server's own GitHub token (the program reads GITHUB_ACCESS_TOKEN). Used only
-	// when AllowEnvToken is set and the request carries no token header.
+	// when AllowEnvToken is set and the request carries no token (neither the token header nor a
+	// usable Authorization: Bearer).
 	EnvToken string
-	// AllowEnvToken lets requests without a token header use EnvToken. The program sets it in stdio
+	// AllowEnvToken lets requests without a token use EnvToken. The program sets it in stdio
 	// mode, and in HTTP mode only with -allow-env-token. Default false: such requests get a "no
 	// GitHub account is linked" tool error.
 	AllowEnvToken bool
@@ -129,7 +134,8 @@ func (o Options) withDefaults() (Options, *url.URL, error) {
 		return o, nil, fmt.Errorf("mcpbackend: token header %q is not a valid header name", o.TokenHeader)
 	}
 	if strings.EqualFold(o.TokenHeader, "Authorization") {
-		return o, nil, errors.New("mcpbackend: the token header cannot be Authorization: that is the client's credential for the gateway")
+		return o, nil, errors.New("mcpbackend: the token header cannot be Authorization: Authorization: Bearer is always " +
+			"read as well; the token header names the other header to read (default X-GitHub-Token)")
 	}
 	if o.Path == "" {
 		o.Path = DefaultPath

@@ -1,26 +1,22 @@
 package mcpbackend
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 )
 
-// This file defines the MCP tools: schemas, argument validation, GitHub calls and result shaping.
-// Every failure a user or model can cause or fix is a tool result with isError set, never a
-// protocol error.
+// This file defines the MCP tools: their registration (schemas and annotations) and their handlers,
+// which validate the arguments (args.go), call GitHub (github.go) and shape the result
+// (results.go). Every failure a user or model can cause or fix is a tool result with isError set,
+// never a protocol error.
 
 // readOnly are the annotations shared by all tools: they only read, from the open world (GitHub).
 func readOnly(title string) []mcp.ToolOption {
@@ -117,272 +113,6 @@ func (b *backend) registerTools(s *server.MCPServer) {
 		b.handleGetFileContents)
 }
 
-// ---- argument handling ----
-
-// argError is a bad argument; its text is the tool error.
-type argError struct{ msg string }
-
-func (e *argError) Error() string { return e.msg }
-
-func badArg(format string, a ...any) error { return &argError{fmt.Sprintf(format, a...)} }
-
-type args map[string]any
-
-func (a args) str(name string) (string, error) {
-	v, ok := a[name]
-	if !ok || v == nil {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", badArg("%s must be a string", name)
-	}
-	return s, nil
-}
-
-func (a args) integer(name string, def, lo, hi int) (int, error) {
-	v, ok := a[name]
-	if !ok || v == nil {
-		return def, nil
-	}
-	var f float64
-	switch n := v.(type) {
-	case float64:
-		f = n
-	case int:
-		f = float64(n)
-	case int64:
-		f = float64(n)
-	case json.Number:
-		x, err := n.Float64()
-		if err != nil {
-			return 0, badArg("%s must be an integer", name)
-		}
-		f = x
-	default:
-		return 0, badArg("%s must be an integer", name)
-	}
-	if f != math.Trunc(f) || math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0, badArg("%s must be an integer", name)
-	}
-	if f < float64(lo) || f > float64(hi) {
-		return 0, badArg("%s must be between %d and %d, got %v", name, lo, hi, f)
-	}
-	return int(f), nil
-}
-
-func (a args) enum(name, def string, allowed ...string) (string, error) {
-	s, err := a.str(name)
-	if err != nil {
-		return "", err
-	}
-	if s == "" {
-		return def, nil
-	}
-	for _, x := range allowed {
-		if s == x {
-			return s, nil
-		}
-	}
-	return "", badArg("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), truncate(s, 40))
-}
-
-// name checks an owner or repository name: GitHub allows letters, digits, '-', '_' and '.'.
-// Anything that could change the request path ('/', '..', '%', '?', …) is rejected.
-func (a args) name(field string) (string, error) {
-	s, err := a.str(field)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case s == "":
-		return "", badArg("%s is required", field)
-	case len(s) > 100:
-		return "", badArg("%s is longer than 100 characters", field)
-	case strings.Contains(s, "/"):
-		return "", badArg("%s %q must be a single name without \"/\" (pass owner and repo separately)", field, truncate(s, 40))
-	case strings.Contains(s, ".."):
-		return "", badArg("%s %q must not contain \"..\"", field, truncate(s, 40))
-	}
-	for _, c := range s {
-		if !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return "", badArg("%s %q may contain only letters, digits, '-', '_' and '.'", field, truncate(s, 40))
-		}
-	}
-	return s, nil
-}
-
-func (a args) paging(maxPages int) (perPage, page, pages int, err error) {
-	if perPage, err = a.integer("per_page", 30, 1, 100); err != nil {
-		return
-	}
-	if page, err = a.integer("page", 1, 1, 100000); err != nil {
-		return
-	}
-	pages, err = a.integer("pages", 1, 1, maxPages)
-	return
-}
-
-func pagingQuery(q url.Values, perPage, page int) url.Values {
-	q.Set("per_page", strconv.Itoa(perPage))
-	q.Set("page", strconv.Itoa(page))
-	return q
-}
-
-// ---- result shaping ----
-
-// pageSummary describes the pages a list result covers.
-type pageSummary struct {
-	Count    int `json:"count"`
-	Page     int `json:"page"`
-	PerPage  int `json:"per_page"`
-	NextPage int `json:"next_page,omitempty"`
-	LastPage int `json:"last_page,omitempty"`
-}
-
-// newPageSummary describes count items from page (perPage each) with the pagination GitHub reported.
-func newPageSummary(count, page, perPage int, info pageInfo) pageSummary {
-	return pageSummary{Count: count, Page: page, PerPage: perPage, NextPage: info.next, LastPage: info.last}
-}
-
-func (p pageSummary) text() string {
-	if p.NextPage > 0 {
-		return fmt.Sprintf(" (more from page %d)", p.NextPage)
-	}
-	return ""
-}
-
-type userOut struct {
-	Login       string `json:"login"`
-	ID          int64  `json:"id"`
-	Type        string `json:"type,omitempty"`
-	Name        string `json:"name,omitempty"`
-	Email       string `json:"email,omitempty"`
-	Company     string `json:"company,omitempty"`
-	Location    string `json:"location,omitempty"`
-	Bio         string `json:"bio,omitempty"`
-	HTMLURL     string `json:"html_url,omitempty"`
-	PublicRepos int    `json:"public_repos"`
-	Followers   int    `json:"followers"`
-	Following   int    `json:"following"`
-	CreatedAt   string `json:"created_at,omitempty"`
-}
-
-type ghRepo struct {
-	ID       int64  `json:"id"`
-	Name     string `json:"name"`
-	FullName string `json:"full_name"`
-	Owner    struct {
-		Login string `json:"login"`
-	} `json:"owner"`
-	Private       bool     `json:"private"`
-	Visibility    string   `json:"visibility"`
-	Description   *string  `json:"description"`
-	HTMLURL       string   `json:"html_url"`
-	DefaultBranch string   `json:"default_branch"`
-	Language      *string  `json:"language"`
-	Stars         int      `json:"stargazers_count"`
-	Forks         int      `json:"forks_count"`
-	OpenIssues    int      `json:"open_issues_count"`
-	Topics        []string `json:"topics"`
-	Archived      bool     `json:"archived"`
-	Fork          bool     `json:"fork"`
-	UpdatedAt     string   `json:"updated_at"`
-	PushedAt      string   `json:"pushed_at"`
-}
-
-type repoOut struct {
-	ID            int64    `json:"id"`
-	FullName      string   `json:"full_name"`
-	Owner         string   `json:"owner"`
-	Name          string   `json:"name"`
-	Private       bool     `json:"private"`
-	Visibility    string   `json:"visibility,omitempty"`
-	Description   string   `json:"description,omitempty"`
-	HTMLURL       string   `json:"html_url,omitempty"`
-	DefaultBranch string   `json:"default_branch,omitempty"`
-	Language      string   `json:"language,omitempty"`
-	Stars         int      `json:"stargazers_count"`
-	Forks         int      `json:"forks_count"`
-	OpenIssues    int      `json:"open_issues_count"`
-	Topics        []string `json:"topics,omitempty"`
-	Archived      bool     `json:"archived,omitempty"`
-	Fork          bool     `json:"fork,omitempty"`
-	UpdatedAt     string   `json:"updated_at,omitempty"`
-	PushedAt      string   `json:"pushed_at,omitempty"`
-}
-
-func (r ghRepo) out() repoOut {
-	deref := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	return repoOut{
-		ID: r.ID, FullName: r.FullName, Owner: r.Owner.Login, Name: r.Name, Private: r.Private,
-		Visibility: r.Visibility, Description: deref(r.Description), HTMLURL: r.HTMLURL,
-		DefaultBranch: r.DefaultBranch, Language: deref(r.Language), Stars: r.Stars, Forks: r.Forks,
-		OpenIssues: r.OpenIssues, Topics: r.Topics, Archived: r.Archived, Fork: r.Fork,
-		UpdatedAt: r.UpdatedAt, PushedAt: r.PushedAt,
-	}
-}
-
-type repoListOut struct {
-	Repositories []repoOut `json:"repositories"`
-	pageSummary
-}
-
-type searchOut struct {
-	TotalCount        int       `json:"total_count"`
-	IncompleteResults bool      `json:"incomplete_results"`
-	Repositories      []repoOut `json:"repositories"`
-	pageSummary
-}
-
-type issueOut struct {
-	Number        int      `json:"number"`
-	Title         string   `json:"title"`
-	State         string   `json:"state"`
-	Labels        []string `json:"labels"`
-	Author        string   `json:"author,omitempty"`
-	Comments      int      `json:"comments"`
-	IsPullRequest bool     `json:"is_pull_request"`
-	HTMLURL       string   `json:"html_url,omitempty"`
-	CreatedAt     string   `json:"created_at,omitempty"`
-	UpdatedAt     string   `json:"updated_at,omitempty"`
-	Body          string   `json:"body,omitempty"`
-}
-
-type issueListOut struct {
-	Repository string     `json:"repository"`
-	Issues     []issueOut `json:"issues"`
-	pageSummary
-}
-
-type fileOut struct {
-	Type      string     `json:"type"` // file, dir, symlink, submodule
-	Path      string     `json:"path"`
-	Name      string     `json:"name,omitempty"`
-	Size      int        `json:"size"`
-	SHA       string     `json:"sha,omitempty"`
-	HTMLURL   string     `json:"html_url,omitempty"`
-	Encoding  string     `json:"encoding,omitempty"` // utf-8 or base64
-	Content   string     `json:"content,omitempty"`
-	Truncated bool       `json:"truncated,omitempty"`
-	Target    string     `json:"target,omitempty"`
-	Entries   []entryOut `json:"entries,omitempty"`
-}
-
-type entryOut struct {
-	Name string `json:"name"`
-	Path string `json:"path"`
-	Type string `json:"type"`
-	Size int    `json:"size"`
-}
-
-// ---- handlers ----
-
 // failure turns an error into a tool error result, logging GitHub faults.
 func (b *backend) failure(ctx context.Context, toolName string, err error) *mcp.CallToolResult {
 	var ge *githubError
@@ -417,6 +147,28 @@ func (b *backend) call(ctx context.Context, req mcp.CallToolRequest,
 		return b.failure(ctx, req.Params.Name, err), nil
 	}
 	return res, nil
+}
+
+// listPages is the paging shared by the list tools. It reads per_page, page and pages from a (after
+// the tool's own arguments, so their errors come first), fetches that many pages of path with
+// query q, following GitHub's Link header, and returns the summary of the items decode reported.
+// decode is called once per page and returns how many items it added.
+func (b *backend) listPages(ctx context.Context, token string, a args, path string, q url.Values,
+	decode func(raw json.RawMessage) (int, error)) (pageSummary, error) {
+	perPage, page, pages, err := a.paging(b.opts.MaxPages)
+	if err != nil {
+		return pageSummary{}, err
+	}
+	count := 0
+	info, err := b.gh.getPages(ctx, token, path, pagingQuery(q, perPage, page), pages, func(raw json.RawMessage) error {
+		n, err := decode(raw)
+		count += n
+		return err
+	})
+	if err != nil {
+		return pageSummary{}, err
+	}
+	return newPageSummary(count, page, perPage, info), nil
 }
 
 func (b *backend) handleGetUserInfo(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -472,35 +224,29 @@ func (b *backend) handleListRepositories(ctx context.Context, req mcp.CallToolRe
 		if err != nil {
 			return nil, err
 		}
-		perPage, page, pages, err := a.paging(b.opts.MaxPages)
-		if err != nil {
-			return nil, err
-		}
 		q := url.Values{"visibility": {visibility}, "sort": {sortBy}}
 		if affiliation != "" {
 			q.Set("affiliation", affiliation)
 		}
 		out := repoListOut{Repositories: []repoOut{}}
-		info, err := b.gh.getPages(ctx, token, "/user/repos", pagingQuery(q, perPage, page), pages, func(raw json.RawMessage) error {
+		out.pageSummary, err = b.listPages(ctx, token, a, "/user/repos", q, func(raw json.RawMessage) (int, error) {
 			var list []ghRepo
 			if err := json.Unmarshal(raw, &list); err != nil {
-				return errors.New("expected a list of repositories")
+				return 0, errors.New("expected a list of repositories")
 			}
 			for _, r := range list {
 				out.Repositories = append(out.Repositories, r.out())
 			}
-			return nil
+			return len(list), nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		out.pageSummary = newPageSummary(len(out.Repositories), page, perPage, info)
 		names := make([]string, 0, len(out.Repositories))
 		for _, r := range out.Repositories {
 			names = append(names, r.FullName)
 		}
-		text := fmt.Sprintf("%d repositories%s: %s", out.Count, out.text(), abbreviate(names, 20))
-		return mcp.NewToolResultStructured(out, text), nil
+		return mcp.NewToolResultStructured(out, listText(fmt.Sprintf("%d repositories", out.Count), out.pageSummary, names)), nil
 	})
 }
 
@@ -542,17 +288,13 @@ func (b *backend) handleListIssues(ctx context.Context, req mcp.CallToolRequest)
 		if len(labels) > 500 || strings.ContainsAny(labels, "\r\n\x00") {
 			return nil, badArg("labels must be at most 500 characters on one line")
 		}
-		perPage, page, pages, err := a.paging(b.opts.MaxPages)
-		if err != nil {
-			return nil, err
-		}
 		q := url.Values{"state": {state}}
 		if labels = strings.TrimSpace(labels); labels != "" {
 			q.Set("labels", labels)
 		}
 		out := issueListOut{Repository: owner + "/" + repo, Issues: []issueOut{}}
-		info, err := b.gh.getPages(ctx, token, endpoint("repos", owner, repo, "issues"), pagingQuery(q, perPage, page), pages,
-			func(raw json.RawMessage) error {
+		out.pageSummary, err = b.listPages(ctx, token, a, endpoint("repos", owner, repo, "issues"), q,
+			func(raw json.RawMessage) (int, error) {
 				var list []struct {
 					Number int     `json:"number"`
 					Title  string  `json:"title"`
@@ -571,7 +313,7 @@ func (b *backend) handleListIssues(ctx context.Context, req mcp.CallToolRequest)
 					UpdatedAt   string          `json:"updated_at"`
 				}
 				if err := json.Unmarshal(raw, &list); err != nil {
-					return errors.New("expected a list of issues")
+					return 0, errors.New("expected a list of issues")
 				}
 				for _, is := range list {
 					o := issueOut{Number: is.Number, Title: is.Title, State: is.State, Labels: []string{},
@@ -588,18 +330,17 @@ func (b *backend) handleListIssues(ctx context.Context, req mcp.CallToolRequest)
 					}
 					out.Issues = append(out.Issues, o)
 				}
-				return nil
+				return len(list), nil
 			})
 		if err != nil {
 			return nil, err
 		}
-		out.pageSummary = newPageSummary(len(out.Issues), page, perPage, info)
 		lines := make([]string, 0, len(out.Issues))
 		for _, is := range out.Issues {
 			lines = append(lines, fmt.Sprintf("#%d %s", is.Number, is.Title))
 		}
-		text := fmt.Sprintf("%d %s issues in %s%s: %s", out.Count, state, out.Repository, out.text(), abbreviate(lines, 20))
-		return mcp.NewToolResultStructured(out, text), nil
+		head := fmt.Sprintf("%d %s issues in %s", out.Count, state, out.Repository)
+		return mcp.NewToolResultStructured(out, listText(head, out.pageSummary, lines)), nil
 	})
 }
 
@@ -622,40 +363,35 @@ func (b *backend) handleSearchRepositories(ctx context.Context, req mcp.CallTool
 		if err != nil {
 			return nil, err
 		}
-		perPage, page, pages, err := a.paging(b.opts.MaxPages)
-		if err != nil {
-			return nil, err
-		}
 		q := url.Values{"q": {query}}
 		if sortBy != "" {
 			q.Set("sort", sortBy)
 		}
 		out := searchOut{Repositories: []repoOut{}}
-		info, err := b.gh.getPages(ctx, token, "/search/repositories", pagingQuery(q, perPage, page), pages, func(raw json.RawMessage) error {
+		out.pageSummary, err = b.listPages(ctx, token, a, "/search/repositories", q, func(raw json.RawMessage) (int, error) {
 			var res struct {
 				TotalCount        int      `json:"total_count"`
 				IncompleteResults bool     `json:"incomplete_results"`
 				Items             []ghRepo `json:"items"`
 			}
 			if err := json.Unmarshal(raw, &res); err != nil {
-				return errors.New("expected a search result")
+				return 0, errors.New("expected a search result")
 			}
 			out.TotalCount, out.IncompleteResults = res.TotalCount, out.IncompleteResults || res.IncompleteResults
 			for _, r := range res.Items {
 				out.Repositories = append(out.Repositories, r.out())
 			}
-			return nil
+			return len(res.Items), nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		out.pageSummary = newPageSummary(len(out.Repositories), page, perPage, info)
 		names := make([]string, 0, len(out.Repositories))
 		for _, r := range out.Repositories {
 			names = append(names, fmt.Sprintf("%s (%d★)", r.FullName, r.Stars))
 		}
-		text := fmt.Sprintf("%d repositories match %q, showing %d%s: %s", out.TotalCount, query, out.Count, out.text(), abbreviate(names, 20))
-		return mcp.NewToolResultStructured(out, text), nil
+		head := fmt.Sprintf("%d repositories match %q, showing %d", out.TotalCount, query, out.Count)
+		return mcp.NewToolResultStructured(out, listText(head, out.pageSummary, names)), nil
 	})
 }
 
@@ -697,169 +433,4 @@ func (b *backend) handleGetFileContents(ctx context.Context, req mcp.CallToolReq
 		}
 		return mcp.NewToolResultStructured(out, fileText(out, owner+"/"+repo)), nil
 	})
-}
-
-func (b *backend) fileResult(raw json.RawMessage, path string) (fileOut, error) {
-	malformed := func(what string) error {
-		return &githubError{kind: errMalformed, status: 200, cause: errors.New(what)}
-	}
-	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {
-		var list []entryOut
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return fileOut{}, malformed("expected a directory listing")
-		}
-		if list == nil {
-			list = []entryOut{}
-		}
-		return fileOut{Type: "dir", Path: path, Size: len(list), Entries: list}, nil
-	}
-	var f struct {
-		Type     string `json:"type"`
-		Encoding string `json:"encoding"`
-		Size     int    `json:"size"`
-		Name     string `json:"name"`
-		Path     string `json:"path"`
-		Content  string `json:"content"`
-		SHA      string `json:"sha"`
-		Target   string `json:"target"`
-		HTMLURL  string `json:"html_url"`
-	}
-	if err := json.Unmarshal(raw, &f); err != nil || f.Type == "" {
-		return fileOut{}, malformed("expected a file or directory")
-	}
-	out := fileOut{Type: f.Type, Path: f.Path, Name: f.Name, Size: f.Size, SHA: f.SHA, HTMLURL: f.HTMLURL, Target: f.Target}
-	if f.Type != "file" {
-		return out, nil // symlink or submodule: metadata only
-	}
-	if f.Encoding != "base64" {
-		// GitHub sends encoding "none" and no content for files over 1 MB.
-		return fileOut{}, badArg("the file %s is %d bytes, too large for GitHub's contents API; fetch it from %s instead",
-			f.Path, f.Size, orNone(f.HTMLURL))
-	}
-	data, err := base64.StdEncoding.DecodeString(strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' {
-			return -1
-		}
-		return r
-	}, f.Content))
-	if err != nil {
-		return fileOut{}, malformed("file content is not valid base64")
-	}
-	if len(data) > b.opts.MaxFileBytes {
-		data, out.Truncated = data[:b.opts.MaxFileBytes], true
-	}
-	if utf8.Valid(data) && !bytes.ContainsRune(data, 0) {
-		out.Encoding, out.Content = "utf-8", string(data)
-	} else if out.Truncated && utf8.Valid(trimPartialRune(data)) && !bytes.ContainsRune(data, 0) {
-		out.Encoding, out.Content = "utf-8", string(trimPartialRune(data))
-	} else {
-		out.Encoding, out.Content = "base64", base64.StdEncoding.EncodeToString(data)
-	}
-	return out, nil
-}
-
-// trimPartialRune drops an incomplete UTF-8 sequence cut off at the end by truncation.
-func trimPartialRune(b []byte) []byte {
-	for i := 0; i < utf8.UTFMax && len(b) > 0; i++ {
-		if utf8.Valid(b) {
-			return b
-		}
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func fileText(f fileOut, repo string) string {
-	switch f.Type {
-	case "dir":
-		names := make([]string, 0, len(f.Entries))
-		for _, e := range f.Entries {
-			n := e.Name
-			if e.Type == "dir" {
-				n += "/"
-			}
-			names = append(names, n)
-		}
-		return fmt.Sprintf("Directory %s/%s: %d entries: %s", repo, f.Path, len(f.Entries), abbreviate(names, 50))
-	case "file":
-		head := fmt.Sprintf("File %s/%s (%d bytes", repo, f.Path, f.Size)
-		if f.Truncated {
-			head += ", truncated"
-		}
-		if f.Encoding == "base64" {
-			return head + ", binary; base64 content in the structured result)"
-		}
-		return head + "):\n" + f.Content
-	}
-	return fmt.Sprintf("%s/%s is a %s %s", repo, f.Path, f.Type, f.Target)
-}
-
-func ownerRepo(a args) (string, string, error) {
-	owner, err := a.name("owner")
-	if err != nil {
-		return "", "", err
-	}
-	repo, err := a.name("repo")
-	if err != nil {
-		return "", "", err
-	}
-	return owner, repo, nil
-}
-
-// checkRepoPath accepts "" (the root) or slash-separated segments, none empty, "." or "..".
-func checkRepoPath(p string) error {
-	if p == "" {
-		return nil
-	}
-	if len(p) > 1000 {
-		return badArg("path is longer than 1000 characters")
-	}
-	if strings.HasPrefix(p, "/") {
-		return badArg("path %q must be relative to the repository root (no leading \"/\")", truncate(p, 60))
-	}
-	if strings.ContainsAny(p, "\\\x00\r\n") {
-		return badArg("path %q contains a backslash or control character", truncate(p, 60))
-	}
-	for seg := range strings.SplitSeq(strings.TrimSuffix(p, "/"), "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return badArg("path %q must not contain empty, \".\" or \"..\" segments", truncate(p, 60))
-		}
-	}
-	return nil
-}
-
-// checkRef accepts what git allows in a ref name, roughly: no "..", spaces, control characters,
-// or a leading "-".
-func checkRef(r string) error {
-	switch {
-	case r == "":
-		return nil
-	case len(r) > 250:
-		return badArg("ref is longer than 250 characters")
-	case strings.Contains(r, ".."), strings.HasPrefix(r, "-"), strings.ContainsAny(r, " ~^:?*[\\\x7f"):
-		return badArg("ref %q is not a valid branch, tag or commit name", truncate(r, 60))
-	}
-	for _, c := range r {
-		if c < ' ' {
-			return badArg("ref contains control characters")
-		}
-	}
-	return nil
-}
-
-func abbreviate(items []string, n int) string {
-	if len(items) == 0 {
-		return "none"
-	}
-	if len(items) <= n {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:n], ", ") + fmt.Sprintf(", … and %d more", len(items)-n)
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "no description"
-	}
-	return s
 }

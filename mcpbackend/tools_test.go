@@ -324,3 +324,33 @@ func FuzzArgumentChecks(f *testing.F) {
 		}
 	})
 }
+
+// TestListSummaryText pins the readable line beside each list result (built by listText for all
+// three list tools): the count, where more can be found, and the first items.
+func TestListSummaryText(t *testing.T) {
+	e := newEnv(t, nil)
+	c := connect(t, e.backend.URL+"/mcp", aliceHeaders, "")
+	tests := []struct {
+		tool string
+		args map[string]any
+		want string
+	}{
+		{"list_repositories", map[string]any{"per_page": 2}, "2 repositories (more from page 2): alice/hello-world, alice/repo-01"},
+		{"list_repositories", map[string]any{"visibility": "private"}, "1 repositories: alice/secret-plans"},
+		{"list_issues", map[string]any{"owner": "alice", "repo": "hello-world", "per_page": 1},
+			"1 open issues in alice/hello-world (more from page 2): #1 Found a bug"},
+		{"list_issues", map[string]any{"owner": "alice", "repo": "hello-world", "state": "closed"},
+			"1 closed issues in alice/hello-world: #3 Old problem"},
+		{"search_repositories", map[string]any{"query": "hello", "sort": "stars"},
+			"2 repositories match \"hello\", showing 2: alice/hello-world (42★), bob/tools (3★)"},
+		{"search_repositories", map[string]any{"query": "nothing-matches-this"}, "0 repositories match \"nothing-matches-this\", showing 0: none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.tool+" "+tt.want, func(t *testing.T) {
+			res := call(t, c, tt.tool, tt.args)
+			if res.IsError || text(res) != tt.want {
+				t.Errorf("text %q (error %v), want %q", text(res), res.IsError, tt.want)
+			}
+		})
+	}
+}

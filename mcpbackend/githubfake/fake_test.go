@@ -119,3 +119,39 @@ func TestFakeRecordsAndFaults(t *testing.T) {
 		t.Error("the delay did not end with the request")
 	}
 }
+
+// TestFakeHold: a held response is written only after Hold is closed.
+func TestFakeHold(t *testing.T) {
+	f := NewDemo()
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	hold := make(chan struct{})
+	f.FailNext(Fault{Status: 201, Body: `{"held":true}`, Hold: hold})
+	type result struct {
+		status int
+		body   string
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := srv.Client().Get(srv.URL + "/user")
+		if err != nil {
+			done <- result{body: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- result{resp.StatusCode, string(b)}
+	}()
+	for len(f.Requests()) == 0 {
+		time.Sleep(time.Millisecond) // wait until the request is being held
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("answered before Hold was closed: %+v", r)
+	default:
+	}
+	close(hold)
+	if r := <-done; r.status != 201 || r.body != `{"held":true}` {
+		t.Errorf("after release: %+v", r)
+	}
+}

@@ -19,14 +19,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/mcpgate/mcpgate/mcpbackend"
 )
 
 const envToken = "GITHUB_ACCESS_TOKEN"
 
+// shutdownGrace is how long calls in flight may take to finish when the program stops: on
+// SIGINT/SIGTERM in both modes, and in stdio mode also when stdin closes.
+const shutdownGrace = 15 * time.Second
+
 func main() {
+	// A client that closes its end of our stderr (or stdout) must not kill the process while it
+	// finishes the calls in flight: writes to fd 1 and 2 then fail with EPIPE instead of raising
+	// SIGPIPE. (mcp-go's stdio client closes stdin and stderr together when it is done.)
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
@@ -70,9 +76,11 @@ func newFlagSet(c *config, stderr io.Writer) *flag.FlagSet {
 		"GitHub REST API base `URL`; for GitHub Enterprise Server https://HOST/api/v3")
 	fs.StringVar(&c.tokenHeader, "token-header", mcpbackend.DefaultTokenHeader,
 		"request `header` that carries the user's GitHub token in http mode (the gateway's upstream_header);\n"+
-			"a request without it gets a \"no GitHub account is linked\" tool error, never another user's token")
+			"without it the token is read from \"Authorization: Bearer\" (upstream_header Authorization), and if\n"+
+			"both carry different tokens the request gets 400. A request with neither gets a \"no GitHub\n"+
+			"account is linked\" tool error, never another user's token. It cannot be Authorization")
 	fs.BoolVar(&c.allowEnvToken, "allow-env-token", false,
-		"http mode: let requests without the token header use "+envToken+" (one-user setups only;\n"+
+		"http mode: let requests without a token (header or bearer) use "+envToken+" (one-user setups only;\n"+
 			"it also turns on the loopback Host check unless -allowed-hosts says otherwise). Always on in stdio mode")
 	fs.StringVar(&c.allowedHosts, "allowed-hosts", "",
 		"comma-separated `hosts` accepted in the Host header of requests that arrive on a loopback listener\n"+
@@ -90,8 +98,9 @@ get_repository_info, list_issues, search_repositories, get_file_contents).
 
 In http mode it serves POST on -path, default %s (MCP streamable HTTP, stateless;
 GET answers 405), and
-GET /healthz, and takes each request's GitHub token from the -token-header header that
-the mcpgate gateway injects. It never reads or forwards the Authorization header.
+GET /healthz, and takes each request's GitHub token from what the mcpgate gateway injects:
+the -token-header header, else "Authorization: Bearer <token>". A JWT in Authorization
+is the client's credential for the gateway; it is never used or forwarded.
 In stdio mode the token is the environment variable %s.
 
 Environment:
@@ -151,7 +160,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	if c.transport == "stdio" {
-		return runStdio(ctx, opts, stdin, stdout, logger)
+		return runStdio(ctx, opts, stdin, stdout, logger, shutdownGrace)
 	}
 	if c.allowEnvToken && opts.EnvToken == "" {
 		return fmt.Errorf("-allow-env-token needs %s to be set", envToken)
@@ -160,23 +169,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		logger.Info(envToken + " is set but ignored in http mode without -allow-env-token")
 	}
 	return runHTTP(ctx, c.listen, opts, logger)
-}
-
-func runStdio(ctx context.Context, opts mcpbackend.Options, stdin io.Reader, stdout io.Writer, logger *slog.Logger) error {
-	if opts.EnvToken == "" {
-		logger.Warn(envToken + " is not set: every tool call will answer that no GitHub account is linked")
-	}
-	s, err := mcpbackend.NewServer(opts)
-	if err != nil {
-		return err
-	}
-	stdio := server.NewStdioServer(s)
-	stdio.SetErrorLogger(slog.NewLogLogger(logger.Handler(), slog.LevelError))
-	logger.Info("serving MCP over stdio", "github_api", opts.GitHubAPIURL)
-	if err := stdio.Listen(ctx, stdin, stdout); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
 }
 
 func runHTTP(ctx context.Context, addr string, opts mcpbackend.Options, logger *slog.Logger) error {
@@ -206,7 +198,7 @@ func runHTTP(ctx context.Context, addr string, opts mcpbackend.Options, logger *
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

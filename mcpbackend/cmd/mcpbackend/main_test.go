@@ -23,6 +23,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcpgate/mcpgate/internal/testutil"
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
 
@@ -47,7 +48,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("-h lacks the required flag -%s", name)
 		}
 	}
-	for _, s := range []string{"GITHUB_ACCESS_TOKEN", "mcp.example.com", "trust boundary", "405", "/healthz", `default "127.0.0.1:8090"`, `default "http"`, `default "X-GitHub-Token"`} {
+	for _, s := range []string{"GITHUB_ACCESS_TOKEN", "mcp.example.com", "trust boundary", "405", "/healthz", `default "127.0.0.1:8090"`, `default "http"`, `default "X-GitHub-Token"`, "Authorization: Bearer", "400"} {
 		if !strings.Contains(help, s) {
 			t.Errorf("-h does not mention %q", s)
 		}
@@ -191,7 +192,7 @@ func TestStdioSubprocess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake, apiURL := startFake(t)
-			var stderr syncBuffer
+			var stderr testutil.SyncBuffer
 			c, err := client.NewStdioMCPClientWithOptions(bin, []string{"GITHUB_ACCESS_TOKEN=" + tt.token},
 				[]string{"-transport", "stdio", "-github-api-url", apiURL, "-log-level", "debug"},
 				transport.WithCommandStderrWriter(&stderr))
@@ -218,8 +219,9 @@ func TestStdioSubprocess(t *testing.T) {
 					}
 				}
 			}
+			// The program exits by itself, and cleanly, when its stdin closes (no calls in flight).
 			if err := c.Close(); err != nil {
-				t.Logf("close: %v", err)
+				t.Errorf("close: %v (the program did not exit cleanly)", err)
 			}
 			for _, tok := range fake.Tokens() {
 				if tok != tt.token {
@@ -247,7 +249,7 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd := exec.Command(bin, "-listen", addr, "-github-api-url", apiURL, "-path", "/github/mcp")
 	cmd.Env = append(os.Environ(), "GITHUB_ACCESS_TOKEN=env-token-must-not-be-used")
 	cmd.Stderr = &stderr
@@ -285,6 +287,16 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 	if got, isErr := callText(t, c, "get_user_info", nil); isErr || !strings.Contains(got, "GitHub user bob") {
 		t.Errorf("get_user_info = %q", got)
 	}
+	// The gateway with upstream_header Authorization sends the token as a bearer.
+	bc, err := client.NewStreamableHttpClient("http://"+addr+"/github/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + githubfake.AliceToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, bc, true)
+	if got, isErr := callText(t, bc, "get_user_info", nil); isErr || !strings.Contains(got, "GitHub user alice") {
+		t.Errorf("get_user_info with a bearer = %q", got)
+	}
 	nc, err := client.NewStreamableHttpClient("http://" + addr + "/github/mcp")
 	if err != nil {
 		t.Fatal(err)
@@ -294,8 +306,9 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 		t.Errorf("without header: %q", got)
 	}
 	_ = c.Close()
+	_ = bc.Close()
 	_ = nc.Close()
-	if toks := fake.Tokens(); len(toks) != 1 || toks[0] != githubfake.BobToken {
+	if toks := fake.Tokens(); len(toks) != 2 || toks[0] != githubfake.BobToken || toks[1] != githubfake.AliceToken {
 		t.Errorf("GitHub received %q", toks)
 	}
 
@@ -315,24 +328,8 @@ func TestHTTPSubprocessAndGracefulShutdown(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", s, stderr.String())
 		}
 	}
-	if strings.Contains(stderr.String(), "env-token-must-not-be-used") || strings.Contains(stderr.String(), githubfake.BobToken) {
+	if strings.Contains(stderr.String(), "env-token-must-not-be-used") || strings.Contains(stderr.String(), githubfake.BobToken) ||
+		strings.Contains(stderr.String(), githubfake.AliceToken) {
 		t.Errorf("a token appears in the log:\n%s", stderr.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
