@@ -123,13 +123,3 @@ func (s *Server) handleAccountUnlink(w http.ResponseWriter, r *http.Request) {
 	}
 	http.Redirect(w, r, s.endpoint("/account?msg=unlinked"), http.StatusSeeOther)
 }
-
-func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.accountForm(w, r)
-	if !ok {
-		return
-	}
-	_ = s.store.Delete(r.Context(), bucketSessions, sess.key)
-	s.setCookie(w, s.cookie, "", 0)
-	http.Redirect(w, r, s.endpoint("/login"), http.StatusSeeOther)
-}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 // A pasted personal access token is checked with GitHub's GET /user before it is stored: only a
@@ -53,7 +55,7 @@ func TestAccountPATCheckedWithGitHub(t *testing.T) {
 			if tc.status == 0 {
 				gh.Close() // connection refused
 			}
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			e := newEnv(t, func(o *Options) {
 				o.GitHub.APIURL = api
 				o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,9 +8,10 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 func TestPromptParameter(t *testing.T) {
@@ -210,27 +210,8 @@ func TestCleanupAndClose(t *testing.T) {
 	}
 }
 
-// syncBuffer is a concurrency-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Nothing leaks: at debug level, no token, code, secret or GitHub token appears in any log line.
 func TestNoSecretsInLogs(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	g := newFakeGitHub(t)
 	e := newEnv(t, func(o *Options) {
 		withGitHub(g)(o)
