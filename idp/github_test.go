@@ -195,6 +195,9 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	oc := other.register(nil)
 	foreign := other.login(oc, "linked", "ghp_other")["access_token"].(string)
 	expired := e.login(c, "old", "ghp_old_token")["access_token"].(string)
+	// The same linked user's token, issued by this server to a client for another resource (any
+	// client may ask for any resource): the gateway serves only https://mcp.example.com/mcp.
+	otherResource := e.loginFor(c, "linked", url.Values{"resource": {"https://other.example/mcp"}})["access_token"].(string)
 
 	base := func(subject string) url.Values {
 		return url.Values{"grant_type": {grantTokenExchange}, "subject_token": {subject},
@@ -226,6 +229,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		{"garbage subject", "gateway", "gateway-secret-0123456789", base("garbage"), 400, "invalid_request", false},
 		{"missing subject", "gateway", "gateway-secret-0123456789", with(base(linked), "subject_token", ""), 400, "invalid_request", false},
 		{"foreign subject", "gateway", "gateway-secret-0123456789", base(foreign), 400, "invalid_request", false},
+		{"subject for another resource", "gateway", "gateway-secret-0123456789", base(otherResource), 400, "invalid_request", false},
 		{"wrong subject type", "gateway", "gateway-secret-0123456789", with(base(linked), "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), 400, "invalid_request", false},
 		{"wrong requested type", "gateway", "gateway-secret-0123456789", with(base(linked), "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"), 400, "invalid_request", false},
 		{"other audience", "gateway", "gateway-secret-0123456789", with(base(linked), "audience", "https://evil.example"), 400, "invalid_target", false},

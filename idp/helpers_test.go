@@ -57,7 +57,7 @@ func newEnv(t *testing.T, mod func(*Options)) *testEnv {
 		DevLogin:        true,
 		Now:             clock.Now,
 		DefaultResource: "https://mcp.example.com/mcp",
-		ExchangeClients: []ExchangeClient{{ID: "gateway", Secret: "gateway-secret-0123456789"}},
+		ExchangeClients: []ExchangeClient{{ID: "gateway", Secret: "gateway-secret-0123456789", Audiences: []string{"https://mcp.example.com/mcp"}}},
 	}
 	if mod != nil {
 		mod(&opts)
@@ -321,6 +321,19 @@ func (e *testEnv) login(c testClient, username, pat string) map[string]any {
 	p := newPKCE()
 	q := e.getCode(e.browser(), c, p, username, pat, nil)
 	resp, m := e.redeem(c, q.Get("code"), p.verifier, nil)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("redeem: %d %v", resp.StatusCode, m)
+	}
+	return m
+}
+
+// loginFor is login without a pasted token and with extra authorization parameters (e.g. a
+// resource); the same extra parameters go to the token request.
+func (e *testEnv) loginFor(c testClient, username string, extra url.Values) map[string]any {
+	e.t.Helper()
+	p := newPKCE()
+	q := e.getCode(e.browser(), c, p, username, "", extra)
+	resp, m := e.redeem(c, q.Get("code"), p.verifier, extra)
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("redeem: %d %v", resp.StatusCode, m)
 	}

@@ -288,7 +288,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"bad alg", Options{Issuer: "https://a.example", DevLogin: true, SigningAlgorithm: "HS256"}},
 		{"store without key", Options{Issuer: "https://a.example", DevLogin: true, Store: NewMemoryStore()}},
 		{"short key", Options{Issuer: "https://a.example", DevLogin: true, Store: NewMemoryStore(), EncryptionKey: []byte("short")}},
-		{"exchange client without secret", Options{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []ExchangeClient{{ID: "gateway"}}}},
+		{"exchange client without secret", Options{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []ExchangeClient{{ID: "gateway", Audiences: []string{"https://mcp.example.com/mcp"}}}}},
 	}
 	for _, tc := range cases {
 		if s, err := New(tc.o); err == nil {
@@ -296,4 +296,37 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
+}
+
+// An exchange client must name the resources it serves: without Audiences (formerly "any") or
+// with one that is not a resource URI, New fails with an error naming the client.
+func TestNewRequiresExchangeAudiences(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		audiences []string
+		want      string
+	}{
+		{"none", nil, `ExchangeClient "gw-7" has no Audiences`},
+		{"empty list", []string{}, `ExchangeClient "gw-7" has no Audiences`},
+		{"not a URI", []string{"mcp.example.com"}, `ExchangeClient "gw-7": audience "mcp.example.com"`},
+		{"fragment", []string{"https://mcp.example.com/mcp#x"}, `ExchangeClient "gw-7": audience`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Options{Issuer: "https://a.example", DevLogin: true,
+				ExchangeClients: []ExchangeClient{{ID: "gw-7", Secret: "gw-secret-0123456789", Audiences: tc.audiences}}})
+			if err == nil {
+				s.Close()
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "gw-secret") {
+				t.Fatalf("error %q, want it to contain %q and not the secret", err, tc.want)
+			}
+		})
+	}
+	s, err := New(Options{Issuer: "https://a.example", DevLogin: true,
+		ExchangeClients: []ExchangeClient{{ID: "gw-7", Secret: "gw-secret-0123456789", Audiences: []string{"https://MCP.example.com/mcp/"}}}})
+	if err != nil {
+		t.Fatalf("with an audience: %v", err)
+	}
+	s.Close()
 }

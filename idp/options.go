@@ -39,8 +39,11 @@ type ExchangeClient struct {
 	ID string
 	// Secret authenticates the client (client_secret_basic or client_secret_post). Required.
 	Secret string
-	// Audiences, if non-empty, limits the subject tokens this client may exchange to those whose
-	// aud contains one of these resources. Empty: any audience issued by this server.
+	// Audiences are the resources (MCP URLs) this client serves: it may exchange only subject
+	// tokens whose aud contains one of them (compared canonically, as the resource parameter is).
+	// Required, at least one: any client may ask this server for a token for any resource, so an
+	// exchange client accepting every audience would turn a token a user gave to another service
+	// into that user's GitHub token. New refuses an exchange client without Audiences.
 	Audiences []string
 }
 
@@ -253,6 +256,14 @@ func (o *Options) setDefaults() error {
 	for _, c := range o.ExchangeClients {
 		if c.ID == "" || c.Secret == "" {
 			return errors.New("idp: every ExchangeClient needs ID and Secret")
+		}
+		if len(c.Audiences) == 0 {
+			return fmt.Errorf("idp: ExchangeClient %q has no Audiences: list the resources (MCP URLs) whose access tokens it may exchange", c.ID)
+		}
+		for _, a := range c.Audiences {
+			if _, err := canonicalResource(a); err != nil {
+				return fmt.Errorf("idp: ExchangeClient %q: audience %q is not an absolute http(s) URI without a fragment", c.ID, a)
+			}
 		}
 	}
 	return nil
