@@ -23,7 +23,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, err := s.lookupClient(ctx, q.Get("client_id"))
+	c, err := s.lookupClient(ctx, q.Get("client_id"), remoteIP(r))
+	if errors.Is(err, errCIMDBusy) {
+		s.renderBusy(w, err)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, errUnknownClient) || errors.Is(err, errCIMD) {
 			s.renderError(w, http.StatusBadRequest, "Unknown client", "The application's client_id is not registered here, or its metadata document is invalid.")

@@ -139,6 +139,25 @@ type Options struct {
 	// CIMDFailureCacheTTL is how long a failed document fetch (unreachable, not 200, invalid) is
 	// remembered: requests naming that client_id are refused without fetching again. Default 1m.
 	CIMDFailureCacheTTL time.Duration
+	// CIMDFetchLimit is the number of metadata document fetches (cache misses) the whole server
+	// makes per CIMDFetchWindow, whoever asks and whatever the URL: a token bucket holding this
+	// many fetches, refilled continuously. Default 100; negative disables. Requests that would
+	// fetch beyond any CIMDFetch limit are refused without fetching (503 temporarily_unavailable
+	// with Retry-After at the token, revocation and introspection endpoints, a 503 page at
+	// /authorize), and nothing is cached, so the document is fetched on a later try.
+	CIMDFetchLimit int
+	// CIMDFetchLimitPerHost is the number of document fetches per CIMDFetchWindow from one host
+	// (the client_id URL's host name). Default 10; negative disables.
+	CIMDFetchLimitPerHost int
+	// CIMDFetchLimitPerAddress is the number of document fetches per CIMDFetchWindow that requests
+	// from one remote address (r.RemoteAddr only, as for RegistrationRateLimit) may cause.
+	// Default 20; negative disables.
+	CIMDFetchLimitPerAddress int
+	// CIMDFetchWindow is the refill period of the CIMDFetch limits. Default 1 minute.
+	CIMDFetchWindow time.Duration
+	// CIMDMaxConcurrentFetches caps document fetches in flight at once; a request that would
+	// start one more is refused (Retry-After 1) rather than queued. Default 10; negative disables.
+	CIMDMaxConcurrentFetches int
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -178,6 +197,7 @@ func (o *Options) setDefaults() error {
 		{"CleanupInterval", o.CleanupInterval}, {"RegistrationRateWindow", o.RegistrationRateWindow},
 		{"AuthorizeRateWindow", o.AuthorizeRateWindow}, {"CIMDTimeout", o.CIMDTimeout},
 		{"CIMDCacheTTL", o.CIMDCacheTTL}, {"CIMDFailureCacheTTL", o.CIMDFailureCacheTTL},
+		{"CIMDFetchWindow", o.CIMDFetchWindow},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("idp: Options.%s must not be negative (0 takes the default)", d.name)
@@ -201,6 +221,18 @@ func (o *Options) setDefaults() error {
 	def(&o.CIMDTimeout, 5*time.Second)
 	def(&o.CIMDCacheTTL, 5*time.Minute)
 	def(&o.CIMDFailureCacheTTL, time.Minute)
+	def(&o.CIMDFetchWindow, time.Minute)
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{
+		{&o.CIMDFetchLimit, 100}, {&o.CIMDFetchLimitPerHost, 10}, {&o.CIMDFetchLimitPerAddress, 20},
+		{&o.CIMDMaxConcurrentFetches, 10},
+	} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
+	}
 	if o.RefreshGrace < 0 {
 		o.RefreshGrace = 0
 	}
