@@ -140,11 +140,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix(),
 	}
 	// Every pending request is a stored record until sign-in: bound how many one address starts.
-	if !s.authzLimiter.allow(remoteIP(r)) {
+	if ok, wait := s.authzLimiter.allow(remoteIP(r)); !ok {
 		s.log.Info("authorization requests rate limited", "remote", remoteIP(r))
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.opts.AuthorizeRateWindow.Seconds())))
+		ra := strconv.Itoa(retryAfterSecs(wait))
+		w.Header().Set("Retry-After", ra)
 		s.renderError(w, http.StatusTooManyRequests, "Too many sign-in requests",
-			"Too many authorization requests came from your network address. Wait a minute, then start again from your application.")
+			"Too many authorization requests came from your network address. Wait "+ra+" seconds, then start again from your application.")
 		return
 	}
 	id := randomToken()

@@ -320,9 +320,9 @@ func TestAuthorizeRateLimitPerAddress(t *testing.T) {
 		{a, 0, http.StatusFound},
 		{a, 0, http.StatusFound},
 		{a, 0, http.StatusFound},
-		{a, 0, http.StatusTooManyRequests},
+		{a, 15 * time.Second, http.StatusTooManyRequests},
 		{b, 0, http.StatusFound},
-		{a, 61 * time.Second, http.StatusFound},
+		{a, 46 * time.Second, http.StatusFound},
 	}
 	for i, tc := range tests {
 		e.clock.Advance(tc.advance)
@@ -331,7 +331,8 @@ func TestAuthorizeRateLimitPerAddress(t *testing.T) {
 			t.Fatalf("request %d from %s: %d, want %d", i, tc.addr, rec.Code, tc.want)
 		}
 		if rec.Code == http.StatusTooManyRequests {
-			if rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "Too many") || rec.Header().Get("Location") != "" {
+			// Retry-After: the rest of a's window, which began 15 s earlier.
+			if rec.Header().Get("Retry-After") != "45" || !strings.Contains(rec.Body.String(), "Wait 45 seconds") || rec.Header().Get("Location") != "" {
 				t.Errorf("429 page: headers %v body %q", rec.Header(), rec.Body.String())
 			}
 		}

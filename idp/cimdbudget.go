@@ -31,7 +31,7 @@ func (e *cimdBusyError) Unwrap() error { return errCIMDBusy }
 func retryAfterSeconds(err error) int {
 	var be *cimdBusyError
 	if errors.As(err, &be) && be.retryAfter > 0 {
-		return int(math.Ceil(be.retryAfter.Seconds()))
+		return retryAfterSecs(be.retryAfter)
 	}
 	return 5
 }

@@ -75,6 +75,12 @@ func TestGitHubFullFlow(t *testing.T) {
 	if claims["sub"] != "github:4242" {
 		t.Fatalf("sub %v, want github:4242", claims["sub"])
 	}
+	// /userinfo: a GitHub user's name is the GitHub profile name, not the login.
+	ureq, _ := http.NewRequest(http.MethodGet, e.url("/userinfo"), nil)
+	ureq.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
+	if uresp, um := doJSON(t, ureq); uresp.StatusCode != 200 || um["preferred_username"] != "octo" || um["name"] != "The Octocat" {
+		t.Errorf("userinfo %d %v", uresp.StatusCode, um)
+	}
 	api := g.ts.URL + "/api"
 	resp, x := e.exchangeAud(tok["access_token"].(string), api)
 	if resp.StatusCode != 200 || !strings.HasPrefix(x["access_token"].(string), "ghu_access_") {

@@ -21,9 +21,12 @@ const maxRegistrationBody = 16 << 10
 // handleRegister is RFC 7591 dynamic client registration. The per-address limiter runs first and
 // counts every attempt, failed ones included, so initial access token guesses are rate-limited too.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if !s.regLimiter.allow(remoteIP(r)) {
+	if ok, wait := s.regLimiter.allow(remoteIP(r)); !ok {
 		s.log.Info("registration rate limited", "remote", remoteIP(r))
-		writeOAuthError(w, errTooManyRequests("too many registration attempts from this address"))
+		// 429 with Retry-After: the seconds until this address's window ends.
+		e := errTooManyRequests("too many registration attempts from this address; see Retry-After")
+		e.retryAfter = retryAfterSecs(wait)
+		writeOAuthError(w, e)
 		return
 	}
 	if tok := s.opts.RegistrationInitialToken; tok != "" {

@@ -88,12 +88,14 @@ func TestRegistrationRateLimitAndCap(t *testing.T) {
 				t.Fatalf("registration %d: %d %v", i, resp.StatusCode, m)
 			}
 		}
+		// Retry-After is the rest of the window (1 minute from the first attempt), not a guess.
+		e.clock.Advance(20 * time.Second)
 		resp, m := e.postJSON("/register", body, map[string]string{"X-Forwarded-For": "203.0.113.9"})
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("4th registration: %d %v, want 429 with Retry-After", resp.StatusCode, m)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "40" || m["error"] != "temporarily_unavailable" {
+			t.Fatalf("4th registration: %d %v Retry-After %q, want 429 with Retry-After 40", resp.StatusCode, m, resp.Header.Get("Retry-After"))
 		}
 		// After the window the address may register again.
-		e.clock.Advance(61e9)
+		e.clock.Advance(41 * time.Second)
 		if resp, _ := e.postJSON("/register", body, nil); resp.StatusCode != 201 {
 			t.Fatalf("after window: %d", resp.StatusCode)
 		}

@@ -3,9 +3,12 @@ package idp
 import (
 	"errors"
 	"net/http"
+	"strings"
 )
 
-// handleUserinfo returns the signed-in user's claims for a valid access token issued here.
+// handleUserinfo returns the signed-in user's claims for a valid access token issued here: sub,
+// preferred_username (the GitHub login or development username), name (the GitHub profile name if
+// set; for a development user the username) and github_linked.
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	tok := bearerToken(r)
 	claims, err := s.verifyAccessToken(r.Context(), tok)
@@ -29,8 +32,11 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	if u.Login != "" {
 		out["preferred_username"] = u.Login
 	}
-	if u.Name != "" {
+	switch {
+	case u.Name != "":
 		out["name"] = u.Name
+	case strings.HasPrefix(claims.Subject, "dev:") && u.Login != "":
+		out["name"] = u.Login // a development user's only name is the username it signed in with
 	}
 	_, gerr := s.loadGitHubToken(r.Context(), claims.Subject)
 	out["github_linked"] = gerr == nil
