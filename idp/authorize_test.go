@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// SECURITY.md 22, 23, 24: redirect URI errors are pages, never redirects.
+// Redirect URI errors (unregistered or altered, loopback port rules, none given with several
+// registered) are pages, never redirects.
 func TestAuthorizeRedirectURIMatching(t *testing.T) {
 	e := newEnv(t, nil)
 	web := e.register(map[string]any{"redirect_uris": []string{"https://app.example.com/cb", "https://app.example.com:8443/other"}})
@@ -66,7 +67,7 @@ func TestAuthorizeRedirectURIMatching(t *testing.T) {
 	}
 }
 
-// SECURITY.md 25, 26: after the redirect URI is trusted, errors are redirected with state and iss.
+// PKCE and response_type errors: after the redirect URI is trusted, errors are redirected with state and iss.
 func TestAuthorizeRedirectedErrors(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.AllowedResources = []string{"https://other.example.com/mcp"}
@@ -109,7 +110,7 @@ func TestAuthorizeRedirectedErrors(t *testing.T) {
 	}
 }
 
-// SECURITY.md 27: consent per new client, CSRF, frame-ancestors, GitHub state checks (the latter
+// Consent per new client, CSRF, frame-ancestors, GitHub state checks (the latter
 // in github_test.go).
 func TestConsentAndCSRF(t *testing.T) {
 	e := newEnv(t, nil)
@@ -183,7 +184,7 @@ func TestConsentAndCSRF(t *testing.T) {
 	}
 }
 
-// SECURITY.md 28: reflected parameters are escaped.
+// Reflected parameters are escaped.
 func TestPagesEscapeReflectedInput(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Scopes = []string{"mcp", `"><script>alert(3)</script>`} })
 	evil := `"><script>alert(1)</script>`
@@ -243,7 +244,7 @@ func TestPagesEscapeReflectedInput(t *testing.T) {
 	}
 }
 
-// SECURITY.md 35.
+// X-Forwarded-Host and -Proto never change the issuer or any metadata URL.
 func TestMetadataIgnoresForwardedHeaders(t *testing.T) {
 	e := newEnv(t, nil)
 	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {

@@ -46,7 +46,7 @@ func fetchJWKS(t *testing.T, e *testEnv) map[string]crypto.PublicKey {
 	return out
 }
 
-// verifyWithJWKS checks an access token the way a resource server would (CONTRACTS.md 3).
+// verifyWithJWKS checks an access token the way a resource server would (RFC 9068 claims, signature from the JWKS).
 func verifyWithJWKS(t *testing.T, e *testEnv, raw string) (jwt.MapClaims, *jwt.Token) {
 	t.Helper()
 	keys := fetchJWKS(t, e)

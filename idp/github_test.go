@@ -119,7 +119,7 @@ func TestGitHubFullFlow(t *testing.T) {
 	}
 }
 
-// SECURITY.md 27 (GitHub callback state): missing, mismatched or reused state -> 400, no code.
+// GitHub callback state: missing, mismatched or reused state -> 400, no code.
 func TestGitHubCallbackState(t *testing.T) {
 	g := newFakeGitHub(t)
 	e := newEnv(t, withGitHub(g))
@@ -190,7 +190,8 @@ func mustQuery(u, k string) string {
 	return p.Query().Get(k)
 }
 
-// SECURITY.md 34 and contract section 2 errors.
+// Token exchange refusals: a client not allowed to exchange, a wrong secret, an expired, foreign
+// or other-resource subject token, another audience, no linked GitHub token.
 func TestTokenExchangeRefusals(t *testing.T) {
 	e := newEnv(t, nil)
 	other := newEnv(t, nil)

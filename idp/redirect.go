@@ -12,7 +12,7 @@ import (
 
 var schemeRe = regexp.MustCompile(`^[a-z][a-z0-9+.\-]*$`)
 
-// validateRedirectURI checks a redirect URI at registration (SECURITY.md 19): https; http only on
+// validateRedirectURI checks a redirect URI at registration: https; http only on
 // a loopback host (loopback.Host: localhost in any case, 127.0.0.0/8, ::1); or a private-use scheme for native apps. Never
 // javascript:, data:, vbscript:, file:, a fragment, a wildcard, userinfo, or surrounding spaces.
 func validateRedirectURI(raw string) error {

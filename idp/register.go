@@ -103,7 +103,8 @@ func (s *Server) clientResponse(rec *clientRecord, secret, rat string) *clientRe
 	return out
 }
 
-// readClientMetadata reads and validates a registration body (SECURITY.md 19, 20).
+// readClientMetadata reads and validates a registration body: size, redirect URIs, grant types,
+// auth method.
 func (s *Server) readClientMetadata(w http.ResponseWriter, r *http.Request) (*clientMetadata, *oauthError) {
 	ct := r.Header.Get("Content-Type")
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {

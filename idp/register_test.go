@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// SECURITY.md 19 and 20.
+// Registration refuses dangerous redirect URIs (invalid_redirect_uri) and oversized or unknown
+// metadata (invalid_client_metadata).
 func TestRegistrationValidation(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.RegistrationRateLimit = -1 })
 	many := make([]string, 11)
@@ -76,7 +77,7 @@ func TestRegistrationValidation(t *testing.T) {
 	}
 }
 
-// SECURITY.md 21: per-address rate limit from RemoteAddr only, and a total cap.
+// Per-address rate limit from RemoteAddr only, and a total cap.
 func TestRegistrationRateLimitAndCap(t *testing.T) {
 	t.Run("rate limit ignores forwarded headers", func(t *testing.T) {
 		e := newEnv(t, func(o *Options) { o.RegistrationRateLimit = 3 })
