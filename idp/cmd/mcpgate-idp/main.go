@@ -2,7 +2,8 @@
 //
 //	mcpgate-idp -dev                                   # development login, data in the default dir
 //	GITHUB_CLIENT_ID=... GITHUB_CLIENT_SECRET=... MCPGATE_IDP_KEY=... MCPGATE_GATEWAY_SECRET=... \
-//	  mcpgate-idp -issuer https://idp.example.com -listen :9000
+//	  mcpgate-idp -issuer https://idp.example.com -listen :9000 \
+//	  -default-resource https://mcp.example.com/mcp -scopes "mcp mcp:tools"
 //
 // Run with -h for every flag.
 package main
