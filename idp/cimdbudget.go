@@ -42,8 +42,8 @@ func retryAfterSeconds(err error) int {
 // document host and for the whole server. A fetch takes one token from each of its three buckets,
 // all or none. A limit < 0 disables that bucket.
 //
-// Only fetches that take a token create bucket entries, so the maps hold at most the global
-// budget's worth of keys per window; prune drops entries that have refilled completely.
+// Only fetches that take a token create bucket entries, so with the global bucket on the maps gain
+// at most its size in keys per window; prune drops entries that have refilled completely.
 type fetchBudget struct {
 	now                      func() time.Time
 	window                   time.Duration
