@@ -62,10 +62,9 @@ func (s *Server) accountForm(w http.ResponseWriter, r *http.Request) (*session, 
 	return sess, true
 }
 
-// handleAccountPAT checks a pasted personal access token with GitHub (GET /user) and stores it
-// with the GitHub identity it belongs to (development login only). Nothing is stored unless GitHub
-// answers 200 with a valid user: 401 is a 400 page ("GitHub rejected this token"), an unreachable
-// GitHub a 503 page and any other answer a 502 page. The token is never logged or shown.
+// handleAccountPAT checks a pasted personal access token with GitHub (checkPAT) and stores it with
+// the GitHub identity it belongs to (development login only). Nothing is stored unless GitHub
+// answers 200 with a valid user. The token is never logged or shown.
 func (s *Server) handleAccountPAT(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.DevLogin {
 		s.renderError(w, http.StatusNotFound, "Not found", "Pasting tokens is only available with development login.")
@@ -80,21 +79,9 @@ func (s *Server) handleAccountPAT(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Invalid token", "That does not look like a GitHub token.")
 		return
 	}
-	gu, err := s.githubFetchUser(r.Context(), pat)
-	switch {
-	case err == nil:
-	case errors.Is(err, errGitHubBadCredentials):
-		s.log.Info("GitHub rejected a pasted token", "sub", sess.Sub)
-		s.renderError(w, http.StatusBadRequest, "Token rejected", "GitHub rejected this token. Check that it was copied completely and is neither expired nor revoked. Nothing was linked.")
-		return
-	case errors.Is(err, errGitHubUnreachable):
-		s.log.Error("checking a pasted token: GitHub unreachable", "sub", sess.Sub, "error", err)
-		w.Header().Set("Retry-After", "30")
-		s.renderError(w, http.StatusServiceUnavailable, "GitHub unavailable", "GitHub could not be reached to check this token. Nothing was linked. Try again in a moment.")
-		return
-	default:
-		s.log.Error("checking a pasted token: bad answer from GitHub", "sub", sess.Sub, "error", err)
-		s.renderError(w, http.StatusBadGateway, "GitHub error", "GitHub did not confirm this token (it answered with an error). Nothing was linked. Try again later.")
+	gu, status, msg := s.checkPAT(w, r, sess.Sub, pat)
+	if gu == nil {
+		s.renderError(w, status, "Token not linked", msg)
 		return
 	}
 	if strings.HasPrefix(sess.Sub, "github:") && sess.Sub != githubSub(gu.ID) {
@@ -124,12 +111,25 @@ func (s *Server) handleAccountUnlink(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.endpoint("/account?msg=unlinked"), http.StatusSeeOther)
 }
 
-func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.accountForm(w, r)
-	if !ok {
-		return
+// checkPAT asks GitHub (GET {APIURL}/user) whose personal access token pat is, for a token pasted
+// on /account or on the development login form by sub (for logs; "" before sign-in). On failure
+// it returns a nil user, the status of the page to show and its message, and has set Retry-After
+// when GitHub is unreachable: 401 from GitHub is 400 ("GitHub rejected this token"), an
+// unreachable GitHub 503, any other answer 502. The token is never logged.
+func (s *Server) checkPAT(w http.ResponseWriter, r *http.Request, sub, pat string) (*githubUser, int, string) {
+	gu, err := s.githubFetchUser(r.Context(), pat)
+	switch {
+	case err == nil:
+		return gu, http.StatusOK, ""
+	case errors.Is(err, errGitHubBadCredentials):
+		s.log.Info("GitHub rejected a pasted token", "sub", sub)
+		return nil, http.StatusBadRequest, "GitHub rejected this token. Check that it was copied completely and is neither expired nor revoked. Nothing was linked."
+	case errors.Is(err, errGitHubUnreachable):
+		s.log.Error("checking a pasted token: GitHub unreachable", "sub", sub, "error", err)
+		w.Header().Set("Retry-After", "30")
+		return nil, http.StatusServiceUnavailable, "GitHub could not be reached to check this token. Nothing was linked. Try again in a moment."
+	default:
+		s.log.Error("checking a pasted token: bad answer from GitHub", "sub", sub, "error", err)
+		return nil, http.StatusBadGateway, "GitHub did not confirm this token (it answered with an error). Nothing was linked. Try again later."
 	}
-	_ = s.store.Delete(r.Context(), bucketSessions, sess.key)
-	s.setCookie(w, s.cookie, "", 0)
-	http.Redirect(w, r, s.endpoint("/login"), http.StatusSeeOther)
 }

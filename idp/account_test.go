@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 // A pasted personal access token is checked with GitHub's GET /user before it is stored: only a
@@ -53,7 +55,7 @@ func TestAccountPATCheckedWithGitHub(t *testing.T) {
 			if tc.status == 0 {
 				gh.Close() // connection refused
 			}
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			e := newEnv(t, func(o *Options) {
 				o.GitHub.APIURL = api
 				o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -133,5 +135,83 @@ func TestAccountPATOtherGitHubAccount(t *testing.T) {
 	}
 	if after, err := e.srv.loadGitHubToken(context.Background(), "github:4242"); err != nil || after.AccessToken != before.AccessToken {
 		t.Fatalf("stored token changed: %v", err)
+	}
+}
+
+// A token pasted on the development login form is checked with GitHub's GET /user like one pasted
+// on /account: a token GitHub rejects, or a GitHub that cannot be reached, shows the form again
+// with a clear error and stores nothing (no user, no token, no session); a good token is linked
+// with the GitHub identity GitHub reported.
+func TestDevLoginPATCheckedWithGitHub(t *testing.T) {
+	const good, bad = "ghp_Good_Login_Token_0123", "ghp_Bad_Login_Token_0123"
+	cases := []struct {
+		name     string
+		pat      string
+		status   int // GitHub's answer; 0: unreachable
+		want     int
+		wantText string
+	}{
+		{"accepted", good, 200, http.StatusSeeOther, ""},
+		{"rejected", bad, 401, http.StatusBadRequest, "GitHub rejected this token"},
+		{"github down", good, 0, http.StatusServiceUnavailable, "could not be reached"},
+		{"github error", good, 500, http.StatusBadGateway, "did not confirm"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int64
+			gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				if r.URL.Path != "/api/user" || r.Header.Get("Authorization") != "Bearer "+good {
+					http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
+					return
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(`{"id": 31337, "login": "form-owner"}`))
+			}))
+			t.Cleanup(gh.Close)
+			if tc.status == 0 {
+				gh.Close()
+			}
+			var logs testutil.SyncBuffer
+			e := newEnv(t, func(o *Options) {
+				o.GitHub.APIURL = gh.URL + "/api"
+				o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			})
+			c := e.register(nil)
+			b := e.browser()
+			pg := b.follow(authorizeURL(e, c, newPKCE(), nil))
+			r := b.post(e.url("/login"), url.Values{"csrf_token": {formValue(t, csrfRe, pg.body)}, "req": {formValue(t, reqRe, pg.body)},
+				"username": {"former"}, "github_token": {tc.pat}})
+			if r.status != tc.want || !strings.Contains(r.body, tc.wantText) {
+				t.Fatalf("dev login: %d %s, want %d with %q", r.status, r.body, tc.want, tc.wantText)
+			}
+			if tc.status != 0 && calls.Load() != 1 {
+				t.Errorf("GitHub saw %d calls, want 1", calls.Load())
+			}
+			gt, err := e.srv.loadGitHubToken(context.Background(), "dev:former")
+			var u userRecord
+			uerr := e.srv.getJSON(context.Background(), bucketUsers, "dev:former", &u)
+			if tc.want == http.StatusSeeOther {
+				if err != nil || gt.AccessToken != good || gt.GitHubID != 31337 || gt.Login != "form-owner" || !gt.PersonalAccess {
+					t.Fatalf("stored token %+v, %v", gt, err)
+				}
+			} else {
+				if !errors.Is(err, ErrNotFound) || !errors.Is(uerr, ErrNotFound) {
+					t.Fatalf("stored after a failed check: token %v, user %v", err, uerr)
+				}
+				if !strings.Contains(r.body, `name="username"`) {
+					t.Errorf("the login form is not shown again:\n%s", r.body)
+				}
+				if pg := b.get(e.url("/account")); pg.status != http.StatusFound {
+					t.Errorf("signed in after a failed check: /account %d", pg.status)
+				}
+				if tc.status == 0 && r.header.Get("Retry-After") == "" {
+					t.Errorf("503 without Retry-After")
+				}
+			}
+			if strings.Contains(r.body, tc.pat) || strings.Contains(logs.String(), tc.pat) {
+				t.Errorf("token echoed in the page or logs")
+			}
+		})
 	}
 }

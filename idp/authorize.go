@@ -23,7 +23,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, err := s.lookupClient(ctx, q.Get("client_id"))
+	c, err := s.lookupClient(ctx, q.Get("client_id"), remoteIP(r))
+	if errors.Is(err, errCIMDBusy) {
+		s.renderBusy(w, err)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, errUnknownClient) || errors.Is(err, errCIMD) {
 			s.renderError(w, http.StatusBadRequest, "Unknown client", "The application's client_id is not registered here, or its metadata document is invalid.")
@@ -136,11 +140,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix(),
 	}
 	// Every pending request is a stored record until sign-in: bound how many one address starts.
-	if !s.authzLimiter.allow(remoteIP(r)) {
+	if ok, wait := s.authzLimiter.allow(remoteIP(r)); !ok {
 		s.log.Info("authorization requests rate limited", "remote", remoteIP(r))
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.opts.AuthorizeRateWindow.Seconds())))
+		ra := strconv.Itoa(retryAfterSecs(wait))
+		w.Header().Set("Retry-After", ra)
 		s.renderError(w, http.StatusTooManyRequests, "Too many sign-in requests",
-			"Too many authorization requests came from your network address. Wait a minute, then start again from your application.")
+			"Too many authorization requests came from your network address. Wait "+ra+" seconds, then start again from your application.")
 		return
 	}
 	id := randomToken()

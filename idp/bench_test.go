@@ -25,7 +25,7 @@ func BenchmarkTokenExchange(b *testing.B) {
 			}
 			defer st.Close()
 			srv, err := New(Options{Issuer: "http://idp.test", DevLogin: true, Store: st, EncryptionKey: bytes.Repeat([]byte{1}, 32),
-				ExchangeClients: []ExchangeClient{{ID: "gateway", Secret: "gateway-secret"}}})
+				ExchangeClients: []ExchangeClient{{ID: "gateway", Secret: "gateway-secret", Audiences: []string{"https://mcp.example.com/mcp"}}}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -24,8 +24,9 @@ var errCIMD = errors.New("idp: client metadata document unavailable or invalid")
 // cimdFetcher fetches Client ID Metadata Documents (client_id is an https URL) with SSRF
 // protection: the dialer refuses private, loopback, link-local and other special addresses at
 // connect time (after DNS resolution, so rebinding cannot slip through), no proxies, no redirects,
-// a size and a time limit, only the default https port, a cache of valid documents and a negative
-// cache of failures. The shared fetch runs on a context owned by the server (bounded by
+// a size and a time limit, only the default https port, a cache of valid documents, a negative
+// cache of failures, and a budget on fetches (fetchBudget: concurrency, per remote address, per
+// host, global) checked before any fetch. The shared fetch runs on a context owned by the server (bounded by
 // CIMDTimeout), not on the first caller's, so one caller giving up does not fail the others.
 type cimdFetcher struct {
 	opts     *Options
@@ -34,6 +35,7 @@ type cimdFetcher struct {
 	cache    *expirable.LRU[string, *client]
 	failures *expirable.LRU[string, error]
 	flight   flightGroup
+	budget   *fetchBudget
 }
 
 func newCIMDFetcher(ctx context.Context, opts *Options) *cimdFetcher {
@@ -62,6 +64,7 @@ func newCIMDFetcher(ctx context.Context, opts *Options) *cimdFetcher {
 		},
 		cache:    expirable.NewLRU[string, *client](1000, nil, opts.CIMDCacheTTL),
 		failures: expirable.NewLRU[string, error](1000, nil, opts.CIMDFailureCacheTTL),
+		budget:   newFetchBudget(opts),
 	}
 }
 
@@ -127,9 +130,11 @@ func validCIMDURL(id string, anyPort bool) bool {
 	return true
 }
 
-// fetch resolves a metadata document client_id. ctx is the caller's and only bounds its wait; the
-// shared fetch itself runs on the fetcher's own context, bounded by CIMDTimeout.
-func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, error) {
+// fetch resolves a metadata document client_id for a request from remote (its address, for the
+// per-address fetch budget). ctx is the caller's and only bounds its wait; the shared fetch itself
+// runs on the fetcher's own context, bounded by CIMDTimeout. Errors: errUnknownClient (not a
+// valid client_id URL), errCIMDBusy (over the fetch budget, nothing fetched), else errCIMD.
+func (f *cimdFetcher) fetch(ctx context.Context, id, remote string) (*client, error) {
 	if !validCIMDURL(id, f.opts.AllowPrivateCIMD) {
 		return nil, errUnknownClient
 	}
@@ -142,6 +147,14 @@ func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, error) {
 		return nil, err
 	}
 	v, err := f.flight.DoContext(ctx, id, func() (any, error) {
+		// Only the caller that leads a fetch pays for it; callers joining a fetch in flight and
+		// answers from the caches are free.
+		u, _ := url.Parse(id) // validCIMDURL parsed it
+		if err := f.budget.acquire(remote, strings.ToLower(u.Hostname())); err != nil {
+			f.opts.Logger.Debug("client metadata fetch refused", "client_id", id, "remote", remote, "reason", err)
+			return nil, err // not cached: the document may be fine
+		}
+		defer f.budget.release()
 		c, err := f.fetchUncached(f.ctx, id)
 		if err != nil {
 			if f.ctx.Err() == nil {
@@ -153,7 +166,7 @@ func (f *cimdFetcher) fetch(ctx context.Context, id string) (*client, error) {
 		return c, nil
 	})
 	if err != nil {
-		if !errors.Is(err, errCIMD) {
+		if !errors.Is(err, errCIMD) && !errors.Is(err, errCIMDBusy) {
 			err = fmt.Errorf("%w: %v", errCIMD, err) // the caller gave up waiting
 		}
 		return nil, err

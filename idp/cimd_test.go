@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -191,12 +194,12 @@ func TestCIMDFailureCacheAndDetachedFetch(t *testing.T) {
 			id := cs.ts.URL + "/slow.json"
 			ctx, cancel := context.WithCancel(context.Background())
 			first := make(chan error, 1)
-			go func() { _, err := e.srv.cimd.fetch(ctx, id); first <- err }()
+			go func() { _, err := e.srv.cimd.fetch(ctx, id, "192.0.2.1"); first <- err }()
 			for cs.hits.Load() == 0 { // wait until the fetch reached the document server
 				time.Sleep(5 * time.Millisecond)
 			}
 			second := make(chan error, 1)
-			go func() { _, err := e.srv.cimd.fetch(context.Background(), id); second <- err }()
+			go func() { _, err := e.srv.cimd.fetch(context.Background(), id, "192.0.2.1"); second <- err }()
 			cancel()
 			if err := <-first; err == nil {
 				t.Errorf("cancelled caller got a client")
@@ -205,7 +208,7 @@ func TestCIMDFailureCacheAndDetachedFetch(t *testing.T) {
 			if err := <-second; err != nil {
 				t.Errorf("second caller: %v", err)
 			}
-			if _, err := e.srv.cimd.fetch(context.Background(), id); err != nil {
+			if _, err := e.srv.cimd.fetch(context.Background(), id, "192.0.2.1"); err != nil {
 				t.Errorf("cached document: %v", err)
 			}
 		}, 1},
@@ -218,5 +221,179 @@ func TestCIMDFailureCacheAndDetachedFetch(t *testing.T) {
 				t.Errorf("document fetched %d times, want %d", got, tc.wantFetch)
 			}
 		})
+	}
+}
+
+// Metadata document fetches have a budget that no mix of client_id URLs escapes: 30 requests
+// naming 30 different documents on one host make at most CIMDFetchLimitPerHost (default 10)
+// fetches; the others are refused before fetching (503 temporarily_unavailable with Retry-After
+// from the token and revocation endpoints, a 503 page from /authorize), and are not
+// failure-cached, so the same documents are fetched once the budget has refilled.
+func TestCIMDFetchBudget(t *testing.T) {
+	cs := newCIMDServer(t)
+	const n = 30
+	for i := range n + 3 {
+		cs.docs[fmt.Sprintf("/c%d.json", i)] = func(self string) any {
+			return map[string]any{"client_id": self, "redirect_uris": []string{"http://127.0.0.1/cb"}}
+		}
+	}
+	e := newEnv(t, func(o *Options) { o.AllowPrivateCIMD = true; o.CIMDRootCAs = cs.pool() })
+	id := func(i int) string { return fmt.Sprintf("%s/c%d.json", cs.ts.URL, i) }
+	token := func(i int) (*http.Response, map[string]any) {
+		return e.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {id(i)}}, "", "")
+	}
+	var refused []int
+	for i := range n {
+		resp, m := token(i)
+		switch resp.StatusCode {
+		case http.StatusServiceUnavailable:
+			if m["error"] != "temporarily_unavailable" {
+				t.Fatalf("request %d: 503 with %v", i, m)
+			}
+			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+				t.Fatalf("request %d: Retry-After %q", i, resp.Header.Get("Retry-After"))
+			}
+			refused = append(refused, i)
+		case http.StatusBadRequest: // fetched; the refresh token is not valid
+		default:
+			t.Fatalf("request %d: %d %v", i, resp.StatusCode, m)
+		}
+	}
+	if got := cs.hits.Load(); got != 10 {
+		t.Fatalf("%d different client_id URLs made %d fetches, want the per-host budget 10", n, got)
+	}
+	if len(refused) != n-10 {
+		t.Fatalf("%d requests refused, want %d", len(refused), n-10)
+	}
+	// Over budget everywhere a client_id is resolved, and still no fetch.
+	if pg := e.browser().get(authorizeURL(e, testClient{ID: id(n), RedirectURI: "http://127.0.0.1:5555/cb"}, newPKCE(), nil)); pg.status != http.StatusServiceUnavailable ||
+		pg.header.Get("Retry-After") == "" || !strings.Contains(pg.body, "Try again") {
+		t.Fatalf("/authorize over budget: %d %q %s", pg.status, pg.header.Get("Retry-After"), pg.body)
+	}
+	if resp, m := e.postForm("/revoke", url.Values{"token": {"x"}, "client_id": {id(n + 1)}}, "", ""); resp.StatusCode != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" {
+		t.Fatalf("/revoke over budget: %d %v", resp.StatusCode, m)
+	}
+	// A cached document costs nothing.
+	if resp, m := token(0); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("cached document: %d %v", resp.StatusCode, m)
+	}
+	if got := cs.hits.Load(); got != 10 {
+		t.Fatalf("over-budget requests fetched: %d fetches", got)
+	}
+	// After the window the budget has refilled: a refused document is fetched (it was not
+	// remembered as a failure).
+	e.clock.Advance(time.Minute)
+	if resp, m := token(refused[0]); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("after refill: %d %v", resp.StatusCode, m)
+	}
+	if got := cs.hits.Load(); got != 11 {
+		t.Fatalf("after refill: %d fetches, want 11", got)
+	}
+}
+
+// fetchBudget's buckets: per remote address, per host and global, each refilling continuously
+// over the window; a refusal takes no token from any bucket.
+func TestFetchBudget(t *testing.T) {
+	type step struct {
+		addr, host string
+		advance    time.Duration
+		ok         bool
+		scope      string // of the refusal
+	}
+	for _, tc := range []struct {
+		name                  string
+		global, perHost, addr int
+		steps                 []step
+	}{
+		{"per host", 100, 2, 100, []step{
+			{"a", "h1", 0, true, ""}, {"b", "h1", 0, true, ""}, {"c", "h1", 0, false, "host"},
+			{"c", "h2", 0, true, ""}, {"c", "h1", 30 * time.Second, true, ""}, {"c", "h1", 0, false, "host"},
+		}},
+		{"per address", 100, 100, 2, []step{
+			{"a", "h1", 0, true, ""}, {"a", "h2", 0, true, ""}, {"a", "h3", 0, false, "address"},
+			{"b", "h3", 0, true, ""}, {"a", "h3", time.Minute, true, ""},
+		}},
+		{"global", 3, 100, 100, []step{
+			{"a", "h1", 0, true, ""}, {"b", "h2", 0, true, ""}, {"c", "h3", 0, true, ""}, {"d", "h4", 0, false, "global"},
+			{"d", "h4", 20 * time.Second, true, ""}, {"e", "h5", 0, false, "global"},
+		}},
+		{"a refusal takes nothing", 2, 1, 100, []step{
+			{"a", "h1", 0, true, ""}, {"a", "h1", 0, false, "host"}, {"a", "h1", 0, false, "host"},
+			{"b", "h2", 0, true, ""}, {"c", "h3", 0, false, "global"},
+		}},
+		{"disabled", -1, -1, -1, []step{
+			{"a", "h1", 0, true, ""}, {"a", "h1", 0, true, ""}, {"a", "h1", 0, true, ""},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			b := newFetchBudget(&Options{Now: clock.Now, CIMDFetchWindow: time.Minute, CIMDFetchLimit: tc.global,
+				CIMDFetchLimitPerHost: tc.perHost, CIMDFetchLimitPerAddress: tc.addr, CIMDMaxConcurrentFetches: -1})
+			for i, st := range tc.steps {
+				clock.Advance(st.advance)
+				err := b.acquire(st.addr, st.host)
+				if (err == nil) != st.ok {
+					t.Fatalf("step %d (%s, %s): %v, want ok=%v", i, st.addr, st.host, err, st.ok)
+				}
+				if err == nil {
+					b.release()
+					continue
+				}
+				var be *cimdBusyError
+				if !errors.As(err, &be) || !errors.Is(err, errCIMDBusy) || be.scope != st.scope || be.retryAfter <= 0 {
+					t.Fatalf("step %d: %#v, want a %s refusal with a wait", i, err, st.scope)
+				}
+			}
+			clock.Advance(time.Hour)
+			b.prune()
+			if len(b.hosts) != 0 || len(b.addrs) != 0 {
+				t.Errorf("after prune: %d hosts, %d addresses kept", len(b.hosts), len(b.addrs))
+			}
+		})
+	}
+}
+
+// At most CIMDMaxConcurrentFetches documents are fetched at once; one more is refused without
+// waiting and without a fetch, and the slot is free again once a fetch ends.
+func TestCIMDConcurrentFetchLimit(t *testing.T) {
+	cs := newCIMDServer(t)
+	release := make(chan struct{})
+	for _, p := range []string{"/slow1.json", "/slow2.json"} {
+		cs.docs[p] = func(self string) any {
+			<-release
+			return map[string]any{"client_id": self, "redirect_uris": []string{"http://127.0.0.1/cb"}}
+		}
+	}
+	cs.docs["/fast.json"] = func(self string) any {
+		return map[string]any{"client_id": self, "redirect_uris": []string{"http://127.0.0.1/cb"}}
+	}
+	e := newEnv(t, func(o *Options) {
+		o.AllowPrivateCIMD = true
+		o.CIMDRootCAs = cs.pool()
+		o.CIMDMaxConcurrentFetches = 2
+	})
+	done := make(chan error, 2)
+	for _, p := range []string{"/slow1.json", "/slow2.json"} {
+		go func() { _, err := e.srv.cimd.fetch(context.Background(), cs.ts.URL+p, "192.0.2.1"); done <- err }()
+	}
+	for cs.hits.Load() < 2 { // both fetches reached the document server and hold their slots
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err := e.srv.cimd.fetch(context.Background(), cs.ts.URL+"/fast.json", "192.0.2.2")
+	var be *cimdBusyError
+	if !errors.As(err, &be) || be.scope != "concurrent" {
+		t.Fatalf("third concurrent fetch: %v, want a concurrency refusal", err)
+	}
+	if got := cs.hits.Load(); got != 2 {
+		t.Fatalf("%d fetches, want 2", got)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("slow fetch: %v", err)
+		}
+	}
+	if _, err := e.srv.cimd.fetch(context.Background(), cs.ts.URL+"/fast.json", "192.0.2.2"); err != nil {
+		t.Fatalf("after the slots were released: %v", err)
 	}
 }

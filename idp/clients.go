@@ -29,9 +29,10 @@ func (c *client) displayName() string {
 
 var errUnknownClient = errors.New("idp: unknown client")
 
-// lookupClient resolves client_id. Errors other than errUnknownClient are faults (storage, or a
-// metadata document that cannot be fetched or is invalid, reported as errCIMD).
-func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
+// lookupClient resolves client_id for a request from remote (see remoteIP; it pays for a metadata
+// document fetch). Errors other than errUnknownClient are faults: storage, a metadata document that
+// cannot be fetched or is invalid (errCIMD), or the fetch budget spent (errCIMDBusy).
+func (s *Server) lookupClient(ctx context.Context, id, remote string) (*client, error) {
 	if id == "" || len(id) > 2048 {
 		return nil, errUnknownClient
 	}
@@ -42,7 +43,7 @@ func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
 		}
 	}
 	if strings.HasPrefix(id, "https://") {
-		return s.cimd.fetch(ctx, id)
+		return s.cimd.fetch(ctx, id, remote)
 	}
 	var rec clientRecord
 	if err := s.getJSON(ctx, bucketClients, id, &rec); err != nil {
@@ -85,7 +86,12 @@ func (s *Server) authenticateClient(r *http.Request) (*client, *oauthError) {
 	if id == "" {
 		return nil, fail("client authentication required")
 	}
-	c, err := s.lookupClient(r.Context(), id)
+	c, err := s.lookupClient(r.Context(), id, remoteIP(r))
+	if errors.Is(err, errCIMDBusy) {
+		e := errTemporarilyUnavailable("too many client metadata documents are being fetched; try again later")
+		e.retryAfter = retryAfterSeconds(err)
+		return nil, e
+	}
 	if err != nil {
 		if !errors.Is(err, errUnknownClient) && !errors.Is(err, errCIMD) {
 			s.log.Error("client lookup failed", "error", err)

@@ -2,6 +2,7 @@ package idp
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -44,7 +45,11 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.endpoint("/login?req="+url.QueryEscape(reqID)), http.StatusFound)
 		return
 	}
-	c, err := s.lookupClient(r.Context(), ar.ClientID)
+	c, err := s.lookupClient(r.Context(), ar.ClientID, remoteIP(r))
+	if errors.Is(err, errCIMDBusy) {
+		s.renderBusy(w, err)
+		return
+	}
 	if err != nil {
 		s.renderError(w, http.StatusBadRequest, "Unknown client", "The application is no longer registered.")
 		return

@@ -7,7 +7,7 @@ import (
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 )
 
-// CONTRACTS.md section 3: the gateway's verifier (jwtverify, default config, JWKS discovered from
+// The access token contract: the gateway's verifier (jwtverify, default config, JWKS discovered from
 // this issuer's metadata) accepts this IdP's access tokens, RS256 and ES256, with the expected
 // claims; a token for another resource is refused.
 func TestContractGatewayVerifierAcceptsTokens(t *testing.T) {

@@ -3,6 +3,7 @@ package idp
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 )
 
 // oauthError is an RFC 6749 §5.2 error. Description is shown to the client, so it never carries
@@ -12,6 +13,7 @@ type oauthError struct {
 	Description string `json:"error_description,omitempty"`
 	status      int
 	basicAuth   bool // add WWW-Authenticate: Basic (invalid_client via Authorization header)
+	retryAfter  int  // seconds for Retry-After on a 429 or 503; 0: 5
 }
 
 func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
@@ -81,7 +83,11 @@ func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="mcpgate-idp"`)
 	}
 	if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "5")
+		ra := e.retryAfter
+		if ra <= 0 {
+			ra = 5
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(ra))
 	}
 	writeJSON(w, e.status, e)
 }

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// grantTokenExchange is RFC 8693 for the gateway (CONTRACTS.md section 2): a configured
-// confidential exchange client presents a user's access token issued here and receives that
-// user's GitHub token. Every other client gets unauthorized_client.
+// grantTokenExchange is RFC 8693 for the gateway: a configured confidential exchange client
+// presents a user's access token issued here for a resource it serves and receives that user's
+// GitHub token. Every other client gets unauthorized_client.
 func (s *Server) grantTokenExchange(r *http.Request, c *client) (map[string]any, *oauthError) {
 	if c.exchange == nil {
 		return nil, errUnauthorizedClient("this client may not use token exchange")
@@ -45,22 +45,14 @@ func (s *Server) grantTokenExchange(r *http.Request, c *client) (map[string]any,
 	if err != nil {
 		return nil, errInvalidRequest("subject_token is invalid, expired or revoked")
 	}
-	if len(c.exchange.Audiences) > 0 {
-		ok := false
-		for _, a := range c.exchange.Audiences {
-			ca, err := canonicalResource(a)
-			if err != nil {
-				continue
-			}
-			for _, ta := range claims.Audience {
-				if ct, err := canonicalResource(ta); err == nil && ct == ca {
-					ok = true
-				}
-			}
-		}
-		if !ok {
-			return nil, errInvalidRequest("subject_token was issued for another audience")
-		}
+	// The subject token must have been issued for a resource this client serves (Audiences is
+	// required, see ExchangeClient): otherwise a token a user gave to any other service could be
+	// traded for the user's GitHub token. The error is invalid_request, not invalid_target: RFC
+	// 8693 §2.2.2 keeps invalid_target for a requested target (the audience/resource parameters,
+	// here the GitHub API, which is fine) and requires invalid_request when the subject_token is
+	// "unacceptable based on policy".
+	if !c.exchange.serves(claims.Audience) {
+		return nil, errInvalidRequest("subject_token was issued for another audience")
 	}
 	if !slices.Contains([]string{"github:", "dev:"}, claims.Subject[:strings.IndexByte(claims.Subject, ':')+1]) {
 		return nil, errInvalidRequest("subject_token has no user")
@@ -91,4 +83,21 @@ func (s *Server) grantTokenExchange(r *http.Request, c *client) (map[string]any,
 	}
 	s.log.Debug("token exchanged", "client_id", c.ID, "sub", claims.Subject)
 	return resp, nil
+}
+
+// serves reports whether one of the token audiences aud is one of the client's Audiences, both
+// compared in canonical form.
+func (c *ExchangeClient) serves(aud []string) bool {
+	for _, a := range c.Audiences {
+		ca, err := canonicalResource(a)
+		if err != nil {
+			continue
+		}
+		for _, ta := range aud {
+			if ct, err := canonicalResource(ta); err == nil && ct == ca {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -46,7 +46,7 @@ func fetchJWKS(t *testing.T, e *testEnv) map[string]crypto.PublicKey {
 	return out
 }
 
-// verifyWithJWKS checks an access token the way a resource server would (CONTRACTS.md 3).
+// verifyWithJWKS checks an access token the way a resource server would (RFC 9068 claims, signature from the JWKS).
 func verifyWithJWKS(t *testing.T, e *testEnv, raw string) (jwt.MapClaims, *jwt.Token) {
 	t.Helper()
 	keys := fetchJWKS(t, e)
@@ -106,7 +106,7 @@ func TestFullFlowDevLogin(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, e.url("/userinfo"), nil)
 			req.Header.Set("Authorization", "Bearer "+m["access_token"].(string))
 			uresp, um := doJSON(t, req)
-			if uresp.StatusCode != 200 || um["sub"] != "dev:alice" || um["preferred_username"] != "alice" || um["github_linked"] != true {
+			if uresp.StatusCode != 200 || um["sub"] != "dev:alice" || um["preferred_username"] != "alice" || um["name"] != "alice" || um["github_linked"] != true {
 				t.Errorf("userinfo %d %v", uresp.StatusCode, um)
 			}
 

@@ -75,6 +75,12 @@ func TestGitHubFullFlow(t *testing.T) {
 	if claims["sub"] != "github:4242" {
 		t.Fatalf("sub %v, want github:4242", claims["sub"])
 	}
+	// /userinfo: a GitHub user's name is the GitHub profile name, not the login.
+	ureq, _ := http.NewRequest(http.MethodGet, e.url("/userinfo"), nil)
+	ureq.Header.Set("Authorization", "Bearer "+tok["access_token"].(string))
+	if uresp, um := doJSON(t, ureq); uresp.StatusCode != 200 || um["preferred_username"] != "octo" || um["name"] != "The Octocat" {
+		t.Errorf("userinfo %d %v", uresp.StatusCode, um)
+	}
 	api := g.ts.URL + "/api"
 	resp, x := e.exchangeAud(tok["access_token"].(string), api)
 	if resp.StatusCode != 200 || !strings.HasPrefix(x["access_token"].(string), "ghu_access_") {
@@ -113,7 +119,7 @@ func TestGitHubFullFlow(t *testing.T) {
 	}
 }
 
-// SECURITY.md 27 (GitHub callback state): missing, mismatched or reused state -> 400, no code.
+// GitHub callback state: missing, mismatched or reused state -> 400, no code.
 func TestGitHubCallbackState(t *testing.T) {
 	g := newFakeGitHub(t)
 	e := newEnv(t, withGitHub(g))
@@ -184,7 +190,8 @@ func mustQuery(u, k string) string {
 	return p.Query().Get(k)
 }
 
-// SECURITY.md 34 and contract section 2 errors.
+// Token exchange refusals: a client not allowed to exchange, a wrong secret, an expired, foreign
+// or other-resource subject token, another audience, no linked GitHub token.
 func TestTokenExchangeRefusals(t *testing.T) {
 	e := newEnv(t, nil)
 	other := newEnv(t, nil)
@@ -195,6 +202,9 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	oc := other.register(nil)
 	foreign := other.login(oc, "linked", "ghp_other")["access_token"].(string)
 	expired := e.login(c, "old", "ghp_old_token")["access_token"].(string)
+	// The same linked user's token, issued by this server to a client for another resource (any
+	// client may ask for any resource): the gateway serves only https://mcp.example.com/mcp.
+	otherResource := e.loginFor(c, "linked", url.Values{"resource": {"https://other.example/mcp"}})["access_token"].(string)
 
 	base := func(subject string) url.Values {
 		return url.Values{"grant_type": {grantTokenExchange}, "subject_token": {subject},
@@ -226,6 +236,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		{"garbage subject", "gateway", "gateway-secret-0123456789", base("garbage"), 400, "invalid_request", false},
 		{"missing subject", "gateway", "gateway-secret-0123456789", with(base(linked), "subject_token", ""), 400, "invalid_request", false},
 		{"foreign subject", "gateway", "gateway-secret-0123456789", base(foreign), 400, "invalid_request", false},
+		{"subject for another resource", "gateway", "gateway-secret-0123456789", base(otherResource), 400, "invalid_request", false},
 		{"wrong subject type", "gateway", "gateway-secret-0123456789", with(base(linked), "subject_token_type", "urn:ietf:params:oauth:token-type:id_token"), 400, "invalid_request", false},
 		{"wrong requested type", "gateway", "gateway-secret-0123456789", with(base(linked), "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"), 400, "invalid_request", false},
 		{"other audience", "gateway", "gateway-secret-0123456789", with(base(linked), "audience", "https://evil.example"), 400, "invalid_target", false},

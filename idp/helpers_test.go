@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -55,9 +57,10 @@ func newEnv(t *testing.T, mod func(*Options)) *testEnv {
 	opts := Options{
 		Issuer:          issuer,
 		DevLogin:        true,
+		GitHub:          GitHubConfig{HTTPClient: newPATGitHub()},
 		Now:             clock.Now,
 		DefaultResource: "https://mcp.example.com/mcp",
-		ExchangeClients: []ExchangeClient{{ID: "gateway", Secret: "gateway-secret-0123456789"}},
+		ExchangeClients: []ExchangeClient{{ID: "gateway", Secret: "gateway-secret-0123456789", Audiences: []string{"https://mcp.example.com/mcp"}}},
 	}
 	if mod != nil {
 		mod(&opts)
@@ -74,6 +77,35 @@ func newEnv(t *testing.T, mod func(*Options)) *testEnv {
 	})
 	return &testEnv{t: t, srv: srv, ts: ts, clock: clock, issuer: issuer}
 }
+
+// newPATGitHub is an in-process stand-in for GitHub's GET /user, the check of a token pasted on
+// the development login form or on /account. It returns an HTTP client that answers requests for
+// https://api.github.com (the default APIURL, which is also the token exchange audience) itself,
+// without a connection, and sends every other request to its destination. A token starting with
+// "ghp_bad" is rejected (401); any other gets 200 with a user whose id and login derive from it.
+func newPATGitHub() *http.Client {
+	user := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if r.URL.Path != "/user" || !ok || tok == "" || strings.HasPrefix(tok, "ghp_bad") {
+			http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": 1000 + int64(crc32.ChecksumIEEE([]byte(tok))), "login": "gh-" + strconv.Itoa(len(tok))})
+	})
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Host != "api.github.com" {
+			return http.DefaultTransport.RoundTrip(r)
+		}
+		rec := httptest.NewRecorder()
+		user.ServeHTTP(rec, r)
+		return rec.Result(), nil
+	})}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func (e *testEnv) url(p string) string { return e.issuer + p }
 
@@ -321,6 +353,19 @@ func (e *testEnv) login(c testClient, username, pat string) map[string]any {
 	p := newPKCE()
 	q := e.getCode(e.browser(), c, p, username, pat, nil)
 	resp, m := e.redeem(c, q.Get("code"), p.verifier, nil)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("redeem: %d %v", resp.StatusCode, m)
+	}
+	return m
+}
+
+// loginFor is login without a pasted token and with extra authorization parameters (e.g. a
+// resource); the same extra parameters go to the token request.
+func (e *testEnv) loginFor(c testClient, username string, extra url.Values) map[string]any {
+	e.t.Helper()
+	p := newPKCE()
+	q := e.getCode(e.browser(), c, p, username, "", extra)
+	resp, m := e.redeem(c, q.Get("code"), p.verifier, extra)
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("redeem: %d %v", resp.StatusCode, m)
 	}

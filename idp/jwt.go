@@ -9,7 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// accessClaims are the RFC 9068 access token claims (CONTRACTS.md section 3).
+// accessClaims are the RFC 9068 access token claims (what the gateway verifies).
 type accessClaims struct {
 	jwt.RegisteredClaims
 	ClientID string `json:"client_id"`

@@ -51,7 +51,9 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, reqID, errM
 }
 
 // handleDevLogin is the development login: a username (sub "dev:<username>") and optionally a
-// GitHub personal access token to link. Enabled only with Options.DevLogin.
+// GitHub personal access token to link, checked with GitHub first (checkPAT; on failure the form
+// is shown again with the error and nothing is stored, not even the user). Enabled only with
+// Options.DevLogin.
 func (s *Server) handleDevLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.DevLogin {
 		s.renderError(w, http.StatusNotFound, "Not found", "Development login is disabled.")
@@ -84,13 +86,24 @@ func (s *Server) handleDevLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	sub := "dev:" + username
 	ctx := r.Context()
+	var gt *githubToken
+	if pat != "" {
+		// Checked like a token pasted on /account, before anything is stored: a wrong token is
+		// an error on the form, not GitHub's 401 in a tool's answer later.
+		gu, status, msg := s.checkPAT(w, r, sub, pat)
+		if gu == nil {
+			s.renderLogin(w, r, reqID, msg, status)
+			return
+		}
+		gt = &githubToken{AccessToken: pat, PersonalAccess: true, GitHubID: gu.ID, Login: gu.Login}
+	}
 	if err := s.upsertUser(r, userRecord{Sub: sub, Login: username}); err != nil {
 		s.log.Error("store user", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return
 	}
-	if pat != "" {
-		if err := s.saveGitHubToken(ctx, sub, &githubToken{AccessToken: pat, PersonalAccess: true}); err != nil {
+	if gt != nil {
+		if err := s.saveGitHubToken(ctx, sub, gt); err != nil {
 			s.log.Error("store GitHub token", "error", err)
 			s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 			return

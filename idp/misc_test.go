@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,9 +8,10 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 func TestPromptParameter(t *testing.T) {
@@ -210,27 +210,8 @@ func TestCleanupAndClose(t *testing.T) {
 	}
 }
 
-// syncBuffer is a concurrency-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Nothing leaks: at debug level, no token, code, secret or GitHub token appears in any log line.
 func TestNoSecretsInLogs(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	g := newFakeGitHub(t)
 	e := newEnv(t, func(o *Options) {
 		withGitHub(g)(o)
@@ -307,7 +288,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"bad alg", Options{Issuer: "https://a.example", DevLogin: true, SigningAlgorithm: "HS256"}},
 		{"store without key", Options{Issuer: "https://a.example", DevLogin: true, Store: NewMemoryStore()}},
 		{"short key", Options{Issuer: "https://a.example", DevLogin: true, Store: NewMemoryStore(), EncryptionKey: []byte("short")}},
-		{"exchange client without secret", Options{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []ExchangeClient{{ID: "gateway"}}}},
+		{"exchange client without secret", Options{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []ExchangeClient{{ID: "gateway", Audiences: []string{"https://mcp.example.com/mcp"}}}}},
 	}
 	for _, tc := range cases {
 		if s, err := New(tc.o); err == nil {
@@ -315,4 +296,37 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
+}
+
+// An exchange client must name the resources it serves: without Audiences (formerly "any") or
+// with one that is not a resource URI, New fails with an error naming the client.
+func TestNewRequiresExchangeAudiences(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		audiences []string
+		want      string
+	}{
+		{"none", nil, `ExchangeClient "gw-7" has no Audiences`},
+		{"empty list", []string{}, `ExchangeClient "gw-7" has no Audiences`},
+		{"not a URI", []string{"mcp.example.com"}, `ExchangeClient "gw-7": audience "mcp.example.com"`},
+		{"fragment", []string{"https://mcp.example.com/mcp#x"}, `ExchangeClient "gw-7": audience`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Options{Issuer: "https://a.example", DevLogin: true,
+				ExchangeClients: []ExchangeClient{{ID: "gw-7", Secret: "gw-secret-0123456789", Audiences: tc.audiences}}})
+			if err == nil {
+				s.Close()
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "gw-secret") {
+				t.Fatalf("error %q, want it to contain %q and not the secret", err, tc.want)
+			}
+		})
+	}
+	s, err := New(Options{Issuer: "https://a.example", DevLogin: true,
+		ExchangeClients: []ExchangeClient{{ID: "gw-7", Secret: "gw-secret-0123456789", Audiences: []string{"https://MCP.example.com/mcp/"}}}})
+	if err != nil {
+		t.Fatalf("with an audience: %v", err)
+	}
+	s.Close()
 }

@@ -39,8 +39,11 @@ type ExchangeClient struct {
 	ID string
 	// Secret authenticates the client (client_secret_basic or client_secret_post). Required.
 	Secret string
-	// Audiences, if non-empty, limits the subject tokens this client may exchange to those whose
-	// aud contains one of these resources. Empty: any audience issued by this server.
+	// Audiences are the resources (MCP URLs) this client serves: it may exchange only subject
+	// tokens whose aud contains one of them (compared canonically, as the resource parameter is).
+	// Required, at least one: any client may ask this server for a token for any resource, so an
+	// exchange client accepting every audience would turn a token a user gave to another service
+	// into that user's GitHub token. New refuses an exchange client without Audiences.
 	Audiences []string
 }
 
@@ -136,6 +139,25 @@ type Options struct {
 	// CIMDFailureCacheTTL is how long a failed document fetch (unreachable, not 200, invalid) is
 	// remembered: requests naming that client_id are refused without fetching again. Default 1m.
 	CIMDFailureCacheTTL time.Duration
+	// CIMDFetchLimit is the number of metadata document fetches (cache misses) the whole server
+	// makes per CIMDFetchWindow, whoever asks and whatever the URL: a token bucket holding this
+	// many fetches, refilled continuously. Default 100; negative disables. Requests that would
+	// fetch beyond any CIMDFetch limit are refused without fetching (503 temporarily_unavailable
+	// with Retry-After at the token, revocation and introspection endpoints, a 503 page at
+	// /authorize), and nothing is cached, so the document is fetched on a later try.
+	CIMDFetchLimit int
+	// CIMDFetchLimitPerHost is the number of document fetches per CIMDFetchWindow from one host
+	// (the client_id URL's host name). Default 10; negative disables.
+	CIMDFetchLimitPerHost int
+	// CIMDFetchLimitPerAddress is the number of document fetches per CIMDFetchWindow that requests
+	// from one remote address (r.RemoteAddr only, as for RegistrationRateLimit) may cause.
+	// Default 20; negative disables.
+	CIMDFetchLimitPerAddress int
+	// CIMDFetchWindow is the refill period of the CIMDFetch limits. Default 1 minute.
+	CIMDFetchWindow time.Duration
+	// CIMDMaxConcurrentFetches caps document fetches in flight at once; a request that would
+	// start one more is refused (Retry-After 1) rather than queued. Default 10; negative disables.
+	CIMDMaxConcurrentFetches int
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -175,6 +197,7 @@ func (o *Options) setDefaults() error {
 		{"CleanupInterval", o.CleanupInterval}, {"RegistrationRateWindow", o.RegistrationRateWindow},
 		{"AuthorizeRateWindow", o.AuthorizeRateWindow}, {"CIMDTimeout", o.CIMDTimeout},
 		{"CIMDCacheTTL", o.CIMDCacheTTL}, {"CIMDFailureCacheTTL", o.CIMDFailureCacheTTL},
+		{"CIMDFetchWindow", o.CIMDFetchWindow},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("idp: Options.%s must not be negative (0 takes the default)", d.name)
@@ -198,6 +221,18 @@ func (o *Options) setDefaults() error {
 	def(&o.CIMDTimeout, 5*time.Second)
 	def(&o.CIMDCacheTTL, 5*time.Minute)
 	def(&o.CIMDFailureCacheTTL, time.Minute)
+	def(&o.CIMDFetchWindow, time.Minute)
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{
+		{&o.CIMDFetchLimit, 100}, {&o.CIMDFetchLimitPerHost, 10}, {&o.CIMDFetchLimitPerAddress, 20},
+		{&o.CIMDMaxConcurrentFetches, 10},
+	} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
+	}
 	if o.RefreshGrace < 0 {
 		o.RefreshGrace = 0
 	}
@@ -253,6 +288,14 @@ func (o *Options) setDefaults() error {
 	for _, c := range o.ExchangeClients {
 		if c.ID == "" || c.Secret == "" {
 			return errors.New("idp: every ExchangeClient needs ID and Secret")
+		}
+		if len(c.Audiences) == 0 {
+			return fmt.Errorf("idp: ExchangeClient %q has no Audiences: list the resources (MCP URLs) whose access tokens it may exchange", c.ID)
+		}
+		for _, a := range c.Audiences {
+			if _, err := canonicalResource(a); err != nil {
+				return fmt.Errorf("idp: ExchangeClient %q: audience %q is not an absolute http(s) URI without a fragment", c.ID, a)
+			}
 		}
 	}
 	return nil

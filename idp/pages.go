@@ -3,6 +3,7 @@ package idp
 import (
 	"html/template"
 	"net/http"
+	"strconv"
 )
 
 // All pages are html/template output (contextual escaping) with headers that forbid framing,
@@ -81,4 +82,12 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data
 // renderError shows an error page; used when no trusted redirect URI is known.
 func (s *Server) renderError(w http.ResponseWriter, status int, title, msg string) {
 	s.renderPage(w, status, "error", map[string]any{"Title": title, "Message": msg})
+}
+
+// renderBusy is the page for a request refused because the client metadata fetch budget is spent
+// (errCIMDBusy): 503 with Retry-After; the user may simply try again.
+func (s *Server) renderBusy(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
+	s.renderError(w, http.StatusServiceUnavailable, "Try again shortly",
+		"This server is fetching too many application descriptions right now. Wait a moment, then start again from your application.")
 }

@@ -27,10 +27,11 @@ func newRateLimiter(limit int, window time.Duration, now func() time.Time) *rate
 	return &rateLimiter{limit: limit, window: window, now: now, windows: make(map[string]*rlWindow)}
 }
 
-// allow counts one event for key and reports whether it is within the limit.
-func (l *rateLimiter) allow(key string) bool {
+// allow counts one event for key and reports whether it is within the limit; if not, retryAfter
+// is the time until key's window ends and events are counted again.
+func (l *rateLimiter) allow(key string) (ok bool, retryAfter time.Duration) {
 	if l.limit < 0 {
-		return true
+		return true, 0
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -41,10 +42,15 @@ func (l *rateLimiter) allow(key string) bool {
 		l.windows[key] = w
 	}
 	if w.n >= l.limit {
-		return false
+		return false, w.start.Add(l.window).Sub(now)
 	}
 	w.n++
-	return true
+	return true, 0
+}
+
+// retryAfterSecs is a Retry-After value for a wait d: whole seconds rounded up, at least 1.
+func retryAfterSecs(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 func (l *rateLimiter) prune() {

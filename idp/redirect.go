@@ -6,12 +6,14 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
 
 var schemeRe = regexp.MustCompile(`^[a-z][a-z0-9+.\-]*$`)
 
-// validateRedirectURI checks a redirect URI at registration (SECURITY.md 19): https; http only on
-// a loopback host (127.0.0.1, [::1], localhost); or a private-use scheme for native apps. Never
+// validateRedirectURI checks a redirect URI at registration: https; http only on
+// a loopback host (loopback.Host: localhost in any case, 127.0.0.0/8, ::1); or a private-use scheme for native apps. Never
 // javascript:, data:, vbscript:, file:, a fragment, a wildcard, userinfo, or surrounding spaces.
 func validateRedirectURI(raw string) error {
 	if raw == "" || raw != strings.TrimSpace(raw) {
@@ -51,7 +53,7 @@ func validateRedirectURI(raw string) error {
 		}
 		return nil
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !loopback.Host(u.Hostname()) {
 			return errors.New("http redirect URIs are allowed only on loopback hosts")
 		}
 		return nil
@@ -64,14 +66,6 @@ func validateRedirectURI(raw string) error {
 	return nil
 }
 
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
 // matchRedirectURI reports whether requested is allowed by a registered URI: exact string match,
 // except that for a registered http loopback URI any port is allowed (RFC 8252 §7.3). The host
 // must still match exactly (127.0.0.1 never matches localhost or [::1]), and path and query must be
@@ -81,7 +75,7 @@ func matchRedirectURI(registered, requested string) bool {
 		return true
 	}
 	ru, err := url.Parse(registered)
-	if err != nil || ru.Scheme != "http" || !isLoopbackHost(ru.Hostname()) {
+	if err != nil || ru.Scheme != "http" || !loopback.Host(ru.Hostname()) {
 		return false
 	}
 	qu, err := url.Parse(requested)
@@ -104,7 +98,7 @@ func matchRedirectURI(registered, requested string) bool {
 func resolveRedirectURI(registered []string, requested string) (uri string, given bool, ok bool) {
 	if requested == "" {
 		if len(registered) == 1 {
-			if u, err := url.Parse(registered[0]); err == nil && u.Scheme == "http" && isLoopbackHost(u.Hostname()) && u.Port() == "" {
+			if u, err := url.Parse(registered[0]); err == nil && u.Scheme == "http" && loopback.Host(u.Hostname()) && u.Port() == "" {
 				return "", false, false // loopback needs the actual port
 			}
 			return registered[0], false, true

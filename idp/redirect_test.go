@@ -4,7 +4,31 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
+
+// The loopback predicate is internal/loopback's (shared with the rest of mcpgate); registration
+// accepts http only on a host it names.
+func TestValidateRedirectURILoopback(t *testing.T) {
+	for _, tc := range []struct {
+		uri string
+		ok  bool
+	}{
+		{"http://127.0.0.1/cb", true},
+		{"http://[::1]:8080/cb", true},
+		{"http://LocalHost/cb", true},
+		{"http://[::ffff:127.0.0.1]/cb", true},
+		{"http://localhost.example.com/cb", false},
+		{"http://foo.localhost/cb", false},
+		{"http://10.0.0.1/cb", false},
+		{"http://[::ffff:10.0.0.1]/cb", false},
+	} {
+		if err := validateRedirectURI(tc.uri); (err == nil) != tc.ok {
+			t.Errorf("validateRedirectURI(%q) = %v, want ok=%v", tc.uri, err, tc.ok)
+		}
+	}
+}
 
 func TestMatchRedirectURI(t *testing.T) {
 	cases := []struct {
@@ -18,6 +42,11 @@ func TestMatchRedirectURI(t *testing.T) {
 		{"http://[::1]/cb", "http://[::1]:9090/cb", true},
 		{"http://localhost/cb", "http://localhost:9090/cb", true},
 		{"http://localhost/cb", "http://127.0.0.1:9090/cb", false},
+		{"http://127.0.0.1/cb", "http://localhost:9090/cb", false},
+		{"http://127.0.0.1/cb", "http://[::ffff:127.0.0.1]:9090/cb", false}, // loopback, but not the registered host
+		{"http://LOCALHOST/cb", "http://LOCALHOST:9090/cb", true},
+		{"http://LOCALHOST/cb", "http://localhost:9090/cb", false},
+		{"http://127.0.0.2/cb", "http://127.0.0.2:9090/cb", true},
 		{"http://127.0.0.1/cb?a=1", "http://127.0.0.1:5/cb?a=1", true},
 		{"http://127.0.0.1/cb?a=1", "http://127.0.0.1:5/cb?a=2", false},
 		{"http://127.0.0.1/cb", "http://127.0.0.1:99999/cb", false},
@@ -49,7 +78,7 @@ func FuzzRedirectURI(f *testing.F) {
 			if err != nil || u.User != nil {
 				t.Fatalf("accepted %q", reg)
 			}
-			if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			if u.Scheme == "http" && !loopback.Host(u.Hostname()) {
 				t.Fatalf("accepted non-loopback http %q", reg)
 			}
 		}

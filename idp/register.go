@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
 
 const maxRegistrationBody = 16 << 10
@@ -19,9 +21,12 @@ const maxRegistrationBody = 16 << 10
 // handleRegister is RFC 7591 dynamic client registration. The per-address limiter runs first and
 // counts every attempt, failed ones included, so initial access token guesses are rate-limited too.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if !s.regLimiter.allow(remoteIP(r)) {
+	if ok, wait := s.regLimiter.allow(remoteIP(r)); !ok {
 		s.log.Info("registration rate limited", "remote", remoteIP(r))
-		writeOAuthError(w, errTooManyRequests("too many registration attempts from this address"))
+		// 429 with Retry-After: the seconds until this address's window ends.
+		e := errTooManyRequests("too many registration attempts from this address; see Retry-After")
+		e.retryAfter = retryAfterSecs(wait)
+		writeOAuthError(w, e)
 		return
 	}
 	if tok := s.opts.RegistrationInitialToken; tok != "" {
@@ -71,8 +76,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientResponseBody is the RFC 7591 §3.2.1 client information response: the registered
-// metadata plus the issued identifiers. It is a struct, not a map, so the answer is encoded once
-// (a marshal/unmarshal round trip through a map was a third of the cost of a registration).
+// metadata plus the issued identifiers. It is a struct, not a map, so the answer is encoded once,
+// without a round trip through a map.
 type clientResponseBody struct {
 	clientMetadata
 	ClientID                string `json:"client_id"`
@@ -98,7 +103,8 @@ func (s *Server) clientResponse(rec *clientRecord, secret, rat string) *clientRe
 	return out
 }
 
-// readClientMetadata reads and validates a registration body (SECURITY.md 19, 20).
+// readClientMetadata reads and validates a registration body: size, redirect URIs, grant types,
+// auth method.
 func (s *Server) readClientMetadata(w http.ResponseWriter, r *http.Request) (*clientMetadata, *oauthError) {
 	ct := r.Header.Get("Content-Type")
 	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
@@ -178,7 +184,7 @@ func validateClientMetadata(opts *Options, md *clientMetadata) *oauthError {
 			return errInvalidClientMetadata(name + " is too long")
 		}
 		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) || u.Host == "" {
+		if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && loopback.Host(u.Hostname()))) || u.Host == "" {
 			return errInvalidClientMetadata(name + " must be an https URL")
 		}
 	}

@@ -29,7 +29,7 @@ func BenchmarkRegister(b *testing.B) {
 }
 
 // TestClientResponseShape pins the registration answer that BenchmarkRegister
-// measures (it is built from a struct since the optimisation): a
+// measures (built from a struct, clientResponseBody): a
 // confidential client gets its secret with client_secret_expires_at 0, a
 // public one neither; metadata and identifiers are always present.
 func TestClientResponseShape(t *testing.T) {

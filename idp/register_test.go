@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// SECURITY.md 19 and 20.
+// Registration refuses dangerous redirect URIs (invalid_redirect_uri) and oversized or unknown
+// metadata (invalid_client_metadata).
 func TestRegistrationValidation(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.RegistrationRateLimit = -1 })
 	many := make([]string, 11)
@@ -76,7 +77,7 @@ func TestRegistrationValidation(t *testing.T) {
 	}
 }
 
-// SECURITY.md 21: per-address rate limit from RemoteAddr only, and a total cap.
+// Per-address rate limit from RemoteAddr only, and a total cap.
 func TestRegistrationRateLimitAndCap(t *testing.T) {
 	t.Run("rate limit ignores forwarded headers", func(t *testing.T) {
 		e := newEnv(t, func(o *Options) { o.RegistrationRateLimit = 3 })
@@ -88,12 +89,14 @@ func TestRegistrationRateLimitAndCap(t *testing.T) {
 				t.Fatalf("registration %d: %d %v", i, resp.StatusCode, m)
 			}
 		}
+		// Retry-After is the rest of the window (1 minute from the first attempt), not a guess.
+		e.clock.Advance(20 * time.Second)
 		resp, m := e.postJSON("/register", body, map[string]string{"X-Forwarded-For": "203.0.113.9"})
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("4th registration: %d %v, want 429 with Retry-After", resp.StatusCode, m)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "40" || m["error"] != "temporarily_unavailable" {
+			t.Fatalf("4th registration: %d %v Retry-After %q, want 429 with Retry-After 40", resp.StatusCode, m, resp.Header.Get("Retry-After"))
 		}
 		// After the window the address may register again.
-		e.clock.Advance(61e9)
+		e.clock.Advance(41 * time.Second)
 		if resp, _ := e.postJSON("/register", body, nil); resp.StatusCode != 201 {
 			t.Fatalf("after window: %d", resp.StatusCode)
 		}

@@ -121,6 +121,7 @@ func (s *Server) background() {
 			s.cleanup(s.ctx)
 			s.regLimiter.prune()
 			s.authzLimiter.prune()
+			s.cimd.budget.prune()
 			if err := s.keys.maintain(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Error("signing key maintenance failed", "error", err)
 			}

@@ -17,7 +17,7 @@ import (
 // Why bbolt: it is pure Go (no cgo, no server), a single file, and a copy-on-write B+tree whose
 // write transactions are fsync'd before they commit. A crash in the middle of a write leaves the
 // previous committed state intact: pages are never overwritten in place and the meta page is
-// switched only after the new pages are durable, so there are no torn records (SECURITY.md 37).
+// switched only after the new pages are durable, so there are no torn records.
 // Write transactions are serialized, which gives Update the atomicity single-use codes need.
 // The file is created with mode 0600.
 type BoltStore struct {

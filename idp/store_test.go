@@ -95,7 +95,7 @@ func TestStoreConformance(t *testing.T) {
 	}
 }
 
-// SECURITY.md 36: hashes only; GitHub tokens and private keys sealed with the owner as AAD.
+// Hashes only; GitHub tokens and private keys sealed with the owner as AAD.
 func TestStoredSecretsAreHashedOrSealed(t *testing.T) {
 	mem := NewMemoryStore()
 	e := newEnv(t, func(o *Options) { o.Store = mem; o.EncryptionKey = bytes.Repeat([]byte{7}, 32) })
@@ -163,7 +163,7 @@ func TestStoredSecretsAreHashedOrSealed(t *testing.T) {
 	}
 }
 
-// SECURITY.md 37: data files 0600; bbolt commits are atomic (see BoltStore's comment). The crash
+// Data files 0600; bbolt commits are atomic (see BoltStore's comment). The crash
 // part is exercised by killing a child process in the middle of a write loop and reopening.
 func TestBoltFilesAndCrashSafety(t *testing.T) {
 	dir := t.TempDir()

@@ -93,7 +93,7 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	// The grant's family must not have been revoked before this redemption (client deleted,
 	// grant revoked). Check it before consuming the code, not after: after, a concurrent replay
 	// of the same code revokes the family in between and every redemption fails, where exactly
-	// one must win (SECURITY.md 29). The winner's tokens still die with the replay's revocation,
+	// one must win. The winner's tokens still die with the replay's revocation,
 	// since every later use of a token checks its family.
 	familyExp := int64(0)
 	var pre codeRecord

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// SECURITY.md 29: a reused code is refused and revokes what the first redemption issued; of two
+// A reused code is refused and revokes what the first redemption issued; of two
 // parallel redemptions exactly one succeeds.
 func TestCodeReuse(t *testing.T) {
 	e := newEnv(t, nil)
@@ -68,7 +68,7 @@ func TestCodeReuse(t *testing.T) {
 	})
 }
 
-// SECURITY.md 30 and 31.
+// PKCE verifier and code binding errors (client, redirect URI, expiry, duplicated parameters).
 func TestCodeRedemptionChecks(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb", "https://app.example.com/cb"}})
@@ -156,7 +156,7 @@ func (e *testEnv) introspect(tok string) map[string]any {
 	return m
 }
 
-// SECURITY.md 32.
+// Refresh token rotation, reuse, another client's token and the absolute expiry.
 func TestRefreshRotation(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.RefreshGrace = 5 * time.Second; o.RefreshTokenTTL = 24 * time.Hour })
 	c := e.register(nil)
@@ -221,7 +221,8 @@ func TestRefreshRotation(t *testing.T) {
 	})
 }
 
-// SECURITY.md 33.
+// Revocation: a refresh token stops its family; garbage gets 200; another client's token is
+// untouched.
 func TestRevocation(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.register(nil)

@@ -2,7 +2,8 @@
 //
 //	mcpgate-idp -dev                                   # development login, data in the default dir
 //	GITHUB_CLIENT_ID=... GITHUB_CLIENT_SECRET=... MCPGATE_IDP_KEY=... MCPGATE_GATEWAY_SECRET=... \
-//	  mcpgate-idp -issuer https://idp.example.com -listen :9000
+//	  mcpgate-idp -issuer https://idp.example.com -listen :9000 \
+//	  -default-resource https://mcp.example.com/mcp -scopes "mcp mcp:tools"
 //
 // Run with -h for every flag.
 package main
@@ -51,10 +52,25 @@ type config struct {
 	ghScopes                                     string
 	defaultResource, allowedResources            string
 	gatewayID, gatewaySecretFile                 string
+	gatewayAudiences                             stringList
+	scopes                                       string
 	dev, generateKey, allowPrivateCIMD, inMemory bool
 	signingAlg, logLevel                         string
 	accessTTL, refreshTTL, refreshGrace          time.Duration
 	regRate, maxClients                          int
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	if v = strings.TrimSpace(v); v == "" {
+		return errors.New("empty value")
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*config, error) {
@@ -73,6 +89,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*conf
 	fs.StringVar(&c.defaultResource, "default-resource", "", "access token audience when a client sends no resource parameter (default: the issuer); normally your MCP URL, e.g. https://mcp.example.com/mcp")
 	fs.StringVar(&c.allowedResources, "allowed-resources", "", "comma-separated resources clients may request besides the default (default: any absolute http(s) URI)")
 	fs.StringVar(&c.gatewayID, "gateway-client-id", "gateway", "client_id of the gateway allowed to use token exchange; its secret comes from env MCPGATE_GATEWAY_SECRET or -gateway-secret-file; without a secret token exchange is disabled")
+	fs.Var(&c.gatewayAudiences, "gateway-audience", "a resource (MCP URL) the gateway serves; repeatable. The gateway may exchange only access tokens issued for one of these (default: the -default-resource value; token exchange needs one or the other)")
+	fs.StringVar(&c.scopes, "scopes", "mcp", "space-separated scopes clients may request (scopes_supported), e.g. \"mcp mcp:tools\"; must include every scope the gateway requires")
 	fs.StringVar(&c.gatewaySecretFile, "gateway-secret-file", "", "file holding the gateway client secret (alternative to MCPGATE_GATEWAY_SECRET)")
 	fs.BoolVar(&c.dev, "dev", false, "development login page (pick any username, optionally paste a GitHub token) when no GitHub app is configured; also generates the encryption key file on first run. Never in production")
 	fs.BoolVar(&c.generateKey, "generate-key", false, "generate <data-dir>/idp.key (0600) on first run if MCPGATE_IDP_KEY is not set (implied by -dev)")
@@ -100,6 +118,23 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*conf
 	return c, nil
 }
 
+// exchangeClients is the gateway's token-exchange client: none without a secret; with one, its
+// audiences are the -gateway-audience values, else the -default-resource, else an error (an
+// exchange client must name the resources it serves).
+func exchangeClients(c *config, secret string) ([]idp.ExchangeClient, error) {
+	if secret == "" {
+		return nil, nil
+	}
+	aud := []string(c.gatewayAudiences)
+	if len(aud) == 0 && c.defaultResource != "" {
+		aud = []string{c.defaultResource}
+	}
+	if len(aud) == 0 {
+		return nil, errors.New("token exchange (a gateway secret is set) needs the resources the gateway serves: pass -gateway-audience https://mcp.example.com/mcp (repeatable) or -default-resource")
+	}
+	return []idp.ExchangeClient{{ID: c.gatewayID, Secret: secret, Audiences: aud}}, nil
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(addr string)) error {
 	c, err := parseFlags(args, getenv, stderr)
 	if err != nil {
@@ -116,6 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		SigningAlgorithm:         c.signingAlg,
 		DevLogin:                 c.dev && c.ghClientID == "",
 		DefaultResource:          c.defaultResource,
+		Scopes:                   strings.Fields(c.scopes),
 		AccessTokenTTL:           c.accessTTL,
 		RefreshTokenTTL:          c.refreshTTL,
 		RefreshGrace:             c.refreshGrace,
@@ -144,9 +180,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		secret = strings.TrimSpace(string(b))
 	}
-	if secret != "" {
-		opts.ExchangeClients = []idp.ExchangeClient{{ID: c.gatewayID, Secret: secret}}
-	} else {
+	if opts.ExchangeClients, err = exchangeClients(c, secret); err != nil {
+		return err
+	}
+	if secret == "" {
 		logger.Warn("no gateway secret (MCPGATE_GATEWAY_SECRET): token exchange is disabled")
 	}
 	if c.ghClientID == "" && !c.dev {
