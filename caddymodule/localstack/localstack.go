@@ -51,6 +51,7 @@ const (
 	EnvIDPPort       = "MCPGATE_IDP_PORT"       // HTTPS port of the IdP (default 9443)
 	EnvBackend       = "MCPGATE_BACKEND"        // host:port of the MCP backend (default 127.0.0.1:8090)
 	EnvMetricsPort   = "MCPGATE_METRICS_PORT"   // loopback HTTP port of /metrics (default 9180)
+	EnvGitHubAPIURL  = "MCPGATE_GITHUB_API_URL" // the GitHub API the IdP checks pasted tokens with and exchanges for
 )
 
 // DefaultCaddyfile is the local stack's configuration, used when Config.Caddyfile is empty, so
@@ -140,6 +141,22 @@ func Run(ctx context.Context, cfg Config) error {
 	// environment, so set them even when the caller's environment had other values.
 	os.Setenv(EnvDataDir, dataDir)
 	os.Setenv(EnvBackend, cfg.Backend)
+	apiURL := cfg.GitHubAPIURL
+	if apiURL == "" {
+		apiURL = "https://api.github.com"
+	}
+	if cfg.DemoGitHub {
+		gh := &http.Server{Handler: githubfake.NewDemo(), ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("demo GitHub: %w", err)
+		}
+		go func() { _ = gh.Serve(ln) }()
+		defer gh.Close()
+		apiURL = "http://" + ln.Addr().String()
+	}
+	os.Setenv(EnvGitHubAPIURL, apiURL)
+
 	// Adapt the configuration before anything is written, so that a bad --config leaves no
 	// data directory or secret behind.
 	cfgJSON, err := adaptCaddyfile(cfg.Caddyfile)
@@ -159,21 +176,6 @@ func Run(ctx context.Context, cfg Config) error {
 	// Caddy saves every loaded config to ConfigAutosavePath, by default the autosave.json of
 	// the user's own Caddy: keep the stack's under its data directory instead.
 	caddy.ConfigAutosavePath = filepath.Join(dataDir, "caddy", "autosave.json")
-
-	apiURL := cfg.GitHubAPIURL
-	if apiURL == "" {
-		apiURL = "https://api.github.com"
-	}
-	if cfg.DemoGitHub {
-		gh := &http.Server{Handler: githubfake.NewDemo(), ReadHeaderTimeout: 10 * time.Second}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("demo GitHub: %w", err)
-		}
-		go func() { _ = gh.Serve(ln) }()
-		defer gh.Close()
-		apiURL = "http://" + ln.Addr().String()
-	}
 
 	backend, err := mcpbackend.NewHTTPHandler(mcpbackend.Options{
 		GitHubAPIURL: apiURL,

@@ -30,7 +30,7 @@ func init() {
 //			api_url       <url>
 //			scopes        <scope...>
 //		}
-//		exchange_client    <id> <secret> [<audience...>]
+//		exchange_client    <id> <secret> <audience...>
 //		default_resource   <url>
 //		allowed_resources  <url...>
 //		scopes             <scope...>
@@ -113,8 +113,8 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			m.GitHub = gh
 		case "exchange_client":
 			args := d.RemainingArgs()
-			if len(args) < 2 {
-				return d.Err("exchange_client needs an id and a secret")
+			if len(args) < 3 {
+				return d.Err("exchange_client needs an id, a secret and the resources (MCP server URLs) whose tokens it may exchange")
 			}
 			m.ExchangeClients = append(m.ExchangeClients, IDPExchangeClient{ID: args[0], Secret: args[1], Audiences: args[2:]})
 		case "default_resource":

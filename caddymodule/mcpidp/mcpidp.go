@@ -118,8 +118,21 @@ type IDPExchangeClient struct {
 	ID string `json:"id,omitempty"`
 	// Secret authenticates it. Placeholders such as {env.MCPGATE_GATEWAY_SECRET} are expanded.
 	Secret string `json:"secret,omitempty"`
-	// Audiences limits the access tokens it may exchange to these resources. Default: any.
+	// Audiences are the resources (MCP server URLs) this client serves: it may exchange only
+	// access tokens whose aud names one of them, so a token a user got for another resource
+	// never yields their GitHub token here. Required: a client without any is refused at load.
 	Audiences []string `json:"audiences,omitempty"`
+}
+
+// validate requires an id and at least one audience.
+func (c IDPExchangeClient) validate() error {
+	if c.ID == "" {
+		return errors.New("mcp_idp: an exchange client needs an id")
+	}
+	if len(c.Audiences) == 0 {
+		return fmt.Errorf("mcp_idp: exchange client %q names no audiences: list the resources (MCP server URLs) whose tokens it may exchange, e.g. exchange_client %s {env.MCPGATE_GATEWAY_SECRET} https://mcp.example.com/mcp", c.ID, c.ID)
+	}
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -223,6 +236,9 @@ func (m *IDP) idpOptions(repl *caddy.Replacer) (idp.Options, error) {
 		}
 	}
 	for _, c := range m.ExchangeClients {
+		if err := c.validate(); err != nil {
+			return idp.Options{}, err
+		}
 		secret := repl.ReplaceAll(c.Secret, "")
 		if secret == "" {
 			return idp.Options{}, fmt.Errorf("mcp_idp: exchange client %q has an empty secret (is its environment variable set?)", c.ID)
@@ -241,8 +257,8 @@ func (m IDP) Validate() error {
 		return errors.New("mcp_idp: configure github { client_id ... } or enable dev_login")
 	}
 	for _, c := range m.ExchangeClients {
-		if c.ID == "" {
-			return errors.New("mcp_idp: an exchange client needs an id")
+		if err := c.validate(); err != nil {
+			return err
 		}
 	}
 	// A negative duration is never meaningful here: a negative window would never limit, and a

@@ -84,7 +84,8 @@ func TestIDPUnmarshalCaddyfile(t *testing.T) {
 		},
 		{name: "argument on directive", input: "mcp_idp https://x {\n}", wantErr: "wrong argument count"},
 		{name: "unknown option", input: "mcp_idp {\n bogus 1\n}", wantErr: `unrecognized mcp_idp option "bogus"`},
-		{name: "exchange client without secret", input: "mcp_idp {\n exchange_client gateway\n}", wantErr: "needs an id and a secret"},
+		{name: "exchange client without secret", input: "mcp_idp {\n exchange_client gateway\n}", wantErr: "needs an id, a secret and the resources"},
+		{name: "exchange client without audiences", input: "mcp_idp {\n exchange_client gateway s3cret\n}", wantErr: "needs an id, a secret and the resources"},
 		{name: "bad duration", input: "mcp_idp {\n access_token_ttl soon\n}", wantErr: "access_token_ttl"},
 		{name: "unknown github option", input: "mcp_idp {\n github {\n  org x\n }\n}", wantErr: `unrecognized github option "org"`},
 		{name: "dev_login takes no argument", input: "mcp_idp {\n dev_login yes\n}", wantErr: "wrong argument count"},
@@ -131,7 +132,8 @@ func TestIDPValidate(t *testing.T) {
 		{"github", IDP{Issuer: "https://a", GitHub: &IDPGitHub{ClientID: "x"}}, true},
 		{"no issuer", IDP{DevLogin: true}, false},
 		{"no login method", IDP{Issuer: "https://a"}, false},
-		{"exchange client without id", IDP{Issuer: "https://a", DevLogin: true, ExchangeClients: []IDPExchangeClient{{Secret: "s"}}}, false},
+		{"exchange client without id", IDP{Issuer: "https://a", DevLogin: true, ExchangeClients: []IDPExchangeClient{{Secret: "s", Audiences: []string{"https://a/mcp"}}}}, false},
+		{"exchange client without audiences", IDP{Issuer: "https://a", DevLogin: true, ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "s"}}}, false},
 		{"rate limit and windows set", IDP{Issuer: "https://a", DevLogin: true, AuthorizeRateLimit: 5, AuthorizeRateWindow: caddy.Duration(time.Hour), CIMDFailureCacheTTL: caddy.Duration(time.Second)}, true},
 		{"rate limit disabled", IDP{Issuer: "https://a", DevLogin: true, AuthorizeRateLimit: -1}, true},
 		{"negative rate window", IDP{Issuer: "https://a", DevLogin: true, AuthorizeRateWindow: -1}, false},
@@ -314,7 +316,7 @@ func TestIDPReloadSharesStore(t *testing.T) {
 	cfg := func() *IDP {
 		return &IDP{
 			Issuer: "https://localhost:9443", DataDir: dir, DevLogin: true,
-			ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_TEST_GATEWAY_SECRET}"}},
+			ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_TEST_GATEWAY_SECRET}", Audiences: []string{"https://mcp.example.com/mcp"}}},
 		}
 	}
 	old, cancelOld := provisionIDP(t, cfg())
@@ -377,7 +379,8 @@ func TestIDPProvisionErrors(t *testing.T) {
 	}{
 		{"no key in production", IDP{Issuer: "https://a.example", GitHub: &IDPGitHub{ClientID: "x", ClientSecret: "y"}}, "no encryption key"},
 		{"bad key", IDP{Issuer: "https://a.example", DevLogin: true, EncryptionKey: "not-base64!"}, "base64"},
-		{"empty exchange secret", IDP{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_TEST_EMPTY}"}}}, "empty secret"},
+		{"empty exchange secret", IDP{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "{env.MCPGATE_TEST_EMPTY}", Audiences: []string{"https://a.example/mcp"}}}}, "empty secret"},
+		{"exchange client without audiences", IDP{Issuer: "https://a.example", DevLogin: true, ExchangeClients: []IDPExchangeClient{{ID: "gateway", Secret: "s"}}}, `exchange client "gateway" names no audiences`},
 		{"empty registration token", IDP{Issuer: "https://a.example", DevLogin: true, RegistrationToken: "{env.MCPGATE_TEST_EMPTY}"}, "registration_token expands to nothing"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
