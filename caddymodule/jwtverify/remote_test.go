@@ -584,12 +584,12 @@ func TestRemoteKeySetIgnoresTokenURLs(t *testing.T) {
 	v := remoteVerifier(t, f, ks, clock)
 	payload := mustJSON(t, issuerClaims(f, clock.Now()))
 	headers := []map[string]any{
-		{"alg": "RS256", "kid": "attacker", "jku": evil.URL + "/jwks"},
-		{"alg": "RS256", "kid": "attacker", "x5u": evil.URL + "/cert"},
-		{"alg": "RS256", "kid": "attacker", "jwk": rsaJWK("attacker", &rsaAttack.PublicKey)},
-		{"alg": "RS256", "kid": "attacker", "x5c": []string{"MIIB"}},
-		{"alg": "RS256", "kid": evil.URL + "/jwks"},
-		{"alg": "RS256", "kid": "rsa1", "jku": evil.URL + "/jwks"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "jku": evil.URL + "/jwks"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "x5u": evil.URL + "/cert"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "jwk": rsaJWK("attacker", &rsaAttack.PublicKey)},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "x5c": []string{"MIIB"}},
+		{"alg": "RS256", "typ": "at+jwt", "kid": evil.URL + "/jwks"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "rsa1", "jku": evil.URL + "/jwks"},
 	}
 	for _, h := range headers {
 		if _, err := v.Verify(context.Background(), signRaw(t, jwt.SigningMethodRS256, rsaAttack, h, payload)); err == nil {
