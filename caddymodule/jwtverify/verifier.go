@@ -164,7 +164,9 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 //  5. typ claim not "ID", exp present and numeric, nbf, iat, aud contains
 //     Config.Audience (SameResource);
 //  6. the key for (iss, kid, alg) from that issuer's KeySource only, of the
-//     type alg requires; jku, x5u, jwk and x5c are never looked at;
+//     type alg requires (CheckedKey when the source is a CheckedKeySource:
+//     checks 3 to 5 have passed); jku, x5u, jwk and x5c are never looked
+//     at;
 //  7. the signature, then golang-jwt's own exp/nbf/iat validation.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) == 0 {
@@ -372,7 +374,13 @@ func (v *Verifier) keyFor(ctx context.Context, h *joseHeader, tc *tokenClaims) (
 	if err := tc.check(v.now(), v.leeway, v.audience); err != nil {
 		return nil, err
 	}
-	pub, err := ks.Key(ctx, kid, alg)
+	var pub any
+	var err error
+	if cks, ok := ks.(CheckedKeySource); ok {
+		pub, err = cks.CheckedKey(ctx, kid, alg)
+	} else {
+		pub, err = ks.Key(ctx, kid, alg)
+	}
 	if err != nil {
 		var te *tokenError
 		if errors.As(err, &te) {
