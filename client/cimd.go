@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
 
 // Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document; preferred over
@@ -64,7 +66,7 @@ func CheckClientMetadataURL(raw string) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && loopback.Host(u.Hostname()):
 	case u.Scheme == "http":
 		return fmt.Errorf("the client metadata URL %q must use https (plain http only for a loopback host, in tests)", raw)
 	default:
