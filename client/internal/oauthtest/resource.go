@@ -50,6 +50,13 @@ type ResourceOptions struct {
 	RequiredScope string
 }
 
+// The error_description of the resource's invalid_token answers: a token it does not know
+// (expired, revoked, never issued), and a known token issued for another audience.
+const (
+	InvalidTokenDescription = "the access token is invalid"
+	AudienceDescription     = "the access token's audience is not this resource"
+)
+
 // Resource is the fake protected MCP server.
 type Resource struct {
 	Server *httptest.Server
@@ -221,8 +228,14 @@ func (r *Resource) check(w http.ResponseWriter, req *http.Request) int {
 		want = r.origin
 	}
 	if !ok || g.Resource != want {
-		w.Header().Set("WWW-Authenticate", r.challenge(`error="invalid_token", error_description="the token is expired, revoked or not for this resource"`))
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		// As mcpgate's gateway answers: invalid_token, its description also in the challenge,
+		// naming the audience when that is what failed.
+		desc := InvalidTokenDescription
+		if ok {
+			desc = AudienceDescription
+		}
+		w.Header().Set("WWW-Authenticate", r.challenge(`error="invalid_token", error_description="`+desc+`"`))
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
 		return http.StatusUnauthorized
 	}
 	r.mu.Lock()
