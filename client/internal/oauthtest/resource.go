@@ -48,6 +48,19 @@ type ResourceOptions struct {
 	ToolScopes map[string]string
 	// RequiredScope is needed for every MCP request; default "mcp:read"; "-" for none.
 	RequiredScope string
+	// Refuse, when set, answers every MCP request that carries a valid token with this error
+	// instead of serving it, as the gateway does for an unlinked upstream account (403) or when
+	// a token source is down (503).
+	Refuse *Refusal
+}
+
+// Refusal is an error answer of the resource after a valid token: Status with a JSON body
+// {"error": Error, "error_description": Description} and, when set, Retry-After.
+type Refusal struct {
+	Status      int
+	Error       string
+	Description string
+	RetryAfter  string
 }
 
 // The error_description of the resource's invalid_token answers: a token it does not know
@@ -241,6 +254,13 @@ func (r *Resource) check(w http.ResponseWriter, req *http.Request) int {
 	r.mu.Lock()
 	r.bearers++
 	r.mu.Unlock()
+	if f := r.o.Refuse; f != nil {
+		if f.RetryAfter != "" {
+			w.Header().Set("Retry-After", f.RetryAfter)
+		}
+		writeJSON(w, f.Status, map[string]string{"error": f.Error, "error_description": f.Description})
+		return f.Status
+	}
 	var body []byte
 	if req.Body != nil {
 		body, _ = io.ReadAll(req.Body)
