@@ -648,3 +648,48 @@ func TestDetail(t *testing.T) {
 		t.Fatal("Detail of non-token errors")
 	}
 }
+
+// checkedRecorder is a CheckedKeySource that records which method the Verifier used.
+type checkedRecorder struct {
+	KeySource
+	key, checked atomic.Int64
+}
+
+func (r *checkedRecorder) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	r.key.Add(1)
+	return r.KeySource.Key(ctx, kid, alg)
+}
+
+func (r *checkedRecorder) CheckedKey(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	r.checked.Add(1)
+	return r.KeySource.Key(ctx, kid, alg)
+}
+
+// TestVerifyUsesCheckedKey: with a CheckedKeySource the Verifier asks CheckedKey, never Key,
+// and only for tokens whose header and claims passed.
+func TestVerifyUsesCheckedKey(t *testing.T) {
+	clock := newFakeClock()
+	rec := &checkedRecorder{KeySource: staticKeys(t)}
+	v := newTestVerifier(t, clock, rec, func(c *Config) { c.CacheSize = -1 })
+	ctx := context.Background()
+	now := clock.Now()
+	for _, bad := range []string{
+		tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = "https://other.example/mcp" })),
+		tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })),
+		tokenRS256(t, with(now, func(c map[string]any) { delete(c, "sub") })),
+		signRaw(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"alg": "RS256", "typ": "JWT", "kid": "rsa1"}, mustJSON(t, goodClaims(now))),
+	} {
+		if _, err := v.Verify(ctx, bad); err == nil {
+			t.Fatal("bad token accepted")
+		}
+	}
+	if n := rec.checked.Load() + rec.key.Load(); n != 0 {
+		t.Fatalf("%d key lookups for tokens whose checks failed", n)
+	}
+	if _, err := v.Verify(ctx, tokenRS256(t, goodClaims(now))); err != nil {
+		t.Fatal(err)
+	}
+	if rec.checked.Load() != 1 || rec.key.Load() != 0 {
+		t.Fatalf("CheckedKey %d, Key %d; want 1 and 0", rec.checked.Load(), rec.key.Load())
+	}
+}
