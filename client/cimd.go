@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
 
 // Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document; preferred over
@@ -51,35 +53,35 @@ func NewClientMetadataDocument(metadataURL, name string) (*ClientMetadataDocumen
 	}, nil
 }
 
-// CheckClientMetadataURL reports why raw cannot be a client metadata document URL, or nil. It
-// must be an absolute https URL with a host and a path other than "/", without user info,
-// query, fragment or dot segments (the draft's rules; a query is allowed by the draft but
-// refused by mcpgate's IdP and others, so it is refused here too). Plain http is accepted only
-// for a loopback host (127.0.0.1, ::1, localhost), for tests: no real authorization server
-// fetches such a document.
+// CheckClientMetadataURL reports why raw cannot be a client metadata document URL, or nil. The
+// rules are the draft's (draft-ietf-oauth-client-id-metadata-document, "Client Identifier"):
+// the URL MUST use https, MUST have a path component, MUST NOT contain single-dot or double-dot
+// path segments (percent-encoded ones included), MUST NOT contain a fragment, MUST NOT contain
+// a username or password, SHOULD NOT include a query and MAY contain a port. A query is
+// therefore accepted (though mcpgate's IdP, like several other authorization servers, refuses
+// one), and so is the path "/". The one exception to the draft: plain http is accepted for a
+// loopback host (loopback.Host: localhost, 127.0.0.0/8, ::1), for tests; no real authorization
+// server fetches such a document.
 func CheckClientMetadataURL(raw string) error {
 	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" {
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
 		return fmt.Errorf("the client metadata URL %q is not an absolute https URL", raw)
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && loopback.Host(u.Hostname()):
 	case u.Scheme == "http":
 		return fmt.Errorf("the client metadata URL %q must use https (plain http only for a loopback host, in tests)", raw)
 	default:
 		return fmt.Errorf("the client metadata URL %q is not an absolute https URL", raw)
 	}
 	if u.User != nil {
-		return fmt.Errorf("the client metadata URL %q must not carry user info", raw)
+		return fmt.Errorf("the client metadata URL %q must not carry a username or password", raw)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return fmt.Errorf("the client metadata URL %q must not carry a fragment", raw)
 	}
-	if u.RawQuery != "" || u.ForceQuery {
-		return fmt.Errorf("the client metadata URL %q must not carry a query", raw)
-	}
-	if u.Path == "" || u.Path == "/" {
+	if u.Path == "" {
 		return fmt.Errorf("the client metadata URL %q needs a path naming the document, e.g. https://%s/mcpgate-client.json", raw, u.Host)
 	}
 	for seg := range strings.SplitSeq(u.Path, "/") {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/idp"
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 // TestCIMDAgainstMcpgateIdP logs in against mcpgate's real IdP with the document that
@@ -67,14 +68,14 @@ func TestCIMDAgainstMcpgateIdP(t *testing.T) {
 
 	mcpURL := startChallengingResource(t, issuer)
 	b := newIdPBrowser(t, issuer, "octocat")
-	errOut := &syncBuffer{}
+	errOut := &testutil.SyncBuffer{}
 	cfg := Config{
 		MCPURL:            mcpURL,
 		ClientMetadataURL: docURL,
 		CacheDir:          t.TempDir(),
 		OpenURL:           b.open,
 		Stderr:            errOut,
-		Stdout:            &syncBuffer{},
+		Stdout:            &testutil.SyncBuffer{},
 		LoginTimeout:      15 * time.Second,
 		Now:               clock.Now,
 	}

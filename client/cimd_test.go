@@ -15,31 +15,50 @@ import (
 	"github.com/mcpgate/mcpgate/client/internal/oauthtest"
 )
 
+// TestCheckClientMetadataURL checks each rule of the draft's "Client Identifier" section, with
+// the test-only loopback http exception.
 func TestCheckClientMetadataURL(t *testing.T) {
 	tests := []struct {
 		url  string
 		want string // "" = accepted
 	}{
+		// MUST have an "https" scheme (plain http only for loopback, in tests).
 		{"https://app.example/mcpgate-client.json", ""},
-		{"https://app.example:8443/clients/cli", ""},
+		{"HTTPS://app.example/mcpgate-client.json", ""},
 		{"http://127.0.0.1:8080/client.json", ""},
 		{"http://localhost/client.json", ""},
 		{"http://[::1]:9/client.json", ""},
+		{"http://[::ffff:127.0.0.1]:9/client.json", ""},
 		{"http://app.example/client.json", "must use https (plain http only for a loopback host"},
 		{"http://127.0.0.1.nip.io/client.json", "must use https"},
 		{"ftp://app.example/client.json", "is not an absolute https URL"},
-		{"https://app.example", "needs a path naming the document"},
-		{"https://app.example/", "needs a path naming the document"},
 		{"not a url", "is not an absolute https URL"},
 		{"/client.json", "is not an absolute https URL"},
 		{"https:///client.json", "is not an absolute https URL"},
-		{"https://app.example/client.json#frag", "must not carry a fragment"},
-		{"https://app.example/client.json#", "must not carry a fragment"},
-		{"https://user@app.example/client.json", "must not carry user info"},
-		{"https://app.example/client.json?v=1", "must not carry a query"},
-		{"https://app.example/client.json?", "must not carry a query"},
+		{"https:app.example/client.json", "is not an absolute https URL"},
+		// MUST contain a path component.
+		{"https://app.example", "needs a path naming the document"},
+		{"https://app.example?x=1", "needs a path naming the document"},
+		{"https://app.example/", ""},
+		// MUST NOT contain single-dot or double-dot path segments.
 		{"https://app.example/a/../client.json", "must not contain . or .. path segments"},
 		{"https://app.example/./client.json", "must not contain . or .. path segments"},
+		{"https://app.example/a/..", "must not contain . or .. path segments"},
+		{"https://app.example/a/%2e%2E/client.json", "must not contain . or .. path segments"},
+		{"https://app.example/a/.well-known/client.json", ""},
+		{"https://app.example/a/client..json", ""},
+		// MUST NOT contain a fragment component.
+		{"https://app.example/client.json#frag", "must not carry a fragment"},
+		{"https://app.example/client.json#", "must not carry a fragment"},
+		// MUST NOT contain a username or password component.
+		{"https://user@app.example/client.json", "must not carry a username or password"},
+		{"https://user:pw@app.example/client.json", "must not carry a username or password"},
+		{"https://:pw@app.example/client.json", "must not carry a username or password"},
+		// SHOULD NOT include a query string component: allowed.
+		{"https://app.example/client.json?v=1", ""},
+		{"https://app.example/client.json?", ""},
+		// MAY contain a port.
+		{"https://app.example:8443/clients/cli", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {

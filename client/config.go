@@ -35,9 +35,10 @@ type Config struct {
 	// (draft-ietf-oauth-client-id-metadata-document), used as its client_id: the authorization
 	// server fetches the document, nothing is registered and no registration is cached. The
 	// server's metadata must say client_id_metadata_document_supported: true, otherwise the
-	// login fails (there is no fallback to dynamic registration). The URL needs a path and no
-	// query, fragment or user info (see CheckClientMetadataURL); plain http is accepted only for
-	// a loopback host, for tests. NewClientMetadataDocument builds the document to host there.
+	// login fails (there is no fallback to dynamic registration). The URL follows the draft's
+	// rules (see CheckClientMetadataURL): https, a path without . or .. segments, no fragment,
+	// no username or password; a query is allowed but discouraged, and mcpgate's IdP refuses
+	// one. Plain http is accepted only for a loopback host, for tests. NewClientMetadataDocument builds the document to host there.
 	// Excludes ClientID. Default empty: not used.
 	ClientMetadataURL string
 	// ClientSecret is the pre-registered client's secret; empty for a public client (default).

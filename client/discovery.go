@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/mcpgate/mcpgate/internal/loopback"
 )
 
 // ProtectedResourceMetadata is the RFC 9728 document of a protected resource (fields we use).
@@ -284,18 +286,10 @@ func (c *Client) checkEndpointURL(raw, what string) error {
 	if u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("the %s %q must not have a fragment or user info", what, raw)
 	}
-	if u.Scheme == "http" && c.mcpURL.Scheme != "http" && !isLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && c.mcpURL.Scheme != "http" && !loopback.Host(u.Hostname()) {
 		return fmt.Errorf("the %s %s is not https", what, raw)
 	}
 	return nil
-}
-
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // canonicalResource lowercases scheme and host, drops a default port and one trailing slash.

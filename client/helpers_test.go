@@ -10,25 +10,8 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/client/internal/oauthtest"
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
-
-// syncBuffer is a goroutine-safe output sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // browser is an in-test "browser": it GETs the authorization URL and follows the redirect to
 // the loopback callback, as a user clicking through would.
@@ -81,15 +64,15 @@ func newEnv(t *testing.T, ao oauthtest.ASOptions, ro oauthtest.ResourceOptions) 
 }
 
 // client returns a Client for the environment; mod may adjust the config.
-func (e *env) client(t *testing.T, mod func(*Config)) (*Client, *syncBuffer) {
+func (e *env) client(t *testing.T, mod func(*Config)) (*Client, *testutil.SyncBuffer) {
 	t.Helper()
-	errOut := &syncBuffer{}
+	errOut := &testutil.SyncBuffer{}
 	cfg := Config{
 		MCPURL:       e.res.URL,
 		CacheDir:     e.cacheDir,
 		OpenURL:      e.browser.open,
 		Stderr:       errOut,
-		Stdout:       &syncBuffer{},
+		Stdout:       &testutil.SyncBuffer{},
 		LoginTimeout: 10 * time.Second,
 	}
 	if mod != nil {

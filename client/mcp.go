@@ -43,7 +43,12 @@ func (c *Client) session(ctx context.Context) (*mcpclient.Client, error) {
 	init.Params.ClientInfo = mcp.Implementation{Name: "mcpgate-client", Version: Version}
 	if _, err := cl.Initialize(ctx, init); err != nil {
 		_ = cl.Close()
-		return nil, fmt.Errorf("the MCP handshake with %s failed: %w", c.cfg.MCPURL, clean(err))
+		var te *transportError
+		if errors.As(err, &te) {
+			// The transport's own line already names the server and says what it answered.
+			return nil, te.err
+		}
+		return nil, fmt.Errorf("the MCP handshake with %s failed: %w", c.cfg.MCPURL, err)
 	}
 	c.mcp = cl
 	return cl, nil

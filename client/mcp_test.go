@@ -7,11 +7,12 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpgate/mcpgate/client/internal/oauthtest"
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 func TestDemo(t *testing.T) {
 	e := newEnv(t, oauthtest.ASOptions{}, oauthtest.ResourceOptions{})
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	c, _ := e.client(t, func(c *Config) { c.Stdout = out })
 	if err := c.Demo(ctxT(t)); err != nil {
 		t.Fatalf("Demo: %v", err)

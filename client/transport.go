@@ -90,13 +90,11 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err = t.send(req, rec.AccessToken)
 		if err == nil && resp.StatusCode == http.StatusUnauthorized {
-			// A token issued seconds ago is refused: say so rather than a bare 401.
-			detail := errorDetail(resp.Header.Values("WWW-Authenticate"), nil)
+			// A token issued seconds ago is refused: say why rather than a bare 401.
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			detail := errorDetail(resp.Header.Values("WWW-Authenticate"), body)
 			drain(resp)
-			if detail == "" {
-				detail = "no reason given"
-			}
-			return nil, t.fail(fmt.Errorf("the MCP server at %s refuses the token %s just issued (%s); the server may not trust that issuer or its keys", c.cfg.MCPURL, rec.Issuer, detail))
+			return nil, t.fail(c.freshTokenRefused(rec.AccessToken, rec.Issuer, rec.Resource, detail))
 		}
 		return t.finish(resp, err)
 	}

@@ -14,16 +14,22 @@ import (
 // Claims is a verified access token's identity. Returned values are shared
 // (cached): treat them as read-only.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	Audience  []string
-	ClientID  string // "client_id", else "azp"
-	Scope     string // space-separated; from "scope" (string) or "scp" (array of strings)
-	Scopes    []string
-	Expiry    time.Time
-	IssuedAt  time.Time // zero if absent
-	NotBefore time.Time // zero if absent
-	ID        string    // jti
+	Issuer   string
+	Subject  string
+	Audience []string
+	ClientID string // "client_id", else "azp"
+	Scope    string // space-separated; from "scope" (string) or "scp" (array of strings)
+	Scopes   []string
+	// HasScopeClaim is true when the token carries a "scope" or "scp"
+	// claim (not null), even an empty one; false when it has neither, as
+	// tokens of some providers (zitadel's OP, some Keycloak setups) do.
+	// It lets a caller say "token has no scope claim" rather than just
+	// "insufficient scope".
+	HasScopeClaim bool
+	Expiry        time.Time
+	IssuedAt      time.Time // zero if absent
+	NotBefore     time.Time // zero if absent
+	ID            string    // jti
 
 	// identity holds Subject, Scope, ClientID and Issuer as interface
 	// values, made once by Verify; see Identity.
@@ -99,6 +105,9 @@ func numericDate(raw json.RawMessage) (d *jwt.NumericDate, present bool, ok bool
 	sec, frac := math.Modf(f)
 	return &jwt.NumericDate{Time: time.Unix(int64(sec), int64(frac*1e9))}, true, true
 }
+
+// present reports whether a raw claim member is there and not null.
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
 // audience parses "aud": a string or an array of strings (RFC 7519 §4.1.3).
 func audience(raw json.RawMessage) (jwt.ClaimStrings, bool) {
@@ -262,6 +271,8 @@ func (c *tokenClaims) toClaims() *Claims {
 		Scopes:   c.scopes,
 		Expiry:   c.exp.Time,
 		ID:       c.Jti,
+
+		HasScopeClaim: present(c.Scope) || present(c.Scp),
 	}
 	if out.ClientID == "" {
 		out.ClientID = c.Azp

@@ -35,9 +35,11 @@ const (
 	reasonEmpty           = "empty"
 )
 
-// tokenError is a verification failure: a fixed reason label plus a fixed,
-// human-readable detail written by this package. Neither field is ever built
-// from token input, so the message can be logged safely.
+// tokenError is a verification failure: a fixed reason label plus a
+// human-readable detail written by this package. The detail is fixed text,
+// except that a refused typ header is quoted (escaped, at most 40 bytes): a
+// media type, never a signature, claim value or key, so the message can be
+// logged safely.
 type tokenError struct {
 	reason string
 	detail string
@@ -50,6 +52,21 @@ func (e *tokenError) Error() string {
 func (e *tokenError) Unwrap() error { return ErrInvalidToken }
 
 func invalid(reason, detail string) error { return &tokenError{reason: reason, detail: detail} }
+
+// Detail returns the human-readable explanation of a verification failure,
+// for the log line of a rejection, e.g. `typ "JWT" is not an accepted access
+// token type` or "aud does not contain this resource". It is safe to log
+// (see Reason) and returns "" for nil or an error not from this package.
+func Detail(err error) string {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te.detail
+	}
+	if errors.Is(err, ErrKeysUnavailable) {
+		return "the issuer's signing keys are unavailable"
+	}
+	return ""
+}
 
 // Reason returns a short fixed label for metrics/logs: "empty", "malformed",
 // "too_large", "algorithm", "signature", "unknown_kid", "expired",

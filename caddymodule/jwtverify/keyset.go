@@ -17,6 +17,19 @@ type KeySource interface {
 	Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error)
 }
 
+// CheckedKeySource is an optional KeySource capability. Verifier calls
+// CheckedKey instead of Key when the KeySource has it, and only for a token
+// whose header (alg, typ, crit, kid) and unsigned claims (iss, exp, nbf, iat,
+// aud, sub) have already passed, i.e. a token that would be accepted if its
+// key existed. A key source may take that as a hint that an unknown kid is
+// likely a key rotation and fetch earlier than for an arbitrary kid
+// (RemoteKeySet's early refetch); the claims are still unsigned, so it must
+// trust nothing else about the token and keep its own bound on fetches.
+type CheckedKeySource interface {
+	KeySource
+	CheckedKey(ctx context.Context, kid, alg string) (crypto.PublicKey, error)
+}
+
 // Observer receives metric events; implementations must be cheap and
 // concurrency-safe. Optional.
 type Observer interface {

@@ -24,6 +24,12 @@ const (
 	// fails with ErrKeysUnavailable, so waiting the full cooldown after the
 	// JWKS recovers would lock valid users out for no reason.
 	UnloadedRetryBackoff = time.Second
+	// DefaultEarlyRefetchBurst is KeySetConfig.EarlyRefetchBurst's default.
+	DefaultEarlyRefetchBurst = 2
+	// EarlyRefetchMinGap is the least time between an early refetch and
+	// the fetch before it (or RefetchCooldown, when shorter), so a burst of
+	// new kids cannot spend the whole budget at once.
+	EarlyRefetchMinGap = time.Second
 )
 
 // KeySetConfig configures a RemoteKeySet. Zero values take the stated
@@ -36,16 +42,35 @@ type KeySetConfig struct {
 	MaxBodyBytes    int64         // default 1 MiB; larger JWKS documents fail the fetch
 	RefreshInterval time.Duration // default 15m; periodic background refresh once Start is called
 	RefetchCooldown time.Duration // default 30s; min gap between fetches triggered by unknown kids
-	Now             func() time.Time
-	Observer        Observer
-	Logger          *slog.Logger // optional; nil = discard
+	// EarlyRefetchBurst sizes the early-refetch budget, default 2; negative
+	// turns early refetch off. A kid lookup through CheckedKey (a token
+	// whose claims already passed the Verifier) may fetch before the
+	// cooldown is over when the budget holds a whole token: a bucket of
+	// EarlyRefetchBurst tokens, refilled at one per RefetchCooldown, from
+	// which every fetch started by a kid lookup takes one (a fetch through
+	// Key even when the bucket is empty). Early fetches are at least
+	// EarlyRefetchMinGap (1s) apart; fetches before any keys have loaded
+	// follow UnloadedRetryBackoff and are not charged. A key rotation is
+	// therefore picked up within a second or two unless the budget was
+	// spent, and, once keys have loaded, a flood of tokens with
+	// valid-looking claims and random kids causes at most
+	// EarlyRefetchBurst + W/RefetchCooldown fetches in any window W: after
+	// the burst, one per cooldown, as without early refetch. Key (a kid of
+	// a token nobody checked) never fetches early.
+	EarlyRefetchBurst int
+	Now               func() time.Time
+	Observer          Observer
+	Logger            *slog.Logger // optional; nil = discard
 }
 
 // RemoteKeySet is a KeySource backed by one issuer's JWKS document, fetched
 // over HTTP. It closes the gaps of go-oidc's RemoteKeySet:
 //
 //   - The first fetch is lazy (first Key call). A kid that is not cached
-//     triggers a refetch at most once per RefetchCooldown; concurrent callers
+//     triggers a refetch at most once per RefetchCooldown, or earlier, within
+//     a small budget, for a token the Verifier has checked (CheckedKey, see
+//     KeySetConfig.EarlyRefetchBurst), so a key rotation inside the
+//     cooldown does not lock users out for its rest; concurrent callers
 //     share a single in-flight fetch (single-flight), and a caller that
 //     arrives after a fetch completed sees its keys before any new fetch is
 //     considered, so a rotation causes exactly one fetch and no false
@@ -72,6 +97,8 @@ type RemoteKeySet struct {
 	mu          sync.Mutex
 	jwksURI     string     // configured or discovered
 	lastAttempt time.Time  // start of the last fetch (zero: never)
+	budget      float64    // early-refetch tokens at budgetAt
+	budgetAt    time.Time  // zero: budget not yet initialised (full)
 	inflight    *fetchCall // non-nil while a fetch runs
 	started     bool
 	closed      bool
@@ -111,6 +138,9 @@ func NewRemoteKeySet(cfg KeySetConfig) (*RemoteKeySet, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.EarlyRefetchBurst == 0 {
+		cfg.EarlyRefetchBurst = DefaultEarlyRefetchBurst
+	}
 	ks := &RemoteKeySet{cfg: cfg, client: cfg.HTTPClient, log: cfg.Logger, jwksURI: cfg.JWKSURI}
 	if ks.client == nil {
 		ks.client = &http.Client{Timeout: cfg.FetchTimeout}
@@ -132,6 +162,18 @@ func (ks *RemoteKeySet) Issuer() string { return ks.cfg.Issuer }
 // "algorithm" (the kid's key does not fit alg), or are ErrKeysUnavailable
 // (no keys could be loaded yet; not an invalid token).
 func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	return ks.key(ctx, kid, alg, false)
+}
+
+// CheckedKey implements CheckedKeySource: Key, except that an unknown kid
+// may also fetch before the cooldown is over, within the early-refetch
+// budget (see KeySetConfig.EarlyRefetchBurst). Verifier calls it only for
+// tokens whose other checks passed; it trusts nothing else about them.
+func (ks *RemoteKeySet) CheckedKey(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	return ks.key(ctx, kid, alg, true)
+}
+
+func (ks *RemoteKeySet) key(ctx context.Context, kid, alg string, checked bool) (crypto.PublicKey, error) {
 	if key, found, ok := ks.keys.Load().lookup(kid, alg); ok {
 		return key, nil
 	} else if found && kid != "" {
@@ -156,13 +198,12 @@ func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.Public
 			return nil, ks.missError(kid, alg)
 		}
 		now := ks.cfg.Now()
-		cooldown := ks.cfg.RefetchCooldown
-		if ks.keys.Load() == nil && cooldown > UnloadedRetryBackoff {
-			cooldown = UnloadedRetryBackoff
-		}
-		if !ks.lastAttempt.IsZero() && now.Sub(ks.lastAttempt) < cooldown {
+		if !ks.mayFetchLocked(now, checked) {
 			ks.mu.Unlock()
 			return nil, ks.missError(kid, alg)
+		}
+		if ks.keys.Load() != nil { // loading the first keys is not a refetch
+			ks.takeBudgetLocked(now)
 		}
 		call = ks.startFetchLocked(now)
 	}
@@ -177,6 +218,51 @@ func (ks *RemoteKeySet) Key(ctx context.Context, kid, alg string) (crypto.Public
 		return key, nil
 	}
 	return nil, ks.missError(kid, alg)
+}
+
+// mayFetchLocked decides whether a kid lookup may start a fetch at now;
+// ks.mu must be held. The rule of Key: the first fetch, then one per
+// RefetchCooldown (UnloadedRetryBackoff while no keys ever loaded). A
+// checked lookup may also fetch when the early-refetch budget holds a whole
+// token and the last fetch is EarlyRefetchMinGap old.
+func (ks *RemoteKeySet) mayFetchLocked(now time.Time, checked bool) bool {
+	if ks.lastAttempt.IsZero() {
+		return true
+	}
+	since := now.Sub(ks.lastAttempt)
+	cooldown := ks.cfg.RefetchCooldown
+	if ks.keys.Load() == nil && cooldown > UnloadedRetryBackoff {
+		cooldown = UnloadedRetryBackoff
+	}
+	if since >= cooldown {
+		return true
+	}
+	if !checked || ks.cfg.EarlyRefetchBurst < 0 {
+		return false
+	}
+	return since >= min(EarlyRefetchMinGap, ks.cfg.RefetchCooldown) && ks.budgetLocked(now) >= 1
+}
+
+// budgetLocked returns the early-refetch budget at now (refilled at one
+// token per RefetchCooldown, up to EarlyRefetchBurst) and records it;
+// ks.mu must be held.
+func (ks *RemoteKeySet) budgetLocked(now time.Time) float64 {
+	burst := float64(max(ks.cfg.EarlyRefetchBurst, 0))
+	if ks.budgetAt.IsZero() {
+		ks.budget, ks.budgetAt = burst, now
+		return ks.budget
+	}
+	if d := now.Sub(ks.budgetAt); d > 0 {
+		ks.budget = min(burst, ks.budget+float64(d)/float64(ks.cfg.RefetchCooldown))
+		ks.budgetAt = now
+	}
+	return ks.budget
+}
+
+// takeBudgetLocked charges a fetch started by a kid lookup to the
+// early-refetch budget (never below zero); ks.mu must be held.
+func (ks *RemoteKeySet) takeBudgetLocked(now time.Time) {
+	ks.budget = max(ks.budgetLocked(now)-1, 0)
 }
 
 // missError explains a failed lookup: ErrKeysUnavailable if no key set was

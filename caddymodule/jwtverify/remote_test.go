@@ -77,20 +77,24 @@ func TestRemoteKeySetLazyFirstFetch(t *testing.T) {
 	}
 }
 
-// TestUnknownKidFlood is case 7: a flood of random unknown kids is rejected
-// with at most one JWKS fetch per cooldown window.
+// TestUnknownKidFlood is case 7: a flood of random unknown kids in tokens
+// whose claims pass (so every one reaches CheckedKey) is rejected, and the
+// early-refetch budget keeps the fetches within EarlyRefetchBurst + one per
+// cooldown: one shared fetch for 500 concurrent tokens, none more in the same
+// instant, then no more than the bound over three minutes of flood.
 func TestUnknownKidFlood(t *testing.T) {
 	testKeys(t)
 	f := newFakeIssuer(t, jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey)))
 	clock := newFakeClock()
-	ks := newRemote(t, f, clock, func(c *KeySetConfig) { c.RefetchCooldown = 30 * time.Second })
+	const cooldown = 30 * time.Second
+	ks := newRemote(t, f, clock, func(c *KeySetConfig) { c.RefetchCooldown = cooldown })
 	v := remoteVerifier(t, f, ks, clock)
 	payload := mustJSON(t, issuerClaims(f, clock.Now()))
 	tokens := make([]string, 500)
 	for i := range tokens {
 		tokens[i] = signRaw(t, jwt.SigningMethodRS256, rsaAttack, rsHeader(randomKid()), payload)
 	}
-	flood := func() {
+	flood := func(tokens []string) {
 		var wg sync.WaitGroup
 		errs := make(chan error, len(tokens))
 		for _, tok := range tokens {
@@ -109,20 +113,153 @@ func TestUnknownKidFlood(t *testing.T) {
 			}
 		}
 	}
-	flood()
+	flood(tokens)
 	if n := ks.Fetches(); n != 1 {
-		t.Fatalf("first window: %d fetches, want 1", n)
+		t.Fatalf("first instant: %d fetches, want 1", n)
 	}
-	clock.Advance(29 * time.Second)
-	flood()
+	flood(tokens)
 	if n := ks.Fetches(); n != 1 {
-		t.Fatalf("still inside the cooldown: %d fetches, want 1", n)
+		t.Fatalf("same instant, budget left but inside EarlyRefetchMinGap: %d fetches, want 1", n)
 	}
-	clock.Advance(2 * time.Second)
-	flood()
-	if n := ks.Fetches(); n != 2 {
-		t.Fatalf("second window: %d fetches, want 2", n)
+	const step, window = 500 * time.Millisecond, 3 * time.Minute
+	for i := 0; time.Duration(i)*step < window; i++ {
+		clock.Advance(step)
+		flood(tokens[i%25*20 : i%25*20+20])
 	}
+	// The first load, then EarlyRefetchBurst + W/RefetchCooldown.
+	bound := int64(1 + DefaultEarlyRefetchBurst + int(window/cooldown))
+	n := ks.Fetches()
+	if n > bound {
+		t.Fatalf("%d fetches in %v of flood, bound %d", n, window, bound)
+	}
+	if n < int64(window/cooldown) {
+		t.Fatalf("%d fetches in %v: fewer than one per cooldown", n, window)
+	}
+	t.Logf("%d fetches in %v of flood (bound %d)", n, window, bound)
+}
+
+// TestEarlyRefetchNeedsCheckedClaims: tokens whose claims fail (wrong aud)
+// never reach the key set, whatever their kid; and kid lookups through Key,
+// which nobody checked, keep today's rule of one fetch per cooldown.
+func TestEarlyRefetchNeedsCheckedClaims(t *testing.T) {
+	testKeys(t)
+	f := newFakeIssuer(t, jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey)))
+	clock := newFakeClock()
+	const cooldown = 30 * time.Second
+	ks := newRemote(t, f, clock, func(c *KeySetConfig) { c.RefetchCooldown = cooldown })
+	v := remoteVerifier(t, f, ks, clock)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tokenRS256(t, issuerClaims(f, clock.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	bad := issuerClaims(f, clock.Now())
+	bad["aud"] = "https://other.example.com/mcp"
+	payload := mustJSON(t, bad)
+	const step, window = 500 * time.Millisecond, 3 * time.Minute
+	for i := 0; time.Duration(i)*step < window; i++ {
+		clock.Advance(step)
+		for range 5 {
+			_, err := v.Verify(ctx, signRaw(t, jwt.SigningMethodRS256, rsaAttack, rsHeader(randomKid()), payload))
+			if Reason(err) != "audience" {
+				t.Fatalf("reason %q, want audience", Reason(err))
+			}
+		}
+	}
+	if n := ks.Fetches(); n != 1 {
+		t.Fatalf("tokens with a wrong aud caused %d fetches, want only the first load", n-1)
+	}
+
+	// Plain Key: one fetch per full cooldown, the early budget untouched.
+	ks2 := newRemote(t, f, clock, func(c *KeySetConfig) { c.RefetchCooldown = cooldown })
+	if _, err := ks2.Key(ctx, "rsa1", "RS256"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; time.Duration(i)*step < window; i++ {
+		clock.Advance(step)
+		for range 5 {
+			if _, err := ks2.Key(ctx, randomKid(), "RS256"); Reason(err) != "unknown_kid" {
+				t.Fatalf("reason %q, want unknown_kid", Reason(err))
+			}
+		}
+	}
+	if n, want := ks2.Fetches(), int64(1+window/cooldown); n != want {
+		t.Fatalf("Key with random kids: %d fetches in %v, want %d (one per cooldown)", n, window, want)
+	}
+}
+
+// TestEarlyRefetchRotation: a key published two seconds after a fetch
+// verifies at once through the early budget, where the cooldown alone
+// (EarlyRefetchBurst < 0, today's rule) refuses it for the rest of the 30s.
+// Once an attacker has spent the budget, the rotation still comes with the
+// next token of the budget's refill, no later than the cooldown.
+func TestEarlyRefetchRotation(t *testing.T) {
+	testKeys(t)
+	const cooldown = 30 * time.Second
+	for _, tc := range []struct {
+		name  string
+		burst int
+		want  string // Reason of the new key's token 2s after the rotation
+	}{
+		{"early refetch (default)", 0, ""},
+		{"early refetch off", -1, "unknown_kid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeIssuer(t, jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey)))
+			clock := newFakeClock()
+			ks := newRemote(t, f, clock, func(c *KeySetConfig) {
+				c.RefetchCooldown = cooldown
+				c.EarlyRefetchBurst = tc.burst
+			})
+			v := remoteVerifier(t, f, ks, clock)
+			ctx := context.Background()
+			if _, err := v.Verify(ctx, tokenRS256(t, issuerClaims(f, clock.Now()))); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(2 * time.Second)
+			f.setJWKS(jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey), rsaJWK("rsa2", &rsaKey2.PublicKey)))
+			newTok := signRaw(t, jwt.SigningMethodRS256, rsaKey2, rsHeader("rsa2"), mustJSON(t, issuerClaims(f, clock.Now())))
+			_, err := v.Verify(ctx, newTok)
+			if Reason(err) != tc.want {
+				t.Fatalf("new key's token: %v, want reason %q", err, tc.want)
+			}
+			if tc.want == "" && ks.Fetches() != 2 {
+				t.Fatalf("%d fetches, want 2", ks.Fetches())
+			}
+			clock.Advance(cooldown)
+			if _, err := v.Verify(ctx, newTok); err != nil {
+				t.Fatalf("after the cooldown: %v", err)
+			}
+		})
+	}
+
+	t.Run("budget spent by a flood", func(t *testing.T) {
+		f := newFakeIssuer(t, jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey)))
+		clock := newFakeClock()
+		ks := newRemote(t, f, clock, func(c *KeySetConfig) { c.RefetchCooldown = cooldown })
+		v := remoteVerifier(t, f, ks, clock)
+		ctx := context.Background()
+		if _, err := v.Verify(ctx, tokenRS256(t, issuerClaims(f, clock.Now()))); err != nil {
+			t.Fatal(err)
+		}
+		junk := mustJSON(t, issuerClaims(f, clock.Now()))
+		for range 4 { // spend the budget: one early fetch per second while it lasts
+			clock.Advance(time.Second)
+			_, _ = v.Verify(ctx, signRaw(t, jwt.SigningMethodRS256, rsaAttack, rsHeader(randomKid()), junk))
+		}
+		spent := ks.Fetches()
+		if spent != 1+DefaultEarlyRefetchBurst {
+			t.Fatalf("%d fetches after the flood, want %d", spent, 1+DefaultEarlyRefetchBurst)
+		}
+		f.setJWKS(jwksDoc(t, rsaJWK("rsa1", &rsaKey.PublicKey), rsaJWK("rsa2", &rsaKey2.PublicKey)))
+		newTok := signRaw(t, jwt.SigningMethodRS256, rsaKey2, rsHeader("rsa2"), mustJSON(t, issuerClaims(f, clock.Now())))
+		if _, err := v.Verify(ctx, newTok); Reason(err) != "unknown_kid" {
+			t.Fatalf("budget spent, new key's token: %v, want unknown_kid", err)
+		}
+		clock.Advance(cooldown)
+		if _, err := v.Verify(ctx, newTok); err != nil {
+			t.Fatalf("a cooldown later: %v", err)
+		}
+	})
 }
 
 // TestJWKSOutageR1 is reliability scenario R1: with keys cached, the JWKS
@@ -584,12 +721,12 @@ func TestRemoteKeySetIgnoresTokenURLs(t *testing.T) {
 	v := remoteVerifier(t, f, ks, clock)
 	payload := mustJSON(t, issuerClaims(f, clock.Now()))
 	headers := []map[string]any{
-		{"alg": "RS256", "kid": "attacker", "jku": evil.URL + "/jwks"},
-		{"alg": "RS256", "kid": "attacker", "x5u": evil.URL + "/cert"},
-		{"alg": "RS256", "kid": "attacker", "jwk": rsaJWK("attacker", &rsaAttack.PublicKey)},
-		{"alg": "RS256", "kid": "attacker", "x5c": []string{"MIIB"}},
-		{"alg": "RS256", "kid": evil.URL + "/jwks"},
-		{"alg": "RS256", "kid": "rsa1", "jku": evil.URL + "/jwks"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "jku": evil.URL + "/jwks"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "x5u": evil.URL + "/cert"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "jwk": rsaJWK("attacker", &rsaAttack.PublicKey)},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "attacker", "x5c": []string{"MIIB"}},
+		{"alg": "RS256", "typ": "at+jwt", "kid": evil.URL + "/jwks"},
+		{"alg": "RS256", "typ": "at+jwt", "kid": "rsa1", "jku": evil.URL + "/jwks"},
 	}
 	for _, h := range headers {
 		if _, err := v.Verify(context.Background(), signRaw(t, jwt.SigningMethodRS256, rsaAttack, h, payload)); err == nil {

@@ -41,8 +41,19 @@ type Config struct {
 	Leeway        time.Duration // default 30s, applied to exp, nbf and iat (negative: 0)
 	MaxTokenBytes int           // default 8192; longer bearer values are rejected before parsing
 	CacheSize     int           // verified-token LRU entries; default 10000; negative disables
-	Now           func() time.Time
-	Observer      Observer
+	// AccessTokenTypes lists the JOSE "typ" header values accepted on an
+	// access token. Default ["at+jwt"], as RFC 9068 §4 requires. Entries
+	// compare case-insensitively, with or without the "application/"
+	// prefix (RFC 7515 §4.1.9). The empty string "" in the list means
+	// "no typ header at all"; a typ header that is present but empty is
+	// never accepted. Set it for issuers whose access tokens are typed
+	// otherwise, e.g. ["at+jwt", "JWT", ""] for Keycloak or for Auth0
+	// without its RFC 9068 profile. Types that mark another kind of token
+	// (id+jwt, logout+jwt, dpop+jwt, secevent+jwt, …) are refused by
+	// NewVerifier, so they stay rejected whatever the list says.
+	AccessTokenTypes []string
+	Now              func() time.Time
+	Observer         Observer
 }
 
 // Verifier verifies bearer JWTs against per-issuer key sources. It is safe
@@ -60,6 +71,10 @@ type Verifier struct {
 	// golang-jwt's exp/nbf/iat check, run after the signature.
 	methods   map[string]jwt.SigningMethod
 	validator *jwt.Validator
+	// typs are the accepted typ values without "application/", lowercase;
+	// typAbsent is whether a token without typ is accepted.
+	typs      []string
+	typAbsent bool
 }
 
 // NewVerifier returns a Verifier. keys maps each trusted issuer, spelled
@@ -100,6 +115,9 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
+	if err := v.setTypes(cfg.AccessTokenTypes); err != nil {
+		return nil, err
+	}
 	for iss, ks := range keys {
 		if iss == "" || ks == nil {
 			return nil, errors.New("jwtverify: empty issuer or nil KeySource")
@@ -139,13 +157,16 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 //
 //  1. size (MaxTokenBytes) and shape (three segments);
 //  2. the verified-token cache (a hit skips everything below);
-//  3. header: alg in the allowlist (never "none" or HS*), typ absent, "JWT"
-//     or "at+jwt" ("application/at+jwt"), no crit, kid a short string;
+//  3. header: alg in the allowlist (never "none" or HS*), typ one of
+//     Config.AccessTokenTypes (default at+jwt only), no crit, kid a short
+//     string;
 //  4. iss is a configured issuer (exact match) — before any key work;
 //  5. typ claim not "ID", exp present and numeric, nbf, iat, aud contains
 //     Config.Audience (SameResource);
 //  6. the key for (iss, kid, alg) from that issuer's KeySource only, of the
-//     type alg requires; jku, x5u, jwk and x5c are never looked at;
+//     type alg requires (CheckedKey when the source is a CheckedKeySource:
+//     checks 3 to 5 have passed); jku, x5u, jwk and x5c are never looked
+//     at;
 //  7. the signature, then golang-jwt's own exp/nbf/iat validation.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) == 0 {
@@ -239,17 +260,84 @@ func (v *Verifier) verifyJWS(ctx context.Context, raw string) (*Claims, error) {
 	return tc.toClaims(), nil
 }
 
-// allowedTyp reports whether a JOSE "typ" header is acceptable for an access
-// token: "JWT" (RFC 7519 §5.1) or "at+jwt" (RFC 9068 §2.1), with or without
-// the "application/" prefix, case-insensitively (RFC 7515 §4.1.9 says the
-// prefix may be omitted and media types compare case-insensitively).
-func allowedTyp(typ string) bool {
+// defaultAccessTokenTypes is Config.AccessTokenTypes when empty: RFC 9068
+// §4 makes a resource server reject anything but at+jwt.
+var defaultAccessTokenTypes = []string{"at+jwt"}
+
+// otherTokenTypes are typ values that mark a token that is not an access
+// token; NewVerifier refuses them in Config.AccessTokenTypes. Compared
+// without "application/", case-insensitively.
+var otherTokenTypes = []string{
+	"id+jwt", "logout+jwt", "dpop+jwt", "secevent+jwt", "oauth-authz-req+jwt",
+	"token-introspection+jwt", "client-authentication+jwt", "jwk-set+jwt",
+	"entity-statement+jwt", "trust-mark+jwt", "kb+jwt", "jose", "jose+json",
+}
+
+// stripMediaPrefix drops a leading "application/" (any case) from a typ
+// value (RFC 7515 §4.1.9: the prefix may be omitted).
+func stripMediaPrefix(typ string) string {
 	const prefix = "application/"
-	t := typ
-	if len(t) > len(prefix) && strings.EqualFold(t[:len(prefix)], prefix) {
-		t = t[len(prefix):]
+	if len(typ) > len(prefix) && strings.EqualFold(typ[:len(prefix)], prefix) {
+		return typ[len(prefix):]
 	}
-	return strings.EqualFold(t, "JWT") || strings.EqualFold(t, "at+jwt")
+	return typ
+}
+
+// setTypes fills v.typs and v.typAbsent from Config.AccessTokenTypes.
+func (v *Verifier) setTypes(list []string) error {
+	if len(list) == 0 {
+		list = defaultAccessTokenTypes
+	}
+	for _, t := range list {
+		if t == "" {
+			v.typAbsent = true
+			continue
+		}
+		n := strings.ToLower(stripMediaPrefix(t))
+		if n == "" || n == "application/" || strings.ContainsAny(n, " \t/") {
+			return fmt.Errorf("jwtverify: Config.AccessTokenTypes: %q is not a media type", t)
+		}
+		if slices.Contains(otherTokenTypes, n) {
+			return fmt.Errorf("jwtverify: Config.AccessTokenTypes: %q marks a token that is not an access token", t)
+		}
+		if !slices.Contains(v.typs, n) {
+			v.typs = append(v.typs, n)
+		}
+	}
+	return nil
+}
+
+// allowedTyp reports whether a present, string "typ" header is one of the
+// configured access token types, with or without the "application/" prefix,
+// case-insensitively (RFC 7515 §4.1.9, RFC 9068 §4).
+func (v *Verifier) allowedTyp(typ string) bool {
+	t := stripMediaPrefix(typ)
+	for _, a := range v.typs {
+		if strings.EqualFold(t, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxQuotedTyp bounds how much of a refused typ header a rejection quotes.
+const maxQuotedTyp = 40
+
+// typError explains a refused typ header, naming the value (quoted and cut
+// to maxQuotedTyp bytes) so an operator reading the gateway's log sees at
+// once which type the issuer uses. A typ names a media type, not a secret.
+func (v *Verifier) typError(h *joseHeader) error {
+	switch {
+	case !h.hasTyp:
+		return invalid(reasonType, "typ header is absent; an access token must be typed at+jwt (Config.AccessTokenTypes)")
+	case !h.typStr:
+		return invalid(reasonType, "typ header is not a string")
+	}
+	t := h.typ
+	if len(t) > maxQuotedTyp {
+		t = t[:maxQuotedTyp] + "…"
+	}
+	return invalid(reasonType, fmt.Sprintf("typ %q is not an accepted access token type", t))
 }
 
 // keyFor runs the header and claim checks that need no key, then asks only
@@ -258,8 +346,12 @@ func (v *Verifier) keyFor(ctx context.Context, h *joseHeader, tc *tokenClaims) (
 	if h.crit {
 		return nil, invalid(reasonCrit, "crit header names extensions this verifier does not understand")
 	}
-	if h.hasTyp && (!h.typStr || !allowedTyp(h.typ)) {
-		return nil, invalid(reasonType, "typ header is not JWT or at+jwt")
+	if h.hasTyp {
+		if !h.typStr || !v.allowedTyp(h.typ) {
+			return nil, v.typError(h)
+		}
+	} else if !v.typAbsent {
+		return nil, v.typError(h)
 	}
 	alg := h.alg
 	if !slices.Contains(v.algs, alg) { // verifyJWS checked it; keyFor must not depend on that
@@ -282,7 +374,13 @@ func (v *Verifier) keyFor(ctx context.Context, h *joseHeader, tc *tokenClaims) (
 	if err := tc.check(v.now(), v.leeway, v.audience); err != nil {
 		return nil, err
 	}
-	pub, err := ks.Key(ctx, kid, alg)
+	var pub any
+	var err error
+	if cks, ok := ks.(CheckedKeySource); ok {
+		pub, err = cks.CheckedKey(ctx, kid, alg)
+	} else {
+		pub, err = ks.Key(ctx, kid, alg)
+	}
 	if err != nil {
 		var te *tokenError
 		if errors.As(err, &te) {

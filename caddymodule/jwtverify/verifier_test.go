@@ -113,10 +113,10 @@ func TestVerifySecurityCases(t *testing.T) {
 		{"4 alg missing", func() string { return rs(hdr(map[string]any{"alg": nil}), good) }, nil, "algorithm"},
 		{"4 alg not a string", func() string { return rs(hdr(map[string]any{"alg": 256}), good) }, nil, "algorithm"},
 		{"4 EdDSA not allowlisted by default", func() string {
-			return signRaw(t, jwt.SigningMethodEdDSA, edKey, map[string]any{"alg": "EdDSA", "kid": "ed1"}, good)
+			return signRaw(t, jwt.SigningMethodEdDSA, edKey, map[string]any{"alg": "EdDSA", "kid": "ed1", "typ": "at+jwt"}, good)
 		}, nil, "algorithm"},
 		{"4 EdDSA accepted when allowlisted", func() string {
-			return signRaw(t, jwt.SigningMethodEdDSA, edKey, map[string]any{"alg": "EdDSA", "kid": "ed1"}, good)
+			return signRaw(t, jwt.SigningMethodEdDSA, edKey, map[string]any{"alg": "EdDSA", "kid": "ed1", "typ": "at+jwt"}, good)
 		}, func(c *Config) { c.Algorithms = []string{"EdDSA"} }, ""},
 
 		// Case 5: key URLs and embedded keys in the header are never used.
@@ -246,17 +246,18 @@ func TestVerifySecurityCases(t *testing.T) {
 			return tokenRS256(t, with(now, func(c map[string]any) { c["typ"] = "Bearer" }))
 		}, nil, ""},
 
-		// typ header variants (issue 3).
-		{"typ absent", func() string { return rs(hdr(map[string]any{"typ": nil}), good) }, nil, ""},
-		{"typ JWT", func() string { return rs(hdr(map[string]any{"typ": "JWT"}), good) }, nil, ""},
-		{"typ jwt lowercase", func() string { return rs(hdr(map[string]any{"typ": "jwt"}), good) }, nil, ""},
+		// typ header (RFC 9068 §4: at+jwt only by default; see
+		// TestAccessTokenTypes for configured lists).
+		{"typ absent", func() string { return rs(hdr(map[string]any{"typ": nil}), good) }, nil, "type"},
+		{"typ JWT", func() string { return rs(hdr(map[string]any{"typ": "JWT"}), good) }, nil, "type"},
 		{"typ AT+JWT", func() string { return rs(hdr(map[string]any{"typ": "AT+JWT"}), good) }, nil, ""},
 		{"typ application/at+jwt", func() string { return rs(hdr(map[string]any{"typ": "application/at+jwt"}), good) }, nil, ""},
+		{"typ Application/At+JWT", func() string { return rs(hdr(map[string]any{"typ": "Application/At+JWT"}), good) }, nil, ""},
 		{"typ id+jwt", func() string { return rs(hdr(map[string]any{"typ": "id+jwt"}), good) }, nil, "type"},
 		{"typ dpop+jwt", func() string { return rs(hdr(map[string]any{"typ": "dpop+jwt"}), good) }, nil, "type"},
 		{"typ logout+jwt", func() string { return rs(hdr(map[string]any{"typ": "logout+jwt"}), good) }, nil, "type"},
-		{"typ application/JWT", func() string { return rs(hdr(map[string]any{"typ": "application/JWT"}), good) }, nil, ""},
-		{"typ application/jwt+junk", func() string { return rs(hdr(map[string]any{"typ": "application/jwt+junk"}), good) }, nil, "type"},
+		{"typ application/JWT", func() string { return rs(hdr(map[string]any{"typ": "application/JWT"}), good) }, nil, "type"},
+		{"typ application/at+jwt+junk", func() string { return rs(hdr(map[string]any{"typ": "application/at+jwt+junk"}), good) }, nil, "type"},
 		{"typ application/", func() string { return rs(hdr(map[string]any{"typ": "application/"}), good) }, nil, "type"},
 		{"typ application/id+jwt", func() string { return rs(hdr(map[string]any{"typ": "application/id+jwt"}), good) }, nil, "type"},
 		{"typ empty", func() string { return rs(hdr(map[string]any{"typ": ""}), good) }, nil, "type"},
@@ -341,12 +342,16 @@ func TestVerifyClaimsMapping(t *testing.T) {
 		wantClient string
 		wantScope  string
 		wantScopes []string
+		wantHas    bool
 	}{
-		{"client_id and scope", func(map[string]any) {}, "client-1", "mcp:tools github:repo", []string{"mcp:tools", "github:repo"}},
-		{"azp fallback", func(c map[string]any) { delete(c, "client_id"); c["azp"] = "app" }, "app", "mcp:tools github:repo", []string{"mcp:tools", "github:repo"}},
-		{"scp array", func(c map[string]any) { delete(c, "scope"); c["scp"] = []string{"a", "b"} }, "client-1", "a b", []string{"a", "b"}},
-		{"scp string", func(c map[string]any) { delete(c, "scope"); c["scp"] = "a b" }, "client-1", "a b", []string{"a", "b"}},
-		{"no scope", func(c map[string]any) { delete(c, "scope") }, "client-1", "", nil},
+		{"client_id and scope", func(map[string]any) {}, "client-1", "mcp:tools github:repo", []string{"mcp:tools", "github:repo"}, true},
+		{"azp fallback", func(c map[string]any) { delete(c, "client_id"); c["azp"] = "app" }, "app", "mcp:tools github:repo", []string{"mcp:tools", "github:repo"}, true},
+		{"scp array", func(c map[string]any) { delete(c, "scope"); c["scp"] = []string{"a", "b"} }, "client-1", "a b", []string{"a", "b"}, true},
+		{"scp string", func(c map[string]any) { delete(c, "scope"); c["scp"] = "a b" }, "client-1", "a b", []string{"a", "b"}, true},
+		{"no scope claim", func(c map[string]any) { delete(c, "scope") }, "client-1", "", nil, false},
+		{"scope null", func(c map[string]any) { c["scope"] = nil }, "client-1", "", nil, false},
+		{"empty scope", func(c map[string]any) { c["scope"] = "" }, "client-1", "", []string{}, true},
+		{"empty scp array", func(c map[string]any) { delete(c, "scope"); c["scp"] = []string{} }, "client-1", "", []string{}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,6 +364,9 @@ func TestVerifyClaimsMapping(t *testing.T) {
 			}
 			if c.ClientID != tc.wantClient || c.Scope != tc.wantScope || strings.Join(c.Scopes, ",") != strings.Join(tc.wantScopes, ",") {
 				t.Fatalf("got client %q scope %q scopes %q", c.ClientID, c.Scope, c.Scopes)
+			}
+			if c.HasScopeClaim != tc.wantHas {
+				t.Fatalf("HasScopeClaim = %v, want %v", c.HasScopeClaim, tc.wantHas)
 			}
 			if !c.Expiry.Equal(time.Unix(now.Add(time.Hour).Unix(), 0)) || !c.IssuedAt.Equal(time.Unix(now.Unix(), 0)) ||
 				!c.NotBefore.Equal(time.Unix(now.Add(-time.Minute).Unix(), 0)) || c.ID != "jti-1" ||
@@ -477,6 +485,12 @@ func TestNewVerifierConfig(t *testing.T) {
 		{"no issuers", Config{Audience: testAudience}, nil, false},
 		{"nil key source", Config{Audience: testAudience}, map[string]KeySource{testIssuer: nil}, false},
 		{"empty issuer", Config{Audience: testAudience}, map[string]KeySource{"": staticKeys(t)}, false},
+		{"typ JWT and absent", Config{Audience: testAudience, AccessTokenTypes: []string{"at+jwt", "JWT", ""}}, ks, true},
+		{"typ id+jwt refused", Config{Audience: testAudience, AccessTokenTypes: []string{"at+jwt", "application/ID+JWT"}}, ks, false},
+		{"typ dpop+jwt refused", Config{Audience: testAudience, AccessTokenTypes: []string{"dpop+jwt"}}, ks, false},
+		{"typ logout+jwt refused", Config{Audience: testAudience, AccessTokenTypes: []string{"logout+jwt"}}, ks, false},
+		{"typ bare application/ refused", Config{Audience: testAudience, AccessTokenTypes: []string{"application/"}}, ks, false},
+		{"typ other media type refused", Config{Audience: testAudience, AccessTokenTypes: []string{"text/plain"}}, ks, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -558,5 +572,124 @@ func TestVerifyForeignKeySourceError(t *testing.T) {
 	_, err := v.Verify(context.Background(), tokenRS256(t, goodClaims(clock.Now())))
 	if Reason(err) != "keys_unavailable" || !errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrInvalidToken) || strings.Contains(err.Error(), "rsa1") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestAccessTokenTypes covers Config.AccessTokenTypes: at+jwt only by
+// default (RFC 9068 §4), a configured list for issuers typing their tokens
+// otherwise, "" for "no typ header", and a rejection detail naming typ.
+func TestAccessTokenTypes(t *testing.T) {
+	clock := newFakeClock()
+	payload := mustJSON(t, goodClaims(clock.Now()))
+	keycloak := []string{"at+jwt", "JWT", ""}
+	tests := []struct {
+		name       string
+		types      []string
+		typ        any // nil: no typ header
+		wantReject bool
+		wantDetail string
+	}{
+		{"default at+jwt", nil, "at+jwt", false, ""},
+		{"default application/at+jwt", nil, "application/at+jwt", false, ""},
+		{"default AT+JWT", nil, "AT+JWT", false, ""},
+		{"default JWT", nil, "JWT", true, `typ "JWT" is not an accepted access token type`},
+		{"default absent", nil, nil, true, "typ header is absent; an access token must be typed at+jwt (Config.AccessTokenTypes)"},
+		{"default id+jwt", nil, "id+jwt", true, `typ "id+jwt" is not an accepted access token type`},
+		{"default empty", nil, "", true, `typ "" is not an accepted access token type`},
+		{"default number", nil, 7, true, "typ header is not a string"},
+		{"default long typ quoted and cut", nil, strings.Repeat("x", 100), true, `typ "` + strings.Repeat("x", 40) + `…" is not an accepted access token type`},
+		{"default control chars escaped", nil, "a\u0000b", true, `typ "a\x00b" is not an accepted access token type`},
+		{"keycloak JWT", keycloak, "JWT", false, ""},
+		{"keycloak application/jwt", keycloak, "application/jwt", false, ""},
+		{"keycloak absent", keycloak, nil, false, ""},
+		{"keycloak at+jwt", keycloak, "at+jwt", false, ""},
+		{"keycloak id+jwt", keycloak, "id+jwt", true, `typ "id+jwt" is not an accepted access token type`},
+		{"keycloak empty typ is not absent", keycloak, "", true, `typ "" is not an accepted access token type`},
+		{"JWT without absent", []string{"JWT"}, nil, true, "typ header is absent; an access token must be typed at+jwt (Config.AccessTokenTypes)"},
+		{"JWT only refuses at+jwt", []string{"JWT"}, "at+jwt", true, `typ "at+jwt" is not an accepted access token type`},
+		{"absent only", []string{""}, nil, false, ""},
+		{"absent only refuses JWT", []string{""}, "JWT", true, `typ "JWT" is not an accepted access token type`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newTestVerifier(t, clock, staticKeys(t), func(c *Config) { c.AccessTokenTypes = tc.types; c.CacheSize = -1 })
+			h := rsHeader("rsa1")
+			delete(h, "typ")
+			if tc.typ != nil {
+				h["typ"] = tc.typ
+			}
+			raw := signRaw(t, jwt.SigningMethodRS256, rsaKey, h, payload)
+			_, err := v.Verify(context.Background(), raw)
+			if !tc.wantReject {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				return
+			}
+			if Reason(err) != "type" {
+				t.Fatalf("reason %q (%v), want type", Reason(err), err)
+			}
+			if got := Detail(err); got != tc.wantDetail {
+				t.Fatalf("detail %q, want %q", got, tc.wantDetail)
+			}
+		})
+	}
+}
+
+// TestDetail: every rejection has a detail; other errors have none.
+func TestDetail(t *testing.T) {
+	clock := newFakeClock()
+	v := newTestVerifier(t, clock, staticKeys(t), nil)
+	_, err := v.Verify(context.Background(), tokenRS256(t, with(clock.Now(), func(c map[string]any) { c["aud"] = "https://other.example/mcp" })))
+	if got := Detail(err); got != "aud does not contain this resource" {
+		t.Fatalf("Detail = %q", got)
+	}
+	if Detail(ErrKeysUnavailable) == "" || Detail(nil) != "" || Detail(errors.New("x")) != "" {
+		t.Fatal("Detail of non-token errors")
+	}
+}
+
+// checkedRecorder is a CheckedKeySource that records which method the Verifier used.
+type checkedRecorder struct {
+	KeySource
+	key, checked atomic.Int64
+}
+
+func (r *checkedRecorder) Key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	r.key.Add(1)
+	return r.KeySource.Key(ctx, kid, alg)
+}
+
+func (r *checkedRecorder) CheckedKey(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	r.checked.Add(1)
+	return r.KeySource.Key(ctx, kid, alg)
+}
+
+// TestVerifyUsesCheckedKey: with a CheckedKeySource the Verifier asks CheckedKey, never Key,
+// and only for tokens whose header and claims passed.
+func TestVerifyUsesCheckedKey(t *testing.T) {
+	clock := newFakeClock()
+	rec := &checkedRecorder{KeySource: staticKeys(t)}
+	v := newTestVerifier(t, clock, rec, func(c *Config) { c.CacheSize = -1 })
+	ctx := context.Background()
+	now := clock.Now()
+	for _, bad := range []string{
+		tokenRS256(t, with(now, func(c map[string]any) { c["aud"] = "https://other.example/mcp" })),
+		tokenRS256(t, with(now, func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })),
+		tokenRS256(t, with(now, func(c map[string]any) { delete(c, "sub") })),
+		signRaw(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"alg": "RS256", "typ": "JWT", "kid": "rsa1"}, mustJSON(t, goodClaims(now))),
+	} {
+		if _, err := v.Verify(ctx, bad); err == nil {
+			t.Fatal("bad token accepted")
+		}
+	}
+	if n := rec.checked.Load() + rec.key.Load(); n != 0 {
+		t.Fatalf("%d key lookups for tokens whose checks failed", n)
+	}
+	if _, err := v.Verify(ctx, tokenRS256(t, goodClaims(now))); err != nil {
+		t.Fatal(err)
+	}
+	if rec.checked.Load() != 1 || rec.key.Load() != 0 {
+		t.Fatalf("CheckedKey %d, Key %d; want 1 and 0", rec.checked.Load(), rec.key.Load())
 	}
 }

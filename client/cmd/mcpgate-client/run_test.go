@@ -224,7 +224,8 @@ func TestClientMetadataCommand(t *testing.T) {
 		{[]string{"-v", "client-metadata", "-name", "x", "-url", "https://app.example:8443/c"}, 0, "https://app.example:8443/c", "x", ""},
 		{[]string{"client-metadata"}, 2, "", "", "client-metadata needs -url"},
 		{[]string{"client-metadata", "-url", "http://app.example/c"}, 2, "", "", "must use https"},
-		{[]string{"client-metadata", "-url", "https://app.example/"}, 2, "", "", "needs a path"},
+		{[]string{"client-metadata", "-url", "https://app.example"}, 2, "", "", "needs a path"},
+		{[]string{"client-metadata", "-url", "https://app.example/c.json?v=2"}, 0, "https://app.example/c.json?v=2", "mcpgate-client", ""},
 		{[]string{"client-metadata", "-url", "https://app.example/c", "extra"}, 2, "", "", `unexpected argument "extra"`},
 		{[]string{"client-metadata", "-bogus"}, 2, "", "", "flag provided but not defined"},
 	}

@@ -69,6 +69,15 @@ type ASOptions struct {
 	ClientIDMetadataDocuments bool
 	// DocumentClient fetches client metadata documents; default a client with a 5s timeout.
 	DocumentClient *http.Client
+	// JWTAccessTokens issues access tokens shaped as RFC 9068 JWTs (header typ at+jwt; claims
+	// iss, sub, aud, client_id, scope, iat, exp, jti), so a client can read their aud. The
+	// signature is random bytes: the fake resource looks tokens up by value and verifies
+	// nothing.
+	JWTAccessTokens bool
+	// IgnoreResource, when set, is the audience of every access token issued, whatever resource
+	// the client asked for, as an authorization server that ignores RFC 8707 issues tokens for
+	// its own default audience. Refresh tokens keep the requested resource.
+	IgnoreResource string
 	// AccessTTL is the access token lifetime; default 1h.
 	AccessTTL time.Duration
 	// Now is the clock; default time.Now.
@@ -598,10 +607,16 @@ func (a *AS) token(w http.ResponseWriter, r *http.Request) {
 		oauthErr(w, http.StatusBadRequest, "unsupported_grant_type", "")
 		return
 	}
-	at, rt := "at-"+random(), "rt-"+random()
 	g.Expiry = a.opts.Now().Add(a.opts.AccessTTL)
-	a.mu.Lock()
 	ag, rg := g, g
+	if a.opts.IgnoreResource != "" {
+		ag.Resource = a.opts.IgnoreResource
+	}
+	at, rt := "at-"+random(), "rt-"+random()
+	if a.opts.JWTAccessTokens {
+		at = a.jwtAccessToken(ag)
+	}
+	a.mu.Lock()
 	if !a.refuseNew {
 		a.access[at] = &ag
 	}
@@ -650,6 +665,19 @@ func (a *AS) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	a.revoked = append(a.revoked, r.PostForm.Get("token_type_hint"))
 	w.WriteHeader(http.StatusOK)
+}
+
+// jwtAccessToken returns an RFC 9068-shaped access token for g with a random signature.
+func (a *AS) jwtAccessToken(g Grant) string {
+	seg := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	now := a.opts.Now()
+	return seg(map[string]any{"alg": "RS256", "typ": "at+jwt", "kid": "fake"}) + "." +
+		seg(map[string]any{"iss": a.Issuer, "sub": "user-1", "aud": g.Resource, "client_id": g.ClientID,
+			"scope": strings.Join(g.Scopes, " "), "iat": now.Unix(), "exp": g.Expiry.Unix(), "jti": random()}) +
+		"." + random() + random()
 }
 
 func random() string {

@@ -48,7 +48,27 @@ type ResourceOptions struct {
 	ToolScopes map[string]string
 	// RequiredScope is needed for every MCP request; default "mcp:read"; "-" for none.
 	RequiredScope string
+	// Refuse, when set, answers every MCP request that carries a valid token with this error
+	// instead of serving it, as the gateway does for an unlinked upstream account (403) or when
+	// a token source is down (503).
+	Refuse *Refusal
 }
+
+// Refusal is an error answer of the resource after a valid token: Status with a JSON body
+// {"error": Error, "error_description": Description} and, when set, Retry-After.
+type Refusal struct {
+	Status      int
+	Error       string
+	Description string
+	RetryAfter  string
+}
+
+// The error_description of the resource's invalid_token answers: a token it does not know
+// (expired, revoked, never issued), and a known token issued for another audience.
+const (
+	InvalidTokenDescription = "the access token is invalid"
+	AudienceDescription     = "the access token's audience is not this resource"
+)
 
 // Resource is the fake protected MCP server.
 type Resource struct {
@@ -221,13 +241,26 @@ func (r *Resource) check(w http.ResponseWriter, req *http.Request) int {
 		want = r.origin
 	}
 	if !ok || g.Resource != want {
-		w.Header().Set("WWW-Authenticate", r.challenge(`error="invalid_token", error_description="the token is expired, revoked or not for this resource"`))
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		// As mcpgate's gateway answers: invalid_token, its description also in the challenge,
+		// naming the audience when that is what failed.
+		desc := InvalidTokenDescription
+		if ok {
+			desc = AudienceDescription
+		}
+		w.Header().Set("WWW-Authenticate", r.challenge(`error="invalid_token", error_description="`+desc+`"`))
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
 		return http.StatusUnauthorized
 	}
 	r.mu.Lock()
 	r.bearers++
 	r.mu.Unlock()
+	if f := r.o.Refuse; f != nil {
+		if f.RetryAfter != "" {
+			w.Header().Set("Retry-After", f.RetryAfter)
+		}
+		writeJSON(w, f.Status, map[string]string{"error": f.Error, "error_description": f.Description})
+		return f.Status
+	}
 	var body []byte
 	if req.Body != nil {
 		body, _ = io.ReadAll(req.Body)
