@@ -1,0 +1,200 @@
+package toolpolicy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestInspectBodies(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		calls  []Call
+		batch  bool
+		errIs  error
+		code   int
+		idSeen string // the id carried by the error, if any
+	}{
+		{"tools/call", toolCall("echo"), []Call{{Method: "tools/call", Name: "echo", ID: []byte("1")}}, false, nil, 0, ""},
+		{"prompts/get", `{"jsonrpc":"2.0","id":"p1","method":"prompts/get","params":{"name":"sum","arguments":{}}}`,
+			[]Call{{Method: "prompts/get", Name: "sum", ID: []byte(`"p1"`)}}, false, nil, 0, ""},
+		{"resources/read uses the uri", `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///a","name":"ignored"}}`,
+			[]Call{{Method: "resources/read", Name: "file:///a", ID: []byte("2")}}, false, nil, 0, ""},
+		{"members in any order", `{"params":{"arguments":{"name":"decoy"},"name":"echo"},"method":"tools/call","id":3,"jsonrpc":"2.0"}`,
+			[]Call{{Method: "tools/call", Name: "echo", ID: []byte("3")}}, false, nil, 0, ""},
+		{"escaped name", `{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"r\u006d_rf"}}`,
+			[]Call{{Method: "tools/call", Name: "rm_rf", ID: []byte("1")}}, false, nil, 0, ""},
+		{"escaped key", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"rm_rf"}}`,
+			[]Call{{Method: "tools/call", Name: "rm_rf", ID: []byte("1")}}, false, nil, 0, ""},
+		{"key in other case, as Go decodes it", `{"jsonrpc":"2.0","id":1,"Method":"tools/call","PARAMS":{"Name":"rm_rf"}}`,
+			[]Call{{Method: "tools/call", Name: "rm_rf", ID: []byte("1")}}, false, nil, 0, ""},
+		{"notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+			[]Call{{Method: "notifications/initialized"}}, false, nil, 0, ""},
+		{"response to a server request", `{"jsonrpc":"2.0","id":5,"result":{"action":"accept"}}`, nil, false, nil, 0, ""},
+		{"batch", `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}}]`,
+			[]Call{{Method: "ping", ID: []byte("1")}, {Method: "tools/call", Name: "a", ID: []byte("2")}}, true, nil, 0, ""},
+
+		{"duplicate name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"rm_rf"}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"duplicate name by case", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","NAME":"rm_rf"}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"duplicate name by escape", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","n\u0061me":"rm_rf"}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"duplicate params by Unicode folding", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"paramſ":{"name":"rm_rf"}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"duplicate method", `{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call","params":{"name":"x"}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"method not a string", `{"jsonrpc":"2.0","id":1,"method":7}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"tools/call without name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, nil, false, ErrMalformed, CodeInvalidParams, "1"},
+		{"tools/call name not a string", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["rm"]}}`, nil, false, ErrMalformed, CodeInvalidParams, "1"},
+		{"tools/call params not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["rm"]}`, nil, false, ErrMalformed, CodeInvalidParams, "1"},
+		{"resources/read without uri", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x"}}`, nil, false, ErrMalformed, CodeInvalidParams, "1"},
+		{"no method, no result", `{"jsonrpc":"2.0","id":1}`, nil, false, ErrMalformed, CodeInvalidRequest, "1"},
+		{"empty batch", `[]`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"batch of non-objects", `[1]`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"not JSON", `tools/call`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"empty", ``, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"truncated", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"trailing data", toolCall("echo") + `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm"}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"bad escape in arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":"\q"}}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"control character in string", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"x\":\"a\x01\"}}", nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"bad number", `{"jsonrpc":"2.0","id":01,"method":"ping"}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"byte order mark", "\xef\xbb\xbf" + toolCall("echo"), nil, false, ErrMalformed, CodeInvalidRequest, ""},
+		{"too deep", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}}`, nil, false, ErrMalformed, CodeInvalidRequest, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := Inspect(nil, []byte(tt.body))
+			if tt.errIs != nil {
+				var re *RequestError
+				if !errors.As(err, &re) || !errors.Is(err, tt.errIs) {
+					t.Fatalf("err = %v, want a *RequestError wrapping %v", err, tt.errIs)
+				}
+				if re.Status != http.StatusBadRequest || re.Code != tt.code || string(re.ID) != tt.idSeen {
+					t.Errorf("status %d code %d id %s, want 400 %d %s", re.Status, re.Code, re.ID, tt.code, tt.idSeen)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.Batch != tt.batch || len(req.Calls) != len(tt.calls) {
+				t.Fatalf("got %+v", req)
+			}
+			for i, c := range req.Calls {
+				w := tt.calls[i]
+				if c.Method != w.Method || c.Name != w.Name || !bytes.Equal(c.ID, w.ID) {
+					t.Errorf("call %d = %q %q %s, want %q %q %s", i, c.Method, c.Name, c.ID, w.Method, w.Name, w.ID)
+				}
+			}
+		})
+	}
+}
+
+func TestInspectHeaders(t *testing.T) {
+	b64 := func(s string) string { return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?=" }
+	single := toolCall("echo")
+	tests := []struct {
+		name string
+		h    http.Header
+		body string
+		ok   bool
+	}{
+		{"no headers: the body decides", nil, single, true},
+		{"matching headers", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo"), single, true},
+		{"lying client: header names an allowed tool, body calls another", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo"), toolCall("rm_rf"), false},
+		{"lying method", headers("Mcp-Method", "tools/list"), single, false},
+		{"method case differs", headers("Mcp-Method", "Tools/Call", "Mcp-Name", "echo"), single, false},
+		{"name missing for tools/call", headers("Mcp-Method", "tools/call"), single, false},
+		{"name without method", headers("Mcp-Name", "echo"), single, false},
+		{"method twice", headers("Mcp-Method", "tools/call", "Mcp-Method", "tools/call", "Mcp-Name", "echo"), single, false},
+		{"name twice", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo", "Mcp-Name", "echo"), single, false},
+		{"base64 name", headers("Mcp-Method", "tools/call", "Mcp-Name", b64("café")),
+			`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"café"}}`, true},
+		{"base64 name of another tool", headers("Mcp-Method", "tools/call", "Mcp-Name", b64("echo")), toolCall("rm_rf"), false},
+		{"bad base64", headers("Mcp-Method", "tools/call", "Mcp-Name", "=?base64?!!!?="), single, false},
+		{"base64 without end", headers("Mcp-Method", "tools/call", "Mcp-Name", "=?base64?ZWNobw=="), single, false},
+		{"name with control character", headers("Mcp-Method", "tools/call", "Mcp-Name", "ec\x01ho"), single, false},
+		{"headers with a batch", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo"), "[" + single + "]", false},
+		{"headers with a response", headers("Mcp-Method", "tools/call"), `{"jsonrpc":"2.0","id":1,"result":{}}`, false},
+		{"resource uri", headers("Mcp-Method", "resources/read", "Mcp-Name", "file:///a"),
+			`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}`, true},
+		{"resource uri differs", headers("Mcp-Method", "resources/read", "Mcp-Name", "file:///a"),
+			`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///b"}}`, false},
+		{"name for a method that names nothing is not ours to check", headers("Mcp-Method", "tasks/get", "Mcp-Name", "t1"),
+			`{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t1"}}`, true},
+		{"notification", headers("Mcp-Method", "notifications/initialized"), `{"jsonrpc":"2.0","method":"notifications/initialized"}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := Inspect(tt.h, []byte(tt.body))
+			if tt.ok {
+				if err != nil || req == nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			var re *RequestError
+			if !errors.As(err, &re) || !errors.Is(err, ErrHeaderMismatch) {
+				t.Fatalf("err = %v, want ErrHeaderMismatch", err)
+			}
+			if re.Status != http.StatusBadRequest || re.Code != CodeHeaderMismatch {
+				t.Errorf("status %d code %d", re.Status, re.Code)
+			}
+			body := string(re.ErrorBody())
+			if !strings.Contains(body, `"code":-32020`) {
+				t.Errorf("error body %s", body)
+			}
+			if strings.Contains(body, "rm_rf") || strings.Contains(err.Error(), "rm_rf") {
+				t.Errorf("the error quotes the body: %v / %s", err, body)
+			}
+		})
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	b, err := ReadBody(strings.NewReader(toolCall("echo")), 0)
+	if err != nil || string(b) != toolCall("echo") {
+		t.Fatalf("ReadBody = %q, %v", b, err)
+	}
+	exact := strings.Repeat("x", 100)
+	if b, err := ReadBody(strings.NewReader(exact), 100); err != nil || len(b) != 100 {
+		t.Fatalf("a body of exactly the limit: %d bytes, %v", len(b), err)
+	}
+	// A huge body: refused after reading limit+1 bytes, not all of it.
+	huge := &countingReader{r: io.LimitReader(zeros{}, 64<<20)}
+	_, err = ReadBody(huge, DefaultMaxBodyBytes)
+	var re *RequestError
+	if !errors.As(err, &re) || !errors.Is(err, ErrBodyTooLarge) || re.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("err = %v", err)
+	}
+	if huge.n > DefaultMaxBodyBytes+64<<10 {
+		t.Errorf("read %d bytes of a huge body", huge.n)
+	}
+	if !strings.Contains(string(re.ErrorBody()), `"id":null`) {
+		t.Errorf("error body %s", re.ErrorBody())
+	}
+	boom := errors.New("connection reset")
+	if _, err := ReadBody(io.MultiReader(strings.NewReader("{"), errReader{boom}), 0); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want the reader's error", err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
