@@ -37,6 +37,8 @@ type Request struct {
 	// Batch: the body was a JSON array (protocol versions before
 	// 2025-06-18); answers must then be an array too.
 	Batch bool
+
+	one [1]Call // Calls of a single message, without a second allocation
 }
 
 // ReadBody reads a request body of at most limit bytes (0: the default,
@@ -92,7 +94,8 @@ func parseBody(body []byte) (*Request, error) {
 			return nil, err
 		}
 		if isCall {
-			req.Calls = []Call{c}
+			req.one[0] = c
+			req.Calls = req.one[:]
 		}
 	case '[':
 		req.Batch = true
@@ -181,6 +184,14 @@ func parseMessage(s *scanner) (c Call, isCall bool, err error) {
 			raw, plain, err := s.str()
 			if err != nil {
 				return err
+			}
+			if plain {
+				// A known method costs no allocation: the map's own key
+				// is used (the lookup by string(bytes) does not copy).
+				if k, ok := methodNames[string(raw[1:len(raw)-1])]; ok {
+					c.Method = k
+					return nil
+				}
 			}
 			c.Method, err = decodeString(raw, plain)
 			return err

@@ -33,6 +33,16 @@ var knownMethods = map[string]methodInfo{
 	"notifications/elicitation/complete": {},
 }
 
+// methodNames maps each known method to itself, so that a method read from
+// a body can share the map's string instead of allocating its own.
+var methodNames = func() map[string]string {
+	m := make(map[string]string, len(knownMethods))
+	for k := range knownMethods {
+		m[k] = k
+	}
+	return m
+}()
+
 // nameKind says which member of params names the object of a call.
 type nameKind uint8
 
