@@ -17,6 +17,7 @@ type Policy struct {
 	defaultDeny bool
 	scopePath   []string   // nil: "scope", else "scp"
 	claimPaths  [][]string // every path a claim matcher reads, by index
+	paths       *pathNode  // claimPaths and the scope claim as a tree, for Identity
 	maxBody     int64
 	maxResponse int64
 }
@@ -103,6 +104,7 @@ func Compile(cfg Config) (*Policy, error) {
 			return nil, err
 		}
 	}
+	p.buildPaths()
 	return p, nil
 }
 

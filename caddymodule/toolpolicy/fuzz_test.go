@@ -178,3 +178,49 @@ func FuzzSSE(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIdentity feeds arbitrary payloads to Identity: no panic, only valid
+// JSON objects accepted, and the scopes are those encoding/json reads.
+func FuzzIdentity(f *testing.F) {
+	f.Add(benchPayload)
+	f.Add(`{"scope":null,"scp":["a b","c"],"groups":"admins","realm_access":{"roles":["x"]}}`)
+	f.Add(`{"sc\u006fpe":"a","scope":"b"}`)
+	p := policy20(f)
+	f.Fuzz(func(t *testing.T, payload string) {
+		id, err := p.Identity([]byte(payload))
+		if err != nil {
+			if !errors.Is(err, ErrBadClaims) {
+				t.Fatalf("err = %v", err)
+			}
+			return
+		}
+		if !json.Valid([]byte(payload)) {
+			t.Fatalf("accepted invalid JSON %q", payload)
+		}
+		var std map[string]json.RawMessage
+		if json.Unmarshal([]byte(payload), &std) != nil {
+			t.Fatalf("encoding/json cannot read %q as an object", payload)
+		}
+		raw := std["scope"]
+		if len(raw) == 0 || string(raw) == "null" {
+			raw = std["scp"]
+		}
+		var want []string
+		var str string
+		var list []string
+		switch {
+		case len(raw) == 0 || string(raw) == "null":
+		case json.Unmarshal(raw, &str) == nil:
+			want = strings.Fields(str)
+		case json.Unmarshal(raw, &list) == nil:
+			for _, s := range list {
+				want = append(want, strings.Fields(s)...)
+			}
+		default:
+			t.Fatalf("accepted scopes %s", raw)
+		}
+		if strings.Join(id.Scopes(), " ") != strings.Join(want, " ") {
+			t.Fatalf("scopes %q, encoding/json gives %q for %q", id.Scopes(), want, payload)
+		}
+	})
+}

@@ -3,7 +3,6 @@ package toolpolicy
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"strings"
 )
@@ -42,38 +41,110 @@ func (p *Policy) IdentityFromScopes(scopes []string) *Identity {
 
 // Identity reads the claims the policy needs from a verified token's JSON
 // payload (the decoded middle segment of the JWT). Call it only with the
-// payload of a token the verifier accepted.
+// payload of a token the verifier accepted. Claim names are matched
+// exactly; a claim given twice counts with its last value, as
+// encoding/json reads it.
 func (p *Policy) Identity(payload []byte) (*Identity, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &top); err != nil || top == nil {
+	n := len(p.claimPaths)
+	id := &Identity{claims: make([][]string, n), single: make([]bool, n)}
+	raws := make([][]byte, n+3) // claims, then scope_claim, "scope", "scp"
+	s := &scanner{b: payload}
+	if s.peek() != '{' || p.walk(s, p.paths, raws) != nil || s.end() != nil {
 		return nil, ErrBadClaims
 	}
-	id := &Identity{
-		claims: make([][]string, len(p.claimPaths)),
-		single: make([]bool, len(p.claimPaths)),
+	raw := raws[n]
+	if p.scopePath == nil {
+		if raw = raws[n+1]; isNull(raw) {
+			raw = raws[n+2]
+		}
 	}
-	if p.scopePath != nil {
-		raw := lookup(top, p.scopePath)
-		s, ok := scopeList(raw)
-		if !ok {
-			return nil, ErrBadClaims
-		}
-		id.scopes = s
-	} else {
-		raw := top["scope"]
-		if isNull(raw) {
-			raw = top["scp"]
-		}
-		s, ok := scopeList(raw)
-		if !ok {
-			return nil, ErrBadClaims
-		}
-		id.scopes = s
+	scopes, ok := scopeList(raw)
+	if !ok {
+		return nil, ErrBadClaims
 	}
-	for i, path := range p.claimPaths {
-		id.claims[i], id.single[i] = claimValues(lookup(top, path))
+	id.scopes = scopes
+	for i := range n {
+		id.claims[i], id.single[i] = claimValues(raws[i])
 	}
 	return id, nil
+}
+
+// pathNode is one key of the claim paths a policy reads: the targets that
+// end at it (indexes into the raws of Identity) and the keys below it.
+type pathNode struct {
+	key      string
+	targets  []int
+	children []*pathNode
+}
+
+// buildPaths makes the tree of every claim path, the scope claim, and the
+// default "scope" and "scp".
+func (p *Policy) buildPaths() {
+	root := &pathNode{}
+	add := func(path []string, target int) {
+		n := root
+		for _, k := range path {
+			var next *pathNode
+			for _, c := range n.children {
+				if c.key == k {
+					next = c
+					break
+				}
+			}
+			if next == nil {
+				next = &pathNode{key: k}
+				n.children = append(n.children, next)
+			}
+			n = next
+		}
+		n.targets = append(n.targets, target)
+	}
+	n := len(p.claimPaths)
+	for i, path := range p.claimPaths {
+		add(path, i)
+	}
+	if p.scopePath != nil {
+		add(p.scopePath, n)
+	} else {
+		add([]string{"scope"}, n+1)
+		add([]string{"scp"}, n+2)
+	}
+	p.paths = root
+}
+
+// walk scans the object at s, recording the raw value of every target
+// below node and descending into objects on a path.
+func (p *Policy) walk(s *scanner, node *pathNode, raws [][]byte) error {
+	return s.object(func(key []byte, plain bool) error {
+		var child *pathNode
+		for _, c := range node.children {
+			if plain && string(key[1:len(key)-1]) == c.key {
+				child = c
+				break
+			}
+			if !plain {
+				if k, err := decodeString(key, false); err == nil && k == c.key {
+					child = c
+					break
+				}
+			}
+		}
+		if child == nil {
+			return s.skip()
+		}
+		start := s.i
+		v, err := s.value()
+		if err != nil {
+			return err
+		}
+		for _, t := range child.targets {
+			raws[t] = v
+		}
+		if len(child.children) > 0 && v[0] == '{' {
+			return p.walk(&scanner{b: s.b[:s.i], i: start, depth: s.depth}, child, raws)
+		}
+		return nil
+	})
 }
 
 // IdentityFromJWT is Identity for a compact JWT the verifier has accepted:
@@ -95,103 +166,90 @@ func (p *Policy) IdentityFromJWT(verified string) (*Identity, error) {
 	return p.Identity(payload)
 }
 
-// lookup follows a dotted path through nested objects.
-func lookup(top map[string]json.RawMessage, path []string) json.RawMessage {
-	raw, ok := top[path[0]]
-	if !ok {
-		return nil
-	}
-	for _, seg := range path[1:] {
-		var obj map[string]json.RawMessage
-		if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
-			return nil
-		}
-		if raw, ok = obj[seg]; !ok {
-			return nil
-		}
-	}
-	return raw
-}
-
 // isNull reports an absent or null member.
-func isNull(raw json.RawMessage) bool {
+func isNull(raw []byte) bool {
 	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
 }
 
 // scopeList reads a space-separated string or an array of strings (each
 // element split on spaces too, as jwtverify does). Absent or null: no
 // scopes.
-func scopeList(raw json.RawMessage) ([]string, bool) {
+func scopeList(raw []byte) ([]string, bool) {
 	if isNull(raw) {
 		return nil, true
 	}
-	switch raw[0] {
+	s := &scanner{b: raw}
+	switch s.peek() {
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, false
-		}
-		return strings.Fields(s), true
+		v, ok := scanString(s)
+		return strings.Fields(v), ok
 	case '[':
-		var a []string
-		if json.Unmarshal(raw, &a) != nil {
-			return nil, false
-		}
 		var out []string
-		for _, s := range a {
-			out = append(out, strings.Fields(s)...)
-		}
-		return out, true
+		err := s.array(func() error {
+			v, ok := scanString(s)
+			if !ok {
+				return errSyntax
+			}
+			out = append(out, strings.Fields(v)...)
+			return nil
+		})
+		return out, err == nil
 	}
 	return nil, false
+}
+
+// scanString reads a string value at s.
+func scanString(s *scanner) (string, bool) {
+	raw, plain, err := s.str()
+	if err != nil {
+		return "", false
+	}
+	v, err := decodeString(raw, plain)
+	return v, err == nil
 }
 
 // claimValues reads a claim for the matchers: a string, number or boolean
 // is one value (numbers and booleans as their JSON text); an array gives
 // its scalar elements. Anything else matches nothing.
-func claimValues(raw json.RawMessage) (vals []string, single bool) {
+func claimValues(raw []byte) (vals []string, single bool) {
 	if isNull(raw) {
 		return nil, false
 	}
-	if raw[0] == '[' {
-		var a []json.RawMessage
-		if json.Unmarshal(raw, &a) != nil {
-			return nil, false
-		}
-		vals = make([]string, 0, len(a))
-		for _, e := range a {
-			if v, ok := scalar(e); ok {
+	s := &scanner{b: raw}
+	if s.peek() == '[' {
+		err := s.array(func() error {
+			v, ok, err := scalar(s)
+			if ok {
 				vals = append(vals, v)
 			}
+			return err
+		})
+		if err != nil {
+			return nil, false
 		}
 		return vals, false
 	}
-	if v, ok := scalar(raw); ok {
+	if v, ok, err := scalar(s); ok && err == nil {
 		return []string{v}, true
 	}
 	return nil, false
 }
 
-// scalar returns a JSON string's content, or a number's or boolean's text.
-func scalar(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "", false
-	}
-	switch c := raw[0]; {
+// scalar reads the value at s: a string's content, or a number's or
+// boolean's text (ok); any other value is skipped (not ok).
+func scalar(s *scanner) (v string, ok bool, err error) {
+	switch c := s.peek(); {
 	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return "", false
+		v, ok := scanString(s)
+		if !ok {
+			return "", false, errSyntax
 		}
-		return s, true
-	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
-		if !json.Valid(raw) {
-			return "", false
-		}
-		return string(raw), true
+		return v, true, nil
+	case c == 't' || c == 'f' || c == '-' || c >= '0' && c <= '9':
+		raw, err := s.value()
+		return string(raw), err == nil, err
 	}
-	return "", false
+	return "", false, s.skip()
 }
 
 // match applies one claim matcher.

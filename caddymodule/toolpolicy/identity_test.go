@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -76,5 +77,39 @@ func TestIdentityFromJWT(t *testing.T) {
 	other := mustCompile(t, Config{})
 	if p.Allows(mustIdentity(t, other, `{"groups":["admins"]}`), "tools/call", "x") {
 		t.Error("an identity of another policy passed a claim matcher")
+	}
+}
+
+func TestIdentityClaimShapes(t *testing.T) {
+	p := mustCompile(t, Config{ScopeClaim: "a.b", Rules: []Rule{
+		{Method: "tools/call", Name: "eq", Require: Requirement{Claims: []ClaimMatch{{Claim: "x", Equals: "v"}}}},
+		{Method: "tools/call", Name: "deep", Require: Requirement{Claims: []ClaimMatch{{Claim: "a.c.d", Contains: "z"}}}},
+	}})
+	tests := []struct {
+		payload  string
+		eq, deep bool
+		scopes   string
+	}{
+		{`{"x":"v","a":{"b":"s1 s2","c":{"d":["y","z"]}}}`, true, true, "s1 s2"},
+		{`{"x":"w","x":"v"}`, true, false, ""},                          // the last duplicate counts
+		{`{"\u0078":"v","a":{"b":["s"]}}`, true, false, "s"},            // escaped key
+		{`{"X":"v"}`, false, false, ""},                                 // claim names are exact
+		{`{"x":["v"]}`, false, false, ""},                               // equals wants a single value
+		{`{"x":{"v":1},"a":{"c":{"d":"z"}}}`, false, true, ""},          // object: nothing; a single string contains
+		{`{"x":null,"a":{"c":{"d":[1,"z",{"z":1}]}}}`, false, true, ""}, // mixed arrays: the scalars count
+		{`{"a":{"b":null},"a":{"c":{"d":["z"]}}}`, false, true, ""},
+	}
+	for _, tt := range tests {
+		id := mustIdentity(t, p, tt.payload)
+		if p.Allows(id, "tools/call", "eq") != tt.eq || p.Allows(id, "tools/call", "deep") != tt.deep ||
+			strings.Join(id.Scopes(), " ") != tt.scopes {
+			t.Errorf("%s: eq %v deep %v scopes %q", tt.payload, p.Allows(id, "tools/call", "eq"),
+				p.Allows(id, "tools/call", "deep"), id.Scopes())
+		}
+	}
+	for _, bad := range []string{`{"a":{"b":5}}`, `{"a":{"b":[1]}}`, `{"x":"v"} x`, `{"x":"v",}`} {
+		if _, err := p.Identity([]byte(bad)); !errors.Is(err, ErrBadClaims) {
+			t.Errorf("Identity(%s) = %v, want ErrBadClaims", bad, err)
+		}
 	}
 }
