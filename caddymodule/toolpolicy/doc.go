@@ -100,7 +100,8 @@
 //
 // A tools/list (prompts/list, resources/list) result loses the tools whose
 // tools/call the same policy would refuse this token (prompts/get,
-// resources/read by URI). Only the items array changes; nextCursor, _meta
+// resources/read by URI); so does a server/discover result (2026-07-28),
+// which may carry the tools, prompts and resources lists too. Only the items array changes; nextCursor, _meta
 // and every other byte stay as the backend wrote them, so pagination works:
 // a page may come back shorter, even empty, with its cursor. Lists are
 // rewritten only when a rule names that kind of item or the default is

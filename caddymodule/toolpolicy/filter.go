@@ -1,6 +1,9 @@
 package toolpolicy
 
-import "errors"
+import (
+	"errors"
+	"slices"
+)
 
 // Errors of list filtering. The gateway must not pass the unfiltered
 // response on after either: it could name tools the user may not call.
@@ -24,48 +27,42 @@ var (
 type ResponseFilter struct {
 	p       *Policy
 	id      *Identity
-	lists   []string // list methods of the request that the policy filters
-	pending int      // list results still expected
+	kinds   []listItems // the kinds of items to filter in results
+	pending int         // list results still expected
 }
 
 // ResponseFilter returns a filter for the responses to req, or nil when req
-// has no list call the policy filters (no rule names that list's items and
-// the default is allow): then the response needs no rewriting.
+// has no call whose result lists items the policy restricts (no rule names
+// that kind of item and the default is allow): then the response needs no
+// rewriting. The list calls are tools/list, prompts/list, resources/list,
+// and server/discover, which may list all three.
 func (p *Policy) ResponseFilter(id *Identity, req *Request) *ResponseFilter {
 	var f *ResponseFilter
 	for _, c := range req.Calls {
-		if !p.filters(c.Method) {
-			continue
+		lists := false
+		for _, k := range listKinds[c.Method] {
+			if !p.filtersItems(k) {
+				continue
+			}
+			lists = true
+			if f == nil {
+				f = &ResponseFilter{p: p, id: id}
+			}
+			if !slices.Contains(f.kinds, k) {
+				f.kinds = append(f.kinds, k)
+			}
 		}
-		if f == nil {
-			f = &ResponseFilter{p: p, id: id}
-		}
-		if c.ID != nil {
+		if lists && c.ID != nil {
 			f.pending++
-		}
-		if !contains(f.lists, c.Method) {
-			f.lists = append(f.lists, c.Method)
 		}
 	}
 	return f
 }
 
-// filters reports whether the policy filters the results of list method m.
-func (p *Policy) filters(m string) bool {
-	item := knownMethods[m].list
-	if item == "" {
-		return false
-	}
-	return p.defaultDeny || p.methods[item] != nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+// filtersItems reports whether the policy hides any items of kind k: a
+// rule names its method, or the default is deny.
+func (p *Policy) filtersItems(k listItems) bool {
+	return p.defaultDeny || p.methods[k.method] != nil
 }
 
 // Rewrite filters a plain JSON response body (Content-Type
@@ -153,52 +150,65 @@ func (f *ResponseFilter) rewriteMessage(msg []byte) (out []byte, changed bool, e
 	if isRequest || resStart < 0 || msg[resStart] != '{' {
 		return msg, false, nil
 	}
-	// Find the watched items array in result.
+	// Find the watched item arrays in result.
+	type span struct {
+		start, end int
+		kind       listItems
+	}
+	var spans []span
 	rs := &scanner{b: msg[:resEnd], i: resStart}
-	arrStart, arrEnd := -1, -1
-	var list string
 	err = rs.object(func(key []byte, plain bool) error {
-		for _, l := range f.lists {
-			if keyIs(key, plain, listKinds[l].items) {
-				if arrStart >= 0 {
-					return errSyntax // two item lists: which one would the client read?
-				}
-				list = l
-				arrStart = rs.i
-				err := rs.skip()
-				arrEnd = rs.i
-				return err
+		for _, k := range f.kinds {
+			if !keyIs(key, plain, k.items) {
+				continue
 			}
+			for _, sp := range spans {
+				if sp.kind == k {
+					return errSyntax // given twice: which one would the client read?
+				}
+			}
+			start := rs.i
+			err := rs.skip()
+			if err == nil && msg[start] == '[' {
+				spans = append(spans, span{start, rs.i, k})
+			}
+			return err
 		}
 		return rs.skip()
 	})
 	if err != nil {
 		return nil, false, ErrBadResponse
 	}
-	if arrStart < 0 || msg[arrStart] != '[' {
+	if len(spans) == 0 {
 		return msg, false, nil
 	}
 	if f.pending > 0 {
 		f.pending--
 	}
-	kept, err := f.filterItems(list, msg[arrStart:arrEnd])
-	if err != nil {
-		return nil, false, err
+	last := 0
+	for _, sp := range spans {
+		kept, err := f.filterItems(sp.kind, msg[sp.start:sp.end])
+		if err != nil {
+			return nil, false, err
+		}
+		if kept == nil {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(msg))
+		}
+		out = append(append(out, msg[last:sp.start]...), kept...)
+		last = sp.end
 	}
-	if kept == nil {
+	if out == nil {
 		return msg, false, nil
 	}
-	out = make([]byte, 0, len(msg)-(arrEnd-arrStart)+len(kept))
-	out = append(out, msg[:arrStart]...)
-	out = append(out, kept...)
-	return append(out, msg[arrEnd:]...), true, nil
+	return append(out, msg[last:]...), true, nil
 }
 
 // filterItems returns the items array with the refused items removed, or
 // nil when every item is kept.
-func (f *ResponseFilter) filterItems(list string, arr []byte) ([]byte, error) {
-	kind := listKinds[list]
-	item := knownMethods[list].list
+func (f *ResponseFilter) filterItems(kind listItems, arr []byte) ([]byte, error) {
 	s := &scanner{b: arr}
 	var out []byte
 	dropped := false
@@ -228,7 +238,7 @@ func (f *ResponseFilter) filterItems(list string, arr []byte) ([]byte, error) {
 		} else if err := s.skip(); err != nil {
 			return err
 		}
-		if !f.p.Allows(f.id, item, name) {
+		if !f.p.Allows(f.id, kind.method, name) {
 			dropped = true
 			return nil
 		}

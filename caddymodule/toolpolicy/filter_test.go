@@ -83,6 +83,13 @@ func TestRewrite(t *testing.T) {
 			`[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]`,
 			`[{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"rm_rf"}]}}, {"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm_rf"},{"name":"echo"}]}}]`,
 			`[{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"rm_rf"}]}}, {"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo"}]}}]`, nil},
+		{"server/discover lists tools and prompts", user, `{"jsonrpc":"2.0","id":1,"method":"server/discover"}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2026-07-28","capabilities":{"tools":{}},"tools":[{"name":"rm_rf"},{"name":"echo"}],` +
+				`"prompts":[{"name":"hello"},{"name":"secret"}],"serverInfo":{"name":"s"}}}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2026-07-28","capabilities":{"tools":{}},"tools":[{"name":"echo"}],` +
+				`"prompts":[{"name":"hello"}],"serverInfo":{"name":"s"}}}`, nil},
+		{"server/discover without lists", user, `{"jsonrpc":"2.0","id":1,"method":"server/discover"}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2026-07-28","capabilities":{}}}`, "", nil},
 		{"two tools lists in one result", user, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
 			`{"jsonrpc":"2.0","id":1,"result":{"tools":[],"Tools":[{"name":"rm_rf"}]}}`, "", ErrBadResponse},
 		{"a tool named twice", user, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,

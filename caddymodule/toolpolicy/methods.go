@@ -8,11 +8,11 @@ package toolpolicy
 var knownMethods = map[string]methodInfo{
 	"initialize":                         {},
 	"ping":                               {},
-	"tools/list":                         {list: "tools/call"},
+	"tools/list":                         {},
 	"tools/call":                         {named: nameField},
-	"prompts/list":                       {list: "prompts/get"},
+	"prompts/list":                       {},
 	"prompts/get":                        {named: nameField},
-	"resources/list":                     {list: "resources/read"},
+	"resources/list":                     {},
 	"resources/templates/list":           {},
 	"resources/read":                     {named: uriField},
 	"resources/subscribe":                {named: uriField},
@@ -25,6 +25,7 @@ var knownMethods = map[string]methodInfo{
 	"tasks/cancel":                       {},
 	"tasks/update":                       {},
 	"server/discover":                    {},
+	"subscriptions/listen":               {},
 	"notifications/initialized":          {},
 	"notifications/cancelled":            {},
 	"notifications/progress":             {},
@@ -57,18 +58,27 @@ type methodInfo struct {
 	// named: the call names a tool, prompt or resource, which rules match
 	// with their Name pattern and which the Mcp-Name header mirrors.
 	named nameKind
-	// list: for a list method, the method whose rules decide which items
-	// of its result the caller sees (tools/list → tools/call).
-	list string
 }
 
-// listKinds describes the result of each list method the engine filters:
-// the member of result that holds the items and the member of an item that
-// names it.
-var listKinds = map[string]struct{ items, key string }{
-	"tools/list":     {"tools", "name"},
-	"prompts/list":   {"prompts", "name"},
-	"resources/list": {"resources", "uri"},
+// listItems is one kind of item a result lists: the member of result that
+// holds them, the member of an item that names it, and the method whose
+// rules decide whether the caller sees it (tools → tools/call).
+type listItems struct{ items, key, method string }
+
+var (
+	toolItems     = listItems{"tools", "name", "tools/call"}
+	promptItems   = listItems{"prompts", "name", "prompts/get"}
+	resourceItems = listItems{"resources", "uri", "resources/read"}
+)
+
+// listKinds gives, for each method whose result lists tools, prompts or
+// resources, the kinds of items it lists. server/discover (2026-07-28)
+// may return the server's tools with its capabilities.
+var listKinds = map[string][]listItems{
+	"tools/list":      {toolItems},
+	"prompts/list":    {promptItems},
+	"resources/list":  {resourceItems},
+	"server/discover": {toolItems, promptItems, resourceItems},
 }
 
 // methodNameKind returns how a call of method names its object.
