@@ -70,14 +70,15 @@
 //	// quote it), d.Rule, d.Reason. Reasons name claims, never their values.
 //
 //	if f := policy.ResponseFilter(id, req); f != nil {
-//		// The request lists tools/prompts/resources that a rule restricts:
-//		// wrap the ResponseWriter. For a 200 application/json answer, buffer it
-//		// (up to MaxResponseBytes), out, err := f.Rewrite(buf), drop
-//		// Content-Length, write out. For text/event-stream, write the stream
-//		// through w := f.SSE(rw, flush) and w.Close() at the end.
-//		// Any error (ErrResponseTooLarge, ErrBadResponse) → do not pass the
-//		// unfiltered bytes: 502 if nothing was written yet, else end the stream.
-//	}
+//		// The request lists tools/prompts/resources that a rule restricts.
+//		r.Header.Del("Accept-Encoding")             // the filter reads plain bodies
+//		fw := f.Wrap(w)                             // JSON: held, rewritten at Finish;
+//		err := next.ServeHTTP(fw, r)                // SSE: filtered event by event
+//		if ferr := fw.Finish(); ferr != nil { ... } // log it; JSON was answered 502,
+//	}                                               // an SSE stream was cut
+//	// Wrap's pieces are public (Rewrite, SSE) for a gateway that buffers or
+//	// streams by itself. Never pass on an answer whose filtering failed: it
+//	// could list tools the user may not call.
 //
 // # Reading the request
 //

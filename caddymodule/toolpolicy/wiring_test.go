@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -63,9 +62,10 @@ func guard(p *Policy, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		fw := &filterWriter{rw: w, f: f}
+		r.Header.Del("Accept-Encoding") // the filter reads plain bodies
+		fw := f.Wrap(w)
 		next.ServeHTTP(fw, r)
-		fw.finish()
+		fw.Finish() // mcp_auth: log a non-nil error
 	})
 }
 
@@ -73,81 +73,6 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(body)
-}
-
-// filterWriter routes a backend's answer through the ResponseFilter: SSE
-// as it streams, a JSON body once complete.
-type filterWriter struct {
-	rw     http.ResponseWriter
-	f      *ResponseFilter
-	status int
-	sse    *SSEWriter
-	buf    *bytes.Buffer // JSON mode
-	failed bool
-}
-
-func (fw *filterWriter) Header() http.Header { return fw.rw.Header() }
-
-func (fw *filterWriter) WriteHeader(code int) {
-	if fw.status != 0 {
-		return
-	}
-	fw.status = code
-	ct := fw.rw.Header().Get("Content-Type")
-	switch {
-	case code == http.StatusOK && strings.HasPrefix(ct, "text/event-stream"):
-		fw.rw.Header().Del("Content-Length")
-		fw.rw.WriteHeader(code)
-		fl, _ := fw.rw.(http.Flusher)
-		fw.sse = fw.f.SSE(fw.rw, func() {
-			if fl != nil {
-				fl.Flush()
-			}
-		})
-	case code == http.StatusOK && strings.HasPrefix(ct, "application/json"):
-		fw.buf = &bytes.Buffer{}
-	default:
-		fw.rw.WriteHeader(code)
-	}
-}
-
-func (fw *filterWriter) Write(p []byte) (int, error) {
-	if fw.status == 0 {
-		fw.WriteHeader(http.StatusOK)
-	}
-	switch {
-	case fw.sse != nil:
-		n, err := fw.sse.Write(p)
-		if err != nil {
-			fw.failed = true // mcp_auth: log it and abort the stream
-		}
-		return n, err
-	case fw.buf != nil:
-		if int64(fw.buf.Len()+len(p)) > fw.f.p.maxResponse {
-			fw.failed = true
-			return 0, ErrResponseTooLarge
-		}
-		return fw.buf.Write(p)
-	}
-	return fw.rw.Write(p)
-}
-
-func (fw *filterWriter) Flush() {} // the SSEWriter flushes per event
-
-func (fw *filterWriter) finish() {
-	switch {
-	case fw.sse != nil:
-		fw.sse.Close()
-	case fw.buf != nil:
-		out, err := fw.f.Rewrite(fw.buf.Bytes())
-		if err != nil || fw.failed {
-			http.Error(fw.rw, "bad gateway", http.StatusBadGateway)
-			return
-		}
-		fw.rw.Header().Set("Content-Length", strconv.Itoa(len(out)))
-		fw.rw.WriteHeader(http.StatusOK)
-		fw.rw.Write(out)
-	}
 }
 
 // fakeBackend answers tools/list with three tools, as JSON or (when the
