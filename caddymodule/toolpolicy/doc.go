@@ -29,6 +29,12 @@
 // empty name pattern, a name both allowed and denied, a rule hidden behind
 // an earlier "*", a bad claim path, a deny rule with requirements.
 //
+// Config has JSON tags for the mcp_auth JSON config; ParseRule reads one
+// rule from the words of a Caddyfile line ("deny tools/call delete_*",
+// "allow tools/call read_* scopes_any read admin", "allow prompts/get *
+// claim groups contains staff"), so the Caddyfile adapter only loops over
+// lines.
+//
 // Scopes come from "scope" (a space-separated string) or, when it is
 // absent, "scp" (an array), as jwtverify reads them; Config.ScopeClaim
 // names another claim instead (Keycloak "realm_access.roles", Entra
