@@ -3,11 +3,15 @@ package toolpolicy
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func TestInspectBodies(t *testing.T) {
@@ -33,6 +37,8 @@ func TestInspectBodies(t *testing.T) {
 			[]Call{{Method: "tools/call", Name: "rm_rf", ID: []byte("1")}}, false, nil, 0, ""},
 		{"key in other case, as Go decodes it", `{"jsonrpc":"2.0","id":1,"Method":"tools/call","PARAMS":{"Name":"rm_rf"}}`,
 			[]Call{{Method: "tools/call", Name: "rm_rf", ID: []byte("1")}}, false, nil, 0, ""},
+		{"dotless i is not i (bytes.EqualFold, as encoding/json)", `{"jsonrpc":"2.0","id":1,"İd":2,"method":"resources/read","params":{"uri":"file:///pub","urı":"file:///private"}}`,
+			[]Call{{Method: "resources/read", Name: "file:///pub", ID: []byte("1")}}, false, nil, 0, ""},
 		{"notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 			[]Call{{Method: "notifications/initialized"}}, false, nil, 0, ""},
 		{"response to a server request", `{"jsonrpc":"2.0","id":5,"result":{"action":"accept"}}`, nil, false, nil, 0, ""},
@@ -197,4 +203,37 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += n
 	return n, err
+}
+
+// TestKeyIsAgreesWithEncodingJSON checks keyIs against encoding/json for
+// every ASCII character and every rune that folds, cases or lowers to one
+// (ſ, K, İ, ı...), in every position of every key the engine reads.
+func TestKeyIsAgreesWithEncodingJSON(t *testing.T) {
+	candidates := []rune{'"', '\\', 0}
+	for r := rune(0x20); r <= unicode.MaxRune; r++ {
+		if r < utf8.RuneSelf || unicode.ToUpper(unicode.ToLower(r)) < utf8.RuneSelf ||
+			unicode.SimpleFold(r) < utf8.RuneSelf || unicode.ToLower(r) < utf8.RuneSelf {
+			candidates = append(candidates, r)
+		}
+	}
+	for _, want := range []string{"id", "uri", "name", "method", "params", "jsonrpc", "result", "error"} {
+		for pos := range want {
+			for _, r := range candidates {
+				key := want[:pos] + string(r) + want[pos+1:]
+				raw, _ := json.Marshal(key)
+				doc := `{` + string(raw) + `:1}`
+				// Does encoding/json give the member to a field tagged want?
+				field := reflect.StructOf([]reflect.StructField{{Name: "F", Type: reflect.TypeFor[*int](), Tag: reflect.StructTag(`json:"` + want + `"`)}})
+				ptr := reflect.New(field)
+				if err := json.Unmarshal([]byte(doc), ptr.Interface()); err != nil {
+					t.Fatal(err)
+				}
+				goMatches := !ptr.Elem().Field(0).IsNil()
+				plain := r < utf8.RuneSelf && r != '"' && r != '\\' && r >= 0x20
+				if got := keyIs(raw, plain && !bytes.ContainsRune(raw[1:len(raw)-1], '\\'), want); got != goMatches {
+					t.Errorf("key %q for %q: keyIs %v, encoding/json %v", key, want, got, goMatches)
+				}
+			}
+		}
+	}
 }

@@ -281,10 +281,11 @@ func (s *scanner) end() error {
 	return nil
 }
 
-// keyIs reports whether a raw object key names want, compared as
+// keyIs reports whether a raw object key names want, compared as Go's
 // encoding/json matches a key to a struct field: exactly or
-// case-insensitively (Unicode simple folding, so "paramſ" is "params").
-// want is lower-case ASCII.
+// case-insensitively with bytes.EqualFold (its foldName is documented to be
+// identical), so "Name" and "paramſ" count as "name" and "params", while
+// "urı" is not "uri". want is lower-case ASCII.
 func keyIs(raw []byte, plain bool, want string) bool {
 	if plain {
 		k := raw[1 : len(raw)-1]
