@@ -44,11 +44,10 @@
 //
 //	policy, err := toolpolicy.Compile(cfg)              // at Provision; err → refuse the config
 //
-//	body, err := toolpolicy.ReadBody(r.Body, policy.MaxBodyBytes())
-//	// Content-Length above MaxBodyBytes → answer 413 before reading.
+//	body, err := toolpolicy.ReadRequestBody(r, policy.MaxBodyBytes())
+//	// Refuses a Content-Length above the bound before reading, bounds a
+//	// chunked body, and puts the same bytes back in r.Body for the backend.
 //	// *RequestError → answer re.Status (413) with re.ErrorBody(); other err → 400.
-//	r.Body = io.NopCloser(bytes.NewReader(body))         // the backend gets the same bytes
-//	r.ContentLength = int64(len(body))
 //
 //	req, err := toolpolicy.Inspect(r.Header, body)
 //	// *RequestError → re.Status (400) + re.ErrorBody(), application/json:

@@ -1,6 +1,7 @@
 package toolpolicy
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -58,6 +59,43 @@ func ReadBody(r io.Reader, limit int64) ([]byte, error) {
 	if int64(len(b)) > limit {
 		return nil, tooLarge(limit)
 	}
+	return b, nil
+}
+
+// ReadRequestBody is ReadBody for an HTTP request: a Content-Length above
+// limit (0: the default) is refused before anything is read, a declared
+// length is read into one allocation, and r.Body is replaced by a reader of
+// the same bytes (r.ContentLength set to match) so the backend receives
+// exactly what was inspected.
+func ReadRequestBody(r *http.Request, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	var b []byte
+	var err error
+	if r.ContentLength > 0 {
+		b = make([]byte, r.ContentLength)
+		var n int
+		n, err = io.ReadFull(r.Body, b)
+		b = b[:n]
+		if err == nil {
+			// The body must end where it said it would.
+			var one [1]byte
+			if m, _ := r.Body.Read(one[:]); m > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+		}
+	} else {
+		b, err = ReadBody(r.Body, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
 	return b, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -235,5 +236,46 @@ func TestKeyIsAgreesWithEncodingJSON(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestReadRequestBody(t *testing.T) {
+	body := toolCall("echo")
+	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+	b, err := ReadRequestBody(r, 0)
+	if err != nil || string(b) != body {
+		t.Fatalf("ReadRequestBody = %q, %v", b, err)
+	}
+	again, _ := io.ReadAll(r.Body)
+	if string(again) != body || r.ContentLength != int64(len(body)) {
+		t.Errorf("the backend would get %q (Content-Length %d)", again, r.ContentLength)
+	}
+
+	// Refused by its Content-Length, before a byte is read.
+	cr := &countingReader{r: strings.NewReader(strings.Repeat("x", 200))}
+	r = httptest.NewRequest(http.MethodPost, "/mcp", cr)
+	r.ContentLength = 200
+	_, err = ReadRequestBody(r, 100)
+	var re *RequestError
+	if !errors.As(err, &re) || re.Status != http.StatusRequestEntityTooLarge || cr.n != 0 {
+		t.Errorf("err = %v after reading %d bytes", err, cr.n)
+	}
+	// No Content-Length (chunked): bounded by reading.
+	r = httptest.NewRequest(http.MethodPost, "/mcp", io.MultiReader(strings.NewReader(strings.Repeat("x", 200))))
+	r.ContentLength = -1
+	if _, err := ReadRequestBody(r, 100); !errors.Is(err, ErrBodyTooLarge) {
+		t.Errorf("chunked: err = %v", err)
+	}
+	// A body shorter than its Content-Length.
+	r = httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader("{}"))
+	r.ContentLength = 10
+	if _, err := ReadRequestBody(r, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short body: err = %v", err)
+	}
+	// A body longer than its Content-Length.
+	r = httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader("{}{}"))
+	r.ContentLength = 2
+	if _, err := ReadRequestBody(r, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("long body: err = %v", err)
 	}
 }

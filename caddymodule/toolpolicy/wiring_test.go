@@ -2,7 +2,6 @@ package toolpolicy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -23,11 +22,7 @@ func guard(p *Policy, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.ContentLength > p.MaxBodyBytes() {
-			writeJSON(w, http.StatusRequestEntityTooLarge, tooLarge(p.MaxBodyBytes()).ErrorBody())
-			return
-		}
-		body, err := ReadBody(r.Body, p.MaxBodyBytes())
+		body, err := ReadRequestBody(r, p.MaxBodyBytes())
 		var re *RequestError
 		if errors.As(err, &re) {
 			writeJSON(w, re.Status, re.ErrorBody())
@@ -55,8 +50,6 @@ func guard(p *Policy, next http.Handler) http.Handler {
 			writeJSON(w, d.HTTPStatus(), d.ErrorBody())
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
 		f := p.ResponseFilter(id, req)
 		if f == nil {
 			next.ServeHTTP(w, r)
