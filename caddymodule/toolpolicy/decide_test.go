@@ -75,6 +75,9 @@ func TestDecideRuleForms(t *testing.T) {
 			if d.Outcome != tt.want {
 				t.Fatalf("outcome %v (%s), want %v", d.Outcome, d.Reason, tt.want)
 			}
+			if want := map[Outcome]string{Allowed: "allowed", StepUp: "insufficient_scope", Forbidden: "forbidden"}[tt.want]; d.Outcome.String() != want {
+				t.Errorf("String() = %q, want %q", d.Outcome.String(), want)
+			}
 			if d.Outcome == Allowed {
 				if d.ErrorBody() != nil || d.HTTPStatus() != 0 {
 					t.Error("an allowed decision has an error body or status")

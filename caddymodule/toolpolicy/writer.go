@@ -10,9 +10,9 @@ import (
 // FilterWriter is an http.ResponseWriter to hand the backend (or the
 // reverse proxy) in place of the client's, for a request that has a
 // ResponseFilter. It routes a 200 answer through the filter: an SSE stream
-// (text/event-stream) event by event through SSEWriter, a JSON body
-// (application/json) whole through Rewrite when Finish is called. Any other
-// status or type passes untouched.
+// (text/event-stream) event by event through SSEWriter, any other body
+// (application/json, or a mislabelled one) whole through Rewrite when
+// Finish is called. Other statuses pass untouched.
 //
 // The filter cannot read compressed bodies: the gateway must remove
 // Accept-Encoding from the request it forwards. A 200 JSON or SSE answer
@@ -43,18 +43,20 @@ func (fw *FilterWriter) WriteHeader(code int) {
 	}
 	fw.status = code
 	h := fw.rw.Header()
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	filtered := code == http.StatusOK && (mt == "text/event-stream" || mt == "application/json")
-	if !filtered {
+	if code != http.StatusOK {
 		fw.rw.WriteHeader(code)
 		return
 	}
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	if ce := h.Get("Content-Encoding"); ce != "" && ce != "identity" {
 		fw.err = ErrBadResponse
 		fw.fail()
 		return
 	}
-	if mt == "application/json" {
+	if mt != "text/event-stream" {
+		// application/json, or a type a list answer should not have: read
+		// as JSON all the same, so that a mislabelled list is filtered or
+		// refused, never passed on as it is.
 		fw.buf = &bytes.Buffer{}
 		return
 	}
