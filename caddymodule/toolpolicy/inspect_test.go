@@ -2,12 +2,9 @@ package toolpolicy
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -98,114 +95,6 @@ func TestInspectBodies(t *testing.T) {
 	}
 }
 
-func TestInspectHeaders(t *testing.T) {
-	b64 := func(s string) string { return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?=" }
-	single := toolCall("echo")
-	tests := []struct {
-		name string
-		h    http.Header
-		body string
-		ok   bool
-	}{
-		{"no headers: the body decides", nil, single, true},
-		{"matching headers", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo"), single, true},
-		{"lying client: header names an allowed tool, body calls another", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo"), toolCall("rm_rf"), false},
-		{"lying method", headers("Mcp-Method", "tools/list"), single, false},
-		{"method case differs", headers("Mcp-Method", "Tools/Call", "Mcp-Name", "echo"), single, false},
-		{"name missing for tools/call", headers("Mcp-Method", "tools/call"), single, false},
-		{"name without method", headers("Mcp-Name", "echo"), single, false},
-		{"method twice", headers("Mcp-Method", "tools/call", "Mcp-Method", "tools/call", "Mcp-Name", "echo"), single, false},
-		{"name twice", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo", "Mcp-Name", "echo"), single, false},
-		{"base64 name", headers("Mcp-Method", "tools/call", "Mcp-Name", b64("café")),
-			`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"café"}}`, true},
-		{"base64 name of another tool", headers("Mcp-Method", "tools/call", "Mcp-Name", b64("echo")), toolCall("rm_rf"), false},
-		{"bad base64", headers("Mcp-Method", "tools/call", "Mcp-Name", "=?base64?!!!?="), single, false},
-		{"base64 without end", headers("Mcp-Method", "tools/call", "Mcp-Name", "=?base64?ZWNobw=="), single, false},
-		{"name with control character", headers("Mcp-Method", "tools/call", "Mcp-Name", "ec\x01ho"), single, false},
-		{"headers with a batch", headers("Mcp-Method", "tools/call", "Mcp-Name", "echo"), "[" + single + "]", false},
-		{"headers with a response", headers("Mcp-Method", "tools/call"), `{"jsonrpc":"2.0","id":1,"result":{}}`, false},
-		{"resource uri", headers("Mcp-Method", "resources/read", "Mcp-Name", "file:///a"),
-			`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}`, true},
-		{"resource uri differs", headers("Mcp-Method", "resources/read", "Mcp-Name", "file:///a"),
-			`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///b"}}`, false},
-		{"name for a method that names nothing is not ours to check", headers("Mcp-Method", "tasks/get", "Mcp-Name", "t1"),
-			`{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t1"}}`, true},
-		{"notification", headers("Mcp-Method", "notifications/initialized"), `{"jsonrpc":"2.0","method":"notifications/initialized"}`, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req, err := Inspect(tt.h, []byte(tt.body))
-			if tt.ok {
-				if err != nil || req == nil {
-					t.Fatalf("err = %v", err)
-				}
-				return
-			}
-			var re *RequestError
-			if !errors.As(err, &re) || !errors.Is(err, ErrHeaderMismatch) {
-				t.Fatalf("err = %v, want ErrHeaderMismatch", err)
-			}
-			if re.Status != http.StatusBadRequest || re.Code != CodeHeaderMismatch {
-				t.Errorf("status %d code %d", re.Status, re.Code)
-			}
-			body := string(re.ErrorBody())
-			if !strings.Contains(body, `"code":-32020`) {
-				t.Errorf("error body %s", body)
-			}
-			if strings.Contains(body, "rm_rf") || strings.Contains(err.Error(), "rm_rf") {
-				t.Errorf("the error quotes the body: %v / %s", err, body)
-			}
-		})
-	}
-}
-
-func TestReadBody(t *testing.T) {
-	b, err := ReadBody(strings.NewReader(toolCall("echo")), 0)
-	if err != nil || string(b) != toolCall("echo") {
-		t.Fatalf("ReadBody = %q, %v", b, err)
-	}
-	exact := strings.Repeat("x", 100)
-	if b, err := ReadBody(strings.NewReader(exact), 100); err != nil || len(b) != 100 {
-		t.Fatalf("a body of exactly the limit: %d bytes, %v", len(b), err)
-	}
-	// A huge body: refused after reading limit+1 bytes, not all of it.
-	huge := &countingReader{r: io.LimitReader(zeros{}, 64<<20)}
-	_, err = ReadBody(huge, DefaultMaxBodyBytes)
-	var re *RequestError
-	if !errors.As(err, &re) || !errors.Is(err, ErrBodyTooLarge) || re.Status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("err = %v", err)
-	}
-	if huge.n > DefaultMaxBodyBytes+64<<10 {
-		t.Errorf("read %d bytes of a huge body", huge.n)
-	}
-	if !strings.Contains(string(re.ErrorBody()), `"id":null`) {
-		t.Errorf("error body %s", re.ErrorBody())
-	}
-	boom := errors.New("connection reset")
-	if _, err := ReadBody(io.MultiReader(strings.NewReader("{"), errReader{boom}), 0); !errors.Is(err, boom) {
-		t.Errorf("err = %v, want the reader's error", err)
-	}
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
-
-type countingReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	return n, err
-}
-
 // TestKeyIsAgreesWithEncodingJSON checks keyIs against encoding/json for
 // every ASCII character and every rune that folds, cases or lowers to one
 // (ſ, K, İ, ı...), in every position of every key the engine reads.
@@ -236,46 +125,5 @@ func TestKeyIsAgreesWithEncodingJSON(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-func TestReadRequestBody(t *testing.T) {
-	body := toolCall("echo")
-	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
-	b, err := ReadRequestBody(r, 0)
-	if err != nil || string(b) != body {
-		t.Fatalf("ReadRequestBody = %q, %v", b, err)
-	}
-	again, _ := io.ReadAll(r.Body)
-	if string(again) != body || r.ContentLength != int64(len(body)) {
-		t.Errorf("the backend would get %q (Content-Length %d)", again, r.ContentLength)
-	}
-
-	// Refused by its Content-Length, before a byte is read.
-	cr := &countingReader{r: strings.NewReader(strings.Repeat("x", 200))}
-	r = httptest.NewRequest(http.MethodPost, "/mcp", cr)
-	r.ContentLength = 200
-	_, err = ReadRequestBody(r, 100)
-	var re *RequestError
-	if !errors.As(err, &re) || re.Status != http.StatusRequestEntityTooLarge || cr.n != 0 {
-		t.Errorf("err = %v after reading %d bytes", err, cr.n)
-	}
-	// No Content-Length (chunked): bounded by reading.
-	r = httptest.NewRequest(http.MethodPost, "/mcp", io.MultiReader(strings.NewReader(strings.Repeat("x", 200))))
-	r.ContentLength = -1
-	if _, err := ReadRequestBody(r, 100); !errors.Is(err, ErrBodyTooLarge) {
-		t.Errorf("chunked: err = %v", err)
-	}
-	// A body shorter than its Content-Length.
-	r = httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader("{}"))
-	r.ContentLength = 10
-	if _, err := ReadRequestBody(r, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("short body: err = %v", err)
-	}
-	// A body longer than its Content-Length.
-	r = httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader("{}{}"))
-	r.ContentLength = 2
-	if _, err := ReadRequestBody(r, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("long body: err = %v", err)
 	}
 }
