@@ -3,6 +3,8 @@ package toolpolicy
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"testing"
 )
 
@@ -108,6 +110,35 @@ func BenchmarkRewrite(b *testing.B) {
 	for b.Loop() {
 		if _, err := p.ResponseFilter(id, req).Rewrite(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRequestPath is everything the policy adds to a cached request
+// in mcp_auth when the token's Identity is cached with the token: read and
+// keep the body, inspect it against its headers, decide.
+func BenchmarkRequestPath(b *testing.B) {
+	p := policy20(b)
+	id := mustIdentity(b, p, benchPayload)
+	body := []byte(toolCall("read_file"))
+	r, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/mcp", nil)
+	r.Header.Set("Mcp-Method", "tools/call")
+	r.Header.Set("Mcp-Name", "read_file")
+	rd := bytes.NewReader(body)
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		r.Body, r.ContentLength = io.NopCloser(rd), int64(len(body))
+		got, err := ReadRequestBody(r, p.MaxBodyBytes())
+		if err != nil {
+			b.Fatal(err)
+		}
+		req, err := Inspect(r.Header, got)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p.Decide(id, req).Outcome != Allowed {
+			b.Fatal("refused")
 		}
 	}
 }

@@ -65,6 +65,13 @@ func (s *scanner) str() (raw []byte, plain bool, err error) {
 	s.i++
 	plain = true
 	for s.i < len(s.b) {
+		// Runs of ordinary characters, the bulk of any string, in a tight loop.
+		for s.i < len(s.b) && !strSpecial[s.b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -102,6 +109,15 @@ func (s *scanner) str() (raw []byte, plain bool, err error) {
 	}
 	return nil, false, errSyntax
 }
+
+// strSpecial marks the bytes a string scan must look at: the closing
+// quote, an escape, control characters and non-ASCII bytes.
+var strSpecial = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
