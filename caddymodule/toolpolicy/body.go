@@ -1,0 +1,64 @@
+package toolpolicy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+)
+
+// ReadBody reads a request body of at most limit bytes (0: the default,
+// DefaultMaxBodyBytes) and returns its bytes, which the gateway must then
+// hand on to the backend unchanged. A longer body yields a *RequestError
+// wrapping ErrBodyTooLarge (413) after reading at most limit+1 bytes; the
+// gateway should also refuse a Content-Length above the limit before
+// reading. Errors of r are returned as they are.
+func ReadBody(r io.Reader, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, tooLarge(limit)
+	}
+	return b, nil
+}
+
+// ReadRequestBody is ReadBody for an HTTP request: a Content-Length above
+// limit (0: the default) is refused before anything is read, a declared
+// length is read into one allocation, and r.Body is replaced by a reader of
+// the same bytes (r.ContentLength set to match) so the backend receives
+// exactly what was inspected.
+func ReadRequestBody(r *http.Request, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	var b []byte
+	var err error
+	if r.ContentLength > 0 {
+		b = make([]byte, r.ContentLength)
+		var n int
+		n, err = io.ReadFull(r.Body, b)
+		b = b[:n]
+		if err == nil {
+			// The body must end where it said it would.
+			var one [1]byte
+			if m, _ := r.Body.Read(one[:]); m > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+		}
+	} else {
+		b, err = ReadBody(r.Body, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	return b, nil
+}
