@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import webbrowser
+from pathlib import Path
 
 import fastmcp
 from fastmcp import Client
@@ -41,7 +42,7 @@ class HandOffBrowser(webbrowser.BaseBrowser):
 async def main() -> None:
     webbrowser.register("mcpgate-handoff", None, HandOffBrowser("mcpgate-handoff"), preferred=True)
     # The file store as FastMCP's own CLI (fastmcp/cli/client.py) sets it up: the keys are URLs.
-    token_dir = os.environ["TOKEN_DIR"]
+    token_dir = Path(os.environ["TOKEN_DIR"])
     store = FileTreeStore(
         data_directory=token_dir,
         key_sanitization_strategy=FileTreeV1KeySanitizationStrategy(token_dir),
