@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +72,10 @@ func TestLocalStackFastMCP(t *testing.T) {
 		case strings.HasPrefix(line, "AUTHORIZE "):
 			logins++
 			go func(authURL string) {
-				err := login(authURL)
+				err := waitForCallback(ctx, authURL)
+				if err == nil {
+					err = login(authURL)
+				}
 				if err != nil {
 					cancel() // FastMCP would otherwise wait for its callback until it times out.
 				}
@@ -79,13 +86,16 @@ func TestLocalStackFastMCP(t *testing.T) {
 		}
 	}
 	waitErr := cmd.Wait()
+	cancel() // FastMCP has exited: a login still waiting for its callback server would wait in vain.
+	var loginErrs []error
 	for range logins {
 		if err := <-loginErr; err != nil {
-			t.Fatalf("headless login on FastMCP's authorization URL: %v\nFastMCP's stderr:\n%s", err, stderr.String())
+			loginErrs = append(loginErrs, err)
 		}
 	}
-	if waitErr != nil {
-		t.Fatalf("FastMCP client: %v\nstdout:\n%s\nstderr:\n%s", waitErr, output.String(), stderr.String())
+	if waitErr != nil || len(loginErrs) > 0 {
+		t.Fatalf("FastMCP client: %v; headless login on its authorization URL: %v\nstdout:\n%s\nstderr:\n%s",
+			waitErr, errors.Join(loginErrs...), output.String(), stderr.String())
 	}
 	if logins != 1 {
 		t.Fatalf("FastMCP asked for %d browser logins, want exactly 1\nstdout:\n%s", logins, output.String())
@@ -152,6 +162,33 @@ func TestLocalStackFastMCP(t *testing.T) {
 			if strings.Contains(text, secret) {
 				t.Errorf("%s contains the %s", where, name)
 			}
+		}
+	}
+}
+
+// waitForCallback waits until the redirect_uri of authURL accepts connections. FastMCP, as
+// the MCP Python SDK's OAuthClientProvider drives it, opens the browser first and only then
+// starts its callback server; a person takes longer to sign in than that server takes to start,
+// the headless login does not.
+func waitForCallback(ctx context.Context, authURL string) error {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return err
+	}
+	cb, err := url.Parse(u.Query().Get("redirect_uri"))
+	if err != nil || cb.Scheme != "http" || cb.Port() == "" {
+		return fmt.Errorf("authorization URL has no loopback redirect_uri: %q", u.Query().Get("redirect_uri"))
+	}
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "tcp", cb.Host)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("FastMCP's callback server %s never listened: %w", cb.Host, err)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
