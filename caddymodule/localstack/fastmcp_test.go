@@ -245,17 +245,3 @@ func findTokens(v any, found map[string]string) {
 		}
 	}
 }
-
-// pinnedVersion is the version requirements.txt pins for pkg.
-func pinnedVersion(t *testing.T, pkg string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "python", "requirements.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(pkg) + `==(\S+)\s*$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("requirements.txt does not pin %s", pkg)
-	}
-	return string(m[1])
-}
