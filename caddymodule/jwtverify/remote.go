@@ -371,10 +371,16 @@ func (ks *RemoteKeySet) fetch() (err error) {
 		if ks.cfg.Observer != nil {
 			ks.cfg.Observer.JWKSFetch(ks.cfg.Issuer, d, err)
 		}
-		if err != nil {
+		switch {
+		case err != nil && ks.keys.Load() == nil:
+			// Nothing to verify with: every token of this issuer gets a 503.
+			ks.log.Error("jwks fetch failed; no keys for this issuer yet",
+				slog.String("issuer", ks.cfg.Issuer), slog.Duration("duration", d), slog.Any("error", err))
+		case err != nil:
+			// Tokens signed with the cached keys still verify.
 			ks.log.Warn("jwks fetch failed; keeping cached keys",
 				slog.String("issuer", ks.cfg.Issuer), slog.Duration("duration", d), slog.Any("error", err))
-		} else {
+		default:
 			ks.log.Debug("jwks fetched", slog.String("issuer", ks.cfg.Issuer),
 				slog.Duration("duration", d), slog.Int("keys", n))
 		}

@@ -52,8 +52,12 @@ type Config struct {
 	// (id+jwt, logout+jwt, dpop+jwt, secevent+jwt, …) are refused by
 	// NewVerifier, so they stay rejected whatever the list says.
 	AccessTokenTypes []string
-	Now              func() time.Time
-	Observer         Observer
+	// IssuerAccessTokenTypes replaces AccessTokenTypes for the issuers it
+	// names (same rules), so that one issuer's JWT-typed tokens need not be
+	// accepted from the others. Default: none.
+	IssuerAccessTokenTypes map[string][]string
+	Now                    func() time.Time
+	Observer               Observer
 }
 
 // Verifier verifies bearer JWTs against per-issuer key sources. It is safe
@@ -71,10 +75,10 @@ type Verifier struct {
 	// golang-jwt's exp/nbf/iat check, run after the signature.
 	methods   map[string]jwt.SigningMethod
 	validator *jwt.Validator
-	// typs are the accepted typ values without "application/", lowercase;
-	// typAbsent is whether a token without typ is accepted.
-	typs      []string
-	typAbsent bool
+	// types are the accepted access token types; issuerTypes override them
+	// per issuer.
+	types       typeSet
+	issuerTypes map[string]*typeSet
 }
 
 // NewVerifier returns a Verifier. keys maps each trusted issuer, spelled
@@ -115,8 +119,21 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 	if v.now == nil {
 		v.now = time.Now
 	}
-	if err := v.setTypes(cfg.AccessTokenTypes); err != nil {
+	if err := v.types.set(cfg.AccessTokenTypes, "Config.AccessTokenTypes"); err != nil {
 		return nil, err
+	}
+	for iss, list := range cfg.IssuerAccessTokenTypes {
+		if _, ok := keys[iss]; !ok {
+			return nil, fmt.Errorf("jwtverify: Config.IssuerAccessTokenTypes names %q, which is not a configured issuer", iss)
+		}
+		ts := new(typeSet)
+		if err := ts.set(list, "Config.IssuerAccessTokenTypes["+iss+"]"); err != nil {
+			return nil, err
+		}
+		if v.issuerTypes == nil {
+			v.issuerTypes = make(map[string]*typeSet)
+		}
+		v.issuerTypes[iss] = ts
 	}
 	for iss, ks := range keys {
 		if iss == "" || ks == nil {
@@ -157,10 +174,11 @@ func NewVerifier(cfg Config, keys map[string]KeySource) (*Verifier, error) {
 //
 //  1. size (MaxTokenBytes) and shape (three segments);
 //  2. the verified-token cache (a hit skips everything below);
-//  3. header: alg in the allowlist (never "none" or HS*), typ one of
-//     Config.AccessTokenTypes (default at+jwt only), no crit, kid a short
-//     string;
-//  4. iss is a configured issuer (exact match) — before any key work;
+//  3. header: alg in the allowlist (never "none" or HS*), no crit, kid a
+//     short string;
+//  4. iss is a configured issuer (exact match), then the typ header is one
+//     of that issuer's access token types (IssuerAccessTokenTypes, else
+//     AccessTokenTypes, default at+jwt only) — before any key work;
 //  5. typ claim not "ID", exp present and numeric, nbf, iat, aud contains
 //     Config.Audience (SameResource);
 //  6. the key for (iss, kid, alg) from that issuer's KeySource only, of the
@@ -283,41 +301,57 @@ func stripMediaPrefix(typ string) string {
 	return typ
 }
 
-// setTypes fills v.typs and v.typAbsent from Config.AccessTokenTypes.
-func (v *Verifier) setTypes(list []string) error {
+// typeSet is a list of accepted access token types: the typ values without
+// "application/", lowercase, and whether a token without typ is accepted.
+type typeSet struct {
+	typs   []string
+	absent bool
+}
+
+// set fills ts from a configured list (default: at+jwt); field names the
+// configuration in errors.
+func (ts *typeSet) set(list []string, field string) error {
 	if len(list) == 0 {
 		list = defaultAccessTokenTypes
 	}
 	for _, t := range list {
 		if t == "" {
-			v.typAbsent = true
+			ts.absent = true
 			continue
 		}
 		n := strings.ToLower(stripMediaPrefix(t))
 		if n == "" || n == "application/" || strings.ContainsAny(n, " \t/") {
-			return fmt.Errorf("jwtverify: Config.AccessTokenTypes: %q is not a media type", t)
+			return fmt.Errorf("jwtverify: %s: %q is not a media type", field, t)
 		}
 		if slices.Contains(otherTokenTypes, n) {
-			return fmt.Errorf("jwtverify: Config.AccessTokenTypes: %q marks a token that is not an access token", t)
+			return fmt.Errorf("jwtverify: %s: %q marks a token that is not an access token", field, t)
 		}
-		if !slices.Contains(v.typs, n) {
-			v.typs = append(v.typs, n)
+		if !slices.Contains(ts.typs, n) {
+			ts.typs = append(ts.typs, n)
 		}
 	}
 	return nil
 }
 
-// allowedTyp reports whether a present, string "typ" header is one of the
-// configured access token types, with or without the "application/" prefix,
-// case-insensitively (RFC 7515 §4.1.9, RFC 9068 §4).
-func (v *Verifier) allowedTyp(typ string) bool {
-	t := stripMediaPrefix(typ)
-	for _, a := range v.typs {
-		if strings.EqualFold(t, a) {
-			return true
+// check accepts a header whose typ is one of the set, with or without the
+// "application/" prefix, case-insensitively (RFC 7515 §4.1.9, RFC 9068 §4),
+// or absent where the set allows that.
+func (ts *typeSet) check(h *joseHeader) error {
+	if !h.hasTyp {
+		if ts.absent {
+			return nil
+		}
+		return typError(h)
+	}
+	if h.typStr {
+		t := stripMediaPrefix(h.typ)
+		for _, a := range ts.typs {
+			if strings.EqualFold(t, a) {
+				return nil
+			}
 		}
 	}
-	return false
+	return typError(h)
 }
 
 // maxQuotedTyp bounds how much of a refused typ header a rejection quotes.
@@ -326,7 +360,7 @@ const maxQuotedTyp = 40
 // typError explains a refused typ header, naming the value (quoted and cut
 // to maxQuotedTyp bytes) so an operator reading the gateway's log sees at
 // once which type the issuer uses. A typ names a media type, not a secret.
-func (v *Verifier) typError(h *joseHeader) error {
+func typError(h *joseHeader) error {
 	switch {
 	case !h.hasTyp:
 		return invalid(reasonType, "typ header is absent; an access token must be typed at+jwt (Config.AccessTokenTypes)")
@@ -346,13 +380,6 @@ func (v *Verifier) keyFor(ctx context.Context, h *joseHeader, tc *tokenClaims) (
 	if h.crit {
 		return nil, invalid(reasonCrit, "crit header names extensions this verifier does not understand")
 	}
-	if h.hasTyp {
-		if !h.typStr || !v.allowedTyp(h.typ) {
-			return nil, v.typError(h)
-		}
-	} else if !v.typAbsent {
-		return nil, v.typError(h)
-	}
 	alg := h.alg
 	if !slices.Contains(v.algs, alg) { // verifyJWS checked it; keyFor must not depend on that
 		return nil, invalid(reasonAlgorithm, "algorithm not allowed")
@@ -370,6 +397,13 @@ func (v *Verifier) keyFor(ctx context.Context, h *joseHeader, tc *tokenClaims) (
 	ks, ok := v.keys[tc.Iss]
 	if !ok {
 		return nil, invalid(reasonIssuer, "iss is not a trusted issuer")
+	}
+	types := &v.types
+	if ts, ok := v.issuerTypes[tc.Iss]; ok {
+		types = ts
+	}
+	if err := types.check(h); err != nil {
+		return nil, err
 	}
 	if err := tc.check(v.now(), v.leeway, v.audience); err != nil {
 		return nil, err

@@ -693,3 +693,49 @@ func TestVerifyUsesCheckedKey(t *testing.T) {
 		t.Fatalf("CheckedKey %d, Key %d; want 1 and 0", rec.checked.Load(), rec.key.Load())
 	}
 }
+
+// TestIssuerAccessTokenTypes: an issuer's own list replaces the default for that issuer only,
+// so allowing Keycloak's JWT-typed tokens does not allow them from the other issuers.
+func TestIssuerAccessTokenTypes(t *testing.T) {
+	clock := newFakeClock()
+	const keycloak = "https://keycloak.example/realms/mcp"
+	ks := staticKeys(t)
+	v, err := NewVerifier(Config{
+		Audience: testAudience, Now: clock.Now, CacheSize: -1,
+		IssuerAccessTokenTypes: map[string][]string{keycloak: {"JWT", ""}},
+	}, map[string]KeySource{testIssuer: ks, keycloak: ks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		iss        string
+		typ        any
+		wantReject bool
+	}{
+		{testIssuer, "at+jwt", false},
+		{testIssuer, "JWT", true},
+		{testIssuer, nil, true},
+		{keycloak, "JWT", false},
+		{keycloak, nil, false},
+		{keycloak, "at+jwt", true}, // the issuer's list replaces the default
+	} {
+		h := rsHeader("rsa1")
+		delete(h, "typ")
+		if tc.typ != nil {
+			h["typ"] = tc.typ
+		}
+		raw := signRaw(t, jwt.SigningMethodRS256, rsaKey, h, mustJSON(t, with(clock.Now(), func(c map[string]any) { c["iss"] = tc.iss })))
+		_, err := v.Verify(context.Background(), raw)
+		if tc.wantReject != (err != nil) || (err != nil && Reason(err) != "type") {
+			t.Errorf("iss %s typ %v: err %v (reason %q), want rejected=%v for its type", tc.iss, tc.typ, err, Reason(err), tc.wantReject)
+		}
+	}
+	for name, cfg := range map[string]Config{
+		"unknown issuer": {Audience: testAudience, IssuerAccessTokenTypes: map[string][]string{"https://nope.example": {"JWT"}}},
+		"id token type":  {Audience: testAudience, IssuerAccessTokenTypes: map[string][]string{testIssuer: {"id+jwt"}}},
+	} {
+		if _, err := NewVerifier(cfg, map[string]KeySource{testIssuer: ks}); err == nil {
+			t.Errorf("%s: NewVerifier accepted the configuration", name)
+		}
+	}
+}

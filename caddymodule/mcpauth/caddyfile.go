@@ -26,7 +26,8 @@ func init() {
 //	mcp_auth [<matcher>] {
 //		resource               <absolute url>
 //		issuer                 <url> [{
-//			jwks_uri <url>
+//			jwks_uri           <url>
+//			access_token_types <typ...>
 //		}]
 //		authorization_servers  <url...>
 //		scopes_supported       <scope...>
@@ -84,6 +85,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				switch d.Val() {
 				case "jwks_uri":
 					if err := oneArg(d, &is.JWKSURI); err != nil {
+						return err
+					}
+				case "access_token_types":
+					if err := someArgs(d, &is.AccessTokenTypes); err != nil {
 						return err
 					}
 				default:
@@ -398,3 +403,113 @@ var (
 	_ caddyfile.Unmarshaler = (*TokenExchange)(nil)
 	_ caddyfile.Unmarshaler = (*StaticToken)(nil)
 )
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	upstream_token auth0_token_vault {
+//		domain         <tenant host or URL>
+//		client_id      <id>
+//		client_secret  <secret or {env.VAR}>
+//		connection     <name>   # default github
+//		issuer         <url>    # default: mcp_auth's only issuer
+//		timeout        <duration>
+//		tls_trust_pool <module> [<args...>] [{ ... }]
+//	}
+func (v *Auth0TokenVault) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the source name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		ok, err := v.unmarshalOption(d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return d.Errf("unrecognized auth0_token_vault option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	upstream_token auth0_management {
+//		domain         <tenant host or URL>
+//		client_id      <id>
+//		client_secret  <secret or {env.VAR}>
+//		audience       <Management API identifier>  # default https://<domain>/api/v2/
+//		connection     <name>                       # default github
+//		issuer         <url>                        # default: mcp_auth's only issuer
+//		timeout        <duration>
+//		tls_trust_pool <module> [<args...>] [{ ... }]
+//	}
+func (m *Auth0Management) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the source name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if d.Val() == "audience" {
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			m.Audience = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			continue
+		}
+		ok, err := m.unmarshalOption(d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return d.Errf("unrecognized auth0_management option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalOption parses one of the shared options at the dispenser's position; it reports
+// whether the option was one of them.
+func (a *auth0Client) unmarshalOption(d *caddyfile.Dispenser) (bool, error) {
+	var dst *string
+	switch d.Val() {
+	case "tls_trust_pool":
+		return true, unmarshalTrustPool(d, &a.TrustPoolRaw)
+	case "timeout":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		dur, err := caddy.ParseDuration(d.Val())
+		if err != nil {
+			return true, d.Errf("bad timeout %q: %v", d.Val(), err)
+		}
+		a.Timeout = caddy.Duration(dur)
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		return true, nil
+	case "domain":
+		dst = &a.Domain
+	case "client_id":
+		dst = &a.ClientID
+	case "client_secret":
+		dst = &a.ClientSecret
+	case "connection":
+		dst = &a.Connection
+	case "issuer":
+		dst = &a.Issuer
+	default:
+		return false, nil
+	}
+	if !d.NextArg() {
+		return true, d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return true, d.ArgErr()
+	}
+	return true, nil
+}

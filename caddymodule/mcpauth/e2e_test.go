@@ -147,6 +147,7 @@ func (e *e2e) config(resourceName string) string {
 			client_secret s3cret-gateway
 			timeout 1s
 		}
+		upstream_header X-GitHub-Token
 	}
 	reverse_proxy %s {
 		flush_interval -1
@@ -700,6 +701,8 @@ func TestE2EDebugLogUpstreamToken(t *testing.T) {
 		{"X-GitHub-Token", "X-GitHub-Token", false, true, true},
 		{"X-GitHub-Token filtered", "X-GitHub-Token", true, false, true},
 		{"Authorization", "Authorization", false, false, false},
+		// The default: no upstream_header line and no log filter, and still no token in the log.
+		{"default", "", false, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newE2E(t)
@@ -710,14 +713,20 @@ func TestE2EDebugLogUpstreamToken(t *testing.T) {
 				logCfg += "\t\tformat filter {\n\t\t\trequest>headers>X-Github-Token replace REDACTED\n\t\t}\n"
 			}
 			cfg = strings.Replace(cfg, "grace_period 5s", "grace_period 5s"+logCfg+"\t}", 1)
-			cfg = strings.Replace(cfg, "\t\tscopes_supported mcp:tools", "\t\tupstream_header "+c.header+"\n\t\tscopes_supported mcp:tools", 1)
+			header := c.header
+			if header != "" {
+				cfg = strings.Replace(cfg, "\t\tupstream_header X-GitHub-Token\n", "\t\tupstream_header "+c.header+"\n", 1)
+			} else {
+				cfg = strings.Replace(cfg, "\t\tupstream_header X-GitHub-Token\n", "", 1)
+				header = "Authorization"
+			}
 			e.tester.InitServer(cfg, "caddyfile")
 			resp, _ := e.do("POST", "/mcp", e.token("github:4242"), nil)
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
-			if got := e.backend.lastHeader().Get(c.header); !strings.HasSuffix(got, "gho_4242") {
-				t.Fatalf("backend %s = %q, want the upstream token", c.header, got)
+			if got := e.backend.lastHeader().Get(header); !strings.HasSuffix(got, "gho_4242") {
+				t.Fatalf("backend %s = %q, want the upstream token", header, got)
 			}
 			var log []byte
 			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {

@@ -206,7 +206,10 @@ func newTestEnv(t testing.TB, mutate func(*Handler, *testEnv)) *testEnv {
 		ScopesSupported: []string{"mcp:tools", "github:repo"},
 		RequiredScopes:  []string{"mcp:tools"},
 		UpstreamRaw:     json.RawMessage(`{"source":"token_exchange","token_endpoint":"` + env.exchange.srv.URL + `/token","client_id":"gateway","client_secret":"s3cret-gateway","audience":"https://api.github.com","timeout":"500ms"}`),
-		now:             env.clock.Now,
+		// Most tests look for the token apart from the client's Authorization
+		// header; TestDefaults and TestDefaultUpstreamHeader use the default.
+		UpstreamHeader: "X-GitHub-Token",
+		now:            env.clock.Now,
 	}
 	if mutate != nil {
 		mutate(h, env)

@@ -63,7 +63,8 @@ type keySetUser struct {
 }
 
 func newKeySetUser(logger *zap.Logger, m *metrics, now func() time.Time) *keySetUser {
-	return &keySetUser{m: m, log: zapslog.NewHandler(logger.Core()), now: now}
+	// The core alone would lose the logger's name (http.handlers.mcp_auth).
+	return &keySetUser{m: m, log: zapslog.NewHandler(logger.Core(), zapslog.WithName(logger.Name())), now: now}
 }
 
 // addUser registers u and makes it the receiver of reports.

@@ -24,9 +24,14 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
+// legacyUpstreamHeader is the header the gateway injected by default before
+// Authorization, which mcpbackend still reads: the client's copies are
+// always removed, whatever upstream_header is.
+const legacyUpstreamHeader = "X-GitHub-Token"
+
 // Defaults of Handler's optional fields.
 const (
-	DefaultUpstreamHeader    = "X-GitHub-Token"
+	DefaultUpstreamHeader    = "Authorization"
 	DefaultLeeway            = 30 * time.Second
 	DefaultMaxTokenSize      = 8192
 	DefaultUpstreamCacheSize = 10000
@@ -120,18 +125,21 @@ type Handler struct {
 	VerifyCacheSize int `json:"verify_cache_size,omitempty"`
 
 	// UpstreamRaw is the upstream token source, a module in the namespace
-	// http.mcp_auth.token_sources ("token_exchange" or "static"). Without
+	// http.mcp_auth.token_sources ("token_exchange", "auth0_token_vault",
+	// "auth0_management" or "static"). Without
 	// it, no upstream header is set (the client's Authorization header is
 	// still removed).
 	UpstreamRaw json.RawMessage `json:"upstream_token,omitempty" caddy:"namespace=http.mcp_auth.token_sources inline_key=source"`
 
 	// UpstreamHeader is the request header that carries the upstream token
 	// to the backend. If it is "Authorization", the value is
-	// "Bearer <token>". Default: "X-GitHub-Token".
+	// "Bearer <token>". Default: "Authorization", which GitHub's own MCP
+	// server reads in HTTP mode and which Caddy's logs always redact.
 	//
 	// What the backend never gets from the client, on every accepted
 	// request: the Authorization header (unless keep_authorization); every
-	// header whose name equals upstream_header ignoring case and treating
+	// header whose name equals upstream_header or X-GitHub-Token (the header
+	// mcpbackend and the earlier default use) ignoring case and treating
 	// "_" and "-" alike (X_GitHub_Token, x-github-token, ...); and all
 	// request trailers (dropped entirely, with the Trailer header). Other
 	// headers pass unchanged.
@@ -139,11 +147,9 @@ type Handler struct {
 	// Logging: Caddy's reverse_proxy debug log ("upstream roundtrip") prints
 	// the proxied request's headers and redacts only Authorization,
 	// Proxy-Authorization, Cookie and Set-Cookie (unless log_credentials).
-	// At debug level the upstream token in X-GitHub-Token is therefore
-	// written to the log. Where debug logs are kept, use "Authorization" (the
-	// backend then reads "Bearer <token>", which Caddy redacts); mcp_auth
-	// warns at Provision when its logger has debug enabled and
-	// upstream_header is not Authorization.
+	// With any other upstream_header the upstream token is therefore written
+	// to the log at debug level: mcp_auth warns at Provision when its logger
+	// has debug enabled and upstream_header is not Authorization.
 	UpstreamHeader string `json:"upstream_header,omitempty"`
 
 	// KeepAuthorization forwards the client's Authorization header (its
@@ -223,6 +229,30 @@ type IssuerConfig struct {
 	// JWKSURI is the issuer's JWKS URL. Default: discovered on first use
 	// from the issuer's RFC 8414 metadata, then OpenID Connect discovery.
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// AccessTokenTypes are the JOSE "typ" header values accepted on this
+	// issuer's access tokens, compared case-insensitively with or without
+	// "application/"; the word "absent" accepts a token without typ.
+	// Default ["at+jwt"]: RFC 9068 §4 makes a resource server refuse any
+	// other. Keycloak types its access tokens "JWT", and Auth0 does too
+	// unless the API uses its RFC 9068 profile: for those, e.g.
+	// ["JWT"]. Types that mark another kind of token (id+jwt, logout+jwt,
+	// ...) are refused at load.
+	AccessTokenTypes []string `json:"access_token_types,omitempty"`
+}
+
+// typAbsent is the AccessTokenTypes word for "no typ header".
+const typAbsent = "absent"
+
+// verifierTypes maps AccessTokenTypes to jwtverify's form, where "" stands
+// for an absent typ.
+func (is IssuerConfig) verifierTypes() []string {
+	out := make([]string, len(is.AccessTokenTypes))
+	for i, t := range is.AccessTokenTypes {
+		if t != typAbsent {
+			out[i] = t
+		}
+	}
+	return out
 }
 
 // CaddyModule returns the Caddy module information.
@@ -328,6 +358,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		CacheSize:     h.VerifyCacheSize,
 		Now:           h.now,
 		Observer:      h.metrics,
+	}
+	for _, is := range h.Issuers {
+		if len(is.AccessTokenTypes) > 0 {
+			if h.verifierCfg.IssuerAccessTokenTypes == nil {
+				h.verifierCfg.IssuerAccessTokenTypes = make(map[string][]string)
+			}
+			h.verifierCfg.IssuerAccessTokenTypes[is.Issuer] = is.verifierTypes()
+		}
 	}
 	if h.resource != "" {
 		v, err := jwtverify.NewVerifier(h.verifierCfg, h.keys)
@@ -458,7 +496,7 @@ func (h Handler) Validate() error {
 		return fmt.Errorf("mcp_auth: upstream_header %q is not a valid header name", h.UpstreamHeader)
 	}
 	if h.upstreamKey == "Authorization" && h.KeepAuthorization {
-		return errors.New("mcp_auth: upstream_header Authorization conflicts with keep_authorization")
+		return errors.New("mcp_auth: keep_authorization passes the client's Authorization header to the backend, so the upstream token cannot travel in it (the default upstream_header): set upstream_header to another header, e.g. X-GitHub-Token")
 	}
 	for name, d := range map[string]caddy.Duration{
 		"leeway": h.Leeway, "jwks_refresh_interval": h.JWKSRefreshInterval,

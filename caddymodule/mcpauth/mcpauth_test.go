@@ -670,13 +670,35 @@ func TestProvisionValidateErrors(t *testing.T) {
 
 // TestDefaults: Provision fills the documented defaults.
 func TestDefaults(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.UpstreamHeader = "" })
 	h := env.h
-	if h.UpstreamHeader != "X-GitHub-Token" || h.OnMissingUpstream != "deny" || h.KeepAuthorization ||
+	if h.UpstreamHeader != "Authorization" || h.OnMissingUpstream != "deny" || h.KeepAuthorization ||
 		time.Duration(h.Leeway) != 30*time.Second || h.MaxTokenSize != 8192 ||
 		len(h.AuthorizationServers) != 1 || h.AuthorizationServers[0] != env.issuer.URL() ||
 		h.LinkURL != env.issuer.URL()+"/account" || h.retryAfter != "5" {
 		t.Errorf("defaults not applied: %+v", h)
+	}
+}
+
+// TestDefaultUpstreamHeader: by default the backend gets the user's upstream token as
+// "Authorization: Bearer <token>" (which Caddy's logs redact), never the client's bearer token,
+// and never a client's own X-GitHub-Token, the header mcpbackend also reads.
+func TestDefaultUpstreamHeader(t *testing.T) {
+	env := newTestEnv(t, func(h *Handler, _ *testEnv) { h.UpstreamHeader = "" })
+	r := bearerRequest("POST", "/mcp", env.validToken("github:7"))
+	r.Header.Add("X-GitHub-Token", "gho_attacker")
+	r.Header.Add("X_GitHub_Token", "gho_attacker")
+	if w := env.do(r); w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	got := env.backend.Last()
+	if v := got.Values("Authorization"); len(v) != 1 || v[0] != "Bearer gho_7" {
+		t.Errorf("backend Authorization = %q, want only the gateway's Bearer gho_7", v)
+	}
+	for k := range got {
+		if sameHeaderName(k, "X-GitHub-Token") {
+			t.Errorf("the client's %s reached the backend", k)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 type rejection struct {
 	status int
 	reason string // fixed label for metrics, logs and {http.auth.mcp_auth.error}
+	detail string // the verifier's explanation (logs only; never a token or key)
 	code   string // OAuth error code ("" for a missing token)
 	desc   string // fixed, secret-free description for the JSON body
 	sub    string // the user, when known (logs only)
@@ -35,7 +36,13 @@ func canceled(sub string) rejection {
 const statusClientClosedRequest = 499
 
 func invalidToken(reason string) rejection {
-	return rejection{status: http.StatusUnauthorized, reason: reason, code: "invalid_token", desc: "the access token is invalid"}
+	desc := "the access token is invalid"
+	if reason == "audience" {
+		// Said apart so a client can tell the user that the authorization
+		// server ignored the resource it asked for.
+		desc = "the access token's audience is not this resource"
+	}
+	return rejection{status: http.StatusUnauthorized, reason: reason, code: "invalid_token", desc: desc}
 }
 
 // reject answers a refused request: challenge, CORS and cache headers, then
@@ -64,7 +71,11 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) 
 	} else {
 		h.metrics.outcome(outcomeRejected, rej.reason)
 		if c := h.logger.Check(zapcore.DebugLevel, "request rejected"); c != nil {
-			c.Write(zap.Int("status", rej.status), zap.String("reason", rej.reason), zap.String("sub", rej.sub))
+			fields := []zap.Field{zap.Int("status", rej.status), zap.String("reason", rej.reason), zap.String("sub", rej.sub)}
+			if rej.detail != "" {
+				fields = append(fields, zap.String("detail", rej.detail))
+			}
+			c.Write(fields...)
 		}
 	}
 	if hasErrorRoutes(r) {

@@ -53,7 +53,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.reject(w, r, invalidToken("malformed"))
 		}
 		if errors.Is(err, jwtverify.ErrInvalidToken) {
-			return h.reject(w, r, invalidToken(jwtverify.Reason(err)))
+			rej := invalidToken(jwtverify.Reason(err))
+			rej.detail = jwtverify.Detail(err)
+			return h.reject(w, r, rej)
 		}
 		if r.Context().Err() != nil {
 			return h.reject(w, r, canceled(""))
@@ -62,7 +64,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// The issuer's keys have never loaded (JWKS or discovery
 			// down): the token may be fine, so no invalid_token that
 			// would send the client to sign in again.
-			h.logger.Warn("issuer signing keys unavailable; answering 503", zap.Error(err))
+			// The key set logs the failed fetch itself, once per fetch.
 			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "keys_unavailable",
 				code: "temporarily_unavailable", desc: "the token issuer's signing keys are unavailable", retry: true})
 		}
@@ -70,6 +72,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "verify_error", desc: "token verification is unavailable", retry: true})
 	}
 	if missing := claims.MissingScopes(h.RequiredScopes); len(missing) > 0 {
+		if !claims.HasScopeClaim {
+			// Some providers (zitadel's OP, Keycloak without a scope
+			// mapper) put no scope claim at all in their access tokens.
+			return h.reject(w, r, rejection{status: http.StatusForbidden, reason: "no_scope_claim",
+				code: "insufficient_scope", desc: "the token has no scope claim (scope or scp); this server requires scopes", sub: claims.Subject})
+		}
 		return h.reject(w, r, rejection{status: http.StatusForbidden, reason: "insufficient_scope",
 			code: "insufficient_scope", desc: "the token lacks a required scope", sub: claims.Subject})
 	}
@@ -150,7 +158,7 @@ func (h *Handler) rewriteHeaders(hdr http.Header) {
 		delete(hdr, "Authorization")
 	}
 	for k := range hdr {
-		if sameHeaderName(k, h.upstreamKey) {
+		if sameHeaderName(k, h.upstreamKey) || sameHeaderName(k, legacyUpstreamHeader) {
 			delete(hdr, k)
 		}
 	}

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -133,13 +131,8 @@ func (te *TokenExchange) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("mcp_auth: token_exchange: %w", err)
 		}
-		te.client = &http.Client{
-			Transport: outboundTransport(roots),
-			Timeout:   time.Duration(te.Timeout),
-			// Never follow redirects: the secret and subject token
-			// must go only to the configured endpoint.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		// No redirects: the secret and subject token go only to the configured endpoint.
+		te.client = newOutboundClient(outboundTransport(roots), time.Duration(te.Timeout))
 	}
 	if u, err := url.Parse(te.TokenEndpoint); err == nil && u.Scheme == "http" && !loopback.Host(u.Hostname()) {
 		te.logger.Warn("token_endpoint uses plain http; the client secret and tokens travel unencrypted", zap.String("token_endpoint", te.TokenEndpoint))
@@ -221,33 +214,22 @@ func (te *TokenExchange) UpstreamToken(ctx context.Context, claims *jwtverify.Cl
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(te.Timeout))
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, te.TokenEndpoint, strings.NewReader(form.Encode()))
+	req, err := newFormRequest(ctx, te.TokenEndpoint, form)
 	if err != nil {
-		return Token{}, fmt.Errorf("%w: building the token request failed", ErrSourceUnavailable)
+		return Token{}, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
 	if te.AuthMethod == "client_secret_basic" {
 		// RFC 6749 §2.3.1: form-urlencode, then Basic.
 		req.SetBasicAuth(url.QueryEscape(te.ClientID), url.QueryEscape(te.secret))
 	}
-	start := te.now()
-	resp, err := te.client.Do(req)
+	// The errors name only the endpoint; no secret.
+	resp, err := (&outbound{client: te.client, now: te.now}).do(req, "token endpoint")
 	if err != nil {
-		// The transport error names only the endpoint URL; no secret.
-		return Token{}, fmt.Errorf("%w: token endpoint unreachable after %s: %s", ErrSourceUnavailable, te.now().Sub(start).Round(time.Millisecond), transportReason(err))
+		return Token{}, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenResponseBytes+1))
-	if err != nil {
-		return Token{}, fmt.Errorf("%w: reading the token response failed", ErrSourceUnavailable)
-	}
-	if len(body) > maxTokenResponseBytes {
-		return Token{}, fmt.Errorf("%w: token response larger than %d bytes", ErrSourceUnavailable, maxTokenResponseBytes)
-	}
-	if resp.StatusCode == http.StatusOK {
+	if resp.status == http.StatusOK {
 		var tr tokenResponse
-		if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		if err := json.Unmarshal(resp.body, &tr); err != nil || tr.AccessToken == "" {
 			return Token{}, fmt.Errorf("%w: token endpoint returned 200 without an access_token", ErrSourceUnavailable)
 		}
 		if tr.IssuedTokenType != "" && tr.IssuedTokenType != tokenTypeAccessToken {
@@ -259,24 +241,22 @@ func (te *TokenExchange) UpstreamToken(ctx context.Context, claims *jwtverify.Cl
 		}
 		return tok, nil
 	}
-	var er errorResponse
-	_ = json.Unmarshal(body, &er)
-	code := safeCode(er.Error)
+	code := oauthErrorCode(resp.body)
 	switch {
-	case resp.StatusCode == http.StatusBadRequest && code == "invalid_target":
+	case resp.status == http.StatusBadRequest && code == "invalid_target":
 		return Token{}, ErrNoUpstreamToken
-	case resp.StatusCode == http.StatusBadRequest && code == "invalid_request":
+	case resp.status == http.StatusBadRequest && code == "invalid_request":
 		return Token{}, ErrSubjectTokenRejected
 	default:
-		return Token{}, fmt.Errorf("%w: token endpoint answered %d %s", ErrSourceUnavailable, resp.StatusCode, code)
+		return Token{}, fmt.Errorf("%w: token endpoint answered %d %s", ErrSourceUnavailable, resp.status, code)
 	}
 }
 
 // safeCode keeps an OAuth error code printable in logs: only [a-z_], at most
-// 40 characters.
+// 64 characters (Auth0's federated_connection_refresh_token_not_found has 44).
 func safeCode(s string) string {
-	if len(s) > 40 {
-		s = s[:40]
+	if len(s) > 64 {
+		s = s[:64]
 	}
 	for i := 0; i < len(s); i++ {
 		if (s[i] < 'a' || s[i] > 'z') && s[i] != '_' {
