@@ -20,10 +20,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// newRemote is a key set for f. Its fetch timeout is generous: the fake issuer is on loopback,
+// but a loaded machine (two cores running the whole suite) has taken over 300ms for a fetch.
 func newRemote(t testing.TB, f *fakeIssuer, clock *fakeClock, mod func(*KeySetConfig)) *RemoteKeySet {
 	t.Helper()
 	cfg := KeySetConfig{Issuer: f.issuer, JWKSURI: f.issuer + "/jwks", Now: clock.Now,
-		FetchTimeout: 300 * time.Millisecond, RefetchCooldown: time.Minute}
+		FetchTimeout: 3 * time.Second, RefetchCooldown: time.Minute}
 	if mod != nil {
 		mod(&cfg)
 	}
