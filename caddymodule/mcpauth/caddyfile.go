@@ -513,3 +513,55 @@ func (a *auth0Client) unmarshalOption(d *caddyfile.Dispenser) (bool, error) {
 	}
 	return true, nil
 }
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	upstream_token keycloak {
+//		realm          <realm url>      # default: the issuer
+//		alias          <idp alias>      # default github
+//		method         get|post         # default get
+//		client_id      <id>             # post only
+//		client_secret  <secret or {env.VAR}>
+//		issuer         <url>            # default: mcp_auth's only issuer
+//		timeout        <duration>
+//		tls_trust_pool <module> [<args...>] [{ ... }]
+//	}
+func (k *Keycloak) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the source name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var dst *string
+		switch d.Val() {
+		case "tls_trust_pool":
+			if err := unmarshalTrustPool(d, &k.TrustPoolRaw); err != nil {
+				return err
+			}
+			continue
+		case "timeout":
+			if err := durationArg(d, &k.Timeout); err != nil {
+				return err
+			}
+			continue
+		case "realm":
+			dst = &k.Realm
+		case "alias":
+			dst = &k.Alias
+		case "method":
+			dst = &k.Method
+		case "client_id":
+			dst = &k.ClientID
+		case "client_secret":
+			dst = &k.ClientSecret
+		case "issuer":
+			dst = &k.Issuer
+		default:
+			return d.Errf("unrecognized keycloak option %q", d.Val())
+		}
+		if err := oneArg(d, dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
