@@ -63,7 +63,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return tt.env })
+		code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errOut, func(string) string { return tt.env })
 		if code != 2 || !strings.Contains(errOut.String(), tt.want) {
 			t.Errorf("%v: code %d, stderr %q", tt.args, code, errOut.String())
 		}
@@ -204,7 +204,7 @@ func TestClientMetadataFlagUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return "" })
+		code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errOut, func(string) string { return "" })
 		if code != 2 || !strings.Contains(errOut.String(), tt.want) {
 			t.Errorf("%v: code %d, stderr %q, want 2 and %q", tt.args, code, errOut.String(), tt.want)
 		}
@@ -231,7 +231,7 @@ func TestClientMetadataCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return "" })
+		code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errOut, func(string) string { return "" })
 		if code != tt.code {
 			t.Errorf("%v: code %d, want %d; stderr %s", tt.args, code, tt.code, errOut.String())
 			continue
