@@ -530,16 +530,23 @@ func (p *proxy) listen(ctx context.Context) {
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
+		used := "" // the token the request goes with, unless the transport refreshes first
+		if rec, _ := p.c.cachedToken(); rec != nil {
+			used = rec.AccessToken
+		}
 		resp, err := p.hc.Do(req)
 		switch {
 		case err != nil:
 			p.c.cfg.Logger.Debug("the GET stream failed", "err", clean(unwrapURLError(err)))
 			failures++
 		case resp.StatusCode == http.StatusUnauthorized:
-			// The bearer transport refreshes only for POSTs: refresh here, then reopen.
+			// The bearer transport recovers only POSTs: refresh here (unless a request did
+			// meanwhile), then reopen. A login is left to the next POST.
 			drain(resp)
-			if rec, _ := p.c.cachedToken(); rec != nil {
-				_, _ = p.c.refresh(ctx, rec.AccessToken)
+			if used != "" {
+				if _, err := p.c.refresh(ctx, used); err != nil {
+					p.c.cfg.Logger.Debug("refresh for the GET stream failed", "err", err)
+				}
 			}
 			failures++
 		case resp.StatusCode != http.StatusOK:
