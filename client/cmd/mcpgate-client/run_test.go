@@ -60,6 +60,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"https://h.example/mcp", "frobnicate"}, "", `unknown command "frobnicate"`},
 		{[]string{"https://h.example/mcp", "tools", "extra"}, "", `unexpected argument "extra"`},
 		{[]string{"-bogus"}, "", "flag provided but not defined"},
+		{[]string{"proxy"}, "", "no MCP server URL given"},
+		{[]string{"proxy", "https://h.example/mcp", "extra"}, "", `unexpected argument "extra"`},
+		{[]string{"proxy", "-bogus", "https://h.example/mcp"}, "", "flag provided but not defined"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
