@@ -59,6 +59,8 @@ type ProxyOptions struct {
 // Human-facing output (the login URL, progress) goes to Config.Stderr, never to out. Proxy
 // returns when in ends or ctx is canceled, after the requests in flight finished (bounded by
 // DrainTimeout) and the remote session was ended; the error is nil unless reading in failed.
+// When ctx ends first, the goroutine reading in stays blocked until in returns (os.Stdin: at
+// exit).
 func (c *Client) Proxy(ctx context.Context, in io.Reader, out io.Writer, opts ProxyOptions) error {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = DefaultDrainTimeout
@@ -131,6 +133,7 @@ loop:
 		<-finished
 	}
 	p.endSession()
+	p.lwg.Wait() // no write to out after Proxy returns
 	if err != nil {
 		return fmt.Errorf("reading the host's messages: %w", err)
 	}
@@ -146,6 +149,7 @@ type proxy struct {
 	reqCtx    context.Context // requests: outlives the caller's ctx by the drain time
 	listenCtx context.Context // the GET streams: end with the caller's ctx
 	wg        sync.WaitGroup  // requests in flight
+	lwg       sync.WaitGroup  // GET streams
 
 	outMu  sync.Mutex
 	outErr error
@@ -508,7 +512,11 @@ func (p *proxy) startListening() {
 	}
 	p.stopListen = cancel
 	p.mu.Unlock()
-	go p.listen(ctx)
+	p.lwg.Add(1)
+	go func() {
+		defer p.lwg.Done()
+		p.listen(ctx)
+	}()
 }
 
 // maxListenFailures is how many GET stream attempts in a row may fail before the proxy gives
