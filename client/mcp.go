@@ -58,12 +58,17 @@ func (c *Client) session(ctx context.Context) (*mcpclient.Client, error) {
 // configured one. Redirects are followed as the configured client does; each hop passes
 // through the bearer transport, which adds the token only for the MCP URL's origin.
 func (c *Client) sessionHTTPClient() *http.Client {
+	return c.bearerHTTPClient(false)
+}
+
+// bearerHTTPClient is sessionHTTPClient with the bearer transport's perRequest setting.
+func (c *Client) bearerHTTPClient(perRequest bool) *http.Client {
 	base := c.mcpHTTP.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	return &http.Client{
-		Transport:     &bearerTransport{c: c, base: base},
+		Transport:     &bearerTransport{c: c, base: base, perRequest: perRequest},
 		CheckRedirect: c.mcpHTTP.CheckRedirect,
 		Jar:           c.mcpHTTP.Jar,
 	}

@@ -36,9 +36,13 @@ func clean(err error) error {
 //
 // Other requests (DELETE at session end) are sent with the token but never start a login. A
 // final 401/403, and other HTTP errors whose body is not a JSON-RPC message, become errors.
+//
+// A failure is sticky for the rest of the Client's operation (see fail), unless perRequest is
+// set: the proxy's requests are independent, and one failed request must not fail the next.
 type bearerTransport struct {
-	c    *Client
-	base http.RoundTripper
+	c          *Client
+	base       http.RoundTripper
+	perRequest bool
 }
 
 func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -46,11 +50,13 @@ func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !sameOrigin(req.URL, c.mcpURL) {
 		return t.base.RoundTrip(req)
 	}
-	c.mu.Lock()
-	sticky := c.authErr
-	c.mu.Unlock()
-	if sticky != nil {
-		return nil, &transportError{sticky}
+	if !t.perRequest {
+		c.mu.Lock()
+		sticky := c.authErr
+		c.mu.Unlock()
+		if sticky != nil {
+			return nil, &transportError{sticky}
+		}
 	}
 	ctx := req.Context()
 	tok, err := c.accessToken(ctx)
@@ -154,6 +160,9 @@ func (t *bearerTransport) send(req *http.Request, tok string) (*http.Response, e
 // fail records a login failure for the rest of the operation: mcp-go may retry a request
 // (initialize after server/discover), which must not open the browser again.
 func (t *bearerTransport) fail(err error) error {
+	if t.perRequest {
+		return &transportError{err}
+	}
 	t.c.mu.Lock()
 	t.c.authErr = err
 	t.c.mu.Unlock()

@@ -83,7 +83,7 @@ func TestDocumentedErrors(t *testing.T) {
 		args = append(args, res.URL, "tools")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		var out, errOut testutil.SyncBuffer
-		code := run(ctx, args, &out, &errOut, func(string) string { return "" })
+		code := run(ctx, args, strings.NewReader(""), &out, &errOut, func(string) string { return "" })
 		cancel()
 		lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
 		last := lines[len(lines)-1]

@@ -3,6 +3,7 @@
 // tools. See docs/client.md.
 //
 //	mcpgate-client [flags] URL [tools | call NAME [-arg k=v ...] [-json '{...}'] | login | logout | status]
+//	mcpgate-client [flags] proxy [flags] URL
 //	mcpgate-client client-metadata -url URL [-name NAME]
 package main
 
@@ -15,7 +16,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }

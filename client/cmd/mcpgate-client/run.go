@@ -18,6 +18,7 @@ import (
 )
 
 const usageText = `usage: mcpgate-client [flags] URL [command [args]]
+       mcpgate-client [flags] proxy [flags] URL
        mcpgate-client client-metadata -url URL [-name NAME]
 
 With no command: ping the server, list its tools and call list_repositories.
@@ -29,6 +30,9 @@ Commands:
   login                              log in again, revoking the cached tokens it replaces
   logout                             revoke and delete the cached tokens
   status                             show the cached login (never the token)
+  proxy                              be a stdio MCP server for a host such as Claude Desktop:
+                                     relay its JSON-RPC on stdin/stdout to the remote server,
+                                     logging in and refreshing as needed (messages on stderr)
   client-metadata -url URL [-name NAME]
                                      print the Client ID Metadata Document to host at URL
                                      (for -client-metadata-url; no MCP server URL needed)
@@ -77,7 +81,7 @@ func globalFlags(o *options, stderr io.Writer) *flag.FlagSet {
 }
 
 // run is the whole program; it returns the exit status: 0 ok, 1 failure, 2 usage.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	var o options
 	fs := globalFlags(&o, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -90,7 +94,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if len(rest) > 0 && rest[0] == "client-metadata" {
 		return clientMetadata(rest[1:], stdout, stderr)
 	}
-	if o.url == "" && len(rest) > 0 && strings.Contains(rest[0], "://") {
+	if len(rest) > 0 && rest[0] == "proxy" {
+		// "proxy [flags] URL", as hosts' configurations name it: the URL comes after.
+		if err := fs.Parse(rest[1:]); err != nil {
+			return 2
+		}
+		rest = fs.Args()
+		if o.url == "" && len(rest) > 0 {
+			o.url, rest = rest[0], rest[1:]
+		}
+		rest = append([]string{"proxy"}, rest...)
+	} else if o.url == "" && len(rest) > 0 && strings.Contains(rest[0], "://") {
 		o.url, rest = rest[0], rest[1:]
 	}
 	if o.url == "" {
@@ -115,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			fmt.Fprintf(stderr, "mcpgate-client: %v\n", err)
 			return 2
 		}
-	case "", "tools", "login", "logout", "status":
+	case "", "tools", "login", "logout", "status", "proxy":
 		if err := fs.Parse(rest); err != nil { // trailing global flags such as -json
 			return 2
 		}
@@ -207,6 +221,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = c.Logout(ctx)
 	case "status":
 		err = printStatus(c, o.jsonOut, stdout)
+	case "proxy":
+		err = c.Proxy(ctx, stdin, stdout, client.ProxyOptions{})
 	}
 	if err != nil {
 		return fail(stderr, err)

@@ -60,10 +60,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"https://h.example/mcp", "frobnicate"}, "", `unknown command "frobnicate"`},
 		{[]string{"https://h.example/mcp", "tools", "extra"}, "", `unexpected argument "extra"`},
 		{[]string{"-bogus"}, "", "flag provided but not defined"},
+		{[]string{"proxy"}, "", "no MCP server URL given"},
+		{[]string{"proxy", "https://h.example/mcp", "extra"}, "", `unexpected argument "extra"`},
+		{[]string{"proxy", "-bogus", "https://h.example/mcp"}, "", "flag provided but not defined"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return tt.env })
+		code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errOut, func(string) string { return tt.env })
 		if code != 2 || !strings.Contains(errOut.String(), tt.want) {
 			t.Errorf("%v: code %d, stderr %q", tt.args, code, errOut.String())
 		}
@@ -204,7 +207,7 @@ func TestClientMetadataFlagUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return "" })
+		code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errOut, func(string) string { return "" })
 		if code != 2 || !strings.Contains(errOut.String(), tt.want) {
 			t.Errorf("%v: code %d, stderr %q, want 2 and %q", tt.args, code, errOut.String(), tt.want)
 		}
@@ -231,7 +234,7 @@ func TestClientMetadataCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), tt.args, &out, &errOut, func(string) string { return "" })
+		code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errOut, func(string) string { return "" })
 		if code != tt.code {
 			t.Errorf("%v: code %d, want %d; stderr %s", tt.args, code, tt.code, errOut.String())
 			continue
