@@ -24,7 +24,7 @@ var updateGolden = flag.Bool("update", false, "rewrite testdata/*.json golden fi
 func TestAdaptGolden(t *testing.T) {
 	// Environment placeholders ({$VAR}) are substituted at adapt time; make
 	// the output independent of the caller's environment.
-	for _, v := range []string{"MCPGATE_DATA_DIR", "MCPGATE_IDP_PORT", "MCPGATE_MCP_PORT", "MCPGATE_BACKEND"} {
+	for _, v := range []string{"MCPGATE_DATA_DIR", "MCPGATE_IDP_PORT", "MCPGATE_MCP_PORT", "MCPGATE_BACKEND", "MCPGATE_GITHUB_API_URL", "MCPGATE_METRICS_PORT"} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}

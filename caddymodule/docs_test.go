@@ -188,7 +188,7 @@ func TestDocsFullSyntaxComplete(t *testing.T) {
 				}
 			}
 			for opt := range documented {
-				if strings.HasPrefix(opt, "}") || opt == "jwks_uri" { // jwks_uri: inside issuer's block
+				if strings.HasPrefix(opt, "}") || opt == "jwks_uri" || opt == "access_token_types" { // inside issuer's block
 					continue
 				}
 				// With no arguments an option is refused for its arguments, never as unknown.
