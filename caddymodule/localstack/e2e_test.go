@@ -82,22 +82,7 @@ func TestLocalStackProjectClient(t *testing.T) {
 	if res.IsError {
 		t.Fatalf("list_repositories failed: %s", client.ResultText(res))
 	}
-	got := resultJSON(t, res.StructuredContent)
-	if !strings.Contains(got, "hello-world") || !strings.Contains(got, "secret-plans") {
-		t.Fatalf("list_repositories did not return alice's repositories: %.500s", got)
-	}
-	if strings.Contains(got, `"tools"`) {
-		t.Fatalf("list_repositories returned bob's repository to alice: %.500s", got)
-	}
-	toks := gh.Tokens()
-	if len(toks) == 0 {
-		t.Fatal("the fake GitHub received no request")
-	}
-	for i, tok := range toks {
-		if tok != githubfake.AliceToken {
-			t.Fatalf("GitHub request %d carried token %q, want alice's", i, redact(tok))
-		}
-	}
+	checkAliceRepos(t, resultJSON(t, res.StructuredContent), gh)
 	for _, line := range strings.Split(s.stderr.String(), "\n") {
 		if strings.Contains(line, githubfake.AliceToken) {
 			t.Fatalf("the stack's log contains alice's GitHub token:\n%s", strings.ReplaceAll(line, githubfake.AliceToken, "<alice's token>"))

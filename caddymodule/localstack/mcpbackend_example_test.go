@@ -8,13 +8,10 @@ package localstack_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,57 +98,6 @@ func (p *process) waitReady(t *testing.T, ctx context.Context, u string, want in
 	}
 }
 
-// devLogin returns an OpenURL function that signs in on the development login form of the
-// IdP at idpHost (plain http) as username, pasting githubToken, approves the consent page and
-// follows the redirect to the client's loopback callback.
-func devLogin(idpHost, username, githubToken string) func(string) error {
-	return func(authURL string) error {
-		jar, _ := cookiejar.New(nil)
-		hc := &http.Client{Timeout: 30 * time.Second, Jar: jar}
-		next, method, body := authURL, http.MethodGet, url.Values(nil)
-		for step := 0; step < 4; step++ {
-			var resp *http.Response
-			var err error
-			if method == http.MethodGet {
-				resp, err = hc.Get(next)
-			} else {
-				resp, err = hc.PostForm(next, body)
-			}
-			if err != nil {
-				return err
-			}
-			page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			if resp.Request.URL.Host != idpHost {
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("callback answered %d: %s", resp.StatusCode, page)
-				}
-				return nil
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s answered %d: %.300s", resp.Request.URL, resp.StatusCode, page)
-			}
-			action, fields, kind, err := parseForm(string(page))
-			if err != nil {
-				return fmt.Errorf("%s: %w", resp.Request.URL, err)
-			}
-			switch kind {
-			case "login":
-				fields.Set("username", username)
-				fields.Set("github_token", githubToken)
-			case "consent":
-				fields.Set("action", "approve")
-			}
-			u, err := resp.Request.URL.Parse(action)
-			if err != nil {
-				return err
-			}
-			next, method, body = u.String(), http.MethodPost, fields
-		}
-		return errors.New("login did not reach the callback")
-	}
-}
-
 func TestMCPBackendExample(t *testing.T) {
 	caddy := builtCaddy(t)
 	bins := t.TempDir()
@@ -194,7 +140,7 @@ func TestMCPBackendExample(t *testing.T) {
 	c, err := client.New(client.Config{
 		MCPURL:       mcpURL,
 		CacheDir:     t.TempDir(),
-		OpenURL:      devLogin(idpHost, "alice", githubfake.AliceToken),
+		OpenURL:      devLogin(&http.Client{Timeout: 30 * time.Second}, idpHost, "alice", githubfake.AliceToken),
 		LoginTimeout: 2 * time.Minute,
 		Stdout:       io.Discard,
 		Stderr:       io.Discard,
@@ -216,23 +162,9 @@ func TestMCPBackendExample(t *testing.T) {
 	if res.IsError {
 		t.Fatalf("list_repositories failed: %s\n%s", client.ResultText(res), logs())
 	}
-	got := resultJSON(t, res.StructuredContent)
-	if !strings.Contains(got, "hello-world") || !strings.Contains(got, "secret-plans") {
-		t.Fatalf("list_repositories did not return alice's repositories: %.500s", got)
-	}
 	// Every GitHub call carried alice's token, which only the token exchange can have put
 	// there: the client holds an IdP access token, never the GitHub token.
-	toks := gh.Tokens()
-	var calls int
-	for i, tok := range toks {
-		if tok != githubfake.AliceToken {
-			t.Fatalf("GitHub request %d carried token %q, want alice's", i, redact(tok))
-		}
-		calls++
-	}
-	if calls == 0 {
-		t.Fatal("the fake GitHub received no request from mcpbackend")
-	}
+	checkAliceRepos(t, resultJSON(t, res.StructuredContent), gh)
 	for name, out := range map[string]string{"caddy": cd.output.String(), "mcpbackend": be.output.String(), "mcpgate-idp": idp.output.String()} {
 		if strings.Contains(out, githubfake.AliceToken) || strings.Contains(out, secret) {
 			t.Errorf("%s's output contains alice's GitHub token or the gateway secret", name)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/internal/testutil"
+	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
 
 // repoRoot is the checkout this package lives in.
@@ -192,12 +193,19 @@ var (
 )
 
 // headlessLogin returns an OpenURL function that does what a person at the browser does on the
-// IdP's pages: sign in on the development login form as username (linking githubToken), approve
-// the consent page, and follow the redirect to the client's loopback callback.
+// stack's IdP pages (see devLogin).
 func (s *stack) headlessLogin(t *testing.T, username, githubToken string) func(string) error {
+	return devLogin(s.HTTPClient(), strings.TrimPrefix(s.IdPURL, "https://"), username, githubToken)
+}
+
+// devLogin returns an OpenURL function that signs in on the development login form of the IdP
+// at idpHost as username, pasting githubToken, approves the consent page and follows the
+// redirect to the client's loopback callback. hc carries the transport (the stack's CA); each
+// login gets a cookie jar of its own.
+func devLogin(base *http.Client, idpHost, username, githubToken string) func(string) error {
 	return func(authURL string) error {
 		jar, _ := cookiejar.New(nil)
-		hc := s.HTTPClient()
+		hc := *base
 		hc.Jar = jar
 		next, method, body := authURL, http.MethodGet, url.Values(nil)
 		for step := 0; step < 4; step++ {
@@ -213,7 +221,7 @@ func (s *stack) headlessLogin(t *testing.T, username, githubToken string) func(s
 			}
 			page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
-			if resp.Request.URL.Host != strings.TrimPrefix(s.IdPURL, "https://") {
+			if resp.Request.URL.Host != idpHost {
 				// We reached the client's callback.
 				if resp.StatusCode != http.StatusOK {
 					return fmt.Errorf("callback answered %d: %s", resp.StatusCode, page)
@@ -241,6 +249,27 @@ func (s *stack) headlessLogin(t *testing.T, username, githubToken string) func(s
 			next, method, body = u.String(), http.MethodPost, fields
 		}
 		return errors.New("login did not reach the callback")
+	}
+}
+
+// checkAliceRepos fails the test unless structured (a list_repositories result as JSON) holds
+// alice's repositories and not bob's, and every request the fake GitHub saw carried alice's token.
+func checkAliceRepos(t *testing.T, structured string, gh *githubfake.Fake) {
+	t.Helper()
+	if !strings.Contains(structured, "hello-world") || !strings.Contains(structured, "secret-plans") {
+		t.Fatalf("list_repositories did not return alice's repositories: %.500s", structured)
+	}
+	if strings.Contains(structured, `"tools"`) {
+		t.Fatalf("list_repositories returned bob's repository to alice: %.500s", structured)
+	}
+	toks := gh.Tokens()
+	if len(toks) == 0 {
+		t.Fatal("the fake GitHub received no request")
+	}
+	for i, tok := range toks {
+		if tok != githubfake.AliceToken {
+			t.Fatalf("GitHub request %d carried token %q, want alice's", i, redact(tok))
+		}
 	}
 }
 
