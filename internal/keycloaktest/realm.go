@@ -16,9 +16,12 @@ import (
 //     with baseUrl and apiUrl at the GitHub fake, "Store tokens" on, read-token granted on creation,
 //     trusted e-mail, and passLoginHint (a login_hint reaches GitHub's authorize endpoint);
 //   - the public client "mcp-client" (code flow, PKCE S256 required, redirect URIs
-//     http://127.0.0.1/* and http://localhost/*) with an audience mapper that puts RealmParams.Audience
-//     into every access token's aud;
-//   - the confidential client "mcp-gateway" (client secret, service account, no browser flows);
+//     http://127.0.0.1/* and http://localhost/*) with audience mappers that put RealmParams.Audience
+//     and "mcp-gateway" into every access token's aud (Keycloak adds "broker" and "account" too, so
+//     aud is an array);
+//   - the confidential client "mcp-gateway" (client secret, service account, no browser flows,
+//     allowed to fetch stored tokens of both providers through the identity brokering API v2 of
+//     Keycloak 26.7+: attributes external.token.enabled and external.token.idp);
 //   - users "carol" (password, broker read-token, no GitHub link) and "dave" (password, no
 //     read-token, no link).
 //

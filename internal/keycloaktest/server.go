@@ -34,15 +34,23 @@ type Options struct {
 	// AdminUser and AdminPassword create the master realm's bootstrap administrator
 	// (KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD). Default "admin" / "admin".
 	AdminUser, AdminPassword string
+	// JavaOpts are appended to the JVM options (JAVA_OPTS_APPEND). Default DefaultJavaOpts; set
+	// "-" for none.
+	JavaOpts string
 	// Log, if set, receives Keycloak's console output (stdout and stderr) as it runs. Whether it is
 	// set or not, the last 64 KiB are kept for Output and for Start's error.
 	Log io.Writer
 	// HTTPClient downloads the distribution and polls readiness; default http.DefaultClient.
 	HTTPClient *http.Client
-	// StartTimeout bounds the start, from the copy of the distribution to readiness; default 5
-	// minutes (a first start-dev on two busy cores takes about a minute).
+	// StartTimeout bounds the start, from the copy of the distribution to readiness; default 10
+	// minutes (start-dev on two cores shared with other work has taken over 5).
 	StartTimeout time.Duration
 }
+
+// DefaultJavaOpts trade peak speed for start-up time, which is what a test server needs on a small
+// shared machine: C1 only, no C2 compilations competing for the cores. (kc.sh picks the garbage
+// collector; a second -XX:+Use...GC stops the JVM.)
+const DefaultJavaOpts = "-XX:TieredStopAtLevel=1"
 
 // Server is a running Keycloak. Close stops it.
 type Server struct {
@@ -117,7 +125,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.AdminPassword = "admin"
 	}
 	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 5 * time.Minute
+		opts.StartTimeout = 10 * time.Minute
+	}
+	switch opts.JavaOpts {
+	case "":
+		opts.JavaOpts = DefaultJavaOpts
+	case "-":
+		opts.JavaOpts = ""
 	}
 	client := opts.HTTPClient
 	if client == nil {
@@ -177,10 +191,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	// The shell runs kc.sh in the background and a watcher that, once stdin reaches EOF (Close,
 	// or the death of this process), signals the whole process group; kc.sh forwards TERM to java.
-	// (A background job's stdin is /dev/null unless redirected explicitly, hence fd 3.)
+	// A background job's stdin is /dev/null unless redirected explicitly, hence fd 3; the watcher
+	// must not hold stdout/stderr, or Wait would wait for it after kc.sh has exited.
 	const supervisor = `exec 3<&0
 "$@" </dev/null 3<&- & kc=$!
-{ cat <&3 >/dev/null; kill -TERM 0; } &
+{ cat <&3; kill -TERM 0; } >/dev/null 2>&1 &
 exec 3<&-
 wait "$kc"`
 	cmd := exec.Command("bash", append([]string{"-c", supervisor, "kc-supervisor", filepath.Join(home, "bin", "kc.sh")}, args...)...)
@@ -189,6 +204,7 @@ wait "$kc"`
 		"JAVA_HOME="+filepath.Dir(filepath.Dir(java)),
 		"KC_BOOTSTRAP_ADMIN_USERNAME="+opts.AdminUser,
 		"KC_BOOTSTRAP_ADMIN_PASSWORD="+opts.AdminPassword,
+		"JAVA_OPTS_APPEND="+opts.JavaOpts,
 	)
 	out := &tail{max: 64 << 10}
 	var w io.Writer = out
@@ -264,8 +280,9 @@ func (s *Server) waitReady(ctx context.Context, client *http.Client) error {
 	}
 }
 
-// Close stops Keycloak: TERM to its process group, KILL after 30 seconds, then removes its
-// directory. It is safe to call more than once.
+// Close stops Keycloak: TERM to its process group, KILL after 30 seconds (and to whatever is left
+// of the group then), waits until no process of the group is left, and removes its directory.
+// It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		pgid := s.cmd.Process.Pid
@@ -281,6 +298,14 @@ func (s *Server) Close() error {
 		// Whatever is left of the group (the JVM after a kc.sh that died first, the watcher).
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-s.done
+		// Orphans are reaped by init, not by us: wait until the group is really gone.
+		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(-pgid, 0) == nil; {
+			if time.Now().After(deadline) {
+				s.closeErr = fmt.Errorf("keycloaktest: processes of group %d left after SIGKILL", pgid)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		if err := os.RemoveAll(s.Home); err != nil && s.closeErr == nil {
 			s.closeErr = fmt.Errorf("keycloaktest: %w", err)
 		}
@@ -312,7 +337,8 @@ func findJava() (string, error) {
 func cleanEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "KC_") || strings.HasPrefix(kv, "KEYCLOAK_") || strings.HasPrefix(kv, "JAVA_HOME=") {
+		if strings.HasPrefix(kv, "KC_") || strings.HasPrefix(kv, "KEYCLOAK_") || strings.HasPrefix(kv, "JAVA_HOME=") ||
+			strings.HasPrefix(kv, "JAVA_OPTS_APPEND=") {
 			continue
 		}
 		out = append(out, kv)
