@@ -54,6 +54,10 @@ type RealmParams struct {
 	GatewaySecret string
 	// UserPassword is the password of carol and dave. Default "password".
 	UserPassword string
+	// BrokeringV2 prepares the realm for a server with the identity-brokering-api:v2 feature
+	// (Keycloak 26.7+), which has no "broker" client: nobody gets the read-token role (its import
+	// fails with "Unable to find client role mappings for client: broker" otherwise).
+	BrokeringV2 bool
 }
 
 // Defaults of RealmParams.
