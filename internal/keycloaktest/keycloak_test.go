@@ -26,10 +26,6 @@ import (
 // testAudience is the MCP resource URL the realm's audience mapper puts into access tokens.
 const testAudience = "https://127.0.0.1:8443/mcp"
 
-// redirectURI is mcp-client's redirect URI in these tests; nothing listens there: the Browser
-// stops at the redirect.
-const redirectURI = "http://127.0.0.1/callback"
-
 // A third GitHub user, who signs in through the "github-json" provider.
 const (
 	erinLogin = "erin"
@@ -104,6 +100,17 @@ func stoppedCleanly(kc *Server) error {
 	return nil
 }
 
+// signIn runs the code flow with PKCE at mcp-client for one user, through GitHub (alias) when
+// password is "", else through Keycloak's password form, and returns the token response.
+func signIn(t *testing.T, kc *Server, alias, user, password string, hint bool) *oauth2.Token {
+	t.Helper()
+	tok, err := kc.SignIn(context.Background(), CodeFlow{Provider: alias, Login: user, Password: password, LoginHint: hint})
+	if err != nil {
+		t.Fatalf("sign-in of %s: %v", user, err)
+	}
+	return tok
+}
+
 // publicClient is mcp-client's OAuth configuration at kc.
 func publicClient(kc *Server) *oauth2.Config {
 	return &oauth2.Config{
@@ -113,47 +120,9 @@ func publicClient(kc *Server) *oauth2.Config {
 			TokenURL:  kc.Issuer() + "/protocol/openid-connect/token",
 			AuthStyle: oauth2.AuthStyleInParams,
 		},
-		RedirectURL: redirectURI,
+		RedirectURL: DefaultRedirectURI,
 		Scopes:      []string{"openid"},
 	}
-}
-
-// signIn runs the code flow with PKCE for one user, through GitHub (alias) when password is "",
-// else through Keycloak's password form, and returns the token response.
-func signIn(t *testing.T, kc *Server, alias, user, password string, hint bool) *oauth2.Token {
-	t.Helper()
-	ctx := context.Background()
-	conf := publicClient(kc)
-	verifier := oauth2.GenerateVerifier()
-	state := oauth2.GenerateVerifier()
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
-	if hint {
-		opts = append(opts, oauth2.SetAuthURLParam("login_hint", user))
-	}
-	authURL := conf.AuthCodeURL(state, opts...)
-	b := NewBrowser()
-	var cb *url.URL
-	var err error
-	if password == "" {
-		cb, err = b.SignInWithGitHub(ctx, authURL, redirectURI, alias, user)
-	} else {
-		cb, err = b.SignInWithPassword(ctx, authURL, redirectURI, user, password)
-	}
-	if err != nil {
-		t.Fatalf("sign-in of %s: %v", user, err)
-	}
-	q := cb.Query()
-	if q.Get("state") != state || q.Get("code") == "" {
-		t.Fatalf("callback for %s: state ok %v, code present %v, error %q", user, q.Get("state") == state, q.Get("code") != "", q.Get("error"))
-	}
-	if q.Get("iss") != kc.Issuer() {
-		t.Errorf("callback iss = %q, want %q (RFC 9207)", q.Get("iss"), kc.Issuer())
-	}
-	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatalf("code redemption for %s: %v", user, err)
-	}
-	return tok
 }
 
 // claims decodes a JWT's payload without verifying it (the tests only read what Keycloak put in).
@@ -440,12 +409,17 @@ func TestPublicClientRedirectAndPKCE(t *testing.T) {
 	if err != nil || cb.Query().Get("code") == "" {
 		t.Errorf("loopback redirect with a port: err %v", err)
 	}
-	conf.RedirectURL = redirectURI
-	cb, err = NewBrowser().SignInWithPassword(ctx, conf.AuthCodeURL("s2"), redirectURI, Carol, DefaultUserPassword)
+	conf.RedirectURL = DefaultRedirectURI
+	cb, err = NewBrowser().SignInWithPassword(ctx, conf.AuthCodeURL("s2"), DefaultRedirectURI, Carol, DefaultUserPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if q := cb.Query(); q.Get("error") != "invalid_request" || q.Get("error_description") != "Missing parameter: code_challenge_method" || q.Get("state") != "s2" {
 		t.Errorf("without PKCE: error %q %q", q.Get("error"), q.Get("error_description"))
+	}
+	// A redirect URI the client does not have: Keycloak shows an error page instead of redirecting.
+	_, err = kc.SignIn(ctx, CodeFlow{RedirectURI: "http://example.com/cb", Login: Carol, Password: DefaultUserPassword})
+	if !errors.Is(err, ErrStuck) || !strings.Contains(err.Error(), "Invalid parameter: redirect_uri") {
+		t.Errorf("unknown redirect URI: err = %v, want ErrStuck naming the parameter", err)
 	}
 }
