@@ -47,7 +47,7 @@ func TestBrokeringAPIV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	kc := StartT(t, Options{Version: V2Version, Realms: [][]byte{realm}, Features: []string{"identity-brokering-api:v2"}})
-	t.Logf("Keycloak %s ready in %s", V2Version, kc.StartDuration.Round(100*time.Millisecond))
+	t.Logf("Keycloak %s ready in %s (cached build reused: %v)", V2Version, kc.StartDuration.Round(100*time.Millisecond), kc.BuildReused)
 	alice := signIn(t, kc, GitHubAlias, githubfake.AliceLogin, "", true)
 	erin := signIn(t, kc, GitHubJSONAlias, erinLogin, "", true)
 	carol := signIn(t, kc, "", Carol, DefaultUserPassword, false)

@@ -14,9 +14,12 @@
 //     downloaded from Maven Central on first use and checked against the repository's .sha1, is
 //     unpacked there.
 //
+// Start adds CacheDir()/built-keycloak-VERSION-HASH: a copy of the tree as start-dev leaves it
+// after its build step for one set of Features and Args, so that later starts skip that step.
+//
 // Each step writes to a temporary name and renames, so test binaries of several packages may
 // share the cache at once. Nothing is ever downloaded again once the zip is cached; delete the
-// directory to start over. A missing java or a failed download is an error naming the tool and
+// directory to start over (about 1 GB with two versions and their builds). A missing java or a failed download is an error naming the tool and
 // the variables above; tests fail on it, they do not skip.
 //
 // # Server
@@ -29,8 +32,9 @@
 // the first realm's discovery document answers. Close stops the whole process group and removes
 // the copy; a supervising shell also stops it when the test binary dies without Close.
 //
-// Starting is slow (minutes on two shared cores: see Server.StartDuration), so a test package
-// starts one server in TestMain and shares it.
+// Starting is slow (from 40 seconds to several minutes on two shared cores, about half that with
+// a cached build: see Server.StartDuration), so a test package starts one server in TestMain and
+// shares it.
 //
 // # Realm, fake GitHub and browser
 //

@@ -70,7 +70,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("keycloaktest: Keycloak ready at %s in %s\n", kc.URL, kc.StartDuration.Round(100*time.Millisecond))
+	fmt.Printf("keycloaktest: Keycloak ready at %s in %s (cached build reused: %v)\n", kc.URL, kc.StartDuration.Round(100*time.Millisecond), kc.BuildReused)
 	shared.kc, shared.gh, shared.oauth, shared.ghURL = kc, gh, oauth, ghSrv.URL
 	code := m.Run()
 	if err := stoppedCleanly(kc); err != nil {

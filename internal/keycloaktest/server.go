@@ -2,6 +2,8 @@ package keycloaktest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,6 +66,8 @@ type Server struct {
 	Home string
 	// StartDuration is the time from the launch of kc.sh to readiness.
 	StartDuration time.Duration
+	// BuildReused reports whether the start reused a cached build (see Start).
+	BuildReused bool
 
 	cmd       *exec.Cmd
 	stdin     io.WriteCloser
@@ -101,6 +105,10 @@ func StartT(t testing.TB, opts Options) *Server {
 // on 127.0.0.1 only, on a free port (the management interface on another free port). It returns
 // once the first realm's /.well-known/openid-configuration answers 200, or an error carrying the
 // tail of Keycloak's output. It fails, naming the tool, when java or the distribution is missing.
+//
+// The first start with given Features and Args saves its built tree (lib/quarkus after start-dev's
+// re-augmentation) in CacheDir()/built-*; later starts with the same options copy that instead of
+// the plain distribution and skip the build step.
 //
 // Keycloak runs in a process group of its own, under a shell that stops the whole group when its
 // stdin closes, so the JVM dies with the test binary even when Close is never called.
@@ -159,8 +167,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		os.RemoveAll(home)
 		return nil, err
 	}
-	if err := copyTree(dist, home); err != nil {
-		return fail(fmt.Errorf("keycloaktest: copy of %s: %w", dist, err))
+	built := builtDir(dist, opts)
+	src := dist
+	if _, err := os.Stat(filepath.Join(built, "bin", "kc.sh")); err == nil && built != "" {
+		src = built
+	}
+	if err := copyTree(src, home); err != nil {
+		return fail(fmt.Errorf("keycloaktest: copy of %s: %w", src, err))
 	}
 	importDir := filepath.Join(home, "data", "import")
 	if err := os.MkdirAll(importDir, 0o755); err != nil {
@@ -241,7 +254,47 @@ wait "$kc"`
 		return nil, fmt.Errorf("%w\n--- Keycloak output (tail) ---\n%s", err, out.String())
 	}
 	s.StartDuration = time.Since(started)
+	s.BuildReused = src == built
+	if !s.BuildReused && built != "" {
+		saveBuild(home, built) // best effort: the next start skips the augmentation
+	}
 	return s, nil
+}
+
+// builtDir names the cached copy of dist as start-dev leaves it after its build step ("Updating
+// the configuration": Quarkus re-augmentation into lib/quarkus, 10-25 s here) for these build
+// options, or "" when there is no cache directory. start-dev skips the step when the tree it runs
+// in was built with the same options, and redoes it when they differ, so a wrong match only
+// costs time.
+func builtDir(dist string, opts Options) string {
+	cache, err := CacheDir()
+	if err != nil {
+		return ""
+	}
+	h := sha256.New()
+	for _, part := range [][]string{{dist}, opts.Features, opts.Args} {
+		for _, p := range part {
+			h.Write([]byte(p))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	return filepath.Join(cache, "built-"+filepath.Base(dist)+"-"+hex.EncodeToString(h.Sum(nil))[:12])
+}
+
+// saveBuild copies a started server's tree (without data/, which holds the realms) to built.
+func saveBuild(home, built string) {
+	if err := os.MkdirAll(filepath.Dir(built), 0o755); err != nil {
+		return
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(built), ".build-")
+	if err != nil {
+		return
+	}
+	defer os.RemoveAll(tmp)
+	if copyTree(home, filepath.Join(tmp, "kc")) == nil {
+		_ = os.Rename(filepath.Join(tmp, "kc"), built) // fails harmlessly if another process won
+	}
 }
 
 // waitReady polls the first realm's discovery document until it answers 200 with the expected
