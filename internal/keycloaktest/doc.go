@@ -30,7 +30,8 @@
 // HTTP and the management interface, the bootstrap administrator from the environment
 // (KC_BOOTSTRAP_ADMIN_USERNAME / _PASSWORD) and any preview features asked for. It returns when
 // the first realm's discovery document answers. Close stops the whole process group and removes
-// the copy; a supervising shell also stops it when the test binary dies without Close.
+// the copy; a supervising shell also stops it and removes the copy when the test binary dies
+// without Close (a go test timeout, kill -9).
 //
 // Starting is slow (from 40 seconds to several minutes on two shared cores, about half that with
 // a cached build: see Server.StartDuration), so a test package starts one server in TestMain and
