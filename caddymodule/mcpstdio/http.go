@@ -193,17 +193,14 @@ func (h *Handler) notify(key, sessionID string, m *message) {
 	case "notifications/initialized":
 		return
 	case "notifications/cancelled":
-		p := h.pool.lookup(key)
-		if p == nil {
-			return
-		}
+		// The call may be on a retired process that is finishing its calls.
 		pr := decodeParams(m.Params)
-		c := p.findCall(sessionID, pr["requestId"])
-		if c == nil {
-			return
+		for _, p := range h.pool.procsOf(key) {
+			if c := p.findCall(sessionID, pr["requestId"]); c != nil {
+				p.cancel(c, pr.str("reason"))
+				deliver(c.final, errorResponse(c.clientID, codeRequestTimeout, "request cancelled by the client"))
+			}
 		}
-		p.cancel(c, pr.str("reason"))
-		deliver(c.final, errorResponse(c.clientID, codeRequestTimeout, "request cancelled by the client"))
 		return
 	}
 	if p := h.pool.lookup(key); p != nil {
@@ -253,7 +250,7 @@ func (h *Handler) discover(w http.ResponseWriter, p *proc, m *message) {
 // when the answer comes first, or as an event stream once a progress notification for the
 // call arrives before it (when the client accepts text/event-stream).
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p *proc, m *message, sessionID string, stateless bool) {
-	c, out, err := p.newCall(m, sessionID)
+	c, out, err := p.newCall(m, sessionID, false)
 	switch {
 	case errors.Is(err, errTooManyCalls):
 		h.unavailable(w, m.ID, err.Error())

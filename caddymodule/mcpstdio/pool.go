@@ -133,6 +133,9 @@ func (pl *pool) retireLocked(p *proc) {
 		return
 	}
 	p.retired = true
+	if pl.closed {
+		return // close ends every process itself
+	}
 	if p.inflight == 0 {
 		pl.endAsync(p)
 		return
@@ -150,7 +153,11 @@ func (pl *pool) retireLocked(p *proc) {
 	}()
 }
 
+// endAsync ends p in the background; pl.mu must be held.
 func (pl *pool) endAsync(p *proc) {
+	if pl.closed {
+		return // close ends every process itself
+	}
 	pl.wg.Add(1)
 	go func() {
 		defer pl.wg.Done()
@@ -190,6 +197,19 @@ func (pl *pool) lookup(key string) *proc {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	return pl.current[key]
+}
+
+// procsOf returns every process of key that has not exited, retired ones included.
+func (pl *pool) procsOf(key string) []*proc {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var ps []*proc
+	for p := range pl.all {
+		if p.key == key {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // reap retires every process idle for idle_timeout at now.

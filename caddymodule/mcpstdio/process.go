@@ -63,6 +63,7 @@ type call struct {
 	session     string          // the client's session ("" for stateless requests)
 	clientToken json.RawMessage // the client's progress token, nil if none
 	tokenKey    string          // the bridge's progress token, as a map key
+	internal    bool            // the bridge's own request (initialize, ping)
 	final       chan []byte
 	notes       chan []byte
 }
@@ -97,7 +98,7 @@ type proc struct {
 
 	// onNotify receives notifications that belong to no call (logging, list changes).
 	onNotify func(p *proc, msg []byte)
-	// onExit runs once, after the process has exited.
+	// onExit runs once, after the process has exited and before exited is closed.
 	onExit func(p *proc)
 
 	// Bookkeeping owned by the pool (guarded by pool.mu).
@@ -125,10 +126,10 @@ func (p *proc) start(ctx context.Context, spec procSpec) {
 	defer close(p.ready)
 	if err := p.spawn(spec); err != nil {
 		p.startErr = err
-		close(p.exited)
 		if p.onExit != nil {
 			p.onExit(p)
 		}
+		close(p.exited)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.startTimeout)
@@ -236,10 +237,10 @@ func (p *proc) wait(readerDone chan struct{}, outR *os.File) {
 		deliver(c.final, errorResponse(c.clientID, codeServerUnavailable, "the MCP server process exited before answering"))
 	}
 	p.logger.Debug("stdio MCP server exited", zap.Uint64("process", p.serial), zap.NamedError("wait", err))
-	close(p.exited)
 	if p.onExit != nil {
 		p.onExit(p)
 	}
+	close(p.exited)
 }
 
 // deliver puts b into ch unless ch is full (a call gets one answer; extra notes are dropped).
@@ -345,10 +346,11 @@ func (p *proc) send(b []byte) error {
 	return nil
 }
 
-// newCall registers a call for the client request m and returns the message to send.
-func (p *proc) newCall(m *message, session string) (*call, []byte, error) {
+// newCall registers a call for the request m (of a client, or the bridge's own if internal)
+// and returns the message to send.
+func (p *proc) newCall(m *message, session string, internal bool) (*call, []byte, error) {
 	n := p.nextID.Add(1)
-	c := &call{pid: idKey(procID(n)), clientID: m.ID, session: session,
+	c := &call{pid: idKey(procID(n)), clientID: m.ID, session: session, internal: internal,
 		final: make(chan []byte, 1), notes: make(chan []byte, 32)}
 	out := *m
 	out.ID = procID(n)
@@ -398,7 +400,7 @@ func (p *proc) findCall(session string, id json.RawMessage) *call {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.pending {
-		if c.session == session && idKey(c.clientID) == k {
+		if !c.internal && c.session == session && idKey(c.clientID) == k {
 			return c
 		}
 	}
@@ -407,11 +409,10 @@ func (p *proc) findCall(session string, id json.RawMessage) *call {
 
 // roundTrip sends a request of the bridge's own and waits for its result.
 func (p *proc) roundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-	c, b, err := p.newCall(&message{Method: method, Params: params}, "")
+	c, b, err := p.newCall(&message{ID: procID(0), Method: method, Params: params}, "", true)
 	if err != nil {
 		return nil, err
 	}
-	c.clientID = procID(0)
 	if err := p.send(b); err != nil {
 		p.dropCall(c)
 		return nil, err
