@@ -1,0 +1,316 @@
+package mcpstdio_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	// mcp_auth, in front of mcp_stdio in every end-to-end test.
+	_ "github.com/mcpgate/mcpgate/caddymodule"
+	_ "github.com/mcpgate/mcpgate/caddymodule/mcpstdio"
+)
+
+// End-to-end: a real Caddy, in process, with admin off (so this package never collides with
+// other packages' caddytest instances on localhost:2999) on free loopback ports, serving
+// HTTPS with its internal CA: mcp_auth (a fake issuer's JWKS and a fake token exchange on
+// httptest) in front of mcp_stdio. Only one Caddy config runs per process, so these tests do
+// not run in parallel.
+
+// stack is one loaded Caddy config and its fakes.
+type stack struct {
+	t      *testing.T
+	origin string // https://localhost:<port>
+	key    *rsa.PrivateKey
+	issuer *httptest.Server
+	xchg   *httptest.Server
+	client *http.Client
+	logs   string // Caddy's log file (debug level)
+
+	mu     sync.Mutex
+	tokens map[string]string // sub -> upstream token the exchange hands out
+}
+
+var (
+	keyOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newStack starts the fakes; load starts Caddy with stdioBlock as the mcp_stdio directive.
+func newStack(t *testing.T, tokens map[string]string) *stack {
+	keyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		rsaKey = k
+	})
+	s := &stack{t: t, key: rsaKey, tokens: tokens}
+	s.issuer = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{map[string]any{
+			"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "k1",
+			"n": base64.RawURLEncoding.EncodeToString(s.key.N.Bytes()),
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(s.key.E)).Bytes()),
+		}}})
+	}))
+	t.Cleanup(s.issuer.Close)
+	s.xchg = httptest.NewServer(http.HandlerFunc(s.exchange))
+	t.Cleanup(s.xchg.Close)
+	return s
+}
+
+// exchange is an RFC 8693 token endpoint: the subject token's sub gets tokens[sub].
+func (s *stack) exchange(w http.ResponseWriter, r *http.Request) {
+	id, secret, ok := r.BasicAuth()
+	if !ok || id != "gateway" || secret != "s3cret-gateway" || r.ParseForm() != nil {
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(r.PostForm.Get("subject_token"), claims); err != nil {
+		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+		return
+	}
+	sub, _ := claims["sub"].(string)
+	s.mu.Lock()
+	tok, ok := s.tokens[sub]
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_target"}`))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer",
+		"issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "expires_in": 3600})
+}
+
+// load runs Caddy with mcp_auth and the given mcp_stdio block until the test ends.
+func (s *stack) load(stdioBlock string) {
+	t := s.t
+	t.Helper()
+	httpPort, httpsPort := freePort(t), freePort(t)
+	s.origin = fmt.Sprintf("https://localhost:%d", httpsPort)
+	s.logs = filepath.Join(t.TempDir(), "caddy.log")
+	cf := fmt.Sprintf(`{
+	log {
+		output file %s
+		level DEBUG
+	}
+	admin off
+	persist_config off
+	skip_install_trust
+	local_certs
+	auto_https disable_redirects
+	http_port %d
+	https_port %d
+	grace_period 1s
+}
+%s {
+	mcp_auth {
+		resource %s/mcp
+		issuer %s {
+			jwks_uri %s/jwks
+		}
+		scopes_supported mcp:tools
+		required_scopes mcp:tools
+		upstream_token token_exchange {
+			token_endpoint %s/token
+			client_id gateway
+			client_secret s3cret-gateway
+			timeout 5s
+		}
+	}
+	%s
+}
+`, s.logs, httpPort, httpsPort, s.origin, s.origin, s.issuer.URL, s.issuer.URL, s.xchg.URL, stdioBlock)
+	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cf)
+	}
+	for _, w := range warnings {
+		t.Logf("Caddyfile warning: %s", w.String())
+	}
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		t.Fatalf("loading Caddy: %v", err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	s.client = s.tlsClient(httpsPort)
+}
+
+// assertLogsClean fails if a secret appears in Caddy's log, and returns the log.
+func (s *stack) assertLogsClean(secrets ...string) string {
+	s.t.Helper()
+	b, err := os.ReadFile(s.logs)
+	if err != nil {
+		s.t.Fatalf("reading Caddy's log: %v", err)
+	}
+	for _, sec := range secrets {
+		if strings.Contains(string(b), sec) {
+			s.t.Errorf("a token is in Caddy's log")
+		}
+	}
+	return string(b)
+}
+
+// tlsClient trusts Caddy's internal CA and waits (bounded) until the site's certificate is
+// served.
+func (s *stack) tlsClient(port int) *http.Client {
+	t := s.t
+	rootPath := filepath.Join(caddy.DefaultStorage.Path, "pki", "authorities", "local", "root.crt")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pemBytes, err := os.ReadFile(rootPath)
+		if err == nil {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pemBytes)
+			cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
+			if err == nil {
+				conn.Close()
+				return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Caddy's HTTPS site never came up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// token is an access token of the fake issuer for sub, audience this resource.
+func (s *stack) token(sub string) string {
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+		"iss": s.issuer.URL, "sub": sub, "aud": s.origin + "/mcp", "client_id": "c1",
+		"scope": "mcp:tools", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": sub + now.String(),
+	})
+	tok.Header["kid"] = "k1"
+	tok.Header["typ"] = "at+jwt"
+	signed, err := tok.SignedString(s.key)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return signed
+}
+
+// mcpClient is mcp-go's streamable HTTP client (a client nobody here wrote) for sub,
+// initialized. version "" lets it speak 2026-07-28 (server/discover, stateless); a 2025
+// version makes it use the initialize handshake and a session.
+func (s *stack) mcpClient(ctx context.Context, sub, version string, opts ...transport.StreamableHTTPCOption) *client.Client {
+	t := s.t
+	t.Helper()
+	opts = append([]transport.StreamableHTTPCOption{
+		transport.WithHTTPBasicClient(s.client),
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + s.token(sub)}),
+	}, opts...)
+	tr, err := transport.NewStreamableHTTP(s.origin+"/mcp", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copts []client.ClientOption
+	if version != "" {
+		copts = append(copts, client.WithProtocolVersion(version))
+	}
+	c := client.NewClient(tr, copts...)
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = version
+	req.Params.ClientInfo = mcp.Implementation{Name: "mcpstdio-e2e", Version: "1"}
+	if _, err := c.Initialize(ctx, req); err != nil {
+		t.Fatalf("initialize as %s (%q): %v", sub, version, err)
+	}
+	return c
+}
+
+// callText calls a tool and returns its first text content.
+func callText(ctx context.Context, t *testing.T, c *client.Client, name string, args map[string]any) string {
+	t.Helper()
+	if args == nil {
+		args = map[string]any{} // server-everything's schemas refuse null arguments
+	}
+	req := mcp.CallToolRequest{}
+	req.Params.Name = name
+	req.Params.Arguments = args
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var b strings.Builder
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	if res.IsError {
+		t.Fatalf("%s: tool error: %s", name, b.String())
+	}
+	return b.String()
+}
+
+// nodeDir prepares testdata/node (npm ci when node_modules is missing) and returns its path.
+func nodeDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("testdata", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("this test needs Node.js (node) on PATH, version 20 or later")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-github", "package.json")); err != nil {
+		if _, err := exec.LookPath("npm"); err != nil {
+			t.Fatal("this test needs npm on PATH to install testdata/node's packages")
+		}
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+		}
+	}
+	return dir
+}
+
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
