@@ -314,3 +314,34 @@ func withTimeout(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// The example Caddyfile adapts without warnings, with mcp_stdio after mcp_auth in each site's
+// route (the directive order needs no `order` line).
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "Caddyfile.examples", "stdio-server.Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "stdio-server.Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		t.Errorf("warning: %s:%d: %s", w.File, w.Line, w.Message)
+	}
+	js := string(out)
+	for _, want := range []string{
+		`"handler":"mcp_stdio"`,
+		`"command":"/usr/local/bin/github-mcp-server"`,
+		`"args":["stdio","--read-only"]`,
+		`"GITHUB_PERSONAL_ACCESS_TOKEN":"{http.request.header.X-GitHub-Token}"`,
+		`"command":"node"`,
+	} {
+		if !strings.Contains(js, want) {
+			t.Errorf("adapted JSON lacks %s", want)
+		}
+	}
+	if a, s := strings.Index(js, `"handler":"mcp_auth"`), strings.Index(js, `"handler":"mcp_stdio"`); a < 0 || s < a {
+		t.Error("mcp_stdio does not come after mcp_auth")
+	}
+}
