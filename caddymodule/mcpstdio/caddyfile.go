@@ -29,6 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		env                     <NAME> <value>
 //		pass_env                <NAME...>
 //		user_key                <placeholder>
+//		client_capabilities     sampling|elicitation|roots...
 //		max_processes           <n>
 //		max_processes_per_user  <n>
 //		max_concurrent_calls    <n>
@@ -78,6 +79,12 @@ func (m *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			m.PassEnv = append(m.PassEnv, names...)
+		case "client_capabilities":
+			caps := d.RemainingArgs()
+			if len(caps) == 0 {
+				return d.ArgErr()
+			}
+			m.ClientCapabilities = append(m.ClientCapabilities, caps...)
 		case "user_key":
 			if !d.AllArgs(&m.UserKey) {
 				return d.ArgErr()

@@ -233,6 +233,11 @@ func (s *stack) token(sub string) string {
 // initialized. version "" lets it speak 2026-07-28 (server/discover, stateless); a 2025
 // version makes it use the initialize handshake and a session.
 func (s *stack) mcpClient(ctx context.Context, sub, version string, opts ...transport.StreamableHTTPCOption) *client.Client {
+	return s.mcpClientWith(ctx, sub, version, nil, opts...)
+}
+
+// mcpClientWith is mcpClient with client options (a sampling handler, say).
+func (s *stack) mcpClientWith(ctx context.Context, sub, version string, copts []client.ClientOption, opts ...transport.StreamableHTTPCOption) *client.Client {
 	t := s.t
 	t.Helper()
 	opts = append([]transport.StreamableHTTPCOption{
@@ -243,7 +248,6 @@ func (s *stack) mcpClient(ctx context.Context, sub, version string, opts ...tran
 	if err != nil {
 		t.Fatal(err)
 	}
-	var copts []client.ClientOption
 	if version != "" {
 		copts = append(copts, client.WithProtocolVersion(version))
 	}

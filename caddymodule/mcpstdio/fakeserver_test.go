@@ -23,8 +23,9 @@ type fakeServer struct {
 	inits     int
 	cancelled []string
 	blocked   map[string]chan struct{}
-	pings     map[string]chan struct{}
+	pings     map[string]chan json.RawMessage
 	nextPing  int
+	caps      string // the client capabilities of the initialize
 }
 
 func (s *fakeServer) write(v any) {
@@ -44,7 +45,7 @@ func text(t string) map[string]any {
 
 // runFakeServer serves stdin until EOF.
 func runFakeServer() {
-	s := &fakeServer{blocked: map[string]chan struct{}{}, pings: map[string]chan struct{}{}}
+	s := &fakeServer{blocked: map[string]chan struct{}{}, pings: map[string]chan json.RawMessage{}}
 	fmt.Fprintln(os.Stderr, "fake server starting")
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(nil, 1<<20)
@@ -69,7 +70,7 @@ func (s *fakeServer) handle(m *message) bool {
 		ch := s.pings[idKey(m.ID)]
 		s.mu.Unlock()
 		if ch != nil {
-			close(ch)
+			ch <- append(m.Result, m.Error...)
 		}
 		return false
 	case kindNotification:
@@ -93,6 +94,7 @@ func (s *fakeServer) handle(m *message) bool {
 		s.inits++
 		n := s.inits
 		s.mu.Unlock()
+		s.caps = string(p["capabilities"])
 		if n > 1 {
 			s.write(map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": -32600, "message": "initialized twice"}})
 			return false
@@ -133,6 +135,11 @@ func (s *fakeServer) tool(m *message, p params) bool {
 		n := s.inits
 		s.mu.Unlock()
 		s.result(m.ID, text(fmt.Sprint(n)))
+	case "caps":
+		s.mu.Lock()
+		c := s.caps
+		s.mu.Unlock()
+		s.result(m.ID, text(c))
 	case "cancelled":
 		s.mu.Lock()
 		list := strings.Join(s.cancelled, ",")
@@ -170,20 +177,30 @@ func (s *fakeServer) tool(m *message, p params) bool {
 	case "stderr":
 		fmt.Fprintln(os.Stderr, args.str("text"))
 		s.result(m.ID, text("written"))
-	case "pingclient":
+	case "pingclient", "ask":
+		// Send the client a request (ping, or args.method) and answer with its response.
+		method := "ping"
+		if p.str("name") == "ask" {
+			method = args.str("method")
+		}
 		s.mu.Lock()
 		s.nextPing++
 		id := fmt.Sprintf(`"srv-%d"`, s.nextPing)
-		ch := make(chan struct{})
+		ch := make(chan json.RawMessage, 1)
 		s.pings[id] = ch
 		s.mu.Unlock()
-		s.write(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(id), "method": "ping"})
+		s.write(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(id), "method": method,
+			"params": map[string]any{"messages": []any{}, "maxTokens": 10}})
 		go func() {
 			select {
-			case <-ch:
-				s.result(m.ID, text("pong received"))
+			case res := <-ch:
+				if method == "ping" {
+					s.result(m.ID, text("pong received"))
+					return
+				}
+				s.result(m.ID, text(string(res)))
 			case <-time.After(10 * time.Second):
-				s.result(m.ID, text("no pong"))
+				s.result(m.ID, text("no answer"))
 			}
 		}()
 	case "hang":

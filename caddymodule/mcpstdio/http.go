@@ -128,7 +128,18 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, repl *caddy.
 		w.WriteHeader(http.StatusAccepted)
 		return
 	case kindResponse:
-		// An answer to a server-to-client request; the bridge relays none (see doc.go).
+		// A client's answer to a relayed server-to-client request: only this user's processes
+		// are searched, so an answer can never reach another user's process.
+		found := false
+		for _, p := range h.pool.procsOf(key) {
+			if p.answerServerRequest(m) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			h.logger.Debug("mcp_stdio: an answer to no pending server request; dropped", zap.String("user_id", key))
+		}
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
@@ -250,7 +261,8 @@ func (h *Handler) discover(w http.ResponseWriter, p *proc, m *message) {
 // when the answer comes first, or as an event stream once a progress notification for the
 // call arrives before it (when the client accepts text/event-stream).
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p *proc, m *message, sessionID string, stateless bool) {
-	c, out, err := p.newCall(m, sessionID, false)
+	canStream := acceptsEventStream(r.Header.Get("Accept"))
+	c, out, err := p.newCall(m, sessionID, false, canStream && !stateless)
 	switch {
 	case errors.Is(err, errTooManyCalls):
 		h.unavailable(w, m.ID, err.Error())
@@ -264,7 +276,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p *proc, m *me
 		writeJSON(w, http.StatusOK, errorResponse(m.ID, codeServerUnavailable, "the MCP server process is not reading its input"))
 		return
 	}
-	canStream := acceptsEventStream(r.Header.Get("Accept"))
 	rc := http.NewResponseController(w)
 	streaming := false
 	timeout := time.Duration(h.CallTimeout)

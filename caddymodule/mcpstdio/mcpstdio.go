@@ -120,6 +120,15 @@ type Handler struct {
 	// rest is counted in a warning. Default: 16 KiB.
 	StderrBytesPerMinute int `json:"stderr_bytes_per_minute,omitempty"`
 
+	// ClientCapabilities are the client capabilities the bridge declares to every process in
+	// its initialize: any of "sampling", "elicitation", "roots". A server then may send such
+	// requests; the bridge relays each to a client (on the event stream of that user's
+	// newest call from a 2025-xx client, else on the user's GET streams) and the client's
+	// answer back. Declare only what the clients of this site support: a client that lacks it
+	// answers with an error. Default: none, so servers send no requests but ping, which the
+	// bridge answers itself.
+	ClientCapabilities []string `json:"client_capabilities,omitempty"`
+
 	// RetryAfter is the Retry-After of a 503 when a limit is reached. Default: 5s.
 	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
 
@@ -171,12 +180,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.base = baseEnv(h.PassEnv)
 	info, _ := json.Marshal(map[string]string{"name": "mcpgate-mcp_stdio", "version": "1"})
+	caps := map[string]json.RawMessage{}
+	for _, c := range h.ClientCapabilities {
+		caps[c] = json.RawMessage("{}")
+	}
+	capsJSON, _ := json.Marshal(caps)
 	cfg := &procConfig{
 		command: h.Command, args: h.Args, dir: h.Dir,
 		startTimeout: time.Duration(h.StartTimeout), stopTimeout: time.Duration(h.StopTimeout),
 		writeTimeout: time.Duration(h.WriteTimeout), maxCalls: h.MaxConcurrentCalls,
 		maxLineBytes: h.MaxMessageBytes, stderrPerMin: h.StderrBytesPerMinute,
-		clientInfo: info, protocolWanted: processProtocolVersion, logger: h.logger, now: h.now,
+		clientInfo: info, clientCaps: capsJSON, protocolWanted: processProtocolVersion, logger: h.logger, now: h.now,
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	h.ctx, h.stop = runCtx, stop
@@ -184,10 +198,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.hub = newHub()
 	h.pool = newPool(runCtx, cfg, h.MaxProcesses, h.MaxProcessesPerUser, time.Duration(h.IdleTimeout),
 		time.Duration(h.CallTimeout)+time.Duration(h.StopTimeout))
-	h.pool.onNotify = func(p *proc, msg []byte) {
+	h.pool.onNotify = func(p *proc, msg []byte) bool {
 		if h.hub.publish(p.key, msg) == 0 {
-			p.logger.Debug("notification from the stdio MCP server with no open event stream; dropped")
+			p.logger.Debug("message from the stdio MCP server with no open event stream; dropped")
+			return false
 		}
+		return true
 	}
 	go h.reapLoop(runCtx)
 	return nil
@@ -249,6 +265,11 @@ func (h Handler) Validate() error {
 	}
 	if h.MaxProcessesPerUser > h.MaxProcesses {
 		return errors.New("mcp_stdio: max_processes_per_user cannot exceed max_processes")
+	}
+	for _, c := range h.ClientCapabilities {
+		if c != "sampling" && c != "elicitation" && c != "roots" {
+			return fmt.Errorf("mcp_stdio: client_capabilities: %q is not sampling, elicitation or roots", c)
+		}
 	}
 	if !strings.Contains(h.UserKey, "{") {
 		return fmt.Errorf("mcp_stdio: user_key %q has no placeholder, so every user would share one process", h.UserKey)

@@ -27,7 +27,7 @@ type pool struct {
 	drain      time.Duration
 	ctx        context.Context // the Caddy context: ends with the handler's config
 
-	onNotify func(p *proc, msg []byte)
+	onNotify func(p *proc, msg []byte) bool
 
 	mu      sync.Mutex
 	current map[string]*proc   // user key -> the process new requests use

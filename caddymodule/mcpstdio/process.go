@@ -41,6 +41,7 @@ type procConfig struct {
 	maxLineBytes   int
 	stderrPerMin   int
 	clientInfo     json.RawMessage
+	clientCaps     json.RawMessage
 	protocolWanted string
 	logger         *zap.Logger
 	now            func() time.Time
@@ -64,6 +65,8 @@ type call struct {
 	clientToken json.RawMessage // the client's progress token, nil if none
 	tokenKey    string          // the bridge's progress token, as a map key
 	internal    bool            // the bridge's own request (initialize, ping)
+	relay       bool            // its client takes server-to-client requests on this call's stream
+	n           int64           // the bridge's id as a number: later calls have larger ones
 	final       chan []byte
 	notes       chan []byte
 }
@@ -96,8 +99,14 @@ type proc struct {
 	endOnce sync.Once
 	pinging atomic.Bool
 
-	// onNotify receives notifications that belong to no call (logging, list changes).
-	onNotify func(p *proc, msg []byte)
+	// serverReqs maps the bridge's id of a relayed server-to-client request to the
+	// process's own id and the call whose stream carried it (guarded by mu).
+	serverReqs map[string]serverReq
+	nextSrv    int64
+
+	// onNotify receives notifications that belong to no call (logging, list changes) and
+	// server-to-client requests no call can carry; it reports whether a stream took msg.
+	onNotify func(p *proc, msg []byte) bool
 	// onExit runs once, after the process has exited and before exited is closed.
 	onExit func(p *proc)
 
@@ -112,11 +121,12 @@ var procSerial atomic.Uint64
 func newProc(cfg *procConfig, spec procSpec) *proc {
 	return &proc{
 		cfg: cfg, key: spec.key, hash: spec.hash, serial: procSerial.Add(1),
-		logger:   cfg.logger.With(zap.String("user_id", spec.key)),
-		ready:    make(chan struct{}),
-		exited:   make(chan struct{}),
-		pending:  map[string]*call{},
-		progress: map[string]*call{},
+		logger:     cfg.logger.With(zap.String("user_id", spec.key)),
+		ready:      make(chan struct{}),
+		exited:     make(chan struct{}),
+		pending:    map[string]*call{},
+		progress:   map[string]*call{},
+		serverReqs: map[string]serverReq{},
 	}
 }
 
@@ -136,7 +146,7 @@ func (p *proc) start(ctx context.Context, spec procSpec) {
 	defer cancel()
 	params := map[string]any{
 		"protocolVersion": p.cfg.protocolWanted,
-		"capabilities":    map[string]any{},
+		"capabilities":    p.cfg.clientCaps,
 		"clientInfo":      p.cfg.clientInfo,
 	}
 	raw, _ := json.Marshal(params)
@@ -285,10 +295,7 @@ func (p *proc) dispatch(line []byte) {
 		p.mu.Lock()
 		c := p.pending[idKey(m.ID)]
 		if c != nil {
-			delete(p.pending, c.pid)
-			if c.tokenKey != "" {
-				delete(p.progress, c.tokenKey)
-			}
+			p.forgetLocked(c)
 		}
 		p.mu.Unlock()
 		if c == nil {
@@ -297,15 +304,17 @@ func (p *proc) dispatch(line []byte) {
 		m.ID = c.clientID
 		deliver(c.final, encode(&m))
 	case kindRequest:
-		// The bridge declares no client capabilities to the process, so the only request a
-		// server may send is ping; anything else gets "method not found".
-		var reply []byte
 		if m.Method == "ping" {
-			reply = resultResponse(m.ID, struct{}{})
-		} else {
-			reply = errorResponse(m.ID, codeMethodNotFound, "mcp_stdio does not relay server-to-client requests")
+			// The bridge is the process's client: it answers pings itself.
+			reply := resultResponse(m.ID, struct{}{})
+			go func() { _ = p.send(reply) }()
+			return
 		}
-		go func() { _ = p.send(reply) }()
+		orig := m.ID
+		if msg := p.relayRequest(&m); msg != "" {
+			reply := errorResponse(orig, codeInternalError, msg)
+			go func() { _ = p.send(reply) }()
+		}
 	case kindNotification:
 		if m.Method == "notifications/progress" {
 			pr := decodeParams(m.Params)
@@ -323,9 +332,71 @@ func (p *proc) dispatch(line []byte) {
 			return // about a request the bridge sent; nothing waits for it
 		}
 		if p.onNotify != nil {
-			p.onNotify(p, encode(&m))
+			_ = p.onNotify(p, encode(&m))
 		}
 	}
+}
+
+// serverReq is a relayed server-to-client request awaiting the client's answer.
+type serverReq struct {
+	orig json.RawMessage // the process's id
+	via  string          // pid of the call whose stream carried it; "" for a GET stream
+}
+
+// maxServerRequests bounds the relayed server-to-client requests awaiting an answer.
+const maxServerRequests = 64
+
+// relayRequest passes a server-to-client request (sampling, elicitation, roots) to a client:
+// on the event stream of the process's newest call whose client can take it, else on the
+// user's GET streams. The request gets an id of the bridge's, so that the client's answer (a
+// POST) finds its way back to this process. It returns why it could not relay, or "".
+func (p *proc) relayRequest(m *message) string {
+	p.mu.Lock()
+	if len(p.serverReqs) >= maxServerRequests {
+		p.mu.Unlock()
+		return "too many server-to-client requests awaiting an answer"
+	}
+	p.nextSrv++
+	bid := fmt.Sprintf("mcpgate-s%d-%d", p.serial, p.nextSrv)
+	rawID, _ := json.Marshal(bid)
+	orig := m.ID
+	var target *call
+	for _, c := range p.pending {
+		if c.relay && (target == nil || c.n > target.n) {
+			target = c
+		}
+	}
+	via := ""
+	if target != nil {
+		via = target.pid
+	}
+	p.serverReqs[idKey(rawID)] = serverReq{orig: orig, via: via}
+	p.mu.Unlock()
+	m.ID = rawID
+	out := encode(m)
+	if (target != nil && deliver(target.notes, out)) || (p.onNotify != nil && p.onNotify(p, out)) {
+		return ""
+	}
+	p.mu.Lock()
+	delete(p.serverReqs, idKey(rawID))
+	p.mu.Unlock()
+	return "mcp_stdio has no client stream to relay this request to"
+}
+
+// answerServerRequest sends a client's answer to a relayed request back to the process, with
+// the process's own id. It reports whether id was one of this process's relayed requests.
+func (p *proc) answerServerRequest(m *message) bool {
+	p.mu.Lock()
+	r, ok := p.serverReqs[idKey(m.ID)]
+	delete(p.serverReqs, idKey(m.ID))
+	p.mu.Unlock()
+	if !ok {
+		return false
+	}
+	out := *m
+	out.ID = r.orig
+	_ = p.send(encode(&out))
+	return true
 }
 
 // send writes one message. A process that does not read its stdin within write_timeout is
@@ -346,11 +417,12 @@ func (p *proc) send(b []byte) error {
 	return nil
 }
 
-// newCall registers a call for the request m (of a client, or the bridge's own if internal)
-// and returns the message to send.
-func (p *proc) newCall(m *message, session string, internal bool) (*call, []byte, error) {
+// newCall registers a call for the request m (of a client, or the bridge's own if internal;
+// relay if the client takes server-to-client requests on its stream) and returns the message
+// to send.
+func (p *proc) newCall(m *message, session string, internal, relay bool) (*call, []byte, error) {
 	n := p.nextID.Add(1)
-	c := &call{pid: idKey(procID(n)), clientID: m.ID, session: session, internal: internal,
+	c := &call{pid: idKey(procID(n)), clientID: m.ID, session: session, internal: internal, relay: relay, n: n,
 		final: make(chan []byte, 1), notes: make(chan []byte, 32)}
 	out := *m
 	out.ID = procID(n)
@@ -379,11 +451,22 @@ func (p *proc) newCall(m *message, session string, internal bool) (*call, []byte
 // dropCall forgets c; an answer that still arrives is discarded.
 func (p *proc) dropCall(c *call) {
 	p.mu.Lock()
+	p.forgetLocked(c)
+	p.mu.Unlock()
+}
+
+// forgetLocked removes c and the server-to-client requests its stream carried (their
+// answers can no longer come from that stream's client).
+func (p *proc) forgetLocked(c *call) {
 	delete(p.pending, c.pid)
 	if c.tokenKey != "" {
 		delete(p.progress, c.tokenKey)
 	}
-	p.mu.Unlock()
+	for id, r := range p.serverReqs {
+		if r.via == c.pid {
+			delete(p.serverReqs, id)
+		}
+	}
 }
 
 // cancel tells the process to stop working on c (MCP notifications/cancelled with the
@@ -409,7 +492,7 @@ func (p *proc) findCall(session string, id json.RawMessage) *call {
 
 // roundTrip sends a request of the bridge's own and waits for its result.
 func (p *proc) roundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-	c, b, err := p.newCall(&message{ID: procID(0), Method: method, Params: params}, "", true)
+	c, b, err := p.newCall(&message{ID: procID(0), Method: method, Params: params}, "", true, false)
 	if err != nil {
 		return nil, err
 	}

@@ -302,3 +302,27 @@ func TestE2EServerGitHubListsTools(t *testing.T) {
 		}
 	}
 }
+
+// sampler answers sampling requests with a fixed text naming its user.
+type sampler struct{ user string }
+
+func (sp sampler) CreateMessage(_ context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	return &mcp.CreateMessageResult{
+		SamplingMessage: mcp.SamplingMessage{Role: mcp.RoleAssistant, Content: mcp.NewTextContent("sampled for " + sp.user)},
+		Model:           "test-model", StopReason: "endTurn",
+	}, nil
+}
+
+// A server-to-client request: server-everything's sampling tool asks the client for an LLM
+// completion mid-call; the request reaches mcp-go's sampling handler on the call's event
+// stream and the answer goes back to the process.
+func TestE2EEverythingSamplingRelayed(t *testing.T) {
+	s := newStack(t, map[string]string{"alice": "gho_alice_e2e_0123456789"})
+	s.load(everythingBlock(t, "client_capabilities sampling"))
+	ctx := withTimeout(t, time.Minute)
+	c := s.mcpClientWith(ctx, "alice", "2025-06-18", []client.ClientOption{client.WithSamplingHandler(sampler{user: "alice"})})
+	out := callText(ctx, t, c, "trigger-sampling-request", map[string]any{"prompt": "hello", "maxTokens": 5})
+	if !strings.Contains(out, "sampled for alice") {
+		t.Errorf("sampling result: %q", out)
+	}
+}
