@@ -2,12 +2,16 @@ package mcpstdio_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
@@ -37,7 +41,7 @@ import (
 
 // End-to-end: a real Caddy, in process, with admin off (so this package never collides with
 // other packages' caddytest instances on localhost:2999) on free loopback ports, serving
-// HTTPS with its internal CA: mcp_auth (a fake issuer's JWKS and a fake token exchange on
+// HTTPS with a test certificate: mcp_auth (a fake issuer's JWKS and a fake token exchange on
 // httptest) in front of mcp_stdio. Only one Caddy config runs per process, so these tests do
 // not run in parallel.
 
@@ -126,7 +130,9 @@ func (s *stack) load(stdioBlock string) {
 	t.Helper()
 	httpPort, httpsPort := freePort(t), freePort(t)
 	s.origin = fmt.Sprintf("https://localhost:%d", httpsPort)
-	s.logs = filepath.Join(t.TempDir(), "caddy.log")
+	dir := t.TempDir()
+	s.logs = filepath.Join(dir, "caddy.log")
+	certFile, keyFile, pool := selfSignedLocalhost(t, dir)
 	cf := fmt.Sprintf(`{
 	log {
 		output file %s
@@ -134,14 +140,13 @@ func (s *stack) load(stdioBlock string) {
 	}
 	admin off
 	persist_config off
-	skip_install_trust
-	local_certs
 	auto_https disable_redirects
 	http_port %d
 	https_port %d
 	grace_period 1s
 }
 %s {
+	tls %s %s
 	mcp_auth {
 		resource %s/mcp
 		issuer %s {
@@ -158,7 +163,7 @@ func (s *stack) load(stdioBlock string) {
 	}
 	%s
 }
-`, s.logs, httpPort, httpsPort, s.origin, s.origin, s.issuer.URL, s.issuer.URL, s.xchg.URL, stdioBlock)
+`, s.logs, httpPort, httpsPort, s.origin, certFile, keyFile, s.origin, s.issuer.URL, s.issuer.URL, s.xchg.URL, stdioBlock)
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
 	if err != nil {
 		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cf)
@@ -170,7 +175,7 @@ func (s *stack) load(stdioBlock string) {
 		t.Fatalf("loading Caddy: %v", err)
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
-	s.client = s.tlsClient(httpsPort)
+	s.client = s.tlsClient(httpsPort, pool)
 }
 
 // assertLogsClean fails if a secret appears in Caddy's log, and returns the log.
@@ -188,28 +193,56 @@ func (s *stack) assertLogsClean(secrets ...string) string {
 	return string(b)
 }
 
-// tlsClient trusts Caddy's internal CA and waits (bounded) until the site's certificate is
-// served.
-func (s *stack) tlsClient(port int) *http.Client {
+// selfSignedLocalhost writes a certificate for localhost and its key into dir. A certificate
+// from files keeps Caddy's certificate automation (and its events) out of these tests.
+func selfSignedLocalhost(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "localhost.crt"), filepath.Join(dir, "localhost.key")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return certFile, keyFile, pool
+}
+
+// tlsClient trusts the site's certificate and waits (bounded) until the site answers.
+func (s *stack) tlsClient(port int, pool *x509.CertPool) *http.Client {
 	t := s.t
-	rootPath := filepath.Join(caddy.DefaultStorage.Path, "pki", "authorities", "local", "root.crt")
-	deadline := time.Now().Add(60 * time.Second)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		pemBytes, err := os.ReadFile(rootPath)
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
 		if err == nil {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(pemBytes)
-			cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
-			conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
-			if err == nil {
-				conn.Close()
-				return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
-			}
+			conn.Close()
+			return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("Caddy's HTTPS site never came up: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
