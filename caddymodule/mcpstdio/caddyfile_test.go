@@ -76,6 +76,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 }
 
+// max_processes 1 alone is a valid configuration: the per-user default follows it.
+func TestProvisionPerUserDefaultFollowsTotal(t *testing.T) {
+	b := newBridge(t, func(h *Handler) { h.MaxProcesses = 1 })
+	if b.h.MaxProcessesPerUser != 1 {
+		t.Errorf("max_processes_per_user %d", b.h.MaxProcessesPerUser)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	valid := func() Handler {
 		return Handler{Command: "node", UserKey: DefaultUserKey, MaxProcesses: 4, MaxProcessesPerUser: 2, MaxConcurrentCalls: 8}

@@ -121,6 +121,9 @@
 // per process (the rest counted in one warning). The bridge logs no token, env value or
 // message body.
 //
+// Rejections are written as JSON-RPC error bodies with their HTTP status (what MCP clients
+// read), not returned as caddyhttp.Error, so handle_errors does not run for them.
+//
 // # Not done
 //
 // Batches (removed from MCP in 2025-06-18) get 400. SSE resumability (Last-Event-ID) is not

@@ -78,7 +78,7 @@ type Handler struct {
 
 	// MaxProcessesPerUser limits one user's processes: the current one plus those retired
 	// after a token change that are still finishing calls. Beyond it: 503 with Retry-After.
-	// Default: 2.
+	// Default: 2, or max_processes if that is 1.
 	MaxProcessesPerUser int `json:"max_processes_per_user,omitempty"`
 
 	// MaxConcurrentCalls limits the calls in flight to one process; beyond it: 503 with
@@ -165,7 +165,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.PassEnv = DefaultPassEnv
 	}
 	setInt(&h.MaxProcesses, DefaultMaxProcesses)
-	setInt(&h.MaxProcessesPerUser, DefaultMaxProcessesPerUser)
+	setInt(&h.MaxProcessesPerUser, min(DefaultMaxProcessesPerUser, h.MaxProcesses))
 	setInt(&h.MaxConcurrentCalls, DefaultMaxConcurrentCalls)
 	setInt(&h.MaxMessageBytes, DefaultMaxMessageBytes)
 	setInt(&h.StderrBytesPerMinute, DefaultStderrBytesPerMin)
