@@ -46,7 +46,12 @@
 // request and shared by that user's concurrent requests. Requests of different users never
 // share a process: the key selects the process, and a session id, a cancellation or a
 // client's answer to a server request is only ever looked up among that user's processes and
-// sessions. A request for which the key expands to "" is refused (403).
+// sessions. A request for which the key expands to "" is refused (403). The environment hash
+// (below) is a second guard: a request is only ever served by a process started with its own
+// expanded environment, so even two users whose keys collide (the same sub at two issuers,
+// say) never run in each other's process with each other's token. With several issuers, set
+// user_key {http.auth.user.iss}|{http.auth.user.id} so that they do not replace each other's
+// process either.
 //
 // The SHA-256 of the expanded environment (with the key) is kept in memory; a request whose
 // hash differs (a refreshed GitHub token, a new login) retires the user's process and starts a

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,5 +325,61 @@ func TestE2EEverythingSamplingRelayed(t *testing.T) {
 	out := callText(ctx, t, c, "trigger-sampling-request", map[string]any{"prompt": "hello", "maxTokens": 5})
 	if !strings.Contains(out, "sampled for alice") {
 		t.Errorf("sampling result: %q", out)
+	}
+}
+
+// A user's server-everything process killed mid-call: the call ends with an error, not a
+// hang; the next call gets a new process; the count is back to one.
+func TestE2EEverythingKilledMidCall(t *testing.T) {
+	s := newStack(t, map[string]string{"alice": "gho_alice_e2e_0123456789"})
+	s.load(everythingBlock(t, ""))
+	ctx := withTimeout(t, time.Minute)
+	c := s.mcpClient(ctx, "alice", "2025-11-25")
+	callText(ctx, t, c, "echo", map[string]any{"message": "warm up"})
+	pids := childProcs(t, "server-everything")
+	if len(pids) != 1 {
+		t.Fatalf("processes: %v", pids)
+	}
+	progressed := make(chan struct{}, 64)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == "notifications/progress" {
+			progressed <- struct{}{}
+		}
+	})
+	done := make(chan error, 1)
+	go func() {
+		req := mcp.CallToolRequest{}
+		req.Params.Name = "trigger-long-running-operation"
+		req.Params.Arguments = map[string]any{"duration": 60, "steps": 60}
+		req.Params.Meta = &mcp.Meta{ProgressToken: "p"}
+		res, err := c.CallTool(ctx, req)
+		if err == nil && !res.IsError {
+			err = fmt.Errorf("a result from a killed process")
+		} else {
+			err = nil
+		}
+		done <- err
+	}()
+	select {
+	case <-progressed: // the call is running in the process
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long call never started")
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call to the killed process hangs")
+	}
+	if out := callText(ctx, t, c, "echo", map[string]any{"message": "again"}); !strings.Contains(out, "again") {
+		t.Errorf("after the kill: %q", out)
+	}
+	if now := childProcs(t, "server-everything"); len(now) != 1 || now[0] == pids[0] {
+		t.Errorf("processes after the kill: %v (killed %d)", now, pids[0])
 	}
 }
