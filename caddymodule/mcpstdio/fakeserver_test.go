@@ -47,6 +47,20 @@ func text(t string) map[string]any {
 func runFakeServer() {
 	s := &fakeServer{blocked: map[string]chan struct{}{}, pings: map[string]chan json.RawMessage{}}
 	fmt.Fprintln(os.Stderr, "fake server starting")
+	switch os.Getenv("MCPSTDIO_FAKE_MODE") {
+	case "exit":
+		os.Exit(2) // dies before answering initialize
+	case "badinit":
+		// Answers initialize with an error.
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			var m message
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Method == "initialize" {
+				s.write(map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": -32603, "message": "no"}})
+			}
+		}
+		os.Exit(0)
+	}
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {

@@ -32,13 +32,7 @@ func pendingCount(p *proc) int {
 // waitPending waits until p has n calls in flight (the call under test has reached it).
 func waitPending(t *testing.T, p *proc, n int) {
 	t.Helper()
-	for i := 0; i < 2000; i++ {
-		if p != nil && pendingCount(p) == n {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("never reached %d pending calls", n)
+	eventually(t, "the call reaches the process", func() bool { return p != nil && pendingCount(p) == n })
 }
 
 // startBlocked starts a "block" call of user in the background; the answer arrives on the
@@ -239,9 +233,7 @@ func TestProcessLimits(t *testing.T) {
 	chA := b.startBlocked(context.Background(), "alice", "tok-a", 1)
 	chB := b.startBlocked(context.Background(), "bob", "tok-b", 1)
 	for _, u := range []string{"alice", "bob"} {
-		for b.current(u) == nil {
-			time.Sleep(5 * time.Millisecond)
-		}
+		eventually(t, u+" has a process", func() bool { return b.current(u) != nil })
 		waitPending(t, b.current(u), 1)
 	}
 	w := b.post(req{user: "carol", token: "tok-c", body: toolCall(1, "pid", nil)})
@@ -274,9 +266,7 @@ func TestProcessLimits(t *testing.T) {
 func TestTooManyCallsPerProcess(t *testing.T) {
 	b := newBridge(t, func(h *Handler) { h.MaxConcurrentCalls = 2 })
 	ch1 := b.startBlocked(context.Background(), "alice", "tok-a", 1)
-	for b.current("alice") == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "alice has a process", func() bool { return b.current("alice") != nil })
 	p := b.current("alice")
 	waitPending(t, p, 1)
 	ch2 := b.startBlocked(context.Background(), "alice", "tok-a", 2)
@@ -466,15 +456,11 @@ func TestNotificationsOnGetStream(t *testing.T) {
 	streamA, streamB := make(chan string, 1), make(chan string, 1)
 	go func() { streamA <- b.serve("GET", req{ctx: ctxA, user: "alice"}).Body.String() }()
 	go func() { streamB <- b.serve("GET", req{ctx: ctxB, user: "bob"}).Body.String() }()
-	for {
+	eventually(t, "both streams open", func() bool {
 		b.h.hub.mu.Lock()
-		n := len(b.h.hub.subs)
-		b.h.hub.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer b.h.hub.mu.Unlock()
+		return len(b.h.hub.subs) == 2
+	})
 	b.call("alice", "tok-a", 1, "notify", map[string]any{"text": "for alice"})
 	b.call("bob", "tok-b", 1, "pid", nil)
 	// Give the reader's broadcast a moment only through a second round trip: the fake wrote

@@ -194,6 +194,18 @@ func events(body string) []string {
 	return out
 }
 
+// eventually waits until cond holds, failing the test after a generous bound.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // current returns the user's current process (nil if none).
 func (b *bridge) current(user string) *proc { return b.h.pool.lookup(user) }
 
