@@ -56,7 +56,8 @@ func runFakeServer() {
 		for sc.Scan() {
 			var m message
 			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Method == "initialize" {
-				s.write(map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": -32603, "message": "no"}})
+				s.write(map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": -32603,
+					"message": "bad token " + os.Getenv("TOKEN")}})
 			}
 		}
 		os.Exit(0)

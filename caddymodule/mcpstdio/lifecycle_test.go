@@ -2,6 +2,7 @@ package mcpstdio
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,6 +41,12 @@ func TestStartFailures(t *testing.T) {
 			for _, e := range b.logs.All() {
 				if strings.Contains(e.Message, "did not start") {
 					logged = true
+					if tc.name == "initialize refused" && !strings.Contains(fmt.Sprint(e.ContextMap()["error"]), "bad token [REDACTED]") {
+						t.Errorf("the server's error text is not redacted: %v", e.ContextMap()["error"])
+					}
+				}
+				if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), "tok-secret-a") {
+					t.Errorf("token in the log: %s %v", e.Message, e.ContextMap())
 				}
 			}
 			if !logged {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -178,6 +179,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	setDur(&h.WriteTimeout, DefaultWriteTimeout)
 	setDur(&h.RetryAfter, DefaultRetryAfter)
 
+	if _, err := exec.LookPath(h.Command); h.Command != "" && err != nil {
+		// Not an error: the command may appear later (a volume, an install step); the first
+		// request will fail with 502 until it does.
+		h.logger.Warn("mcp_stdio: command not found now", zap.String("command", h.Command), zap.Error(err))
+	}
 	h.base = baseEnv(h.PassEnv)
 	info, _ := json.Marshal(map[string]string{"name": "mcpgate-mcp_stdio", "version": "1"})
 	caps := map[string]json.RawMessage{}

@@ -163,7 +163,9 @@ func (p *proc) start(ctx context.Context, spec procSpec) {
 		}
 	}
 	if err != nil {
-		p.startErr = fmt.Errorf("initializing the MCP server: %w", err)
+		// The server's own error text may quote its environment: redact as stderr is.
+		msg := newStderrLogger(p.logger, spec.secrets, 0, p.cfg.now).redact(err.Error(), false)
+		p.startErr = errors.New("initializing the MCP server: " + msg)
 		p.kill()
 		return
 	}
