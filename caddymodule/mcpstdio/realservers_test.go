@@ -28,11 +28,12 @@ import (
 
 func everythingBlock(t *testing.T, extra string) string {
 	js := filepath.Join(nodeDir(t), "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
-	return fmt.Sprintf(`mcp_stdio node %s stdio {
-		env GITHUB_PERSONAL_ACCESS_TOKEN {http.request.header.X-GitHub-Token}
-		stop_timeout 2s
-		%s
-	}`, js, extra)
+	if extra != "" {
+		extra = "\t\t" + extra + "\n"
+	}
+	return fmt.Sprintf("mcp_stdio node %s stdio {\n"+
+		"\t\tenv GITHUB_PERSONAL_ACCESS_TOKEN {http.request.header.X-GitHub-Token}\n"+
+		"\t\tstop_timeout 2s\n%s\t}", js, extra)
 }
 
 // childProcs returns the pids of this process's children whose command line contains substr.
@@ -381,5 +382,32 @@ func TestE2EEverythingKilledMidCall(t *testing.T) {
 	}
 	if now := childProcs(t, "server-everything"); len(now) != 1 || now[0] == pids[0] {
 		t.Errorf("processes after the kill: %v (killed %d)", now, pids[0])
+	}
+}
+
+// A config reload ends the old config's processes (Cleanup) before the new config serves; the
+// next request starts a process under the new config.
+func TestE2EReloadEndsProcesses(t *testing.T) {
+	s := newStack(t, map[string]string{"alice": "gho_alice_e2e_0123456789"})
+	s.load(everythingBlock(t, ""))
+	ctx := withTimeout(t, time.Minute)
+	c := s.mcpClient(ctx, "alice", "")
+	callText(ctx, t, c, "echo", map[string]any{"message": "before"})
+	before := childProcs(t, "server-everything")
+	if len(before) != 1 {
+		t.Fatalf("processes before the reload: %v", before)
+	}
+	s.load(everythingBlock(t, "idle_timeout 1m"))
+	for _, pid := range before {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("process %d of the old config still runs after the reload", pid)
+		}
+	}
+	c = s.mcpClient(ctx, "alice", "")
+	if out := callText(ctx, t, c, "echo", map[string]any{"message": "after"}); !strings.Contains(out, "after") {
+		t.Errorf("after the reload: %q", out)
+	}
+	if after := childProcs(t, "server-everything"); len(after) != 1 || after[0] == before[0] {
+		t.Errorf("processes after the reload: %v", after)
 	}
 }
