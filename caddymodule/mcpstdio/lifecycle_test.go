@@ -139,3 +139,25 @@ func TestSessionsExpireAndStreamsAreBounded(t *testing.T) {
 		t.Error("the oldest of too many sessions is still there")
 	}
 }
+
+// A process that stops reading its stdin: a write that does not complete within write_timeout
+// kills it, and both the blocked caller and the calls in flight get errors, not a hang.
+func TestStuckStdinKillsProcess(t *testing.T) {
+	b := newBridge(t, func(h *Handler) { h.WriteTimeout = caddy.Duration(200 * time.Millisecond) })
+	b.call("alice", "tok-a", 0, "pid", nil)
+	p := b.current("alice")
+	hung := make(chan rpcAnswer, 1)
+	go func() { hung <- b.call("alice", "tok-a", 1, "hang", nil) }()
+	waitPending(t, p, 1)
+	// The hang call is pending, but the fake may not have read it yet; a pending count of 1 on
+	// the bridge side is enough: the fake stops reading once it has.
+	big := strings.Repeat("x", 1<<20) // far more than a pipe holds
+	w := b.post(req{user: "alice", token: "tok-a", body: toolCall(2, "echo", map[string]any{"text": big})})
+	if a := decodeAnswer(t, w); a.Error == nil {
+		t.Errorf("write to a stuck process: %d %.200s", w.Code, w.Body)
+	}
+	waitExited(t, p)
+	if a := answerWithin(t, hung); a.Error == nil {
+		t.Errorf("call in flight on the stuck process: %+v", a)
+	}
+}

@@ -409,7 +409,11 @@ func (p *proc) send(b []byte) error {
 	if p.stdinClosed {
 		return errExited
 	}
+	// The deadline ends the write where pipes take deadlines; the timer kills the process
+	// group everywhere, which ends the write too (its reader is gone).
 	_ = p.stdin.SetWriteDeadline(time.Now().Add(p.cfg.writeTimeout))
+	hung := time.AfterFunc(p.cfg.writeTimeout, p.kill)
+	defer hung.Stop()
 	buf := make([]byte, 0, len(b)+1)
 	buf = append(append(buf, b...), '\n')
 	if _, err := p.stdin.Write(buf); err != nil {
