@@ -29,6 +29,11 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if u := s.onlyUpstream(reqID); u != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u, http.StatusFound)
+		return
+	}
 	s.renderLogin(w, r, reqID, "", http.StatusOK)
 }
 
@@ -41,8 +46,9 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, reqID, errM
 	s.renderPage(w, status, "login", map[string]any{
 		"Title":     "Sign in",
 		"Error":     errMsg,
-		"GitHub":    s.githubConfigured(),
+		"GitHub":    s.githubConfigured() && !s.opts.GitHub.LinkOnly,
 		"GitHubURL": ghURL,
+		"Upstreams": s.upstreamLoginOptions(reqID),
 		"Dev":       s.opts.DevLogin,
 		"CSRF":      csrf,
 		"ReqID":     reqID,
@@ -164,6 +170,10 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
 			return
 		}
+	}
+	if q.Get("link") != "1" && s.opts.GitHub.LinkOnly {
+		s.renderError(w, http.StatusNotFound, "Not found", "GitHub is used here only to link an account, not to sign in.")
+		return
 	}
 	if q.Get("link") == "1" {
 		sess := s.loadSession(r)

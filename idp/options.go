@@ -29,6 +29,10 @@ type GitHubConfig struct {
 	Scopes []string
 	// HTTPClient calls GitHub. Default: Options.HTTPClient.
 	HTTPClient *http.Client
+	// LinkOnly uses GitHub only to link a GitHub account to a user who signed in another way
+	// (an upstream OpenID provider): the login page offers no "Sign in with GitHub" and
+	// /login/github without link=1 is refused. Default false.
+	LinkOnly bool
 }
 
 // ExchangeClient is a confidential client (the gateway) allowed to use token exchange (RFC 8693)
@@ -72,6 +76,9 @@ type Options struct {
 	// personal access token); sub is "dev:<username>". Never enable it in production. At least one
 	// of DevLogin and GitHub.ClientID is required.
 	DevLogin bool
+
+	// Upstreams are OpenID providers users may sign in with (see UpstreamOIDC). Default none.
+	Upstreams []UpstreamOIDC
 
 	// ExchangeClients may use token exchange. Default none: token exchange is disabled.
 	ExchangeClients []ExchangeClient
@@ -282,8 +289,22 @@ func (o *Options) setDefaults() error {
 	if g.ClientID != "" && g.ClientSecret == "" {
 		return errors.New("idp: GitHub.ClientSecret is required with GitHub.ClientID")
 	}
-	if g.ClientID == "" && !o.DevLogin {
-		return errors.New("idp: configure GitHub (ClientID/ClientSecret) or enable DevLogin")
+	if g.LinkOnly && g.ClientID == "" {
+		return errors.New("idp: GitHub.LinkOnly needs GitHub.ClientID")
+	}
+	if (g.ClientID == "" || g.LinkOnly) && !o.DevLogin && len(o.Upstreams) == 0 {
+		return errors.New("idp: configure GitHub (ClientID/ClientSecret), an upstream OpenID provider, or enable DevLogin")
+	}
+	seen := map[string]bool{}
+	for i := range o.Upstreams {
+		u := &o.Upstreams[i]
+		if err := u.setDefaults(o.HTTPClient); err != nil {
+			return err
+		}
+		if seen[u.Name] {
+			return fmt.Errorf("idp: upstream name %q is used twice", u.Name)
+		}
+		seen[u.Name] = true
 	}
 	for _, c := range o.ExchangeClients {
 		if c.ID == "" || c.Secret == "" {

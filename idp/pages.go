@@ -35,6 +35,7 @@ var pageTemplates = template.Must(template.New("pages").Parse(layout + `
 
 {{define "login"}}{{template "top" .}}<h1>Sign in</h1>
 {{if .Error}}<p class="warn">{{.Error}}</p>{{end}}
+{{range .Upstreams}}<p><a class="btn" href="{{.URL}}">Sign in with {{.Name}}</a></p>{{end}}
 {{if .GitHub}}<p><a class="btn" href="{{.GitHubURL}}">Sign in with GitHub</a></p>{{end}}
 {{if .Dev}}<div class="warn">Development login: anyone can sign in here as any username. Do not use
 this in production.</div>
