@@ -80,6 +80,10 @@ type Options struct {
 	// Upstreams are OpenID providers users may sign in with (see UpstreamOIDC). Default none.
 	Upstreams []UpstreamOIDC
 
+	// IDJAGTrusts are the enterprise IdPs whose ID-JAGs (enterprise-managed authorization) the
+	// token endpoint accepts with the jwt-bearer grant. Default none: the grant is off.
+	IDJAGTrusts []IDJAGTrust
+
 	// ExchangeClients may use token exchange. Default none: token exchange is disabled.
 	ExchangeClients []ExchangeClient
 
@@ -292,8 +296,13 @@ func (o *Options) setDefaults() error {
 	if g.LinkOnly && g.ClientID == "" {
 		return errors.New("idp: GitHub.LinkOnly needs GitHub.ClientID")
 	}
-	if (g.ClientID == "" || g.LinkOnly) && !o.DevLogin && len(o.Upstreams) == 0 {
-		return errors.New("idp: configure GitHub (ClientID/ClientSecret), an upstream OpenID provider, or enable DevLogin")
+	if (g.ClientID == "" || g.LinkOnly) && !o.DevLogin && len(o.Upstreams) == 0 && len(o.IDJAGTrusts) == 0 {
+		return errors.New("idp: configure GitHub (ClientID/ClientSecret), an upstream OpenID provider, an ID-JAG trust, or enable DevLogin")
+	}
+	for i := range o.IDJAGTrusts {
+		if err := o.IDJAGTrusts[i].setDefaults(o.HTTPClient); err != nil {
+			return err
+		}
 	}
 	seen := map[string]bool{}
 	for i := range o.Upstreams {

@@ -40,6 +40,7 @@ type Server struct {
 	cimd         *cimdFetcher
 	ghFlight     flightGroup
 	upstreams    []*upstream // Options.Upstreams, in order
+	idjagTrusts  []*idjagTrust
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -90,6 +91,9 @@ func New(opts Options) (*Server, error) {
 	s.regLimiter = newRateLimiter(opts.RegistrationRateLimit, opts.RegistrationRateWindow, opts.Now)
 	s.authzLimiter = newRateLimiter(opts.AuthorizeRateLimit, opts.AuthorizeRateWindow, opts.Now)
 	s.cimd = newCIMDFetcher(s.ctx, &s.opts)
+	for i := range s.opts.IDJAGTrusts {
+		s.idjagTrusts = append(s.idjagTrusts, newIDJAGTrust(s.ctx, &s.opts.IDJAGTrusts[i], opts.Now))
+	}
 	for i := range s.opts.Upstreams {
 		c := &s.opts.Upstreams[i]
 		s.upstreams = append(s.upstreams, &upstream{

@@ -27,6 +27,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, oerr = s.grantRefresh(r, c)
 	case grantTokenExchange:
 		resp, oerr = s.grantTokenExchange(r, c)
+	case grantJWTBearer:
+		if len(s.idjagTrusts) == 0 {
+			oerr = errUnsupportedGrantType("unsupported grant_type")
+			break
+		}
+		resp, oerr = s.grantIDJAG(r, c)
 	case "":
 		oerr = errInvalidRequest("grant_type is required")
 	default:

@@ -234,6 +234,18 @@ func TestUpstreamLoginHappyPath(t *testing.T) {
 		t.Fatalf("userinfo: %v", ui)
 	}
 
+	// Once the user has linked GitHub, the gateway's token exchange hands that token on.
+	if err := e.srv.saveGitHubToken(t.Context(), wantSub, &githubToken{AccessToken: "gho_linked_for_alice"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, ex := e.postForm("/token", url.Values{
+		"grant_type": {grantTokenExchange}, "subject_token": {tok["access_token"].(string)},
+		"subject_token_type": {tokenTypeAccessToken},
+	}, "gateway", "gateway-secret-0123456789")
+	if resp.StatusCode != 200 || ex["access_token"] != "gho_linked_for_alice" {
+		t.Fatalf("exchange for an upstream user: %d %v", resp.StatusCode, ex)
+	}
+
 	// The same upstream subject with another email is the same user.
 	op.set(func(op *fakeOP) { op.claims["email"] = "alice.renamed@corp.example" })
 	p2 := newPKCE()

@@ -44,6 +44,12 @@ func init() {
 //			required_claim        <claim> <value>
 //			token_claims          email|name|groups...
 //		}
+//		id_jag_trust <issuer> {
+//			jwks_url     <url>
+//			client_ids   <client_id...>
+//			algorithms   RS256|ES256|...
+//			max_lifetime <duration>
+//		}
 //		exchange_client    <id> <secret> <audience...>
 //		default_resource   <url>
 //		allowed_resources  <url...>
@@ -137,6 +143,12 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			m.Upstreams = append(m.Upstreams, u)
+		case "id_jag_trust":
+			t, err := parseIDJAGTrust(d)
+			if err != nil {
+				return err
+			}
+			m.IDJAGTrusts = append(m.IDJAGTrusts, t)
 		case "exchange_client":
 			args := d.RemainingArgs()
 			if len(args) < 3 {
@@ -261,6 +273,39 @@ func parseUpstream(d *caddyfile.Dispenser) (IDPUpstream, error) {
 		}
 	}
 	return u, nil
+}
+
+// parseIDJAGTrust parses an id_jag_trust <issuer> { ... } block.
+func parseIDJAGTrust(d *caddyfile.Dispenser) (IDPIDJAGTrust, error) {
+	var t IDPIDJAGTrust
+	if !d.AllArgs(&t.Issuer) {
+		return t, d.Err("id_jag_trust needs the IdP's issuer, e.g. id_jag_trust https://corp.okta.com { ... }")
+	}
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "jwks_url":
+			if !d.AllArgs(&t.JWKSURL) {
+				return t, d.ArgErr()
+			}
+		case "client_ids":
+			t.ClientIDs = append(t.ClientIDs, d.RemainingArgs()...)
+			if len(t.ClientIDs) == 0 {
+				return t, d.ArgErr()
+			}
+		case "algorithms":
+			t.Algorithms = append(t.Algorithms, d.RemainingArgs()...)
+			if len(t.Algorithms) == 0 {
+				return t, d.ArgErr()
+			}
+		case "max_lifetime":
+			if err := idpDurationArg(d, &t.MaxLifetime); err != nil {
+				return t, err
+			}
+		default:
+			return t, d.Errf("unrecognized id_jag_trust option %q", d.Val())
+		}
+	}
+	return t, nil
 }
 
 // idpDurationArg parses the single non-negative duration argument of the current subdirective.

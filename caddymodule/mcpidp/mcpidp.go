@@ -50,6 +50,10 @@ type IDP struct {
 	// Upstreams are OpenID providers users sign in with (the company's IdP). Default none.
 	Upstreams []IDPUpstream `json:"upstreams,omitempty"`
 
+	// IDJAGTrusts are the enterprise IdPs whose ID-JAGs the token endpoint accepts
+	// (enterprise-managed authorization). Default none: the jwt-bearer grant is off.
+	IDJAGTrusts []IDPIDJAGTrust `json:"id_jag_trusts,omitempty"`
+
 	// ExchangeClients are the confidential clients (the gateway) that may exchange a user's
 	// access token for the user's GitHub token (RFC 8693). Default none: exchange is disabled.
 	ExchangeClients []IDPExchangeClient `json:"exchange_clients,omitempty"`
@@ -247,6 +251,9 @@ func (m *IDP) idpOptions(repl *caddy.Replacer) (idp.Options, error) {
 		return idp.Options{}, err
 	}
 	opts.Upstreams = ups
+	if opts.IDJAGTrusts, err = m.idjagOptions(); err != nil {
+		return idp.Options{}, err
+	}
 	for _, c := range m.ExchangeClients {
 		if err := c.validate(); err != nil {
 			return idp.Options{}, err
@@ -265,7 +272,12 @@ func (m IDP) Validate() error {
 	if m.Issuer == "" {
 		return errors.New("mcp_idp: issuer is required")
 	}
-	if !m.DevLogin && (m.GitHub == nil || m.GitHub.ClientID == "" || m.GitHub.LinkOnly) && len(m.Upstreams) == 0 {
+	for _, t := range m.IDJAGTrusts {
+		if err := t.validate(); err != nil {
+			return err
+		}
+	}
+	if !m.DevLogin && (m.GitHub == nil || m.GitHub.ClientID == "" || m.GitHub.LinkOnly) && len(m.Upstreams) == 0 && len(m.IDJAGTrusts) == 0 {
 		return errors.New("mcp_idp: configure github { client_id ... }, an oidc <name> { ... } upstream, or enable dev_login")
 	}
 	for _, u := range m.Upstreams {

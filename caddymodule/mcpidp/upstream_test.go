@@ -86,3 +86,39 @@ func TestIDPUpstreamCaddyfile(t *testing.T) {
 		t.Error("link_only GitHub without an upstream accepted")
 	}
 }
+
+func TestIDPIDJAGTrustCaddyfile(t *testing.T) {
+	in := `mcp_idp {
+		issuer https://auth.example.com
+		id_jag_trust https://corp.okta.com {
+			jwks_url https://corp.okta.com/oauth2/v1/keys
+			client_ids https://client.example/cimd.json abc123
+			algorithms RS256
+			max_lifetime 10m
+		}
+	}`
+	var m IDP
+	if err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	want := IDPIDJAGTrust{Issuer: "https://corp.okta.com", JWKSURL: "https://corp.okta.com/oauth2/v1/keys",
+		ClientIDs: []string{"https://client.example/cimd.json", "abc123"}, Algorithms: []string{"RS256"}, MaxLifetime: caddy.Duration(10 * 60e9)}
+	if len(m.IDJAGTrusts) != 1 || !reflect.DeepEqual(m.IDJAGTrusts[0], want) {
+		t.Fatalf("got %+v", m.IDJAGTrusts)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := m.idpOptions(caddy.NewReplacer())
+	if err != nil || len(opts.IDJAGTrusts) != 1 || opts.IDJAGTrusts[0].JWKSURL != want.JWKSURL {
+		t.Fatalf("options: %+v %v", opts.IDJAGTrusts, err)
+	}
+	m.IDJAGTrusts[0].ClientIDs = nil
+	if err := m.Validate(); err == nil {
+		t.Fatal("a trust without client_ids accepted")
+	}
+	var bad IDP
+	if err := bad.UnmarshalCaddyfile(caddyfile.NewTestDispenser("mcp_idp {\n id_jag_trust https://x {\n colour blue\n }\n }")); err == nil {
+		t.Fatal("unknown option accepted")
+	}
+}

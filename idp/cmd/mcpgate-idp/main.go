@@ -167,7 +167,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			BaseURL: c.ghURL, APIURL: c.ghAPIURL, Scopes: strings.Fields(c.ghScopes),
 			LinkOnly: c.upstream.githubLinkOnly,
 		},
-		Upstreams: c.upstream.options(getenv),
+		Upstreams:   c.upstream.options(getenv),
+		IDJAGTrusts: c.upstream.idjagTrusts(),
 	}
 	if c.allowedResources != "" {
 		for _, r := range strings.Split(c.allowedResources, ",") {
@@ -190,7 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if secret == "" {
 		logger.Warn("no gateway secret (MCPGATE_GATEWAY_SECRET): token exchange is disabled")
 	}
-	if c.ghClientID == "" && !c.dev && len(opts.Upstreams) == 0 {
+	if c.ghClientID == "" && !c.dev && len(opts.Upstreams) == 0 && len(opts.IDJAGTrusts) == 0 {
 		return errors.New("configure a GitHub OAuth app (-github-client-id / GITHUB_CLIENT_ID), an upstream OpenID provider (-oidc-issuer), or pass -dev for the development login")
 	}
 	if opts.DevLogin {

@@ -14,6 +14,7 @@ type upstreamFlags struct {
 	emailDomains, users, groups, groupsClaim    string
 	tokenClaims                                 string
 	githubLinkOnly                              bool
+	idjagIssuer, idjagJWKS, idjagClients        string
 }
 
 func (u *upstreamFlags) register(fs *flag.FlagSet, getenv func(string) string) {
@@ -27,6 +28,9 @@ func (u *upstreamFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&u.groups, "oidc-required-groups", "", "comma-separated groups; a user must be in one of them")
 	fs.StringVar(&u.groupsClaim, "oidc-groups-claim", "groups", "claim holding the user's groups")
 	fs.StringVar(&u.tokenClaims, "oidc-token-claims", "", "comma-separated claims copied into access tokens: email, name, groups (default none)")
+	fs.StringVar(&u.idjagIssuer, "idjag-issuer", "", "issuer of an enterprise IdP whose ID-JAGs (enterprise-managed authorization, jwt-bearer grant) are accepted; needs -idjag-jwks-url and -idjag-client-ids")
+	fs.StringVar(&u.idjagJWKS, "idjag-jwks-url", "", "JWKS URL of the -idjag-issuer IdP")
+	fs.StringVar(&u.idjagClients, "idjag-client-ids", "", "comma-separated client IDs (of this server) that may present the IdP's ID-JAGs")
 	fs.BoolVar(&u.githubLinkOnly, "github-link-only", false, "use the GitHub app only to link GitHub accounts of users who signed in upstream, not to sign in")
 }
 
@@ -38,6 +42,14 @@ func commaList(s string) []string {
 		}
 	}
 	return out
+}
+
+// idjagTrusts returns the configured ID-JAG trust, or none without -idjag-issuer.
+func (u *upstreamFlags) idjagTrusts() []idp.IDJAGTrust {
+	if u.idjagIssuer == "" {
+		return nil
+	}
+	return []idp.IDJAGTrust{{Issuer: u.idjagIssuer, JWKSURL: u.idjagJWKS, ClientIDs: commaList(u.idjagClients)}}
 }
 
 // options returns the configured upstream, or none without -oidc-issuer.

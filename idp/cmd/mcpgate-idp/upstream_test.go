@@ -29,8 +29,18 @@ func TestUpstreamFlags(t *testing.T) {
 		!reflect.DeepEqual(u.Scopes, []string{"openid", "email", "profile"}) || !c.upstream.githubLinkOnly {
 		t.Fatalf("upstream: %+v", u)
 	}
+	c, err = parseFlags([]string{"-idjag-issuer", "https://corp.okta.com", "-idjag-jwks-url", "https://corp.okta.com/keys", "-idjag-client-ids", "a, b"}, getenv, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := c.upstream.idjagTrusts(); len(tr) != 1 || tr[0].JWKSURL != "https://corp.okta.com/keys" || !reflect.DeepEqual(tr[0].ClientIDs, []string{"a", "b"}) {
+		t.Fatalf("idjag trusts: %+v", tr)
+	}
 	c, _ = parseFlags(nil, func(string) string { return "" }, &out)
 	if ups := c.upstream.options(getenv); ups != nil {
 		t.Fatalf("no -oidc-issuer yet upstreams %+v", ups)
+	}
+	if tr := c.upstream.idjagTrusts(); tr != nil {
+		t.Fatalf("no -idjag-issuer yet trusts %+v", tr)
 	}
 }
