@@ -32,6 +32,9 @@ Commands:
   client-metadata -url URL [-name NAME]
                                      print the Client ID Metadata Document to host at URL
                                      (for -client-metadata-url; no MCP server URL needed)
+  id-jag -idp-token-url URL -idp-client-id ID -issuer URL -resource URL -client-id ID
+                                     enterprise-managed authorization: ID token -> ID-JAG at
+                                     the IdP -> access token here, printed as JSON
 
 Flags (before the URL; -json, -v may also follow the command):
 `
@@ -89,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	rest := fs.Args()
 	if len(rest) > 0 && rest[0] == "client-metadata" {
 		return clientMetadata(rest[1:], stdout, stderr)
+	}
+	if len(rest) > 0 && rest[0] == "id-jag" {
+		return idjagCommand(ctx, rest[1:], stdout, stderr, getenv)
 	}
 	if o.url == "" && len(rest) > 0 && strings.Contains(rest[0], "://") {
 		o.url, rest = rest[0], rest[1:]
