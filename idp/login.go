@@ -181,7 +181,9 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, s.endpoint("/login"), http.StatusFound)
 			return
 		}
-		ls.Purpose, ls.Sub, ls.ReqID = "link", sess.Sub, ""
+		// ReqID (validated above) brings the user back to that pending authorization's consent
+		// page after linking, instead of the account page.
+		ls.Purpose, ls.Sub = "link", sess.Sub
 	}
 	state := randomToken()
 	if err := s.putJSON(r.Context(), bucketStates, hashSecret(state), ls); err != nil {
@@ -280,7 +282,11 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ls.Purpose == "link" {
-		http.Redirect(w, r, s.endpoint("/account?msg=linked"), http.StatusSeeOther)
+		back := s.endpoint("/account?msg=linked")
+		if ls.ReqID != "" {
+			back = s.continueURL(ls.ReqID)
+		}
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
 	if err := s.signIn(w, r, ghSub, ls.ReqID); err != nil {

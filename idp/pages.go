@@ -49,6 +49,8 @@ this in production.</div>
 
 {{define "consent"}}{{template "top" .}}<h1>Authorize {{.ClientName}}?</h1>
 <p>Signed in as <b>{{.User}}</b>.</p>
+{{if .LinkGitHubURL}}<p class="warn">Your GitHub account is not linked: MCP tools that need GitHub will refuse to work.
+<a href="{{.LinkGitHubURL}}">Link GitHub account</a> (you come back here afterwards).</p>{{end}}
 <p><b>{{.ClientName}}</b>{{if .ClientIDShown}} (<code>{{.ClientID}}</code>){{end}} wants to access
 <code>{{.Resource}}</code> on your behalf.</p>
 <p>After you approve, you will be sent to <b>{{.RedirectHost}}</b>.</p>

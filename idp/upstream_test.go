@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -411,5 +412,51 @@ func TestUpstreamOptions(t *testing.T) {
 	}
 	if got := o.Upstreams[0].Scopes; strings.Join(got, " ") != "openid email profile" {
 		t.Errorf("default scopes %v", got)
+	}
+}
+
+// A user of the company IdP links GitHub from the consent page at first use, comes back to the
+// same authorization, and the gateway's exchange hands on that GitHub token. GitHub is link-only:
+// the login page still goes straight to the company IdP, and GitHub sign-in is refused.
+func TestUpstreamLinkGitHubAtConsent(t *testing.T) {
+	op := newFakeOP(t)
+	g := newFakeGitHub(t)
+	e := newEnv(t, func(o *Options) {
+		withGitHub(g)(o)
+		o.GitHub.LinkOnly = true
+		o.Upstreams = []UpstreamOIDC{{Name: "corp", Issuer: op.ts.URL, ClientID: op.clientID, ClientSecret: "s"}}
+	})
+	op.now = e.clock.Now
+	if p := e.browser().get(e.url("/login/github")); p.status != http.StatusNotFound {
+		t.Fatalf("GitHub sign-in with link_only: %d", p.status)
+	}
+	c := e.register(nil)
+	p := newPKCE()
+	b := e.browser()
+	pg := b.followAll(authorizeURL(e, c, p, nil), c.RedirectURI)
+	m := regexp.MustCompile(`href="([^"]*/login/github\?link=1[^"]*)"`).FindStringSubmatch(pg.body)
+	if pg.status != 200 || m == nil {
+		t.Fatalf("consent page without a GitHub link offer: %d %s", pg.status, pg.body)
+	}
+	back := b.followAll(strings.ReplaceAll(m[1], "&amp;", "&"), e.url("/consent"))
+	if !strings.HasPrefix(back.location, e.url("/consent?req=")) {
+		t.Fatalf("after linking: want the consent page again, got %d %q", back.status, back.location)
+	}
+	pg = b.get(back.location)
+	if strings.Contains(pg.body, "/login/github?link=1") {
+		t.Fatal("link offered again after linking")
+	}
+	pg = b.approve(pg)
+	loc, _ := url.Parse(pg.location)
+	resp, tok := e.redeem(c, loc.Query().Get("code"), p.verifier, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("redeem: %d %v", resp.StatusCode, tok)
+	}
+	resp, ex := e.postForm("/token", url.Values{
+		"grant_type": {grantTokenExchange}, "subject_token": {tok["access_token"].(string)},
+		"subject_token_type": {tokenTypeAccessToken},
+	}, "gateway", "gateway-secret-0123456789")
+	if resp.StatusCode != 200 || ex["access_token"] == "" {
+		t.Fatalf("exchange: %d %v", resp.StatusCode, ex)
 	}
 }
