@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -90,12 +91,63 @@ type idjagTrust struct {
 
 func newIDJAGTrust(ctx context.Context, cfg *IDJAGTrust, now func() time.Time) *idjagTrust {
 	// The key set keeps ctx for its later fetches: the server's context, cancelled by Close.
-	ks := oidc.NewRemoteKeySet(oidc.ClientContext(ctx, cfg.HTTPClient), cfg.JWKSURL)
+	ks := &cooldownKeySet{
+		next: oidc.NewRemoteKeySet(oidc.ClientContext(ctx, cfg.HTTPClient), cfg.JWKSURL),
+		now:  now, known: map[string]bool{},
+	}
 	return &idjagTrust{cfg: cfg, verifier: oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
 		SkipClientIDCheck:    true, // aud is our issuer, checked below, not a client id
 		SupportedSigningAlgs: cfg.Algorithms,
 		Now:                  now,
 	})}
+}
+
+// cooldownKeySet closes a gap of go-oidc's RemoteKeySet, which fetches the JWKS again for every
+// token with an unknown kid: anyone may post assertions naming random kids, and each would make
+// us call the enterprise IdP. A kid that has verified before is always passed on; an unknown one
+// is passed on (and may cause a fetch) at most once per jwksCooldown, else refused unverified.
+// A real key rotation costs at most one cooldown of refusals.
+type cooldownKeySet struct {
+	next oidc.KeySet
+	now  func() time.Time
+
+	mu        sync.Mutex
+	known     map[string]bool // kids that verified (bounded: an IdP publishes a few keys)
+	lastTried time.Time       // last time an unknown kid was passed on
+}
+
+const jwksCooldown = 10 * time.Second
+
+var errKeyCooldown = errors.New("idp: unknown signing key; not fetching keys again yet")
+
+// VerifySignature implements oidc.KeySet.
+func (k *cooldownKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	hdr, _, ok := jwtParts(jwt)
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if !ok || json.Unmarshal(hdr, &h) != nil {
+		return nil, errors.New("idp: malformed JWT")
+	}
+	k.mu.Lock()
+	if !k.known[h.Kid] {
+		if now := k.now(); now.Sub(k.lastTried) < jwksCooldown {
+			k.mu.Unlock()
+			return nil, errKeyCooldown
+		} else {
+			k.lastTried = now
+		}
+	}
+	k.mu.Unlock()
+	payload, err := k.next.VerifySignature(ctx, jwt)
+	if err == nil {
+		k.mu.Lock()
+		if len(k.known) < 64 {
+			k.known[h.Kid] = true
+		}
+		k.mu.Unlock()
+	}
+	return payload, err
 }
 
 type idjagClaims struct {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ type fakeEnterpriseIdP struct {
 	ts       *httptest.Server
 	key      *rsa.PrivateKey
 	otherKey *rsa.PrivateKey
+	fetches  atomic.Int64 // JWKS requests
 }
 
 func newFakeEnterpriseIdP(t *testing.T) *fakeEnterpriseIdP {
@@ -34,6 +36,7 @@ func newFakeEnterpriseIdP(t *testing.T) *fakeEnterpriseIdP {
 			http.NotFound(w, r)
 			return
 		}
+		f.fetches.Add(1)
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{map[string]any{
 			"kty": "RSA", "kid": "e1", "alg": "RS256", "use": "sig",
 			"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
@@ -257,4 +260,33 @@ func containsAny(s []any, want string) bool {
 		}
 	}
 	return false
+}
+
+// Assertions naming unknown kids cannot make us fetch the IdP's JWKS more than once per
+// cooldown; known keys keep working meanwhile.
+func TestIDJAGUnknownKidCooldown(t *testing.T) {
+	e, f, c := newIDJAGEnv(t)
+	if resp, m := e.presentIDJAG(c, f.mint(t, e.idjagClaims(f, c.ID), nil, nil), nil); resp.StatusCode != 200 {
+		t.Fatalf("valid: %d %v", resp.StatusCode, m)
+	}
+	base := f.fetches.Load()
+	for i := 0; i < 5; i++ {
+		a := f.mint(t, e.idjagClaims(f, c.ID), map[string]any{"kid": "random-" + randomToken()}, f.otherKey)
+		if resp, m := e.presentIDJAG(c, a, nil); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+			t.Fatalf("unknown kid: %d %v", resp.StatusCode, m)
+		}
+	}
+	if n := f.fetches.Load() - base; n > 1 {
+		t.Fatalf("%d JWKS fetches for 5 unknown kids within the cooldown, want at most 1", n)
+	}
+	if resp, m := e.presentIDJAG(c, f.mint(t, e.idjagClaims(f, c.ID), nil, nil), nil); resp.StatusCode != 200 {
+		t.Fatalf("known key during the cooldown: %d %v", resp.StatusCode, m)
+	}
+	before := f.fetches.Load()
+	e.clock.Advance(jwksCooldown + time.Second)
+	a := f.mint(t, e.idjagClaims(f, c.ID), map[string]any{"kid": "random-again"}, f.otherKey)
+	e.presentIDJAG(c, a, nil)
+	if f.fetches.Load() != before+1 {
+		t.Fatalf("after the cooldown an unknown kid should fetch once: %d -> %d", before, f.fetches.Load())
+	}
 }

@@ -74,7 +74,7 @@ type Options struct {
 	GitHub GitHubConfig
 	// DevLogin enables the development login page (pick a username, optionally paste a GitHub
 	// personal access token); sub is "dev:<username>". Never enable it in production. At least one
-	// of DevLogin and GitHub.ClientID is required.
+	// way in is required: DevLogin, GitHub.ClientID (without LinkOnly), Upstreams or IDJAGTrusts.
 	DevLogin bool
 
 	// Upstreams are OpenID providers users may sign in with (see UpstreamOIDC). Default none.

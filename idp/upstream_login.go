@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -255,6 +256,9 @@ func (s *Server) saveUpstreamToken(ctx context.Context, sub, refresh string) err
 
 var errUpstreamRevoked = errors.New("idp: upstream refused to refresh the user's session")
 
+// upstreamRefreshTimeout bounds the upstream refresh made during one of our refreshes.
+const upstreamRefreshTimeout = 10 * time.Second
+
 // checkUpstream refreshes the upstream token of an upstream user, if we hold one: an upstream
 // that refuses (invalid_grant: account disabled, session revoked) makes errUpstreamRevoked; one
 // that cannot be reached makes errUpstreamDown. Users without a stored upstream refresh token
@@ -285,7 +289,7 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 		if err != nil {
 			return nil, err
 		}
-		fctx, cancel := context.WithTimeout(u.clientCtx(s.ctx), s.opts.CIMDTimeout*2)
+		fctx, cancel := context.WithTimeout(u.clientCtx(s.ctx), upstreamRefreshTimeout)
 		defer cancel()
 		nt, err := u.oauth2Config(p).TokenSource(fctx, &oauth2.Token{RefreshToken: ut.RefreshToken}).Token()
 		if err != nil {
