@@ -71,8 +71,15 @@ func newFakeOP(t *testing.T) *fakeOP {
 		code := randomToken()
 		op.mu.Lock()
 		op.codes[code] = fakeCode{nonce: q.Get("nonce"), challenge: q.Get("code_challenge")}
+		back := url.Values{"code": {code}, "state": {q.Get("state")}}
+		if op.mode == "iss-param" {
+			back.Set("iss", "https://other-op.example")
+		}
+		if op.mode == "prompt" && q.Get("prompt") != "login" {
+			back = url.Values{"error": {"login_required"}, "state": {q.Get("state")}}
+		}
 		op.mu.Unlock()
-		http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
+		http.Redirect(w, r, q.Get("redirect_uri")+"?"+back.Encode(), http.StatusFound)
 	})
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
@@ -123,6 +130,8 @@ func (op *fakeOP) idToken(nonce string) string {
 		c["aud"] = "someone-else"
 	case "iss":
 		c["iss"] = "https://evil.example"
+	case "at_hash":
+		c["at_hash"] = "bm90IHRoZSBoYXNo"
 	case "expired":
 		c["iat"], c["exp"] = now.Add(-time.Hour).Unix(), now.Add(-30*time.Minute).Unix()
 	case "unknown-key":
@@ -281,7 +290,7 @@ func TestUpstreamLoginHappyPath(t *testing.T) {
 
 // TestUpstreamBadIDTokens: every wrong ID token ends on an error page with no session and no user.
 func TestUpstreamBadIDTokens(t *testing.T) {
-	for _, mode := range []string{"nonce", "aud", "iss", "expired", "unknown-key", "alg-none"} {
+	for _, mode := range []string{"nonce", "aud", "iss", "expired", "unknown-key", "alg-none", "at_hash"} {
 		t.Run(mode, func(t *testing.T) {
 			op := newFakeOP(t)
 			e := newUpstreamEnv(t, op, nil)
@@ -458,5 +467,25 @@ func TestUpstreamLinkGitHubAtConsent(t *testing.T) {
 	}, "gateway", "gateway-secret-0123456789")
 	if resp.StatusCode != 200 || ex["access_token"] == "" {
 		t.Fatalf("exchange: %d %v", resp.StatusCode, ex)
+	}
+}
+
+// A response naming another issuer (RFC 9207 iss) is refused before the code is used;
+// prompt=login at /authorize reaches the provider as prompt=login.
+func TestUpstreamResponseChecks(t *testing.T) {
+	op := newFakeOP(t)
+	e := newUpstreamEnv(t, op, nil)
+	c := e.register(nil)
+	op.set(func(op *fakeOP) { op.mode = "iss-param" })
+	pg := upstreamCode(e, e.browser(), c, newPKCE())
+	if pg.status != http.StatusBadRequest || !strings.Contains(pg.body, "another provider") {
+		t.Fatalf("iss mismatch: %d %s", pg.status, pg.body)
+	}
+	assertNoUser(t, e)
+
+	op.set(func(op *fakeOP) { op.mode = "prompt" })
+	pg = e.browser().followAll(authorizeURL(e, c, newPKCE(), url.Values{"prompt": {"login"}}), c.RedirectURI)
+	if strings.Contains(pg.body, "cancelled") || !strings.Contains(pg.body, `value="approve"`) {
+		t.Fatalf("prompt=login not passed on: %d %s", pg.status, pg.body)
 	}
 }
