@@ -86,7 +86,16 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = sess.Sub
 	}
+	// A user who signed in upstream may not have linked GitHub yet: offer it here, at first use,
+	// coming back to this request afterwards.
+	linkURL := ""
+	if s.githubConfigured() && strings.HasPrefix(sess.Sub, "oidc:") {
+		if _, err := s.loadGitHubToken(r.Context(), sess.Sub); errors.Is(err, ErrNotFound) {
+			linkURL = s.endpoint("/login/github?link=1&req=" + url.QueryEscape(reqID))
+		}
+	}
 	s.renderPage(w, http.StatusOK, "consent", map[string]any{
+		"LinkGitHubURL": linkURL,
 		"Title":         "Authorize " + c.displayName(),
 		"ClientName":    c.displayName(),
 		"ClientID":      c.ID,

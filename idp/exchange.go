@@ -54,7 +54,7 @@ func (s *Server) grantTokenExchange(r *http.Request, c *client) (map[string]any,
 	if !c.exchange.serves(claims.Audience) {
 		return nil, errInvalidRequest("subject_token was issued for another audience")
 	}
-	if !slices.Contains([]string{"github:", "dev:"}, claims.Subject[:strings.IndexByte(claims.Subject, ':')+1]) {
+	if !slices.Contains([]string{"github:", "dev:", "oidc:"}, claims.Subject[:strings.IndexByte(claims.Subject, ':')+1]) {
 		return nil, errInvalidRequest("subject_token has no user")
 	}
 	gt, err := s.githubTokenFor(r.Context(), claims.Subject)

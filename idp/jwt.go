@@ -14,11 +14,25 @@ type accessClaims struct {
 	jwt.RegisteredClaims
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
+	identityClaims
+}
+
+// identityClaims are the upstream user's claims copied into access tokens when configured
+// (UpstreamOIDC.TokenClaims).
+type identityClaims struct {
+	Email  string   `json:"email,omitempty"`
+	Name   string   `json:"name,omitempty"`
+	Groups []string `json:"groups,omitempty"`
 }
 
 // mintAccessToken signs an RFC 9068 JWT access token with the current key. jti is random; the
 // caller records it for revocation and introspection.
 func (s *Server) mintAccessToken(sub, clientID, scope, resource string, now time.Time) (raw, jti string, exp time.Time, err error) {
+	return s.mintAccessTokenWith(sub, clientID, scope, resource, now, nil)
+}
+
+// mintAccessTokenWith is mintAccessToken with the user's identity claims (nil: none).
+func (s *Server) mintAccessTokenWith(sub, clientID, scope, resource string, now time.Time, id *identityClaims) (raw, jti string, exp time.Time, err error) {
 	key, err := s.keys.current()
 	if err != nil {
 		return "", "", time.Time{}, err
@@ -36,6 +50,9 @@ func (s *Server) mintAccessToken(sub, clientID, scope, resource string, now time
 		},
 		ClientID: clientID,
 		Scope:    scope,
+	}
+	if id != nil {
+		claims.identityClaims = *id
 	}
 	method := jwt.SigningMethod(jwt.SigningMethodRS256)
 	if key.alg == "ES256" {

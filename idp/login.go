@@ -29,6 +29,11 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if u := s.onlyUpstream(reqID); u != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u, http.StatusFound)
+		return
+	}
 	s.renderLogin(w, r, reqID, "", http.StatusOK)
 }
 
@@ -41,8 +46,9 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, reqID, errM
 	s.renderPage(w, status, "login", map[string]any{
 		"Title":     "Sign in",
 		"Error":     errMsg,
-		"GitHub":    s.githubConfigured(),
+		"GitHub":    s.githubConfigured() && !s.opts.GitHub.LinkOnly,
 		"GitHubURL": ghURL,
+		"Upstreams": s.upstreamLoginOptions(reqID),
 		"Dev":       s.opts.DevLogin,
 		"CSRF":      csrf,
 		"ReqID":     reqID,
@@ -165,13 +171,19 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if q.Get("link") != "1" && s.opts.GitHub.LinkOnly {
+		s.renderError(w, http.StatusNotFound, "Not found", "GitHub is used here only to link an account, not to sign in.")
+		return
+	}
 	if q.Get("link") == "1" {
 		sess := s.loadSession(r)
 		if sess == nil || sess.Sub == "" {
 			http.Redirect(w, r, s.endpoint("/login"), http.StatusFound)
 			return
 		}
-		ls.Purpose, ls.Sub, ls.ReqID = "link", sess.Sub, ""
+		// ReqID (validated above) brings the user back to that pending authorization's consent
+		// page after linking, instead of the account page.
+		ls.Purpose, ls.Sub = "link", sess.Sub
 	}
 	state := randomToken()
 	if err := s.putJSON(r.Context(), bucketStates, hashSecret(state), ls); err != nil {
@@ -270,7 +282,11 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ls.Purpose == "link" {
-		http.Redirect(w, r, s.endpoint("/account?msg=linked"), http.StatusSeeOther)
+		back := s.endpoint("/account?msg=linked")
+		if ls.ReqID != "" {
+			back = s.continueURL(ls.ReqID)
+		}
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
 	if err := s.signIn(w, r, ghSub, ls.ReqID); err != nil {

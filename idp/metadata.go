@@ -16,6 +16,9 @@ func (s *Server) handleMetadata(w http.ResponseWriter, _ *http.Request) {
 	if len(s.opts.ExchangeClients) > 0 {
 		grants = append(grants, grantTokenExchange)
 	}
+	if len(s.opts.IDJAGTrusts) > 0 {
+		grants = append(grants, grantJWTBearer)
+	}
 	md := map[string]any{
 		"issuer":                                           s.opts.Issuer,
 		"authorization_endpoint":                           s.endpoint("/authorize"),
@@ -38,6 +41,10 @@ func (s *Server) handleMetadata(w http.ResponseWriter, _ *http.Request) {
 		"subject_types_supported":                          []string{"public"},
 		"id_token_signing_alg_values_supported":            []string{s.opts.SigningAlgorithm},
 		"token_endpoint_auth_signing_alg_values_supported": []string{s.opts.SigningAlgorithm},
+	}
+	if len(s.opts.IDJAGTrusts) > 0 {
+		// draft-ietf-oauth-identity-assertion-authz-grant §7.2, as the MCP extension's §6 asks.
+		md["authorization_grant_profiles_supported"] = []string{grantProfileIDJAG}
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Content-Type", "application/json")

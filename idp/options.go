@@ -29,6 +29,10 @@ type GitHubConfig struct {
 	Scopes []string
 	// HTTPClient calls GitHub. Default: Options.HTTPClient.
 	HTTPClient *http.Client
+	// LinkOnly uses GitHub only to link a GitHub account to a user who signed in another way
+	// (an upstream OpenID provider): the login page offers no "Sign in with GitHub" and
+	// /login/github without link=1 is refused. Default false.
+	LinkOnly bool
 }
 
 // ExchangeClient is a confidential client (the gateway) allowed to use token exchange (RFC 8693)
@@ -70,8 +74,15 @@ type Options struct {
 	GitHub GitHubConfig
 	// DevLogin enables the development login page (pick a username, optionally paste a GitHub
 	// personal access token); sub is "dev:<username>". Never enable it in production. At least one
-	// of DevLogin and GitHub.ClientID is required.
+	// way in is required: DevLogin, GitHub.ClientID (without LinkOnly), Upstreams or IDJAGTrusts.
 	DevLogin bool
+
+	// Upstreams are OpenID providers users may sign in with (see UpstreamOIDC). Default none.
+	Upstreams []UpstreamOIDC
+
+	// IDJAGTrusts are the enterprise IdPs whose ID-JAGs (enterprise-managed authorization) the
+	// token endpoint accepts with the jwt-bearer grant. Default none: the grant is off.
+	IDJAGTrusts []IDJAGTrust
 
 	// ExchangeClients may use token exchange. Default none: token exchange is disabled.
 	ExchangeClients []ExchangeClient
@@ -282,8 +293,27 @@ func (o *Options) setDefaults() error {
 	if g.ClientID != "" && g.ClientSecret == "" {
 		return errors.New("idp: GitHub.ClientSecret is required with GitHub.ClientID")
 	}
-	if g.ClientID == "" && !o.DevLogin {
-		return errors.New("idp: configure GitHub (ClientID/ClientSecret) or enable DevLogin")
+	if g.LinkOnly && g.ClientID == "" {
+		return errors.New("idp: GitHub.LinkOnly needs GitHub.ClientID")
+	}
+	if (g.ClientID == "" || g.LinkOnly) && !o.DevLogin && len(o.Upstreams) == 0 && len(o.IDJAGTrusts) == 0 {
+		return errors.New("idp: configure GitHub (ClientID/ClientSecret), an upstream OpenID provider, an ID-JAG trust, or enable DevLogin")
+	}
+	for i := range o.IDJAGTrusts {
+		if err := o.IDJAGTrusts[i].setDefaults(o.HTTPClient); err != nil {
+			return err
+		}
+	}
+	seen := map[string]bool{}
+	for i := range o.Upstreams {
+		u := &o.Upstreams[i]
+		if err := u.setDefaults(o.HTTPClient); err != nil {
+			return err
+		}
+		if seen[u.Name] {
+			return fmt.Errorf("idp: upstream name %q is used twice", u.Name)
+		}
+		seen[u.Name] = true
 	}
 	for _, c := range o.ExchangeClients {
 		if c.ID == "" || c.Secret == "" {

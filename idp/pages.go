@@ -35,6 +35,7 @@ var pageTemplates = template.Must(template.New("pages").Parse(layout + `
 
 {{define "login"}}{{template "top" .}}<h1>Sign in</h1>
 {{if .Error}}<p class="warn">{{.Error}}</p>{{end}}
+{{range .Upstreams}}<p><a class="btn" href="{{.URL}}">Sign in with {{.Name}}</a></p>{{end}}
 {{if .GitHub}}<p><a class="btn" href="{{.GitHubURL}}">Sign in with GitHub</a></p>{{end}}
 {{if .Dev}}<div class="warn">Development login: anyone can sign in here as any username. Do not use
 this in production.</div>
@@ -48,6 +49,8 @@ this in production.</div>
 
 {{define "consent"}}{{template "top" .}}<h1>Authorize {{.ClientName}}?</h1>
 <p>Signed in as <b>{{.User}}</b>.</p>
+{{if .LinkGitHubURL}}<p class="warn">Your GitHub account is not linked: MCP tools that need GitHub will refuse to work.
+<a href="{{.LinkGitHubURL}}">Link GitHub account</a> (you come back here afterwards).</p>{{end}}
 <p><b>{{.ClientName}}</b>{{if .ClientIDShown}} (<code>{{.ClientID}}</code>){{end}} wants to access
 <code>{{.Resource}}</code> on your behalf.</p>
 <p>After you approve, you will be sent to <b>{{.RedirectHost}}</b>.</p>

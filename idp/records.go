@@ -40,6 +40,11 @@ type userRecord struct {
 	Name      string `json:"name,omitempty"`
 	GitHubID  int64  `json:"github_id,omitempty"`
 	CreatedAt int64  `json:"created_at"`
+	// Upstream is the UpstreamOIDC.Name an "oidc:" user signed in with; Email (verified only)
+	// and Groups are what it said at the last sign-in.
+	Upstream string   `json:"upstream,omitempty"`
+	Email    string   `json:"email,omitempty"`
+	Groups   []string `json:"groups,omitempty"`
 }
 
 // githubToken is sealed (AES-256-GCM, AAD = sub) before storage.
@@ -135,6 +140,11 @@ type loginState struct {
 	Purpose string `json:"purpose"` // "login" or "link"
 	Sub     string `json:"sub,omitempty"`
 	Exp     int64  `json:"exp"`
+	// Upstream sign-in only: the provider's name, the nonce sent to it, and the PKCE verifier
+	// (sealed, AAD bound to the state).
+	Upstream string `json:"upstream,omitempty"`
+	Nonce    string `json:"nonce,omitempty"`
+	Verifier []byte `json:"verifier,omitempty"`
 }
 
 // expiring is decoded from any record to find its expiry during cleanup.
@@ -162,7 +172,7 @@ func (s *Server) putJSON(ctx context.Context, bucket, key string, v any) error {
 // cleanup deletes expired records from every bucket that has them.
 func (s *Server) cleanup(ctx context.Context) {
 	now := s.opts.Now().Unix()
-	for _, b := range []string{bucketCodes, bucketRefresh, bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates} {
+	for _, b := range []string{bucketCodes, bucketRefresh, bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketJTI} {
 		n, err := s.store.DeleteIf(ctx, b, func(_ string, v []byte) bool {
 			var e expiring
 			if json.Unmarshal(v, &e) != nil {

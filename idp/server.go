@@ -1,7 +1,8 @@
 // Package idp is mcpgate's bundled OAuth 2.1 authorization server: RFC 8414 metadata, dynamic
 // client registration (RFC 7591/7592), Client ID Metadata Documents, authorization code with PKCE
 // S256, RFC 9068 JWT access tokens bound to a resource (RFC 8707), refresh token rotation,
-// revocation (RFC 7009), introspection (RFC 7662), "Sign in with GitHub", and token exchange
+// revocation (RFC 7009), introspection (RFC 7662), "Sign in with GitHub", sign-in through
+// upstream OpenID providers (upstream.go), and token exchange
 // (RFC 8693) that hands the signed-in user's GitHub token to the gateway.
 //
 // It has no Caddy dependency: build a Server with New and mount it as an http.Handler.
@@ -38,6 +39,8 @@ type Server struct {
 	csrfKey      []byte       // HMAC key of the stateless anonymous login CSRF token
 	cimd         *cimdFetcher
 	ghFlight     flightGroup
+	upstreams    []*upstream // Options.Upstreams, in order
+	idjagTrusts  []*idjagTrust
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -88,6 +91,15 @@ func New(opts Options) (*Server, error) {
 	s.regLimiter = newRateLimiter(opts.RegistrationRateLimit, opts.RegistrationRateWindow, opts.Now)
 	s.authzLimiter = newRateLimiter(opts.AuthorizeRateLimit, opts.AuthorizeRateWindow, opts.Now)
 	s.cimd = newCIMDFetcher(s.ctx, &s.opts)
+	for i := range s.opts.IDJAGTrusts {
+		s.idjagTrusts = append(s.idjagTrusts, newIDJAGTrust(s.ctx, &s.opts.IDJAGTrusts[i], opts.Now))
+	}
+	for i := range s.opts.Upstreams {
+		c := &s.opts.Upstreams[i]
+		s.upstreams = append(s.upstreams, &upstream{
+			cfg: c, redirect: s.endpoint("/oidc/" + c.Name + "/callback"), now: opts.Now, ctx: s.ctx,
+		})
+	}
 	s.routes()
 
 	s.wg.Add(1)
@@ -155,6 +167,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+b+"/login", s.handleDevLogin)
 	m.HandleFunc("GET "+b+"/login/github", s.handleGitHubStart)
 	m.HandleFunc("GET "+b+"/github/callback", s.handleGitHubCallback)
+	m.HandleFunc("GET "+b+"/login/oidc/{name}", s.handleUpstreamStart)
+	m.HandleFunc("GET "+b+"/oidc/{name}/callback", s.handleUpstreamCallback)
 	m.HandleFunc("GET "+b+"/consent", s.handleConsentPage)
 	m.HandleFunc("POST "+b+"/consent", s.handleConsentPost)
 	m.HandleFunc("GET "+b+"/account", s.handleAccount)

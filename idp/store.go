@@ -53,6 +53,8 @@ const (
 	bucketStates   = "states"   // sha256(GitHub OAuth state) -> loginState
 	bucketKeys     = "keys"     // kid -> keyRecord (private key sealed, AAD = kid)
 	bucketMeta     = "meta"     // server counters, e.g. metaClientCount
+	bucketUpstream = "upstream" // sub -> sealed upstreamToken (AES-GCM, AAD = sub)
+	bucketJTI      = "jti"      // sha256(ID-JAG iss, jti) -> expiring (single-use assertions)
 )
 
 // metaClientCount (in bucketMeta) is the number of registered clients, kept by store.Update so the
@@ -62,6 +64,7 @@ const metaClientCount = "client_count"
 var allBuckets = []string{
 	bucketClients, bucketUsers, bucketGitHub, bucketConsents, bucketCodes, bucketRefresh,
 	bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketKeys, bucketMeta,
+	bucketUpstream, bucketJTI,
 }
 
 var errStoreClosed = errors.New("idp: store closed")

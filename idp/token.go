@@ -27,6 +27,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, oerr = s.grantRefresh(r, c)
 	case grantTokenExchange:
 		resp, oerr = s.grantTokenExchange(r, c)
+	case grantJWTBearer:
+		if len(s.idjagTrusts) == 0 {
+			oerr = errUnsupportedGrantType("unsupported grant_type")
+			break
+		}
+		resp, oerr = s.grantIDJAG(r, c)
 	case "":
 		oerr = errInvalidRequest("grant_type is required")
 	default:
@@ -200,7 +206,7 @@ func checkPKCE(challenge, verifier string, sent bool) *oauthError {
 // narrowed) scope; grantScope is the whole grant's, which the refresh token keeps (RFC 6749 §6).
 func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, grantScope, resource, familyID string, familyExp int64, rt string) (map[string]any, *oauthError) {
 	now := s.opts.Now()
-	at, jti, exp, err := s.mintAccessToken(sub, c.ID, scope, resource, now)
+	at, jti, exp, err := s.mintAccessTokenWith(sub, c.ID, scope, resource, now, s.upstreamTokenClaims(ctx, sub))
 	if err != nil {
 		s.log.Error("sign access token", "error", err)
 		return nil, errServer("cannot sign token")
@@ -320,6 +326,19 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	}
 	if revoked, err := s.familyRevoked(ctx, rec.FamilyID); err != nil || revoked {
 		return nil, errInvalidGrant("the refresh token was revoked")
+	}
+	// A user who signed in upstream keeps refreshing only while the upstream does: a disabled
+	// account (the upstream refuses its refresh token) ends the grant here.
+	switch err := s.checkUpstream(ctx, rec.Sub); {
+	case errors.Is(err, errUpstreamRevoked):
+		if err := s.revokeFamily(ctx, rec.FamilyID); err != nil {
+			s.log.Error("revoke family after upstream refusal", "error", err)
+		}
+		s.log.Info("upstream refused refresh; grant revoked", "client_id", c.ID, "sub", rec.Sub)
+		return nil, errInvalidGrant("the sign-in provider no longer accepts this user; sign in again")
+	case err != nil:
+		s.log.Error("upstream refresh check failed", "sub", rec.Sub, "error", err)
+		return nil, errTemporarilyUnavailable("the sign-in provider is unavailable; try again")
 	}
 	scope := rec.Scope
 	if req := r.PostForm.Get("scope"); req != "" {

@@ -38,6 +38,13 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(claims.Subject, "dev:") && u.Login != "":
 		out["name"] = u.Login // a development user's only name is the username it signed in with
 	}
+	if u.Email != "" {
+		out["email"] = u.Email
+		out["email_verified"] = true
+	}
+	if len(u.Groups) > 0 {
+		out["groups"] = u.Groups
+	}
 	_, gerr := s.loadGitHubToken(r.Context(), claims.Subject)
 	out["github_linked"] = gerr == nil
 	writeJSON(w, http.StatusOK, out)

@@ -29,6 +29,26 @@ func init() {
 //			base_url      <url>
 //			api_url       <url>
 //			scopes        <scope...>
+//			link_only
+//		}
+//		oidc <name> {
+//			display_name          <text>
+//			issuer                <url>
+//			client_id             <id>
+//			client_secret         <secret>
+//			scopes                <scope...>
+//			allowed_email_domains <domain...>
+//			allowed_users         <email-or-sub...>
+//			required_groups       <group...>
+//			groups_claim          <claim>
+//			required_claim        <claim> <value>
+//			token_claims          email|name|groups...
+//		}
+//		id_jag_trust <issuer> {
+//			jwks_url     <url>
+//			client_ids   <client_id...>
+//			algorithms   RS256|ES256|...
+//			max_lifetime <duration>
 //		}
 //		exchange_client    <id> <secret> <audience...>
 //		default_resource   <url>
@@ -103,6 +123,12 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				case "scopes":
 					gh.Scopes = d.RemainingArgs()
 					continue
+				case "link_only":
+					if d.NextArg() {
+						return d.ArgErr()
+					}
+					gh.LinkOnly = true
+					continue
 				default:
 					return d.Errf("unrecognized github option %q", d.Val())
 				}
@@ -111,6 +137,18 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			m.GitHub = gh
+		case "oidc":
+			u, err := parseUpstream(d)
+			if err != nil {
+				return err
+			}
+			m.Upstreams = append(m.Upstreams, u)
+		case "id_jag_trust":
+			t, err := parseIDJAGTrust(d)
+			if err != nil {
+				return err
+			}
+			m.IDJAGTrusts = append(m.IDJAGTrusts, t)
 		case "exchange_client":
 			args := d.RemainingArgs()
 			if len(args) < 3 {
@@ -173,6 +211,101 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// parseUpstream parses an oidc <name> { ... } block.
+func parseUpstream(d *caddyfile.Dispenser) (IDPUpstream, error) {
+	var u IDPUpstream
+	if !d.NextArg() {
+		return u, d.Err("oidc needs a name, e.g. oidc corp { ... }")
+	}
+	u.Name = d.Val()
+	if d.NextArg() {
+		return u, d.ArgErr()
+	}
+	for d.NextBlock(1) {
+		opt := d.Val()
+		var dst *string
+		var list *[]string
+		switch opt {
+		case "display_name":
+			dst = &u.DisplayName
+		case "issuer":
+			dst = &u.Issuer
+		case "client_id":
+			dst = &u.ClientID
+		case "client_secret":
+			dst = &u.ClientSecret
+		case "groups_claim":
+			dst = &u.GroupsClaim
+		case "scopes":
+			list = &u.Scopes
+		case "allowed_email_domains":
+			list = &u.AllowedEmailDomains
+		case "allowed_users":
+			list = &u.AllowedUsers
+		case "required_groups":
+			list = &u.RequiredGroups
+		case "token_claims":
+			list = &u.TokenClaims
+		case "required_claim":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return u, d.ArgErr()
+			}
+			if u.RequiredClaims == nil {
+				u.RequiredClaims = map[string]string{}
+			}
+			u.RequiredClaims[k] = v
+			continue
+		default:
+			return u, d.Errf("unrecognized oidc option %q", opt)
+		}
+		if dst != nil {
+			if !d.AllArgs(dst) {
+				return u, d.ArgErr()
+			}
+			continue
+		}
+		*list = append(*list, d.RemainingArgs()...)
+		if len(*list) == 0 {
+			return u, d.ArgErr()
+		}
+	}
+	return u, nil
+}
+
+// parseIDJAGTrust parses an id_jag_trust <issuer> { ... } block.
+func parseIDJAGTrust(d *caddyfile.Dispenser) (IDPIDJAGTrust, error) {
+	var t IDPIDJAGTrust
+	if !d.AllArgs(&t.Issuer) {
+		return t, d.Err("id_jag_trust needs the IdP's issuer, e.g. id_jag_trust https://corp.okta.com { ... }")
+	}
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "jwks_url":
+			if !d.AllArgs(&t.JWKSURL) {
+				return t, d.ArgErr()
+			}
+		case "client_ids":
+			t.ClientIDs = append(t.ClientIDs, d.RemainingArgs()...)
+			if len(t.ClientIDs) == 0 {
+				return t, d.ArgErr()
+			}
+		case "algorithms":
+			t.Algorithms = append(t.Algorithms, d.RemainingArgs()...)
+			if len(t.Algorithms) == 0 {
+				return t, d.ArgErr()
+			}
+		case "max_lifetime":
+			if err := idpDurationArg(d, &t.MaxLifetime); err != nil {
+				return t, err
+			}
+		default:
+			return t, d.Errf("unrecognized id_jag_trust option %q", d.Val())
+		}
+	}
+	return t, nil
 }
 
 // idpDurationArg parses the single non-negative duration argument of the current subdirective.

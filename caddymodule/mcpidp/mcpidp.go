@@ -47,6 +47,13 @@ type IDP struct {
 	// GitHub configures "Sign in with GitHub" with a GitHub OAuth app. Default: off.
 	GitHub *IDPGitHub `json:"github,omitempty"`
 
+	// Upstreams are OpenID providers users sign in with (the company's IdP). Default none.
+	Upstreams []IDPUpstream `json:"upstreams,omitempty"`
+
+	// IDJAGTrusts are the enterprise IdPs whose ID-JAGs the token endpoint accepts
+	// (enterprise-managed authorization). Default none: the jwt-bearer grant is off.
+	IDJAGTrusts []IDPIDJAGTrust `json:"id_jag_trusts,omitempty"`
+
 	// ExchangeClients are the confidential clients (the gateway) that may exchange a user's
 	// access token for the user's GitHub token (RFC 8693). Default none: exchange is disabled.
 	ExchangeClients []IDPExchangeClient `json:"exchange_clients,omitempty"`
@@ -110,6 +117,9 @@ type IDPGitHub struct {
 	APIURL string `json:"api_url,omitempty"`
 	// Scopes requested from GitHub. Default none.
 	Scopes []string `json:"scopes,omitempty"`
+	// LinkOnly uses GitHub only to link accounts of users who signed in through an upstream;
+	// the login page offers no GitHub sign-in. Default false.
+	LinkOnly bool `json:"link_only,omitempty"`
 }
 
 // IDPExchangeClient is a client allowed to use token exchange.
@@ -233,7 +243,16 @@ func (m *IDP) idpOptions(repl *caddy.Replacer) (idp.Options, error) {
 			BaseURL:      m.GitHub.BaseURL,
 			APIURL:       m.GitHub.APIURL,
 			Scopes:       m.GitHub.Scopes,
+			LinkOnly:     m.GitHub.LinkOnly,
 		}
+	}
+	ups, err := m.upstreamOptions(repl)
+	if err != nil {
+		return idp.Options{}, err
+	}
+	opts.Upstreams = ups
+	if opts.IDJAGTrusts, err = m.idjagOptions(); err != nil {
+		return idp.Options{}, err
 	}
 	for _, c := range m.ExchangeClients {
 		if err := c.validate(); err != nil {
@@ -253,8 +272,18 @@ func (m IDP) Validate() error {
 	if m.Issuer == "" {
 		return errors.New("mcp_idp: issuer is required")
 	}
-	if !m.DevLogin && (m.GitHub == nil || m.GitHub.ClientID == "") {
-		return errors.New("mcp_idp: configure github { client_id ... } or enable dev_login")
+	for _, t := range m.IDJAGTrusts {
+		if err := t.validate(); err != nil {
+			return err
+		}
+	}
+	if !m.DevLogin && (m.GitHub == nil || m.GitHub.ClientID == "" || m.GitHub.LinkOnly) && len(m.Upstreams) == 0 && len(m.IDJAGTrusts) == 0 {
+		return errors.New("mcp_idp: configure github { client_id ... }, an oidc <name> { ... } upstream, or enable dev_login")
+	}
+	for _, u := range m.Upstreams {
+		if u.Name == "" || u.Issuer == "" || u.ClientID == "" {
+			return fmt.Errorf("mcp_idp: upstream %q needs a name, an issuer and a client_id", u.Name)
+		}
 	}
 	for _, c := range m.ExchangeClients {
 		if err := c.validate(); err != nil {

@@ -5,6 +5,7 @@
 //	mcpgate-client [flags] URL [tools | call NAME [-arg k=v ...] [-json '{...}'] | login | logout | status]
 //	mcpgate-client [flags] proxy [flags] URL
 //	mcpgate-client client-metadata -url URL [-name NAME]
+//	mcpgate-client id-jag -idp-token-url URL -idp-client-id ID -issuer URL -resource URL -client-id ID
 package main
 
 import (

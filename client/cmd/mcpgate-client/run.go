@@ -36,6 +36,9 @@ Commands:
   client-metadata -url URL [-name NAME]
                                      print the Client ID Metadata Document to host at URL
                                      (for -client-metadata-url; no MCP server URL needed)
+  id-jag -idp-token-url URL -idp-client-id ID -issuer URL -resource URL -client-id ID
+                                     enterprise-managed authorization: ID token -> ID-JAG at
+                                     the IdP -> access token here, printed as JSON
 
 Flags (before the URL; -json, -v may also follow the command):
 `
@@ -93,6 +96,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	rest := fs.Args()
 	if len(rest) > 0 && rest[0] == "client-metadata" {
 		return clientMetadata(rest[1:], stdout, stderr)
+	}
+	if len(rest) > 0 && rest[0] == "id-jag" {
+		return idjagCommand(ctx, rest[1:], stdout, stderr, getenv)
 	}
 	if len(rest) > 0 && rest[0] == "proxy" {
 		// "proxy [flags] URL", as hosts' configurations name it: the URL comes after.

@@ -58,6 +58,7 @@ type config struct {
 	signingAlg, logLevel                         string
 	accessTTL, refreshTTL, refreshGrace          time.Duration
 	regRate, maxClients                          int
+	upstream                                     upstreamFlags
 }
 
 // stringList is a repeatable string flag.
@@ -102,6 +103,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*conf
 	fs.IntVar(&c.regRate, "registration-rate", 20, "dynamic registrations per client address per minute (negative: unlimited)")
 	fs.IntVar(&c.maxClients, "max-clients", 10000, "maximum number of registered clients")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	c.upstream.register(fs, getenv)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: mcpgate-idp [flags]\n\nmcpgate's OAuth 2.1 authorization server with GitHub login.\n\n"+
 			"Environment: MCPGATE_IDP_KEY (base64 32-byte storage encryption key), MCPGATE_GATEWAY_SECRET,\n"+
@@ -163,7 +165,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		GitHub: idp.GitHubConfig{
 			ClientID: c.ghClientID, ClientSecret: c.ghClientSecret,
 			BaseURL: c.ghURL, APIURL: c.ghAPIURL, Scopes: strings.Fields(c.ghScopes),
+			LinkOnly: c.upstream.githubLinkOnly,
 		},
+		Upstreams:   c.upstream.options(getenv),
+		IDJAGTrusts: c.upstream.idjagTrusts(),
 	}
 	if c.allowedResources != "" {
 		for _, r := range strings.Split(c.allowedResources, ",") {
@@ -186,8 +191,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if secret == "" {
 		logger.Warn("no gateway secret (MCPGATE_GATEWAY_SECRET): token exchange is disabled")
 	}
-	if c.ghClientID == "" && !c.dev {
-		return errors.New("configure a GitHub OAuth app (-github-client-id / GITHUB_CLIENT_ID) or pass -dev for the development login")
+	if c.ghClientID == "" && !c.dev && len(opts.Upstreams) == 0 && len(opts.IDJAGTrusts) == 0 {
+		return errors.New("configure a GitHub OAuth app (-github-client-id / GITHUB_CLIENT_ID), an upstream OpenID provider (-oidc-issuer), or pass -dev for the development login")
 	}
 	if opts.DevLogin {
 		logger.Warn("development login is enabled: anyone can sign in as any user")
