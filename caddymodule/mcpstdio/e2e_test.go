@@ -160,6 +160,8 @@ func (s *stack) load(stdioBlock string) {
 			client_secret s3cret-gateway
 			timeout 5s
 		}
+		# mcp_stdio reads the token from this header (see docs/mcp_stdio.md).
+		upstream_header X-GitHub-Token
 	}
 	%s
 }
