@@ -27,6 +27,7 @@ type config struct {
 	MainOnly     bool
 	ScanOnly     bool
 	Instructions int
+	InstrConc    int
 	Caddy        string
 	ProfileDir   string
 	Out          string
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
 	loads := fs.String("load", "0.25,0.5", "open-loop latency phase: request rates as fractions of (b)'s measured throughput, comma-separated, each in (0, 1]")
 	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again; use a few thousand, since each case must span many GC cycles (4000: about 4 minutes)")
+	fs.IntVar(&c.InstrConc, "instructions-conc", 4, "with -instructions: connections the counted requests come from")
 	fs.BoolVar(&c.MainOnly, "main-only", false, "run only (a), the interleaved rounds of (b), (b'), (c), and (d): for long runs that narrow c/b's confidence interval (e.g. -duration 450s -rounds 900)")
 	fs.BoolVar(&c.ScanOnly, "scan-only", false, "run only the concurrency scan (-conc), after the warm-up; with -profile-dir, first profile (b) and (c) at -c connections for -duration each")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
@@ -75,8 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}
-	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Instructions < 0 {
-		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -instructions not negative")
+	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Instructions < 0 || c.InstrConc < 1 {
+		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens, -sse and -instructions-conc must be positive, -instructions not negative")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}

@@ -17,7 +17,7 @@ func TestParseFlags(t *testing.T) {
 	if c, err := parseFlags(nil, &sb); err != nil || len(c.Loads) != 2 || c.Loads[0] != 0.25 || c.Loads[1] != 0.5 || c.Rounds != 60 {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
-	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}, {"-main-only", "-scan-only"}} {
+	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}, {"-main-only", "-scan-only"}, {"-instructions-conc", "0"}} {
 		if _, err := parseFlags(bad, &sb); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
