@@ -25,14 +25,14 @@ const DefaultCacheSize = 10000
 // A hit reads the entry under the LRU's read lock (Peek), so concurrent hits
 // do not wait for each other; lru.Cache.Get would take the write lock on
 // every hit to move the entry to the front, and on several cores that lock
-// was where cached requests queued (BenchmarkTokenCacheHitParallel, the
-// mutex profile of BenchmarkHandlerCachedParallel). An entry is moved to the
-// front only once more than window other entries have been added or moved
-// there since it last was; until then it is among the window+1 most recent
-// anyway. So a token in use is never evicted while it is used at least once
-// per window insertions, an entry is evicted no sooner than size-window-1
-// insertions or moves after its last use (an exact LRU: size-1), and with window 0
-// (caches of fewer than 4 entries) the order is exactly LRU.
+// was where cached requests queued (mutex profiles in docs/performance.md).
+// An entry is moved to the front only once more than window other entries
+// have been added or moved there since it last was; until then it is among
+// the window+1 most recent anyway. So a token in use is never evicted while
+// it is used at least once per window insertions, an entry is evicted no
+// sooner than size-window-1 insertions or moves after its last use (an exact
+// LRU: size-1), and with window 0 (caches of fewer than 4 entries) the order
+// is exactly LRU.
 type tokenCache struct {
 	lru    *lru.Cache[[32]byte, *cacheEntry]
 	moves  atomic.Uint64 // entries added or moved to the front so far

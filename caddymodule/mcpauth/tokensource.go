@@ -80,8 +80,7 @@ var (
 //
 // A hit reads the entry under the LRU's read lock (Peek), so concurrent hits
 // do not queue behind each other as they did on lru.Cache.Get's write lock
-// (the mutex profile of BenchmarkHandlerCachedParallel put four fifths of
-// the cached path's lock waits here); an entry is moved to the front only
+// (mutex profiles in docs/performance.md); an entry is moved to the front only
 // when more than window other entries were added or moved there since it
 // last was, as in jwtverify's verified-token cache: a user active at least
 // once per window insertions stays cached, eviction is least recently used
