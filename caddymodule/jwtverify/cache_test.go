@@ -2,7 +2,9 @@ package jwtverify
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -48,7 +50,7 @@ func TestVerifyCache(t *testing.T) {
 	if ks.calls.Load() != calls+1 {
 		t.Fatal("cache served a token at exp")
 	}
-	if v.cache.lru.Contains(tokenKey(raw)) {
+	if v.cache.contains(tokenKey(raw)) {
 		t.Fatal("token past exp was stored")
 	}
 	clock.Advance(DefaultLeeway + time.Second)
@@ -77,14 +79,14 @@ func TestVerifyCacheExpiredEntryEvicted(t *testing.T) {
 	if _, err := v.Verify(context.Background(), raw); err != nil {
 		t.Fatal(err)
 	}
-	if !v.cache.lru.Contains(tokenKey(raw)) {
+	if !v.cache.contains(tokenKey(raw)) {
 		t.Fatal("not cached")
 	}
 	clock.Advance(2 * time.Hour)
 	if _, err := v.Verify(context.Background(), raw); Reason(err) != "expired" {
 		t.Fatalf("err = %v", err)
 	}
-	if v.cache.lru.Contains(tokenKey(raw)) {
+	if v.cache.contains(tokenKey(raw)) {
 		t.Fatal("expired entry not evicted")
 	}
 }
@@ -116,5 +118,82 @@ func TestVerifyCacheHitAllocs(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(100, func() { _, _ = v.Verify(ctx, raw) }); a != 0 {
 		t.Fatalf("cache hit allocates %v times", a)
+	}
+}
+
+// BenchmarkTokenCacheHitParallel is a verified-token cache hit from
+// GOMAXPROCS goroutines at once (run it with -cpu 1,2,...), for one token, as
+// in the load benchmark's (c), and for many: contention in the cache shows as
+// ns/op that fails to fall with more CPUs. The SHA-256 of the token, the
+// rest of a cached Verify, is left out.
+func BenchmarkTokenCacheHitParallel(b *testing.B) {
+	for _, tokens := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("tokens=%d", tokens), func(b *testing.B) {
+			c, err := newTokenCache(DefaultCacheSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			keys := make([][32]byte, tokens)
+			for i := range keys {
+				keys[i] = tokenKey("token-" + strconv.Itoa(i))
+				c.add(keys[i], &Claims{Subject: "user", Expiry: now.Add(time.Hour)}, now)
+			}
+			var seed atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seed.Add(7919))
+				for pb.Next() {
+					if _, ok := c.get(keys[i%tokens], now); !ok {
+						b.Error("miss")
+						return
+					}
+					i++
+				}
+			})
+		})
+	}
+}
+
+// TestTokenCacheRecency: hits keep a token in use; eviction takes the least
+// recently used entry, exactly in a small cache (window 0) and within the
+// window in a larger one.
+func TestTokenCacheRecency(t *testing.T) {
+	now := time.Now()
+	claims := &Claims{Expiry: now.Add(time.Hour)}
+	key := func(i int) [32]byte { return tokenKey("t" + strconv.Itoa(i)) }
+	tests := []struct {
+		name string
+		size int
+	}{{"exact", 3}, {"windowed", 40}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := newTokenCache(tt.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.size {
+				c.add(key(i), claims, now)
+			}
+			// Key 0, the oldest, is used: key 1 is evicted first.
+			if _, ok := c.get(key(0), now); !ok {
+				t.Fatal("miss")
+			}
+			c.add(key(tt.size), claims, now)
+			if !c.contains(key(0)) || c.contains(key(1)) {
+				t.Fatalf("after a hit on the oldest and one insertion: key 0 kept %v, key 1 kept %v", c.contains(key(0)), c.contains(key(1)))
+			}
+			// A token used between every insertion is never evicted,
+			// while the others are, oldest first.
+			for i := tt.size + 1; i < 10*tt.size; i++ {
+				if _, ok := c.get(key(0), now); !ok {
+					t.Fatalf("token in use evicted after %d insertions", i)
+				}
+				c.add(key(i), claims, now)
+				if c.contains(key(i-tt.size+1)) || !c.contains(key(i-tt.size+2)) || c.len() != tt.size {
+					t.Fatalf("insertion %d: not the least recently used evicted (len %d)", i, c.len())
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -76,9 +77,19 @@ var (
 // every Get, rather than golang-lru's expirable.LRU: that one starts a
 // cleanup goroutine that can never be stopped, which would leak one goroutine
 // per config reload.
+//
+// A hit reads the entry under the LRU's read lock (Peek), so concurrent hits
+// do not queue behind each other as they did on lru.Cache.Get's write lock
+// (mutex profiles in docs/performance.md); an entry is moved to the front only
+// when more than window other entries were added or moved there since it
+// last was, as in jwtverify's verified-token cache: a user active at least
+// once per window insertions stays cached, eviction is least recently used
+// within window, and exactly so for caches of fewer than 4 entries.
 type upstreamCache struct {
 	source  TokenSource
-	lru     *lru.Cache[upstreamKey, cachedToken] // nil when caching is off
+	lru     *lru.Cache[upstreamKey, *cachedToken] // nil when caching is off
+	moves   atomic.Uint64                         // entries added or moved to the front so far
+	window  uint64                                // size/4
 	ttl     time.Duration
 	group   singleflight.Group
 	now     func() time.Time
@@ -150,7 +161,9 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 				}
 			}
 			if now.Before(deadline) {
-				u.lru.Add(key, cachedToken{tok: tok, deadline: deadline})
+				ct := &cachedToken{tok: tok, deadline: deadline}
+				ct.moved.Store(u.moves.Add(1))
+				u.lru.Add(key, ct)
 			}
 		}
 		return tok, nil
@@ -210,15 +223,19 @@ func (u *upstreamCache) cached(key upstreamKey) (Token, bool) {
 	if u.lru == nil {
 		return Token{}, false
 	}
-	ct, ok := u.lru.Get(key)
+	ct, ok := u.lru.Peek(key)
 	if !ok {
 		return Token{}, false
 	}
-	if u.now().Before(ct.deadline) {
-		return ct.tok, true
+	if !u.now().Before(ct.deadline) {
+		u.lru.Remove(key)
+		return Token{}, false
 	}
-	u.lru.Remove(key)
-	return Token{}, false
+	if u.moves.Load() > ct.moved.Load()+u.window {
+		u.lru.Get(key) // move to the front
+		ct.moved.Store(u.moves.Add(1))
+	}
+	return ct.tok, true
 }
 
 func (u *upstreamCache) hit(h bool) {
@@ -233,7 +250,8 @@ func (u *upstreamCache) hit(h bool) {
 func newUpstreamCache(src TokenSource, size int, ttl, timeout time.Duration, now func() time.Time) *upstreamCache {
 	u := &upstreamCache{source: src, now: now, ttl: ttl, timeout: timeout, expirySkew: 10 * time.Second}
 	if size > 0 && ttl > 0 {
-		u.lru, _ = lru.New[upstreamKey, cachedToken](size) // error only for size <= 0
+		u.lru, _ = lru.New[upstreamKey, *cachedToken](size) // error only for size <= 0
+		u.window = uint64(size) / 4
 	}
 	return u
 }
@@ -243,4 +261,7 @@ func newUpstreamCache(src TokenSource, size int, ttl, timeout time.Duration, now
 type cachedToken struct {
 	tok      Token
 	deadline time.Time
+	// moved is upstreamCache.moves when the entry was last added or moved
+	// to the front.
+	moved atomic.Uint64
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,6 +264,93 @@ func TestHandlerClientGoneWhileWaiting(t *testing.T) {
 			}
 			if env.logs.FilterMessage("request rejected").FilterField(zap.String("reason", "canceled")).Len() != 1 {
 				t.Fatal("no debug line with reason canceled")
+			}
+		})
+	}
+}
+
+// BenchmarkUpstreamCacheHitParallel is a cache hit from GOMAXPROCS
+// goroutines at once (run it with -cpu 1,2,...), for one user, as in the
+// load benchmark's (c), and for many: contention in the cache shows as
+// ns/op that fails to fall with more CPUs.
+func BenchmarkUpstreamCacheHitParallel(b *testing.B) {
+	for _, users := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
+			src := funcSource(func(context.Context, *jwtverify.Claims, string) (Token, error) {
+				return Token{Value: "upstream"}, nil
+			})
+			u := newUpstreamCache(src, DefaultUpstreamCacheSize, time.Hour, time.Second, time.Now)
+			ctx := context.Background()
+			claims := make([]*jwtverify.Claims, users)
+			for i := range claims {
+				claims[i] = &jwtverify.Claims{Issuer: "https://issuer", Subject: "user-" + strconv.Itoa(i)}
+				if _, err := u.Get(ctx, claims[i], "subject"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var seed atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seed.Add(7919))
+				for pb.Next() {
+					if _, err := u.Get(ctx, claims[i%users], "subject"); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+		})
+	}
+}
+
+// TestUpstreamCacheRecency: hits keep an active user's token cached;
+// eviction takes the least recently used user, exactly in a small cache
+// (window 0) and within the window in a larger one.
+func TestUpstreamCacheRecency(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+	}{{"exact", 3}, {"windowed", 40}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+			var calls atomic.Int64
+			src := funcSource(func(_ context.Context, c *jwtverify.Claims, _ string) (Token, error) {
+				calls.Add(1)
+				return Token{Value: "tok-" + c.Subject}, nil
+			})
+			u := newUpstreamCache(src, tt.size, time.Hour, time.Second, clock.Now)
+			user := func(i int) *jwtverify.Claims {
+				return &jwtverify.Claims{Issuer: "https://a", Subject: "u" + strconv.Itoa(i)}
+			}
+			cached := func(i int) bool { return u.lru.Contains(upstreamKey{"https://a", "u" + strconv.Itoa(i)}) }
+			get := func(i int) {
+				t.Helper()
+				if tok, err := u.Get(context.Background(), user(i), "subject"); err != nil || tok.Value != "tok-u"+strconv.Itoa(i) {
+					t.Fatalf("user %d: %v, %v", i, tok, err)
+				}
+			}
+			for i := range tt.size {
+				get(i)
+			}
+			// User 0, the oldest, is active: user 1 is evicted first.
+			get(0)
+			get(tt.size)
+			if !cached(0) || cached(1) || calls.Load() != int64(tt.size+1) {
+				t.Fatalf("after a hit on the oldest and one new user: user 0 kept %v, user 1 kept %v, %d calls", cached(0), cached(1), calls.Load())
+			}
+			// A user active between every new user keeps the cached
+			// token, while the others are evicted, oldest first.
+			for i := tt.size + 1; i < 10*tt.size; i++ {
+				get(0)
+				get(i)
+				if calls.Load() != int64(i+1) {
+					t.Fatalf("new user %d: %d source calls, want %d (the active user's token was evicted)", i, calls.Load(), i+1)
+				}
+				if cached(i-tt.size+1) || !cached(i-tt.size+2) || u.lru.Len() != tt.size {
+					t.Fatalf("new user %d: not the least recently used evicted (len %d)", i, u.lru.Len())
+				}
 			}
 		})
 	}

@@ -79,6 +79,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.Instructions > 0 {
 		return s.instructions(stdout)
 	}
+	if cfg.ScanOnly {
+		s.profiles()
+		s.concurrencyScan()
+		return s.finish(stdout)
+	}
 	s.mainComparison()
 	if !cfg.MainOnly {
 		s.openLoops()
@@ -111,8 +116,11 @@ func (s *session) prepare() error {
 		return err
 	}
 	nFresh := s.cfg.FreshTokens
-	if s.cfg.Instructions > 0 {
+	switch {
+	case s.cfg.Instructions > 0:
 		nFresh = s.cfg.Instructions
+	case s.cfg.ScanOnly:
+		nFresh = 1 // (d) does not run
 	}
 	s.logf("minting %d RS256 tokens for (d)", nFresh)
 	t0 := time.Now()

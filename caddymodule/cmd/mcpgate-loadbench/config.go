@@ -44,6 +44,10 @@ func caddyConfig(p caddyParams) ([]byte, error) {
 			"client_id": "gateway", "client_secret": exchangeSecret, "audience": "https://api.github.com",
 		},
 		"upstream_cache_size": p.UpstreamLRU,
+		// Named, not left to the default (Authorization since 46f6966),
+		// so that the backend can tell the injected token from the
+		// client's and the figures stay comparable with earlier runs.
+		"upstream_header": upstreamHeader,
 	}
 	server := func(addr string, handlers ...any) map[string]any {
 		return map[string]any{

@@ -49,7 +49,7 @@ func TestCaddyConfig(t *testing.T) {
 		}
 		if tt.server == "gateway" {
 			h := s.Routes[0].Handle[0]
-			if h["verify_cache_size"].(float64) != 10 || h["upstream_cache_size"].(float64) != 20 || h["resource"] != p.Resource {
+			if h["verify_cache_size"].(float64) != 10 || h["upstream_cache_size"].(float64) != 20 || h["resource"] != p.Resource || h["upstream_header"] != upstreamHeader {
 				t.Fatalf("mcp_auth config %v", h)
 			}
 		}

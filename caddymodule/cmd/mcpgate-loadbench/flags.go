@@ -25,7 +25,9 @@ type config struct {
 	Loads        []float64
 	Pin          bool
 	MainOnly     bool
+	ScanOnly     bool
 	Instructions int
+	InstrConc    int
 	Caddy        string
 	ProfileDir   string
 	Out          string
@@ -50,10 +52,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
 	loads := fs.String("load", "0.25,0.5", "open-loop latency phase: request rates as fractions of (b)'s measured throughput, comma-separated, each in (0, 1]")
 	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again; use a few thousand, since each case must span many GC cycles (4000: about 4 minutes)")
+	fs.IntVar(&c.InstrConc, "instructions-conc", 4, "with -instructions: connections the counted requests come from")
 	fs.BoolVar(&c.MainOnly, "main-only", false, "run only (a), the interleaved rounds of (b), (b'), (c), and (d): for long runs that narrow c/b's confidence interval (e.g. -duration 450s -rounds 900)")
+	fs.BoolVar(&c.ScanOnly, "scan-only", false, "run only the concurrency scan (-conc), after the warm-up; with -profile-dir, first profile (b) and (c) at -c connections for -duration each")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
-	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU and alloc profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof); profiling slows (d). With -instructions: the callgrind dump of each case")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU, alloc, mutex and block profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof; the built-in Caddy then records mutex contention and blocking, which -caddy binaries do not); profiling slows (d). With -instructions: the callgrind dump of each case")
 	fs.StringVar(&c.Out, "out", "", "also write the markdown report to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -68,8 +72,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Loads, err = fractionList(*loads); err != nil {
 		return c, fmt.Errorf("-load: %w", err)
 	}
-	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Instructions < 0 {
-		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens and -sse must be positive, -instructions not negative")
+	if c.MainOnly && c.ScanOnly {
+		err = fmt.Errorf("-main-only and -scan-only exclude each other")
+		fmt.Fprintln(stderr, err)
+		return c, err
+	}
+	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Instructions < 0 || c.InstrConc < 1 {
+		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens, -sse and -instructions-conc must be positive, -instructions not negative")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}

@@ -11,10 +11,13 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || len(c.ConcList) != 2 || c.Users[1] != 10 || c.Conc != 4 || len(c.Loads) != 2 || c.Loads[0] != 0.1 || c.Loads[1] != 1 {
 		t.Fatalf("parse: %+v, %v", c, err)
 	}
+	if c, err := parseFlags([]string{"-scan-only"}, &sb); err != nil || !c.ScanOnly || c.MainOnly {
+		t.Fatalf("-scan-only: %+v, %v", c, err)
+	}
 	if c, err := parseFlags(nil, &sb); err != nil || len(c.Loads) != 2 || c.Loads[0] != 0.25 || c.Loads[1] != 0.5 || c.Rounds != 60 {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
-	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}} {
+	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}, {"-main-only", "-scan-only"}, {"-instructions-conc", "0"}} {
 		if _, err := parseFlags(bad, &sb); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

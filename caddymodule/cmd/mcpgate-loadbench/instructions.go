@@ -120,7 +120,7 @@ func dumpTotal(r io.Reader) (int64, error) {
 }
 
 // countInstructions runs n = cfg.Instructions requests of (b), (b'), (c),
-// (d) (one fresh token each) and (b) again from 4 connections, counting
+// (d) (one fresh token each) and (b) again from cfg.InstrConc connections, counting
 // Caddy's instructions around each; with cfg.ProfileDir it keeps each dump.
 func countInstructions(cfg config, cg *callgrind, proxied, gated target, cached string, fresh []string, logf func(string, ...any)) ([]instrResult, error) {
 	n := cfg.Instructions
@@ -138,7 +138,7 @@ func countInstructions(cfg config, cg *callgrind, proxied, gated target, cached 
 	} {
 		logf("instructions: %s, %d requests", ic.name, n)
 		var r result
-		instr, err := cg.measure(func() { r = run(ic.name, ic.t, ic.p, 4, time.Hour) })
+		instr, err := cg.measure(func() { r = run(ic.name, ic.t, ic.p, cfg.InstrConc, time.Hour) })
 		if err != nil {
 			return nil, err
 		}
@@ -189,7 +189,7 @@ func instructionsMarkdown(w io.Writer, cfg config, pl placement, rs []instrResul
 	p("")
 	p("- command: `go run ./caddymodule/cmd/mcpgate-loadbench %s`", strings.Join(cfg.Args, " "))
 	p("- placement: %s", pl.describe())
-	p("- Caddy under valgrind --tool=callgrind (GODEBUG=asyncpreemptoff=1); %d requests per case from 4 connections; counters zeroed before and dumped after each case", cfg.Instructions)
+	p("- Caddy under valgrind --tool=callgrind (GODEBUG=asyncpreemptoff=1); %d requests per case from %d connections; counters zeroed before and dumped after each case", cfg.Instructions, cfg.InstrConc)
 	p("- user-space instructions (event Ir) of the whole Caddy process, its garbage collector included; the kernel's work is not counted")
 	p("")
 	p("| case | requests | errors | instructions/request | vs (b) |")

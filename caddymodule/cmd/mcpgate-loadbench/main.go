@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -42,6 +43,9 @@ func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "caddy":
+			if os.Getenv(contentionEnv) != "" {
+				recordContention()
+			}
 			os.Args = append(os.Args[:1:1], os.Args[2:]...)
 			caddycmd.Main()
 			return
@@ -79,4 +83,18 @@ func serveBackend(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// contentionEnv, set by the parent when -profile-dir is given, asks the
+// re-executed Caddy to record mutex contention and blocking, so its admin
+// /debug/pprof/mutex and /debug/pprof/block have something to show.
+const contentionEnv = "MCPGATE_LOADBENCH_CONTENTION"
+
+// recordContention turns on the runtime's mutex and block profiles: every
+// contended mutex event and every blocking event of 10 µs or more (sampled
+// in proportion below that). Both cost a little on every event, which is why
+// only profiled runs have them.
+func recordContention() {
+	runtime.SetMutexProfileFraction(1)
+	runtime.SetBlockProfileRate(10_000) // ns
 }

@@ -186,6 +186,10 @@ func startStack(ctx context.Context, cfg config, dir, self string, pl placement,
 	if bin, args, err = pinnedCommand(pl.caddy, bin, args); err != nil {
 		return nil, err
 	}
+	if cfg.ProfileDir != "" && cfg.Instructions == 0 {
+		os.Setenv(contentionEnv, "1")
+		defer os.Unsetenv(contentionEnv)
+	}
 	st.caddy, _, err = startChild("caddy", dir, bin, args, false)
 	if hadGODEBUG {
 		os.Setenv("GODEBUG", prevGODEBUG)

@@ -65,55 +65,57 @@ func (rep *report) markdown(w io.Writer) {
 	p("- Caddy: %s; backend: separate Go process; issuer + token exchange: in the load generator", rep.caddyBin)
 	p("- mcp_auth: verify_cache_size %d, upstream_cache_size %d, token_exchange source", cfg.VerifyCache, cfg.UpstreamLRU)
 	p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
-	p("")
-	p("### Gateway cost at concurrency %d ((a) alone for %s, then %d interleaved rounds of b/b'/c; %s each case)", cfg.Conc, cfg.directDuration(), cfg.Rounds, cfg.Duration)
-	p("")
-	p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
-	p("|---|---:|---:|---:|---:|---:|---:|")
-	for _, r := range rep.main {
-		p("| %s | %.0f | %s | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), usNum(r.CPUPerReq()), r.Reqs, r.Errors)
-	}
-	if len(rep.main) == 5 {
-		b, b2, c, d := rep.main[1], rep.main[2], rep.main[3], rep.main[4]
+	if !cfg.ScanOnly {
 		p("")
-		p("- c/b throughput, pooled over all rounds: %.3f; p99 added by mcp_auth: **%s ms** (goal <= 0.2 ms); noise floor: (b)'s odd rounds against its even rounds differ by %s ms in p99", ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99), msSigned(rep.noiseP99))
-		if len(rep.roundRatios) > 0 {
-			rr := slices.Sorted(slices.Values(rep.roundRatios))
-			p("- c/b throughput per round: median %.3f, range %.3f–%.3f over %d rounds", median(rr), rr[0], rr[len(rr)-1], len(rr))
-			p("- **c/b throughput from the paired rounds: %s**: the goal (>= 0.95) %s", rep.cb, rep.cb.atLeast(0.95))
-			p("- split of that cost, paired the same way: b'/b (carrying the bearer header) %s; c/b' %s (what mcp_auth does, less what (b') pays to forward the header that (c) removes, so it understates mcp_auth's own cost)", rep.b2b, rep.cb2)
+		p("### Gateway cost at concurrency %d ((a) alone for %s, then %d interleaved rounds of b/b'/c; %s each case)", cfg.Conc, cfg.directDuration(), cfg.Rounds, cfg.Duration)
+		p("")
+		p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
+		p("|---|---:|---:|---:|---:|---:|---:|")
+		for _, r := range rep.main {
+			p("| %s | %.0f | %s | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), usNum(r.CPUPerReq()), r.Reqs, r.Errors)
 		}
-		p("- **d/b throughput: %.3f**; p99 added: %s ms", ratio(d.RPS(), b.RPS()), msSigned(d.P99-b.P99))
-		p("- Caddy CPU per request: c adds %s µs to b's %s µs (b/c CPU ratio %.3f: the throughput ratio Caddy would reach on cores of its own); d adds %s µs",
-			usNum(c.CPUPerReq()-b.CPUPerReq()), usNum(b.CPUPerReq()), ratio(float64(b.CPUPerReq()), float64(c.CPUPerReq())), usNum(d.CPUPerReq()-b.CPUPerReq()))
-		p("- b'/b throughput: %.3f, Caddy CPU %s µs/req: the cost of the bearer header alone (read, parsed, copied, forwarded); c/b' throughput: %.3f",
-			ratio(b2.RPS(), b.RPS()), usSigned(b2.CPUPerReq()-b.CPUPerReq()), ratio(c.RPS(), b2.RPS()))
-		p("- b/a throughput (Caddy's own proxy cost): %.3f", ratio(b.RPS(), rep.main[0].RPS()))
-		if rep.freshNote != "" {
-			p("- %s", rep.freshNote)
+		if len(rep.main) == 5 {
+			b, b2, c, d := rep.main[1], rep.main[2], rep.main[3], rep.main[4]
+			p("")
+			p("- c/b throughput, pooled over all rounds: %.3f; p99 added by mcp_auth: **%s ms** (goal <= 0.2 ms); noise floor: (b)'s odd rounds against its even rounds differ by %s ms in p99", ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99), msSigned(rep.noiseP99))
+			if len(rep.roundRatios) > 0 {
+				rr := slices.Sorted(slices.Values(rep.roundRatios))
+				p("- c/b throughput per round: median %.3f, range %.3f–%.3f over %d rounds", median(rr), rr[0], rr[len(rr)-1], len(rr))
+				p("- **c/b throughput from the paired rounds: %s**: the goal (>= 0.95) %s", rep.cb, rep.cb.atLeast(0.95))
+				p("- split of that cost, paired the same way: b'/b (carrying the bearer header) %s; c/b' %s (what mcp_auth does, less what (b') pays to forward the header that (c) removes, so it understates mcp_auth's own cost)", rep.b2b, rep.cb2)
+			}
+			p("- **d/b throughput: %.3f**; p99 added: %s ms", ratio(d.RPS(), b.RPS()), msSigned(d.P99-b.P99))
+			p("- Caddy CPU per request: c adds %s µs to b's %s µs (b/c CPU ratio %.3f: the throughput ratio Caddy would reach on cores of its own); d adds %s µs",
+				usNum(c.CPUPerReq()-b.CPUPerReq()), usNum(b.CPUPerReq()), ratio(float64(b.CPUPerReq()), float64(c.CPUPerReq())), usNum(d.CPUPerReq()-b.CPUPerReq()))
+			p("- b'/b throughput: %.3f, Caddy CPU %s µs/req: the cost of the bearer header alone (read, parsed, copied, forwarded); c/b' throughput: %.3f",
+				ratio(b2.RPS(), b.RPS()), usSigned(b2.CPUPerReq()-b.CPUPerReq()), ratio(c.RPS(), b2.RPS()))
+			p("- b/a throughput (Caddy's own proxy cost): %.3f", ratio(b.RPS(), rep.main[0].RPS()))
+			if rep.freshNote != "" {
+				p("- %s", rep.freshNote)
+			}
+			p("- token exchanges during the main comparison: %d (all served from the upstream cache)", rep.exchanges0)
 		}
-		p("- token exchanges during the main comparison: %d (all served from the upstream cache)", rep.exchanges0)
-	}
-	if len(rep.open) > 0 {
-		p("")
-		p("### Latency at a fixed rate (open loop, %d connections; at each rate (a) alone for %s, then %d interleaved rounds of b/c; %s each case)", cfg.Conc, cfg.directDuration(), cfg.Rounds, cfg.Duration)
-		p("")
-		p("Latency counts from when each request was due, so waiting behind a slow one is included. (a) shows what the load generator and the backend add on their own. The noise floor is (b)'s odd rounds against its even rounds.")
-		p("")
-		p("| load (of (b)'s req/s) | req/s | (a) p99 ms | (b) p50 ms | (b) p99 ms | (c) p50 ms | (c) p99 ms | **p99 added** (goal <= 0.2 ms) | p99 noise floor | (b) CPU µs/req | (c) CPU µs/req | errors |")
-		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-		for _, ol := range rep.open {
-			a, b, c := ol.cases[0], ol.cases[1], ol.cases[2]
-			p("| %.2f | %.0f | %s | %s | %s | %s | %s | **%s** | %s | %s | %s | %d |", ol.load, ol.rate, ms(a.P99), ms(b.P50), ms(b.P99), ms(c.P50), ms(c.P99),
-				msSigned(c.P99-b.P99), msSigned(ol.noiseP99), usNum(b.CPUPerReq()), usNum(c.CPUPerReq()), a.Errors+b.Errors+c.Errors)
+		if len(rep.open) > 0 {
+			p("")
+			p("### Latency at a fixed rate (open loop, %d connections; at each rate (a) alone for %s, then %d interleaved rounds of b/c; %s each case)", cfg.Conc, cfg.directDuration(), cfg.Rounds, cfg.Duration)
+			p("")
+			p("Latency counts from when each request was due, so waiting behind a slow one is included. (a) shows what the load generator and the backend add on their own. The noise floor is (b)'s odd rounds against its even rounds.")
+			p("")
+			p("| load (of (b)'s req/s) | req/s | (a) p99 ms | (b) p50 ms | (b) p99 ms | (c) p50 ms | (c) p99 ms | **p99 added** (goal <= 0.2 ms) | p99 noise floor | (b) CPU µs/req | (c) CPU µs/req | errors |")
+			p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+			for _, ol := range rep.open {
+				a, b, c := ol.cases[0], ol.cases[1], ol.cases[2]
+				p("| %.2f | %.0f | %s | %s | %s | %s | %s | **%s** | %s | %s | %s | %d |", ol.load, ol.rate, ms(a.P99), ms(b.P50), ms(b.P99), ms(c.P50), ms(c.P99),
+					msSigned(c.P99-b.P99), msSigned(ol.noiseP99), usNum(b.CPUPerReq()), usNum(c.CPUPerReq()), a.Errors+b.Errors+c.Errors)
+			}
+			p("")
 		}
-		p("")
-	}
-	p("- Caddy RSS: idle %s, after (a)-(d) %s", mib(rep.memIdle.RSS), mib(rep.memMain.RSS))
-	if rep.mintES > 0 {
-		p("- minting (before the phases, not measured): RS256 %s/token, ES256 %s/token", us(rep.mintRS), us(rep.mintES))
-	} else {
-		p("- minting (before the phases, not measured): RS256 %s/token", us(rep.mintRS))
+		p("- Caddy RSS: idle %s, after (a)-(d) %s", mib(rep.memIdle.RSS), mib(rep.memMain.RSS))
+		if rep.mintES > 0 {
+			p("- minting (before the phases, not measured): RS256 %s/token, ES256 %s/token", us(rep.mintRS), us(rep.mintES))
+		} else {
+			p("- minting (before the phases, not measured): RS256 %s/token", us(rep.mintRS))
+		}
 	}
 	if !cfg.MainOnly {
 		p("")
@@ -126,25 +128,27 @@ func (rep *report) markdown(w io.Writer) {
 			p("| %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.3f | %s |", b.Conc, b.RPS(), ms(b.P50), ms(b.P99), usNum(b.CPUPerReq()),
 				c.RPS(), ms(c.P50), ms(c.P99), usNum(c.CPUPerReq()), ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
 		}
-		p("")
-		p("### Distinct users (concurrency %d, ES256 token per user, >= %s and at least one request per user)", cfg.Conc, cfg.ScanDuration)
-		p("")
-		p("| users | req/s | p50 ms | p99 ms | requests | token exchanges | Caddy live heap (after GC) | Caddy RSS | Caddy peak RSS |")
-		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-		for _, u := range rep.users {
-			p("| %d | %.0f | %s | %s | %d | %d | %s | %s | %s |", u.users, u.r.RPS(), ms(u.r.P50), ms(u.r.P99), u.r.Reqs, u.exchanges, mib(u.heap), mib(u.mem.RSS), mib(u.mem.HWM))
+		if !cfg.ScanOnly {
+			p("")
+			p("### Distinct users (concurrency %d, ES256 token per user, >= %s and at least one request per user)", cfg.Conc, cfg.ScanDuration)
+			p("")
+			p("| users | req/s | p50 ms | p99 ms | requests | token exchanges | Caddy live heap (after GC) | Caddy RSS | Caddy peak RSS |")
+			p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+			for _, u := range rep.users {
+				p("| %d | %.0f | %s | %s | %d | %d | %s | %s | %s |", u.users, u.r.RPS(), ms(u.r.P50), ms(u.r.P99), u.r.Reqs, u.exchanges, mib(u.heap), mib(u.mem.RSS), mib(u.mem.HWM))
+			}
+			p("")
+			p("Idle Caddy before the run: live heap %s, RSS %s. Users already seen in a smaller step are cached, so each step adds only the new ones' token exchanges.", mib(rep.heapIdle), mib(rep.memIdle.RSS))
+			p("")
+			p("### Streaming: first SSE event (%d sequential requests per path)", cfg.SSE)
+			p("")
+			p("| path | p50 ms | p99 ms |")
+			p("|---|---:|---:|")
+			p("| backend direct | %s | %s |", ms(rep.sse[0].P50), ms(rep.sse[0].P99))
+			p("| through mcp_auth + reverse_proxy | %s | %s |", ms(rep.sse[1].P50), ms(rep.sse[1].P99))
+			p("")
+			p("- added: p50 %s ms, p99 %s ms (goal: within 5 ms)", msSigned(rep.sse[1].P50-rep.sse[0].P50), msSigned(rep.sse[1].P99-rep.sse[0].P99))
 		}
-		p("")
-		p("Idle Caddy before the run: live heap %s, RSS %s. Users already seen in a smaller step are cached, so each step adds only the new ones' token exchanges.", mib(rep.heapIdle), mib(rep.memIdle.RSS))
-		p("")
-		p("### Streaming: first SSE event (%d sequential requests per path)", cfg.SSE)
-		p("")
-		p("| path | p50 ms | p99 ms |")
-		p("|---|---:|---:|")
-		p("| backend direct | %s | %s |", ms(rep.sse[0].P50), ms(rep.sse[0].P99))
-		p("| through mcp_auth + reverse_proxy | %s | %s |", ms(rep.sse[1].P50), ms(rep.sse[1].P99))
-		p("")
-		p("- added: p50 %s ms, p99 %s ms (goal: within 5 ms)", msSigned(rep.sse[1].P50-rep.sse[0].P50), msSigned(rep.sse[1].P99-rep.sse[0].P99))
 	}
 	var errs []string
 	for _, r := range append(append([]result{}, rep.main...), rep.sse[0], rep.sse[1]) {

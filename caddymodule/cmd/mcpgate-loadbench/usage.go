@@ -137,12 +137,14 @@ func parseStatCPU(s string) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
-// startProfile fetches Caddy's CPU profile and alloc delta for about d in
-// the background, into dir/caddy-<name>-<kind>.pprof; the returned func
-// waits for both.
+// startProfile fetches Caddy's CPU profile and its alloc, mutex and block
+// deltas for about d in the background, into dir/caddy-<name>-<kind>.pprof;
+// the returned func waits for all four. The mutex and block profiles are
+// empty unless Caddy records them (see recordContention).
 func startProfile(ctx context.Context, admin, dir, name string, d time.Duration, logf func(string, ...any)) func() {
 	secs := max(1, int(d/time.Second)-1)
-	done := make(chan struct{}, 2)
+	kinds := []string{"profile", "allocs", "mutex", "block"}
+	done := make(chan struct{}, len(kinds))
 	fetch := func(kind string) {
 		defer func() { done <- struct{}{} }()
 		url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", admin, kind, secs)
@@ -167,7 +169,12 @@ func startProfile(ctx context.Context, admin, dir, name string, d time.Duration,
 			logf("profile %s: status %d, %v", kind, resp.StatusCode, err)
 		}
 	}
-	go fetch("profile")
-	go fetch("allocs")
-	return func() { <-done; <-done }
+	for _, k := range kinds {
+		go fetch(k)
+	}
+	return func() {
+		for range kinds {
+			<-done
+		}
+	}
 }
