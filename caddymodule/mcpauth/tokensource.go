@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+	"github.com/mcpgate/mcpgate/internal/expirylru"
 )
 
 // Token is an upstream credential for one user, such as a GitHub access
@@ -69,27 +68,15 @@ var (
 	ErrSubjectTokenRejected = errors.New("mcp_auth: token source rejected the subject token")
 )
 
-// upstreamCache caches upstream tokens per user in an expiring LRU and
-// collapses concurrent misses for one user into a single source call.
-//
-// It is a plain golang-lru/v2 LRU whose entries carry their own deadline
-// (min(now+ttl, token expiry-skew)), checked with the replaceable clock on
-// every Get, rather than golang-lru's expirable.LRU: that one starts a
-// cleanup goroutine that can never be stopped, which would leak one goroutine
-// per config reload.
-//
-// A hit reads the entry under the LRU's read lock (Peek), so concurrent hits
-// do not queue behind each other as they did on lru.Cache.Get's write lock
-// (mutex profiles in docs/performance.md); an entry is moved to the front only
-// when more than window other entries were added or moved there since it
-// last was, as in jwtverify's verified-token cache: a user active at least
-// once per window insertions stays cached, eviction is least recently used
-// within window, and exactly so for caches of fewer than 4 entries.
+// upstreamCache caches upstream tokens per user and collapses concurrent
+// misses for one user into a single source call. Its cache is an
+// internal/expirylru LRU, shared in design with jwtverify's verified-token
+// cache: entries carry their own deadline (min(now+ttl, token expiry-skew)),
+// checked with the replaceable clock on every hit; hits do not wait for each
+// other; there is no background goroutine to leak on config reloads.
 type upstreamCache struct {
 	source  TokenSource
-	lru     *lru.Cache[upstreamKey, *cachedToken] // nil when caching is off
-	moves   atomic.Uint64                         // entries added or moved to the front so far
-	window  uint64                                // size/4
+	lru     *expirylru.Cache[upstreamKey, Token] // nil when caching is off
 	ttl     time.Duration
 	group   singleflight.Group
 	now     func() time.Time
@@ -161,9 +148,7 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 				}
 			}
 			if now.Before(deadline) {
-				ct := &cachedToken{tok: tok, deadline: deadline}
-				ct.moved.Store(u.moves.Add(1))
-				u.lru.Add(key, ct)
+				u.lru.Add(key, tok, deadline)
 			}
 		}
 		return tok, nil
@@ -223,19 +208,7 @@ func (u *upstreamCache) cached(key upstreamKey) (Token, bool) {
 	if u.lru == nil {
 		return Token{}, false
 	}
-	ct, ok := u.lru.Peek(key)
-	if !ok {
-		return Token{}, false
-	}
-	if !u.now().Before(ct.deadline) {
-		u.lru.Remove(key)
-		return Token{}, false
-	}
-	if u.moves.Load() > ct.moved.Load()+u.window {
-		u.lru.Get(key) // move to the front
-		ct.moved.Store(u.moves.Add(1))
-	}
-	return ct.tok, true
+	return u.lru.Get(key, u.now())
 }
 
 func (u *upstreamCache) hit(h bool) {
@@ -250,18 +223,7 @@ func (u *upstreamCache) hit(h bool) {
 func newUpstreamCache(src TokenSource, size int, ttl, timeout time.Duration, now func() time.Time) *upstreamCache {
 	u := &upstreamCache{source: src, now: now, ttl: ttl, timeout: timeout, expirySkew: 10 * time.Second}
 	if size > 0 && ttl > 0 {
-		u.lru, _ = lru.New[upstreamKey, *cachedToken](size) // error only for size <= 0
-		u.window = uint64(size) / 4
+		u.lru, _ = expirylru.New[upstreamKey, Token](size) // error only for size <= 0
 	}
 	return u
-}
-
-// cachedToken is a cache entry: the token and when the cache must stop
-// serving it.
-type cachedToken struct {
-	tok      Token
-	deadline time.Time
-	// moved is upstreamCache.moves when the entry was last added or moved
-	// to the front.
-	moved atomic.Uint64
 }
