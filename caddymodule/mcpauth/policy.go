@@ -103,26 +103,8 @@ func (h *Handler) checkPolicy(w http.ResponseWriter, r *http.Request, pc *policy
 	if err == nil {
 		pc.req, err = toolpolicy.Inspect(r.Header, body)
 	}
-	var re *toolpolicy.RequestError
-	switch {
-	case errors.As(err, &re):
-		switch {
-		case errors.Is(re, toolpolicy.ErrBodyTooLarge):
-			pc.decision = decisionTooLarge
-		case errors.Is(re, toolpolicy.ErrHeaderMismatch):
-			pc.decision = decisionHeaderMismatch
-		default:
-			pc.decision = decisionMalformed
-		}
-		pc.status = re.Status
-		return true, h.refuseJSONRPC(w, r, re.Status, pc.decision, re.ErrorBody(), claims.Subject)
-	case err != nil:
-		if r.Context().Err() != nil {
-			return true, h.reject(w, r, canceled(claims.Subject))
-		}
-		// A body that ended early or broke off: the client's fault.
-		pc.decision, pc.status = decisionMalformed, http.StatusBadRequest
-		return true, h.refuseJSONRPC(w, r, http.StatusBadRequest, "body_unreadable", bodyUnreadable, claims.Subject)
+	if err != nil {
+		return h.refuseUnreadable(w, r, pc, claims, err)
 	}
 	if len(pc.req.Calls) > 0 {
 		pc.method, pc.name = pc.req.Calls[0].Method, pc.req.Calls[0].Name
@@ -155,6 +137,32 @@ func (h *Handler) checkPolicy(w http.ResponseWriter, r *http.Request, pc *policy
 		return true, h.refuseJSONRPC(w, r, pc.status, "tool_forbidden", pc.d.ErrorBody(), claims.Subject, pc.d.Reason)
 	}
 	return false, nil
+}
+
+// refuseUnreadable answers a POST whose body the policy could not decide
+// on: too large (413), not JSON-RPC or headers that disagree with it (400,
+// with the JSON-RPC error code toolpolicy chose), or cut short. Kept apart
+// from checkPolicy so the allowed path does not pay for errors.As.
+func (h *Handler) refuseUnreadable(w http.ResponseWriter, r *http.Request, pc *policyCall, claims *jwtverify.Claims, err error) (bool, error) {
+	var re *toolpolicy.RequestError
+	switch {
+	case errors.As(err, &re):
+		switch {
+		case errors.Is(re, toolpolicy.ErrBodyTooLarge):
+			pc.decision = decisionTooLarge
+		case errors.Is(re, toolpolicy.ErrHeaderMismatch):
+			pc.decision = decisionHeaderMismatch
+		default:
+			pc.decision = decisionMalformed
+		}
+		pc.status = re.Status
+		return true, h.refuseJSONRPC(w, r, re.Status, pc.decision, re.ErrorBody(), claims.Subject)
+	case r.Context().Err() != nil:
+		return true, h.reject(w, r, canceled(claims.Subject))
+	}
+	// A body that ended early or broke off: the client's fault.
+	pc.decision, pc.status = decisionMalformed, http.StatusBadRequest
+	return true, h.refuseJSONRPC(w, r, http.StatusBadRequest, "body_unreadable", bodyUnreadable, claims.Subject)
 }
 
 // bodyUnreadable answers a request body that could not be read whole.
