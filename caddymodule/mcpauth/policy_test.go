@@ -442,3 +442,18 @@ func TestToolPolicyCaddyfile(t *testing.T) {
 		t.Errorf("tool_policy JSON:\n got %s\nwant %s", b, want)
 	}
 }
+
+// TestToolPolicyShortBody: a body shorter than its Content-Length is a
+// client error, answered 400 without reaching the backend.
+func TestToolPolicyShortBody(t *testing.T) {
+	env := policyEnv(t, nil)
+	r := postMCP(env.validToken("github:1"), callBody(1, "read_file"))
+	r.ContentLength += 10
+	w := env.do(r)
+	if w.Code != http.StatusBadRequest || env.backend.Calls() != 0 || !strings.Contains(w.Body.String(), "-32600") {
+		t.Errorf("%d %s, backend calls %d", w.Code, w.Body, env.backend.Calls())
+	}
+	if got := testutil.ToFloat64(env.h.metrics.requests.WithLabelValues(outcomeRejected, "body_unreadable")); got != 1 {
+		t.Errorf("requests_total{rejected,body_unreadable} = %v", got)
+	}
+}
