@@ -435,7 +435,7 @@ func TestToolPolicyCaddyfile(t *testing.T) {
 	}
 	b, _ := json.Marshal(h.ToolPolicy)
 	want := `{"rules":[{"method":"tools/call","name":"read_*","effect":"allow","require":{"scopes_any":["github:repo","mcp:admin"]}},` +
-		`{"method":"tools/call","name":"delete_*","effect":"deny","require":{}},` +
+		`{"method":"tools/call","name":"delete_*","effect":"deny"},` +
 		`{"method":"tools/call","name":"admin_*","effect":"allow","require":{"claims":[{"claim":"groups","contains":"admins"}]}},` +
 		`{"method":"tools/call","name":"write_*","effect":"allow","require":{"scopes_all":["mcp:write"]}}],"default":"allow","max_body_bytes":4096}`
 	if string(b) != want {
