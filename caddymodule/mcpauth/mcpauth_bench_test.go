@@ -215,8 +215,11 @@ func policy20(withClaims bool) *toolpolicy.Config {
 // benchPolicy runs the cached path with a tool policy on a tools/call that
 // the last glob allows; the audit entry goes, JSON-encoded, to io.Discard at
 // INFO, as it would to a log file.
-func benchPolicy(b *testing.B, withClaims bool, auditLevel zapcore.Level) {
+func benchPolicy(b *testing.B, withClaims bool, auditLevel zapcore.Level, noIdentityCache ...bool) {
 	env := newTestEnv(b, func(h *Handler, _ *testEnv) { h.ToolPolicy = policy20(withClaims) })
+	if len(noIdentityCache) > 0 {
+		env.h.identities = nil
+	}
 	env.h.audit = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), auditLevel)).Named("audit")
 	body := []byte(`{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/motd"}}}`)
 	br := newBenchRequest(env.validToken("github:1"))
@@ -258,3 +261,10 @@ func BenchmarkHandlerCachedPolicy20NoAudit(b *testing.B) { benchPolicy(b, false,
 // BenchmarkHandlerCachedPolicy20Claims is the same with a claim matcher, so
 // the token's claims are read (once, then from the identity cache).
 func BenchmarkHandlerCachedPolicy20Claims(b *testing.B) { benchPolicy(b, true, zapcore.InfoLevel) }
+
+// BenchmarkHandlerCachedPolicy20ClaimsNoCache reads the token's claims on
+// every request, as when verify_cache_size is negative: the identity
+// cache's worth.
+func BenchmarkHandlerCachedPolicy20ClaimsNoCache(b *testing.B) {
+	benchPolicy(b, true, zapcore.InfoLevel, true)
+}

@@ -118,7 +118,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // passes it to next, through the tool policy's list filter when pc has a
 // request whose answer lists what the policy restricts.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *jwtverify.Claims, raw string, pc *policyCall) error {
-
 	h.rewriteHeaders(r.Header)
 	if h.upstream != nil {
 		tok, err := h.upstream.Get(r.Context(), claims, raw)
