@@ -127,6 +127,18 @@ func TestE2EToolPolicy(t *testing.T) {
 		t.Errorf("backend got body %q", pb.bodies[0])
 	}
 
+	// A chunked body (no Content-Length) is read, decided and passed on whole.
+	req, _ := http.NewRequest("POST", e2eOrigin+"/mcp", io.MultiReader(strings.NewReader(callBody(8, "read_chunked"))))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := e.tester.Client.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("chunked: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if got := pb.bodies[len(pb.bodies)-1]; got != callBody(8, "read_chunked") {
+		t.Errorf("backend got chunked body %q", got)
+	}
+
 	// tools/list, JSON: delete_repo and admin_users hidden.
 	wantList := `{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"read_file"},{"name":"echo"}],"nextCursor":"c2"}}`
 	list := `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`
@@ -140,7 +152,7 @@ func TestE2EToolPolicy(t *testing.T) {
 	}
 
 	// tools/list over SSE.
-	req, _ := http.NewRequest("POST", e2eOrigin+"/mcp", strings.NewReader(list))
+	req, _ = http.NewRequest("POST", e2eOrigin+"/mcp", strings.NewReader(list))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := e.tester.Client.Do(req)
