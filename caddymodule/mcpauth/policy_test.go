@@ -177,7 +177,8 @@ func TestToolPolicyGetPasses(t *testing.T) {
 // notification and flushes.
 type listBackend struct {
 	calls    atomic.Int32
-	encoding atomic.Value // the Accept-Encoding it saw
+	encoding atomic.Value  // the Accept-Encoding it saw
+	release  chan struct{} // the SSE answer waits for it after the notification
 }
 
 const fourTools = `{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"read_file"},{"name":"delete_repo"},{"name":"admin_users"},{"name":"echo"}],"nextCursor":"c2"}}`
@@ -197,6 +198,7 @@ func (b *listBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if err := http.NewResponseController(w).Flush(); err != nil {
 		return err
 	}
+	<-b.release
 	_, _ = io.WriteString(w, "event: message\ndata: "+fourTools[:50])
 	_, _ = io.WriteString(w, fourTools[50:]+"\n\n")
 	return nil
@@ -208,7 +210,7 @@ func TestToolPolicyFiltersLists(t *testing.T) {
 	wantTools := `{"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"read_file"},{"name":"echo"}],"nextCursor":"c2"}}`
 
 	// Over a real server, so that flushing and streaming are real.
-	b := &listBackend{}
+	b := &listBackend{release: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
 		if err := env.h.ServeHTTP(w, r, caddyhttp.HandlerFunc(b.ServeHTTP)); err != nil {
@@ -252,6 +254,11 @@ func TestToolPolicyFiltersLists(t *testing.T) {
 		if line == "\n" {
 			events = append(events, ev.String())
 			ev.Reset()
+			if len(events) == 1 {
+				// The notification arrived while the backend still holds
+				// the list: the wrappers flush straight through.
+				close(b.release)
+			}
 		}
 	}
 	if len(events) != 2 || !strings.Contains(events[0], "list_changed") ||
