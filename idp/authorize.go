@@ -157,19 +157,24 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.endpoint("/consent?req="+url.QueryEscape(id)), http.StatusFound)
 }
 
-// resolveScope applies the default and checks requested scopes against those offered and, if the
-// client registered a scope, against that.
+// resolveScope applies the default (the client's registered scope, else every scope offered)
+// and checks requested scopes against those offered. A registered scope does not bound later
+// requests: every client here registered itself (DCR or a metadata document), so it could widen
+// its registration at will and the bound would protect nothing, while MCP step-up needs it
+// gone: MCP clients (the TypeScript SDK among them) register with the scope of the first
+// challenge and, when a tool needs more (403 insufficient_scope), authorize again with the wider
+// scope the challenge names. What stops a wider grant is the user's consent, which shows every
+// requested scope and is asked again for scopes not yet approved.
 func (s *Server) resolveScope(c *client, requested string) (string, *oauthError) {
-	allowed := s.opts.Scopes
-	if c.Meta.Scope != "" {
-		allowed = strings.Fields(c.Meta.Scope)
-	}
 	if strings.TrimSpace(requested) == "" {
-		return strings.Join(allowed, " "), nil
+		if c.Meta.Scope != "" {
+			return c.Meta.Scope, nil
+		}
+		return strings.Join(s.opts.Scopes, " "), nil
 	}
 	var out []string
 	for _, sc := range strings.Fields(requested) {
-		if !slices.Contains(allowed, sc) || !slices.Contains(s.opts.Scopes, sc) {
+		if !slices.Contains(s.opts.Scopes, sc) {
 			return "", errInvalidScope("scope " + quoteShort(sc) + " is not available to this client")
 		}
 		if !slices.Contains(out, sc) {

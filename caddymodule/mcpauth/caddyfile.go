@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
 )
 
 func init() {
@@ -53,6 +55,7 @@ func init() {
 //		retry_after            <duration>
 //		metadata_path          <path>
 //		tls_trust_pool         <module> [<args...>] [{ ... }]
+//		tool_policy            { ... }   # see unmarshalToolPolicy
 //	}
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
@@ -205,10 +208,76 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := unmarshalTrustPool(d, &h.TrustPoolRaw); err != nil {
 				return err
 			}
+		case "tool_policy":
+			if err := h.unmarshalToolPolicy(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized mcp_auth option %q", opt)
 		}
 	}
+	return nil
+}
+
+// unmarshalToolPolicy reads the tool_policy block:
+//
+//	tool_policy {
+//		default            allow|deny
+//		scope_claim        <dotted.path>
+//		max_body_bytes     <n>
+//		max_response_bytes <n>
+//		allow|deny <method> [<name>] [scopes_all <scope>...] [scopes_any <scope>...] [claim <path> <test> <value>...]...
+//	}
+//
+// Rule lines are toolpolicy.ParseRule's syntax; the policy is compiled here
+// too, so that a mistake is reported with its line.
+func (h *Handler) unmarshalToolPolicy(d *caddyfile.Dispenser) error {
+	if h.ToolPolicy != nil {
+		return d.Err("tool_policy already specified")
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	cfg := new(toolpolicy.Config)
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "default":
+			if err := oneArg(d, &cfg.Default); err != nil {
+				return err
+			}
+		case "scope_claim":
+			if err := oneArg(d, &cfg.ScopeClaim); err != nil {
+				return err
+			}
+		case "max_body_bytes", "max_response_bytes":
+			name := d.Val()
+			var n int
+			if err := intArg(d, &n); err != nil {
+				return err
+			}
+			if n <= 0 {
+				return d.Errf("%s must be positive", name)
+			}
+			if name == "max_body_bytes" {
+				cfg.MaxBodyBytes = int64(n)
+			} else {
+				cfg.MaxResponseBytes = int64(n)
+			}
+		case toolpolicy.Allow, toolpolicy.Deny:
+			words := append([]string{d.Val()}, d.RemainingArgs()...)
+			r, err := toolpolicy.ParseRule(words)
+			if err != nil {
+				return d.Errf("tool_policy: %v", err)
+			}
+			cfg.Rules = append(cfg.Rules, r)
+		default:
+			return d.Errf("unrecognized tool_policy option %q (default, scope_claim, max_body_bytes, max_response_bytes, allow, deny)", d.Val())
+		}
+	}
+	if _, err := toolpolicy.Compile(*cfg); err != nil {
+		return d.Errf("%v", err)
+	}
+	h.ToolPolicy = cfg
 	return nil
 }
 

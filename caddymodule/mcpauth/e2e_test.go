@@ -114,6 +114,8 @@ type e2e struct {
 	transport string
 	// extra is appended to the site block.
 	extra string
+	// auth is appended to the mcp_auth block.
+	auth string
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -148,6 +150,7 @@ func (e *e2e) config(resourceName string) string {
 			timeout 1s
 		}
 		upstream_header X-GitHub-Token
+		%s
 	}
 	reverse_proxy %s {
 		flush_interval -1
@@ -155,7 +158,7 @@ func (e *e2e) config(resourceName string) string {
 	}
 	%s
 }
-`, e2eOrigin, e2eOrigin, e.issuer.URL(), e.issuer.URL(), resourceName, e.xchg.srv.URL, strings.TrimPrefix(e.backend.srv.URL, "http://"), e.transport, e.extra)
+`, e2eOrigin, e2eOrigin, e.issuer.URL(), e.issuer.URL(), resourceName, e.xchg.srv.URL, e.auth, strings.TrimPrefix(e.backend.srv.URL, "http://"), e.transport, e.extra)
 }
 
 func (e *e2e) load(resourceName string) {

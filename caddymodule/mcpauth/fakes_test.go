@@ -225,6 +225,9 @@ func newTestEnv(t testing.TB, mutate func(*Handler, *testEnv)) *testEnv {
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logger = zap.New(core)
+	if h.policy != nil {
+		h.audit = h.logger.Named("audit")
+	}
 	env.logs = logs
 	env.h = h
 	t.Cleanup(func() {

@@ -12,12 +12,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
+	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
 )
 
 func init() {
@@ -56,7 +58,8 @@ const (
 //
 // On success it sets the placeholders {http.auth.user.id} (the token's sub),
 // {http.auth.user.scope}, {http.auth.user.client_id} and {http.auth.user.iss},
-// removes the client's Authorization header (no token passthrough) and any
+// applies the tool policy when one is configured (ToolPolicy), removes the
+// client's Authorization header (no token passthrough) and any
 // client copy of upstream_header, and sets upstream_header to the user's
 // upstream token from the configured token source. On rejection it sets
 // {http.auth.mcp_auth.error} to a short reason. If the server has
@@ -199,6 +202,16 @@ type Handler struct {
 	// discovery and JWKS. Default: the system roots.
 	TrustPoolRaw json.RawMessage `json:"tls_trust_pool,omitempty" caddy:"namespace=tls.ca_pool.source inline_key=provider"`
 
+	// ToolPolicy is the per-tool authorization policy (docs/mcp_auth.md,
+	// "Tool policy"): which MCP tools, prompts and resources a token may
+	// use, decided on every POST after the token is verified and before
+	// the upstream token is fetched, with list results filtered to match.
+	// When set, every MCP POST also gets an audit entry (logger
+	// http.handlers.mcp_auth.audit, INFO) and the placeholders
+	// {http.auth.mcp.method} and {http.auth.mcp.tool}. Default: none (no
+	// body is read, nothing is audited).
+	ToolPolicy *toolpolicy.Config `json:"tool_policy,omitempty"`
+
 	logger       *zap.Logger
 	metrics      *metrics
 	now          func() time.Time
@@ -219,6 +232,9 @@ type Handler struct {
 	challenges   map[string]string // precomputed WWW-Authenticate by error code
 	scope        string            // RequiredScopes joined
 	retryAfter   string
+	policy       *toolpolicy.Policy                                  // compiled ToolPolicy; nil without one
+	identities   *lru.Cache[*jwtverify.Claims, *toolpolicy.Identity] // by verified token; nil when unused
+	audit        *zap.Logger                                         // http.handlers.mcp_auth.audit
 }
 
 // IssuerConfig is one trusted issuer.
@@ -318,6 +334,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.retryAfter = strconv.Itoa(int((time.Duration(h.RetryAfter) + time.Second - 1) / time.Second))
 	h.scope = strings.Join(h.RequiredScopes, " ")
+	if err := h.provisionPolicy(); err != nil {
+		return err
+	}
 
 	roots, err := loadTrustPool(ctx, h, "TrustPoolRaw", h.TrustPoolRaw)
 	if err != nil {

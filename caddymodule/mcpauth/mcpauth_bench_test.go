@@ -1,6 +1,7 @@
 package mcpauth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -8,12 +9,18 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
 )
 
 // Micro-benchmarks of mcp_auth's per-request work, next to the raw
@@ -180,4 +187,84 @@ func BenchmarkHandlerCachedParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// policy20 is a 20-rule tool policy of the shape operators write: exact
+// names, globs, denies, scope and (withClaims) claim requirements.
+func policy20(withClaims bool) *toolpolicy.Config {
+	cfg := &toolpolicy.Config{Default: toolpolicy.Deny}
+	for i := 0; i < 8; i++ {
+		cfg.Rules = append(cfg.Rules, toolpolicy.Rule{Method: "tools/call", Name: fmt.Sprintf("tool_%d", i),
+			Require: toolpolicy.Requirement{ScopesAny: []string{"mcp:tools"}}})
+	}
+	for i := 0; i < 6; i++ {
+		cfg.Rules = append(cfg.Rules, toolpolicy.Rule{Method: "tools/call", Name: fmt.Sprintf("deny%d_*", i), Effect: toolpolicy.Deny})
+	}
+	for i := 0; i < 4; i++ {
+		cfg.Rules = append(cfg.Rules, toolpolicy.Rule{Method: "prompts/get", Name: fmt.Sprintf("prompt%d_*", i),
+			Require: toolpolicy.Requirement{ScopesAll: []string{"mcp:prompts"}}})
+	}
+	last := toolpolicy.Rule{Method: "tools/call", Name: "read_*", Require: toolpolicy.Requirement{ScopesAny: []string{"github:repo", "mcp:admin"}}}
+	if withClaims {
+		last.Require.Claims = []toolpolicy.ClaimMatch{{Claim: "client_id", Prefix: "client-"}}
+	}
+	cfg.Rules = append(cfg.Rules, last, toolpolicy.Rule{Method: "tools/list"})
+	return cfg
+}
+
+// benchPolicy runs the cached path with a tool policy on a tools/call that
+// the last glob allows; the audit entry goes, JSON-encoded, to io.Discard at
+// INFO, as it would to a log file.
+func benchPolicy(b *testing.B, withClaims bool, auditLevel zapcore.Level, noIdentityCache ...bool) {
+	env := newTestEnv(b, func(h *Handler, _ *testEnv) { h.ToolPolicy = policy20(withClaims) })
+	if len(noIdentityCache) > 0 {
+		env.h.identities = nil
+	}
+	env.h.audit = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), auditLevel)).Named("audit")
+	body := []byte(`{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/motd"}}}`)
+	br := newBenchRequest(env.validToken("github:1"))
+	br.r.Header.Set("Mcp-Method", "tools/call")
+	br.r.Header.Set("Mcp-Name", "read_file")
+	rd := bytes.NewReader(body)
+	reset := func() *http.Request {
+		rd.Reset(body)
+		br.r.Body = io.NopCloser(rd)
+		br.r.ContentLength = int64(len(body))
+		return br.reset()
+	}
+	w := &nopWriter{h: http.Header{}}
+	called := 0
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { called++; return nil })
+	if err := env.h.ServeHTTP(w, reset(), next); err != nil || called != 1 {
+		b.Fatalf("not forwarded: %v", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := env.h.ServeHTTP(w, reset(), next); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if called < 2 {
+		b.Fatal("calls refused")
+	}
+}
+
+// BenchmarkHandlerCachedPolicy20 is BenchmarkHandlerCached with a 20-rule
+// tool policy deciding a tools/call (body read, headers checked against it,
+// decision, placeholders, metrics, audit entry).
+func BenchmarkHandlerCachedPolicy20(b *testing.B) { benchPolicy(b, false, zapcore.InfoLevel) }
+
+// BenchmarkHandlerCachedPolicy20NoAudit is the same with the audit logger
+// above INFO (an operator who drops it), to show the entry's share.
+func BenchmarkHandlerCachedPolicy20NoAudit(b *testing.B) { benchPolicy(b, false, zapcore.WarnLevel) }
+
+// BenchmarkHandlerCachedPolicy20Claims is the same with a claim matcher, so
+// the token's claims are read (once, then from the identity cache).
+func BenchmarkHandlerCachedPolicy20Claims(b *testing.B) { benchPolicy(b, true, zapcore.InfoLevel) }
+
+// BenchmarkHandlerCachedPolicy20ClaimsNoCache reads the token's claims on
+// every request, as when verify_cache_size is negative: the identity
+// cache's worth.
+func BenchmarkHandlerCachedPolicy20ClaimsNoCache(b *testing.B) {
+	benchPolicy(b, true, zapcore.InfoLevel, true)
 }

@@ -19,8 +19,15 @@ import (
 //	caddy_mcp_auth_jwks_fetch_duration_seconds{issuer}     their latency
 //	caddy_mcp_auth_cache_total{cache,result}               verify and upstream cache hits/misses
 //	caddy_mcp_auth_token_source_duration_seconds{result}   token source latency
+//	caddy_mcp_auth_calls_total{method,tool,decision}       MCP calls under a tool policy
+//
+// The labels of calls_total are bounded by the policy (toolpolicy's
+// Labels): a method outside MCP's counts as "other", and a tool, prompt or
+// resource as the exact name or glob of the rule that matches it, else
+// "other", so a client inventing names cannot add series.
 type metrics struct {
 	requests       *prometheus.CounterVec
+	calls          *prometheus.CounterVec
 	jwksFetches    *prometheus.CounterVec
 	jwksDuration   *prometheus.HistogramVec
 	cache          *prometheus.CounterVec
@@ -48,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "requests_total",
 			Help: "Requests seen by mcp_auth by outcome (allowed, rejected, fault, metadata, preflight) and reason.",
 		}, []string{"outcome", "reason"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "calls_total",
+			Help: "MCP calls decided by the tool policy, by method, tool (the rule's name or glob, else other) and decision.",
+		}, []string{"method", "tool", "decision"}),
 		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "jwks_fetches_total",
 			Help: "JWKS and discovery fetches by issuer and result (ok, error).",
@@ -69,6 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		m.requests = register(reg, m.requests)
+		m.calls = register(reg, m.calls)
 		m.jwksFetches = register(reg, m.jwksFetches)
 		m.jwksDuration = register(reg, m.jwksDuration)
 		m.cache = register(reg, m.cache)
@@ -104,6 +116,12 @@ func (m *metrics) outcome(outcome, reason string) {
 		return
 	}
 	m.requests.WithLabelValues(outcome, reason).Inc()
+}
+
+// call counts one MCP call under the tool policy; method and tool are
+// bounded labels (toolpolicy.Policy.Labels).
+func (m *metrics) call(method, tool, decision string) {
+	m.calls.WithLabelValues(method, tool, decision).Inc()
 }
 
 // JWKSFetch implements jwtverify.Observer.

@@ -21,6 +21,7 @@ type rejection struct {
 	desc   string // fixed, secret-free description for the JSON body
 	sub    string // the user, when known (logs only)
 	link   string // link_url for upstream_account_not_linked
+	scope  string // the challenge's scope when it is not required_scopes (tool policy step-up)
 	retry  bool   // add Retry-After
 }
 
@@ -52,8 +53,12 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) 
 	if rej.status == http.StatusUnauthorized || rej.status == http.StatusBadRequest ||
 		(rej.status == http.StatusForbidden && rej.code == "insufficient_scope") {
 		ch, ok := h.challenges[rej.code]
-		if !ok {
-			ch = challengeParams{ResourceMetadata: h.rmURL, Scope: h.scope, Error: rej.code}.String()
+		if !ok || rej.scope != "" {
+			scope := h.scope
+			if rej.scope != "" {
+				scope = rej.scope
+			}
+			ch = challengeParams{ResourceMetadata: h.rmURL, Scope: scope, Error: rej.code}.String()
 		}
 		hdr.Set("WWW-Authenticate", ch)
 	}

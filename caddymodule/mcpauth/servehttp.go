@@ -12,8 +12,11 @@ import (
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 )
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler. It never wraps the
-// ResponseWriter, so streaming responses (SSE) flush straight through.
+// ServeHTTP implements caddyhttp.MiddlewareHandler. Without a tool policy it
+// never wraps the ResponseWriter; with one it wraps it to note the status
+// for the audit entry (flushes pass straight through) and, for list calls
+// the policy restricts, to filter the answer (an SSE stream event by
+// event).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.isMetadataPath(r.URL.Path) {
 		h.metrics.outcome(outcomeMetadata, "served")
@@ -91,6 +94,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.auth.user.iss", iss)
 	}
 
+	// The tool policy decides before the upstream token is fetched, so a
+	// refused call costs no token exchange and never reaches the backend.
+	if h.policy != nil && r.Method == http.MethodPost {
+		start := h.now()
+		var pc policyCall
+		if done, err := h.checkPolicy(w, r, &pc, claims, raw, repl); done {
+			if pc.decision != "" {
+				h.auditCall(&pc, claims, start)
+			}
+			return err
+		}
+		sr := &statusRecorder{ResponseWriter: w}
+		err := h.forward(sr, r, next, claims, raw, &pc)
+		pc.status = answeredStatus(sr.status, err)
+		h.auditCall(&pc, claims, start)
+		return err
+	}
+	return h.forward(w, r, next, claims, raw, nil)
+}
+
+// forward fetches the upstream token, rewrites the request's headers and
+// passes it to next, through the tool policy's list filter when pc has a
+// request whose answer lists what the policy restricts.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *jwtverify.Claims, raw string, pc *policyCall) error {
 	h.rewriteHeaders(r.Header)
 	if h.upstream != nil {
 		tok, err := h.upstream.Get(r.Context(), claims, raw)
@@ -122,6 +149,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	h.metrics.outcome(outcomeAllowed, "ok")
+	if pc != nil {
+		return h.serveFiltered(w, withoutTrailers(r), next, pc, claims.Subject)
+	}
 	return next.ServeHTTP(w, withoutTrailers(r))
 }
 

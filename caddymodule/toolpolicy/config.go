@@ -62,7 +62,7 @@ type Rule struct {
 
 	// Require is what the token must carry for an "allow" rule. Empty: any
 	// valid token.
-	Require Requirement `json:"require,omitempty"`
+	Require Requirement `json:"require,omitzero"`
 }
 
 // Requirement is a condition on the verified token. Every part that is set
