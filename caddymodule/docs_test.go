@@ -200,3 +200,29 @@ func TestDocsFullSyntaxComplete(t *testing.T) {
 		})
 	}
 }
+
+// TestDocsCaddyfileSnippetsParse: every Caddyfile example in the other pages parses as Caddy
+// would read it. A snippet of directives (no site address) is tried inside a site block, so
+// a block written on one line, which the parser refuses, is caught wherever it stands.
+func TestDocsCaddyfileSnippetsParse(t *testing.T) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, doc := range []string{"../docs/mcpbackend.md", "../docs/mcp_stdio.md", "../docs/configuration.md"} {
+		blocks := fencedBlocks(t, doc, "caddyfile")
+		if len(blocks) == 0 {
+			t.Errorf("%s has no Caddyfile example", doc)
+		}
+		for _, block := range blocks {
+			if isSyntaxSketch(block) {
+				continue
+			}
+			_, _, err := adapter.Adapt([]byte(block), map[string]any{"filename": doc})
+			if err != nil {
+				wrapped := "localhost {\n" + block + "\n}\n"
+				if _, _, err2 := adapter.Adapt([]byte(wrapped), map[string]any{"filename": doc}); err2 == nil {
+					continue
+				}
+				t.Errorf("a Caddyfile example of %s does not parse: %v\n%s", doc, err, block)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,4 +178,50 @@ func TestSlogSwitch(t *testing.T) {
 	if all := logs.All(); len(all) != 1 || all[0].Message != "kept" || all[0].ContextMap()["issuer"] != "https://a" {
 		t.Errorf("logs %v", all)
 	}
+}
+
+// TestKeyFetchFaultLogged: a failed JWKS fetch is logged once per fetch, under mcp_auth's
+// logger name, at ERROR while the issuer has no keys (every token of it gets a 503) and at
+// WARN while cached keys still serve (docs/mcp_auth.md, Operations).
+func TestKeyFetchFaultLogged(t *testing.T) {
+	var down atomic.Bool
+	fi := newFakeIssuer(t)
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		http.Redirect(w, r, fi.URL()+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer gate.Close()
+	core, logs := observer.New(zapcore.DebugLevel)
+	u := newKeySetUser(zap.New(core).Named("http.handlers.mcp_auth"), newMetrics(prometheus.NewRegistry()), nil)
+	// The JWKS URI is the fake issuer's own while up; the gate answers 503 while down.
+	p := keySetParams{Issuer: "https://keys.example", JWKSURI: gate.URL + "/jwks"}
+	down.Store(true)
+	e, key, err := loadKeySet(p, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = releaseKeySet(key, e, u) }()
+	_ = e.ks.Refresh(context.Background())
+	check := func(level zapcore.Level, msg string) {
+		t.Helper()
+		got := logs.FilterMessage(msg).All()
+		if len(got) == 0 {
+			t.Fatalf("no %q entry; logs: %v", msg, logs.All())
+		}
+		last := got[len(got)-1]
+		if last.Level != level || last.LoggerName != "http.handlers.mcp_auth" {
+			t.Errorf("%q at %v by logger %q, want %v by http.handlers.mcp_auth", msg, last.Level, last.LoggerName, level)
+		}
+	}
+	check(zapcore.ErrorLevel, "jwks fetch failed; no keys for this issuer yet")
+	down.Store(false)
+	if err := e.ks.Refresh(context.Background()); err != nil {
+		t.Fatalf("refresh with the issuer up: %v", err)
+	}
+	down.Store(true)
+	_ = e.ks.Refresh(context.Background())
+	check(zapcore.WarnLevel, "jwks fetch failed; keeping cached keys")
 }
