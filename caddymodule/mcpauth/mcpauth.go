@@ -1,5 +1,8 @@
 package mcpauth
 
+// The handler's configuration, Provision, Validate and Cleanup. Most of the length is the
+// configuration's field documentation, which is the reference for every option and default.
+
 import (
 	"encoding/json"
 	"errors"
