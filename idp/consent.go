@@ -9,10 +9,6 @@ import (
 	"strings"
 )
 
-func consentKey(sub, clientID, resource string) string {
-	return sub + "\x00" + clientID + "\x00" + resource
-}
-
 func (s *Server) loadAuthRequest(r *http.Request, id string) (*authRequest, bool) {
 	if id == "" || len(id) > 100 {
 		return nil, false

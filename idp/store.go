@@ -5,9 +5,6 @@ import (
 	"errors"
 )
 
-// ErrNotFound is returned by a Store when a key does not exist.
-var ErrNotFound = errors.New("idp: record not found")
-
 // Store is the persistence the authorization server needs: a set of named buckets holding opaque
 // values under string keys. The server encodes records (JSON) itself, hashes every token, code and
 // secret before it becomes a key or value, and encrypts GitHub tokens and private keys before they
