@@ -270,7 +270,7 @@ func (s *Server) clientExists(ctx context.Context, clientID string) (bool, error
 			return true, nil
 		}
 	}
-	if _, err := s.store.Get(ctx, bucketClients, clientID); err != nil {
+	if _, err := s.db.GetClient(ctx, clientID); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}

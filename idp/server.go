@@ -25,6 +25,7 @@ import (
 type Server struct {
 	opts      Options
 	store     Store
+	db        Storage // typed persistence over store
 	ownsStore bool
 	sealer    *sealer
 	keys      *keyManager
@@ -78,6 +79,7 @@ func New(opts Options) (*Server, error) {
 	if s.secure {
 		s.cookie = "__Host-mcpgate_idp_session"
 	}
+	s.db = NewKVStorage(s.store)
 	s.keys = &keyManager{store: s.store, sealer: sl, opts: &s.opts}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.keys.load(s.ctx); err != nil {

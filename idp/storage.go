@@ -65,7 +65,7 @@ type ClientStorage interface {
 	// fn changes nothing and is returned.
 	UpdateClient(ctx context.Context, id string, fn func(*clientRecord) error) (clientRecord, error)
 	// DeleteClient removes the client, freeing its place under the cap, and reports whether it
-	// existed.
+	// existed (true with an error: removed, but its place not given back).
 	DeleteClient(ctx context.Context, id string) (bool, error)
 }
 

@@ -81,7 +81,7 @@ func (s *kvStorage) GetClient(ctx context.Context, id string) (clientRecord, err
 	return rec, err
 }
 
-var errNoClientCounter = errors.New("idp: no client counter yet")
+var errNoCounter = errors.New("idp: no client counter yet")
 
 // CreateClient implements ClientStorage. The cap is a counter in bucketMeta bumped by one
 // Store.Update, so concurrent registrations cannot overshoot it as Count-then-Put could. A store
@@ -98,7 +98,7 @@ func (s *kvStorage) CreateClient(ctx context.Context, rec clientRecord, maxClien
 				}
 				n = v
 			} else if !haveInitial {
-				return nil, errNoClientCounter
+				return nil, errNoCounter
 			}
 			if n >= maxClients {
 				return nil, ErrLimitReached
@@ -107,7 +107,7 @@ func (s *kvStorage) CreateClient(ctx context.Context, rec clientRecord, maxClien
 		})
 	}
 	err := bump(0, false)
-	if errors.Is(err, errNoClientCounter) {
+	if errors.Is(err, errNoCounter) {
 		var n int
 		if n, err = s.kv.Count(ctx, bucketClients); err == nil {
 			err = bump(n, true)
