@@ -190,7 +190,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, req
 func (s *Server) issueCode(r *http.Request, ar *authRequest, sub string) (string, error) {
 	now := s.opts.Now()
 	fam := randomToken()
-	if err := s.putJSON(r.Context(), bucketFamilies, fam, familyRecord{
+	if err := s.db.CreateFamily(r.Context(), fam, familyRecord{
 		ClientID: ar.ClientID, Sub: sub, Exp: now.Add(s.opts.RefreshTokenTTL).Unix(),
 	}); err != nil {
 		return "", err
@@ -201,7 +201,7 @@ func (s *Server) issueCode(r *http.Request, ar *authRequest, sub string) (string
 		Challenge: ar.Challenge, Resource: ar.Resource, Scope: ar.Scope, Sub: sub,
 		Exp: now.Add(s.opts.CodeTTL).Unix(), FamilyID: fam,
 	}
-	if err := s.putJSON(r.Context(), bucketCodes, hashSecret(code), rec); err != nil {
+	if err := s.db.CreateCode(r.Context(), hashSecret(code), rec); err != nil {
 		return "", err
 	}
 	return code, nil

@@ -266,7 +266,7 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	// A grant family of its own, so that the access token can be revoked like any other; it
 	// ends with the token (no refresh token: the client asks its IdP for a new ID-JAG).
 	fam := randomToken()
-	if err := s.putJSON(ctx, bucketFamilies, fam, familyRecord{
+	if err := s.db.CreateFamily(ctx, fam, familyRecord{
 		ClientID: c.ID, Sub: sub, Exp: now.Add(s.opts.AccessTokenTTL).Unix() + 60,
 	}); err != nil {
 		s.log.Error("store family", "error", err)

@@ -196,8 +196,8 @@ func (s *Server) cleanup(ctx context.Context) {
 // accessRevoked reports whether an access token (by jti) or its grant family was revoked. Unknown
 // jtis count as revoked (fail closed).
 func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
-	var a accessRecord
-	if err := s.getJSON(ctx, bucketAccess, jti, &a); err != nil {
+	a, err := s.db.GetAccess(ctx, jti)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return true, nil
 		}
@@ -209,53 +209,16 @@ func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
 	return s.familyRevoked(ctx, a.FamilyID)
 }
 
+// familyRevoked reports whether a grant family was revoked; an unknown family counts as revoked.
 func (s *Server) familyRevoked(ctx context.Context, familyID string) (bool, error) {
-	var f familyRecord
-	if err := s.getJSON(ctx, bucketFamilies, familyID, &f); err != nil {
+	f, err := s.db.GetFamily(ctx, familyID)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return true, nil
 		}
 		return true, err
 	}
 	return f.Revoked, nil
-}
-
-func (s *Server) revokeFamily(ctx context.Context, familyID string) error {
-	if familyID == "" {
-		return nil
-	}
-	return s.store.Update(ctx, bucketFamilies, familyID, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, nil
-		}
-		var f familyRecord
-		if err := json.Unmarshal(old, &f); err != nil {
-			return nil, err
-		}
-		f.Revoked = true
-		return json.Marshal(f)
-	})
-}
-
-// revokeClientFamilies revokes every grant family issued to clientID (RFC 7592 delete).
-func (s *Server) revokeClientFamilies(ctx context.Context, clientID string) error {
-	var ids []string
-	err := s.store.ForEach(ctx, bucketFamilies, func(k string, v []byte) error {
-		var f familyRecord
-		if json.Unmarshal(v, &f) == nil && f.ClientID == clientID && !f.Revoked {
-			ids = append(ids, k)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.revokeFamily(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // clientExists reports whether clientID still names a client. Configured exchange clients and

@@ -235,7 +235,7 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 		// Revoke every grant the client holds first: a deleted client's refresh tokens, and the
 		// access tokens of those families, must stop working (exchange, introspection). If this
 		// fails the client stays, so the deletion can be retried.
-		if err := s.revokeClientFamilies(ctx, id); err != nil {
+		if err := s.db.RevokeClientFamilies(ctx, id); err != nil {
 			s.log.Error("revoke deleted client's grants", "error", err)
 			writeOAuthError(w, errServer("storage error"))
 			return
