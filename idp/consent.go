@@ -76,8 +76,7 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	} else if err == nil {
 		redirectHost = u.Scheme + ":"
 	}
-	var user userRecord
-	_ = s.getJSON(r.Context(), bucketUsers, sess.Sub, &user)
+	user, _ := s.db.GetUser(r.Context(), sess.Sub)
 	name := user.Login
 	if name == "" {
 		name = sess.Sub

@@ -352,10 +352,6 @@ func (s *Server) idjagScope(claim, requested string) (string, *oauthError) {
 // ensureIDJAGUser records a user first seen through an ID-JAG. An existing user (who signed in
 // through an upstream with the same issuer: same subject) is left as is.
 func (s *Server) ensureIDJAGUser(ctx context.Context, sub, iss string, cl idjagClaims) error {
-	_, err := s.store.Get(ctx, bucketUsers, sub)
-	if err == nil || !errors.Is(err, ErrNotFound) {
-		return err
-	}
 	rec := userRecord{Sub: sub, Login: cl.Email, Email: cl.Email, CreatedAt: s.opts.Now().Unix()}
 	if rec.Login == "" {
 		rec.Login = cl.Subject
@@ -365,5 +361,6 @@ func (s *Server) ensureIDJAGUser(ctx context.Context, sub, iss string, cl idjagC
 			rec.Upstream = u.cfg.Name
 		}
 	}
-	return s.putJSON(ctx, bucketUsers, sub, rec)
+	_, err := s.db.CreateUser(ctx, rec)
+	return err
 }

@@ -137,18 +137,7 @@ func validPAT(t string) bool {
 }
 
 func (s *Server) upsertUser(r *http.Request, u userRecord) error {
-	return s.store.Update(r.Context(), bucketUsers, u.Sub, func(old []byte) ([]byte, error) {
-		if old != nil {
-			var prev userRecord
-			if json.Unmarshal(old, &prev) == nil {
-				u.CreatedAt = prev.CreatedAt
-			}
-		}
-		if u.CreatedAt == 0 {
-			u.CreatedAt = s.opts.Now().Unix()
-		}
-		return json.Marshal(u)
-	})
+	return s.db.UpsertUser(r.Context(), u, s.opts.Now())
 }
 
 // handleGitHubStart begins the GitHub OAuth web flow, to sign in (req=<pending authorization> or

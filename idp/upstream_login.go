@@ -245,13 +245,13 @@ type upstreamToken struct {
 
 func (s *Server) saveUpstreamToken(ctx context.Context, sub, refresh string) error {
 	if refresh == "" {
-		return s.store.Delete(ctx, bucketUpstream, sub)
+		return s.db.DeleteSealed(ctx, SealedUpstream, sub)
 	}
 	b, err := json.Marshal(upstreamToken{RefreshToken: refresh})
 	if err != nil {
 		return err
 	}
-	return s.store.Put(ctx, bucketUpstream, sub, s.sealer.seal(b, sub))
+	return s.db.PutSealed(ctx, SealedUpstream, sub, s.sealer.seal(b, sub))
 }
 
 var errUpstreamRevoked = errors.New("idp: upstream refused to refresh the user's session")
@@ -270,7 +270,7 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 		return nil
 	}
 	_, err := s.ghFlight.DoContext(ctx, "upstream\x00"+sub, func() (any, error) {
-		sealed, err := s.store.Get(s.ctx, bucketUpstream, sub)
+		sealed, err := s.db.GetSealed(s.ctx, SealedUpstream, sub)
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
 		}
@@ -295,7 +295,7 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 		if err != nil {
 			var re *oauth2.RetrieveError
 			if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
-				_ = s.store.Delete(s.ctx, bucketUpstream, sub)
+				_ = s.db.DeleteSealed(s.ctx, SealedUpstream, sub)
 				return nil, errUpstreamRevoked
 			}
 			return nil, errUpstreamDown
