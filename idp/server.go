@@ -80,7 +80,7 @@ func New(opts Options) (*Server, error) {
 		s.cookie = "__Host-mcpgate_idp_session"
 	}
 	s.db = NewKVStorage(s.store)
-	s.keys = &keyManager{store: s.store, sealer: sl, opts: &s.opts}
+	s.keys = &keyManager{store: s.db, sealer: sl, opts: &s.opts}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.keys.load(s.ctx); err != nil {
 		s.cancel()
