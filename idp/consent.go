@@ -50,8 +50,7 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Unknown client", "The application is no longer registered.")
 		return
 	}
-	var cr consentRecord
-	if err := s.getJSON(r.Context(), bucketConsents, consentKey(sess.Sub, c.ID, ar.Resource), &cr); err == nil {
+	if cr, err := s.db.GetConsent(r.Context(), sess.Sub, c.ID, ar.Resource); err == nil {
 		granted := strings.Fields(cr.Scope)
 		covered := true
 		for _, sc := range strings.Fields(ar.Scope) {
@@ -134,7 +133,7 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	switch r.PostForm.Get("action") {
 	case "approve":
 		cr := consentRecord{Scope: ar.Scope, Resource: ar.Resource, At: s.opts.Now().Unix()}
-		if err := s.putJSON(r.Context(), bucketConsents, consentKey(sess.Sub, ar.ClientID, ar.Resource), cr); err != nil {
+		if err := s.db.PutConsent(r.Context(), sess.Sub, ar.ClientID, ar.Resource, cr); err != nil {
 			s.log.Error("store consent", "error", err)
 			s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 			return
