@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -13,8 +12,8 @@ func (s *Server) loadAuthRequest(r *http.Request, id string) (*authRequest, bool
 	if id == "" || len(id) > 100 {
 		return nil, false
 	}
-	var ar authRequest
-	if err := s.getJSON(r.Context(), bucketAuthReqs, id, &ar); err != nil {
+	ar, err := s.db.GetAuthRequest(r.Context(), id)
+	if err != nil {
 		return nil, false
 	}
 	if s.opts.Now().Unix() >= ar.Exp {
@@ -152,18 +151,11 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 
 // takeAuthRequest removes a pending request atomically, so it completes at most once.
 func (s *Server) takeAuthRequest(r *http.Request, reqID string) *authRequest {
-	var ar *authRequest
-	_ = s.store.Update(r.Context(), bucketAuthReqs, reqID, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, nil
-		}
-		var a authRequest
-		if json.Unmarshal(old, &a) == nil && s.opts.Now().Unix() < a.Exp {
-			ar = &a
-		}
-		return nil, nil
-	})
-	return ar
+	ar, err := s.db.TakeAuthRequest(r.Context(), reqID)
+	if err != nil || s.opts.Now().Unix() >= ar.Exp {
+		return nil
+	}
+	return &ar
 }
 
 // finishAuthorization issues a code for the pending request and redirects with code, state, iss.

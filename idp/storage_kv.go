@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// errUndecodable wraps a stored record that does not decode (a fault, not ErrNotFound).
+var errUndecodable = errors.New("idp: undecodable record")
+
 // kvStorage implements Storage on a key-value Store (BoltStore, MemoryStore) with the buckets and
 // JSON encodings of store.go, so data directories written before Storage existed keep working.
 // Every atomic operation of Storage is one Store.Update on one key (a bbolt write transaction).
@@ -48,7 +51,7 @@ func kvUpdate[T any](ctx context.Context, kv Store, bucket, key string, fn func(
 			return nil, ErrNotFound
 		}
 		if err := json.Unmarshal(old, &rec); err != nil {
-			return nil, fmt.Errorf("idp: decode %s record: %w", bucket, err)
+			return nil, fmt.Errorf("%w: %s: %w", errUndecodable, bucket, err)
 		}
 		if err := fn(&rec); err != nil {
 			return nil, err

@@ -58,7 +58,7 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	ls.Nonce = nonce
 	ls.Verifier = s.sealer.seal([]byte(verifier), "oidc-verifier\x00"+hashSecret(state))
-	if err := s.putJSON(r.Context(), bucketStates, hashSecret(state), ls); err != nil {
+	if err := s.db.PutLoginState(r.Context(), hashSecret(state), ls); err != nil {
 		s.log.Error("store login state", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return
@@ -89,14 +89,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.setCookie(w, s.oidcStateCookieName(), "", 0)
-	var ls *loginState
-	_ = s.store.Update(r.Context(), bucketStates, hashSecret(state), func(old []byte) ([]byte, error) {
-		var l loginState
-		if old != nil && json.Unmarshal(old, &l) == nil && s.opts.Now().Unix() < l.Exp {
-			ls = &l
-		}
-		return nil, nil // single use: always deleted
-	})
+	ls := s.takeLoginState(r.Context(), state)
 	// The state must have been issued for this provider: a code from provider A delivered to
 	// provider B's callback (mix-up) is refused.
 	if ls == nil || ls.Upstream != u.cfg.Name || ls.Nonce == "" {
