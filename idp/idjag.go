@@ -238,24 +238,14 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 		return nil, oerr
 	}
 	// Single use, for as long as the ID-JAG is valid (the record expires with it; cleanup).
-	replay := false
-	err = s.store.Update(ctx, bucketJTI, hashSecret(trust.cfg.Issuer+"\x00"+cl.JTI), func(old []byte) ([]byte, error) {
-		if old != nil {
-			var e expiring
-			if json.Unmarshal(old, &e) == nil && e.Exp >= now.Unix() {
-				replay = true
-				return old, nil
-			}
-		}
-		return json.Marshal(expiring{Exp: idt.Expiry.Unix()})
-	})
+	err = s.db.UseJTI(ctx, hashSecret(trust.cfg.Issuer+"\x00"+cl.JTI), idt.Expiry, now)
+	if errors.Is(err, ErrAlreadyUsed) {
+		s.log.Info("ID-JAG replayed", "client_id", c.ID, "iss", trust.cfg.Issuer)
+		return nil, errInvalidGrant("the ID-JAG was already used")
+	}
 	if err != nil {
 		s.log.Error("store ID-JAG jti", "error", err)
 		return nil, errServer("storage error")
-	}
-	if replay {
-		s.log.Info("ID-JAG replayed", "client_id", c.ID, "iss", trust.cfg.Issuer)
-		return nil, errInvalidGrant("the ID-JAG was already used")
 	}
 
 	sub := oidcSubject(trust.cfg.Issuer, cl.Subject)
