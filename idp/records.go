@@ -2,7 +2,6 @@ package idp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -153,43 +152,14 @@ type expiring struct {
 	PurgeAt int64 `json:"purge_at,omitempty"` // overrides Exp when later (used codes)
 }
 
-func (s *Server) getJSON(ctx context.Context, bucket, key string, v any) error {
-	b, err := s.store.Get(ctx, bucket, key)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
-
-func (s *Server) putJSON(ctx context.Context, bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.store.Put(ctx, bucket, key, b)
-}
-
-// cleanup deletes expired records from every bucket that has them.
+// cleanup deletes expired records.
 func (s *Server) cleanup(ctx context.Context) {
-	now := s.opts.Now().Unix()
-	for _, b := range []string{bucketCodes, bucketRefresh, bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketJTI} {
-		n, err := s.store.DeleteIf(ctx, b, func(_ string, v []byte) bool {
-			var e expiring
-			if json.Unmarshal(v, &e) != nil {
-				return false
-			}
-			end := max(e.Exp, e.PurgeAt)
-			return end > 0 && end < now
-		})
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				s.log.Error("cleanup failed", "bucket", b, "error", err)
-			}
-			return
-		}
-		if n > 0 {
-			s.log.Debug("cleanup", "bucket", b, "deleted", n)
-		}
+	n, err := s.db.DeleteExpired(ctx, s.opts.Now())
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Error("cleanup failed", "error", err)
+	}
+	if n > 0 {
+		s.log.Debug("cleanup", "deleted", n)
 	}
 }
 
