@@ -17,7 +17,7 @@ import (
 // already hashed; GitHub and upstream tokens arrive sealed (AES-256-GCM): a Storage never holds a
 // usable secret. Errors are the sentinels below, wrapped with %w: ErrNotFound for a missing
 // record, ErrAlreadyUsed for a single-use record used again, ErrChanged for a lost
-// compare-and-swap; anything else is a fault.
+// compare-and-swap, ErrStoreFault for a fault.
 //
 // Implementations must be safe for concurrent use; NewKVStorage adapts any Store (BoltStore,
 // MemoryStore) and keeps today's buckets and JSON encodings.
@@ -51,6 +51,9 @@ var (
 	ErrWrongClient = errors.New("idp: record belongs to another client")
 	// ErrExpired is returned by RotateRefresh for a refresh token past its family's end.
 	ErrExpired = errors.New("idp: record expired")
+	// ErrStoreFault marks a technical fault (store unavailable or closed, undecodable record):
+	// the request may be retried, and the caller answers with a server error, not a protocol one.
+	ErrStoreFault = errors.New("idp: storage fault")
 )
 
 // ClientStorage holds dynamically registered clients (RFC 7591/7592).

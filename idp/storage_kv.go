@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// errUndecodable wraps a stored record that does not decode (a fault, not ErrNotFound).
-var errUndecodable = errors.New("idp: undecodable record")
+// errUndecodable marks a stored record that does not decode: a fault, not ErrNotFound.
+var errUndecodable = fmt.Errorf("%w: undecodable record", ErrStoreFault)
 
 // kvStorage implements Storage on a key-value Store (BoltStore, MemoryStore) with the buckets and
 // JSON encodings of store.go, so data directories written before Storage existed keep working.
@@ -21,7 +21,67 @@ type kvStorage struct {
 }
 
 // NewKVStorage returns the Storage kept in kv, in the layout the server has always used.
-func NewKVStorage(kv Store) Storage { return &kvStorage{kv: kv} }
+func NewKVStorage(kv Store) Storage { return &kvStorage{kv: faultStore{kv}} }
+
+// faultStore marks the errors of the Store it wraps as ErrStoreFault, except ErrNotFound,
+// context cancellation and the errors of Update's own fn, which kvStorage chose itself.
+type faultStore struct{ Store }
+
+func storeFault(err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrStoreFault) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrStoreFault, err)
+}
+
+func (f faultStore) Get(ctx context.Context, bucket, key string) ([]byte, error) {
+	v, err := f.Store.Get(ctx, bucket, key)
+	return v, storeFault(err)
+}
+
+func (f faultStore) Put(ctx context.Context, bucket, key string, value []byte) error {
+	return storeFault(f.Store.Put(ctx, bucket, key, value))
+}
+
+func (f faultStore) Delete(ctx context.Context, bucket, key string) error {
+	return storeFault(f.Store.Delete(ctx, bucket, key))
+}
+
+func (f faultStore) Update(ctx context.Context, bucket, key string, fn func(old []byte) ([]byte, error)) error {
+	var fnErr error
+	err := f.Store.Update(ctx, bucket, key, func(old []byte) ([]byte, error) {
+		nv, err := fn(old)
+		fnErr = err
+		return nv, err
+	})
+	if err != nil && fnErr != nil && errors.Is(err, fnErr) {
+		return err
+	}
+	return storeFault(err)
+}
+
+func (f faultStore) ForEach(ctx context.Context, bucket string, fn func(key string, value []byte) error) error {
+	var fnErr error
+	err := f.Store.ForEach(ctx, bucket, func(k string, v []byte) error {
+		fnErr = fn(k, v)
+		return fnErr
+	})
+	if err != nil && fnErr != nil && errors.Is(err, fnErr) {
+		return err
+	}
+	return storeFault(err)
+}
+
+func (f faultStore) DeleteIf(ctx context.Context, bucket string, pred func(key string, value []byte) bool) (int, error) {
+	n, err := f.Store.DeleteIf(ctx, bucket, pred)
+	return n, storeFault(err)
+}
+
+func (f faultStore) Count(ctx context.Context, bucket string) (int, error) {
+	n, err := f.Store.Count(ctx, bucket)
+	return n, storeFault(err)
+}
 
 func (s *kvStorage) get(ctx context.Context, bucket, key string, v any) error {
 	b, err := s.kv.Get(ctx, bucket, key)
@@ -29,7 +89,7 @@ func (s *kvStorage) get(ctx context.Context, bucket, key string, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("idp: decode %s record: %w", bucket, err)
+		return fmt.Errorf("%w: %s: %w", errUndecodable, bucket, err)
 	}
 	return nil
 }
@@ -97,7 +157,7 @@ func (s *kvStorage) CreateClient(ctx context.Context, rec clientRecord, maxClien
 			if old != nil {
 				v, err := strconv.Atoi(string(old))
 				if err != nil {
-					return nil, fmt.Errorf("idp: corrupt client counter: %w", err)
+					return nil, fmt.Errorf("%w: corrupt client counter: %w", ErrStoreFault, err)
 				}
 				n = v
 			} else if !haveInitial {
@@ -183,7 +243,7 @@ func (s *kvStorage) RedeemCode(ctx context.Context, hash string, purgeAt time.Ti
 			return nil, ErrNotFound
 		}
 		if err := json.Unmarshal(old, &rec); err != nil {
-			return nil, fmt.Errorf("idp: decode code record: %w", err)
+			return nil, fmt.Errorf("%w: %s: %w", errUndecodable, bucketCodes, err)
 		}
 		if rec.Used {
 			reused = true
@@ -284,7 +344,7 @@ func (s *kvStorage) RotateRefresh(ctx context.Context, hash, clientID string, no
 			return nil, ErrNotFound
 		}
 		if err := json.Unmarshal(old, &rec); err != nil {
-			return nil, fmt.Errorf("idp: decode refresh record: %w", err)
+			return nil, fmt.Errorf("%w: %s: %w", errUndecodable, bucketRefresh, err)
 		}
 		if rec.ClientID != clientID {
 			return nil, ErrWrongClient
@@ -436,7 +496,7 @@ func (s *kvStorage) ListKeys(ctx context.Context) ([]keyRecord, error) {
 	err := s.kv.ForEach(ctx, bucketKeys, func(_ string, v []byte) error {
 		var rec keyRecord
 		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("idp: decode key record: %w", err)
+			return fmt.Errorf("%w: %s: %w", errUndecodable, bucketKeys, err)
 		}
 		out = append(out, rec)
 		return nil

@@ -436,3 +436,41 @@ func TestStorageReadsExistingBoltDir(t *testing.T) {
 		t.Errorf("stored jti not recognised: %v", err)
 	}
 }
+
+// A fault is ErrStoreFault, never ErrNotFound: a closed store or a record that does not decode
+// must not pass for a missing (or unused) one.
+func TestKVStorageFaults(t *testing.T) {
+	ctx := context.Background()
+	mem := NewMemoryStore()
+	s := NewKVStorage(mem)
+	if err := mem.Put(ctx, bucketCodes, "bad", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Put(ctx, bucketMeta, metaClientCount, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		err  error
+	}{
+		{"undecodable get", func() error { _, err := s.GetCode(ctx, "bad"); return err }()},
+		{"undecodable redeem", func() error { _, err := s.RedeemCode(ctx, "bad", time.Now()); return err }()},
+		{"corrupt client counter", s.CreateClient(ctx, clientRecord{ClientID: "c"}, 10)},
+	}
+	mem.Close()
+	checks = append(checks,
+		struct {
+			name string
+			err  error
+		}{"closed store", func() error { _, err := s.GetClient(ctx, "c"); return err }()},
+		struct {
+			name string
+			err  error
+		}{"closed store update", s.RevokeFamily(ctx, "f")},
+	)
+	for _, c := range checks {
+		if !errors.Is(c.err, ErrStoreFault) || errors.Is(c.err, ErrNotFound) {
+			t.Errorf("%s: %v, want ErrStoreFault", c.name, c.err)
+		}
+	}
+}
