@@ -55,8 +55,8 @@ func New(opts Options) (*Server, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, store: opts.Store, log: opts.Logger}
-	if s.store == nil {
+	s := &Server{opts: opts, store: opts.Store, db: opts.Storage, log: opts.Logger}
+	if s.store == nil && s.db == nil {
 		s.store = NewMemoryStore()
 		s.ownsStore = true
 		if opts.EncryptionKey == nil {
@@ -64,7 +64,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	if opts.EncryptionKey == nil {
-		return nil, errors.New("idp: Options.EncryptionKey is required with a persistent Store")
+		return nil, errors.New("idp: Options.EncryptionKey is required with a persistent Store or Storage")
 	}
 	sl, err := newSealer(opts.EncryptionKey)
 	if err != nil {
@@ -79,7 +79,9 @@ func New(opts Options) (*Server, error) {
 	if s.secure {
 		s.cookie = "__Host-mcpgate_idp_session"
 	}
-	s.db = NewKVStorage(s.store)
+	if s.db == nil {
+		s.db = NewKVStorage(s.store)
+	}
 	s.keys = &keyManager{store: s.db, sealer: sl, opts: &s.opts}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.keys.load(s.ctx); err != nil {

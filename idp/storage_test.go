@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"errors"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -472,5 +473,65 @@ func TestKVStorageFaults(t *testing.T) {
 		if !errors.Is(c.err, ErrStoreFault) || errors.Is(c.err, ErrNotFound) {
 			t.Errorf("%s: %v, want ErrStoreFault", c.name, c.err)
 		}
+	}
+}
+
+// countingStorage records which atomic operations the server asked of the Storage it was given.
+type countingStorage struct {
+	Storage
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *countingStorage) count(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls[op]++
+}
+
+func (c *countingStorage) CreateClient(ctx context.Context, rec clientRecord, max int) error {
+	c.count("CreateClient")
+	return c.Storage.CreateClient(ctx, rec, max)
+}
+
+func (c *countingStorage) RedeemCode(ctx context.Context, hash string, purgeAt time.Time) (codeRecord, error) {
+	c.count("RedeemCode")
+	return c.Storage.RedeemCode(ctx, hash, purgeAt)
+}
+
+func (c *countingStorage) RotateRefresh(ctx context.Context, hash, clientID string, now time.Time, grace time.Duration,
+	seal func(string) ([]byte, error)) (refreshRecord, RefreshOutcome, error) {
+	c.count("RotateRefresh")
+	return c.Storage.RotateRefresh(ctx, hash, clientID, now, grace, seal)
+}
+
+// Options.Storage replaces the key-value Store: the whole flow runs on the Storage given, as a
+// PostgreSQL backend will.
+func TestOptionsStorage(t *testing.T) {
+	cs := &countingStorage{Storage: NewKVStorage(NewMemoryStore()), calls: map[string]int{}}
+	e := newEnv(t, func(o *Options) {
+		o.Storage = cs
+		o.EncryptionKey = make([]byte, 32)
+	})
+	if e.srv.store != nil {
+		t.Fatal("a key-value Store was created although a Storage was given")
+	}
+	c := e.register(nil)
+	tok := e.login(c, "alice", "")
+	rt, _ := tok["refresh_token"].(string)
+	if rt == "" {
+		t.Fatalf("no refresh token: %v", tok)
+	}
+	resp, m := e.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {c.ID}}, "", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d %v", resp.StatusCode, m)
+	}
+	for _, op := range []string{"CreateClient", "RedeemCode", "RotateRefresh"} {
+		if cs.calls[op] != 1 {
+			t.Errorf("%s called %d times, want 1", op, cs.calls[op])
+		}
+	}
+	if _, err := New(Options{Issuer: "https://idp.example", Storage: cs}); err == nil {
+		t.Error("New accepted a Storage without an EncryptionKey")
 	}
 }
