@@ -146,12 +146,6 @@ type loginState struct {
 	Verifier []byte `json:"verifier,omitempty"`
 }
 
-// expiring is decoded from any record to find its expiry during cleanup.
-type expiring struct {
-	Exp     int64 `json:"exp"`
-	PurgeAt int64 `json:"purge_at,omitempty"` // overrides Exp when later (used codes)
-}
-
 // cleanup deletes expired records.
 func (s *Server) cleanup(ctx context.Context) {
 	n, err := s.db.DeleteExpired(ctx, s.opts.Now())

@@ -612,6 +612,12 @@ func (s *kvStorage) UseJTI(ctx context.Context, key string, exp, now time.Time) 
 
 // --- expiry ---
 
+// expiring is decoded from any record to find its expiry during cleanup.
+type expiring struct {
+	Exp     int64 `json:"exp"`
+	PurgeAt int64 `json:"purge_at,omitempty"` // overrides Exp when later (used codes)
+}
+
 // expiringBuckets are the buckets whose records carry an exp (and, for used codes, a purge_at).
 var expiringBuckets = []string{bucketCodes, bucketRefresh, bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketJTI}
 
