@@ -15,8 +15,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.endpoint("/login"), http.StatusFound)
 		return
 	}
-	var user userRecord
-	_ = s.getJSON(r.Context(), bucketUsers, sess.Sub, &user)
+	user, _ := s.db.GetUser(r.Context(), sess.Sub)
 	data := map[string]any{
 		"Title":        "Your account",
 		"User":         user.Login,
@@ -103,7 +102,7 @@ func (s *Server) handleAccountUnlink(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.store.Delete(r.Context(), bucketGitHub, sess.Sub); err != nil {
+	if err := s.db.DeleteSealed(r.Context(), SealedGitHub, sess.Sub); err != nil {
 		s.log.Error("delete GitHub token", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return

@@ -149,7 +149,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := randomToken()
-	if err := s.putJSON(ctx, bucketAuthReqs, id, ar); err != nil {
+	if err := s.db.PutAuthRequest(ctx, id, ar); err != nil {
 		s.log.Error("store authorization request", "error", err)
 		fail(errServer("storage error"))
 		return

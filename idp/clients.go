@@ -45,8 +45,8 @@ func (s *Server) lookupClient(ctx context.Context, id, remote string) (*client, 
 	if strings.HasPrefix(id, "https://") {
 		return s.cimd.fetch(ctx, id, remote)
 	}
-	var rec clientRecord
-	if err := s.getJSON(ctx, bucketClients, id, &rec); err != nil {
+	rec, err := s.db.GetClient(ctx, id)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, errUnknownClient
 		}

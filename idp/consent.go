@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,16 +8,12 @@ import (
 	"strings"
 )
 
-func consentKey(sub, clientID, resource string) string {
-	return sub + "\x00" + clientID + "\x00" + resource
-}
-
 func (s *Server) loadAuthRequest(r *http.Request, id string) (*authRequest, bool) {
 	if id == "" || len(id) > 100 {
 		return nil, false
 	}
-	var ar authRequest
-	if err := s.getJSON(r.Context(), bucketAuthReqs, id, &ar); err != nil {
+	ar, err := s.db.GetAuthRequest(r.Context(), id)
+	if err != nil {
 		return nil, false
 	}
 	if s.opts.Now().Unix() >= ar.Exp {
@@ -54,8 +49,7 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Unknown client", "The application is no longer registered.")
 		return
 	}
-	var cr consentRecord
-	if err := s.getJSON(r.Context(), bucketConsents, consentKey(sess.Sub, c.ID, ar.Resource), &cr); err == nil {
+	if cr, err := s.db.GetConsent(r.Context(), sess.Sub, c.ID, ar.Resource); err == nil {
 		granted := strings.Fields(cr.Scope)
 		covered := true
 		for _, sc := range strings.Fields(ar.Scope) {
@@ -80,8 +74,7 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	} else if err == nil {
 		redirectHost = u.Scheme + ":"
 	}
-	var user userRecord
-	_ = s.getJSON(r.Context(), bucketUsers, sess.Sub, &user)
+	user, _ := s.db.GetUser(r.Context(), sess.Sub)
 	name := user.Login
 	if name == "" {
 		name = sess.Sub
@@ -139,7 +132,7 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	switch r.PostForm.Get("action") {
 	case "approve":
 		cr := consentRecord{Scope: ar.Scope, Resource: ar.Resource, At: s.opts.Now().Unix()}
-		if err := s.putJSON(r.Context(), bucketConsents, consentKey(sess.Sub, ar.ClientID, ar.Resource), cr); err != nil {
+		if err := s.db.PutConsent(r.Context(), sess.Sub, ar.ClientID, ar.Resource, cr); err != nil {
 			s.log.Error("store consent", "error", err)
 			s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 			return
@@ -158,18 +151,11 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 
 // takeAuthRequest removes a pending request atomically, so it completes at most once.
 func (s *Server) takeAuthRequest(r *http.Request, reqID string) *authRequest {
-	var ar *authRequest
-	_ = s.store.Update(r.Context(), bucketAuthReqs, reqID, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, nil
-		}
-		var a authRequest
-		if json.Unmarshal(old, &a) == nil && s.opts.Now().Unix() < a.Exp {
-			ar = &a
-		}
-		return nil, nil
-	})
-	return ar
+	ar, err := s.db.TakeAuthRequest(r.Context(), reqID)
+	if err != nil || s.opts.Now().Unix() >= ar.Exp {
+		return nil
+	}
+	return &ar
 }
 
 // finishAuthorization issues a code for the pending request and redirects with code, state, iss.
@@ -194,7 +180,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, req
 func (s *Server) issueCode(r *http.Request, ar *authRequest, sub string) (string, error) {
 	now := s.opts.Now()
 	fam := randomToken()
-	if err := s.putJSON(r.Context(), bucketFamilies, fam, familyRecord{
+	if err := s.db.CreateFamily(r.Context(), fam, familyRecord{
 		ClientID: ar.ClientID, Sub: sub, Exp: now.Add(s.opts.RefreshTokenTTL).Unix(),
 	}); err != nil {
 		return "", err
@@ -205,7 +191,7 @@ func (s *Server) issueCode(r *http.Request, ar *authRequest, sub string) (string
 		Challenge: ar.Challenge, Resource: ar.Resource, Scope: ar.Scope, Sub: sub,
 		Exp: now.Add(s.opts.CodeTTL).Unix(), FamilyID: fam,
 	}
-	if err := s.putJSON(r.Context(), bucketCodes, hashSecret(code), rec); err != nil {
+	if err := s.db.CreateCode(r.Context(), hashSecret(code), rec); err != nil {
 		return "", err
 	}
 	return code, nil

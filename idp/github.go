@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -142,7 +141,7 @@ func (s *Server) saveGitHubToken(ctx context.Context, sub string, t *githubToken
 	if err != nil {
 		return err
 	}
-	return s.store.Put(ctx, bucketGitHub, sub, s.sealer.seal(b, sub))
+	return s.db.PutSealed(ctx, SealedGitHub, sub, s.sealer.seal(b, sub))
 }
 
 func (s *Server) loadGitHubToken(ctx context.Context, sub string) (*githubToken, error) {
@@ -152,7 +151,7 @@ func (s *Server) loadGitHubToken(ctx context.Context, sub string) (*githubToken,
 
 // loadGitHubTokenSealed also returns the stored ciphertext, for a later compare-and-swap.
 func (s *Server) loadGitHubTokenSealed(ctx context.Context, sub string) (*githubToken, []byte, error) {
-	sealed, err := s.store.Get(ctx, bucketGitHub, sub)
+	sealed, err := s.db.GetSealed(ctx, SealedGitHub, sub)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -177,13 +176,11 @@ func (s *Server) replaceGitHubToken(ctx context.Context, sub string, prev []byte
 	if err != nil {
 		return err
 	}
-	nv := s.sealer.seal(b, sub)
-	return s.store.Update(ctx, bucketGitHub, sub, func(old []byte) ([]byte, error) {
-		if old == nil || !bytes.Equal(old, prev) {
-			return nil, errGitHubTokenChanged
-		}
-		return nv, nil
-	})
+	err = s.db.ReplaceSealed(ctx, SealedGitHub, sub, prev, s.sealer.seal(b, sub))
+	if errors.Is(err, ErrChanged) {
+		return errGitHubTokenChanged
+	}
+	return err
 }
 
 const githubExpirySkew = 30 * time.Second

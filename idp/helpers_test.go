@@ -2,6 +2,7 @@ package idp
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -370,4 +371,22 @@ func (e *testEnv) loginFor(c testClient, username string, extra url.Values) map[
 		e.t.Fatalf("redeem: %d %v", resp.StatusCode, m)
 	}
 	return m
+}
+
+// getJSON and putJSON reach into the server's key-value Store in its JSON layout, for tests that
+// plant or inspect records directly (production code goes through Storage).
+func (s *Server) getJSON(ctx context.Context, bucket, key string, v any) error {
+	b, err := s.store.Get(ctx, bucket, key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (s *Server) putJSON(ctx context.Context, bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.store.Put(ctx, bucket, key, b)
 }

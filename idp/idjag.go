@@ -238,24 +238,14 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 		return nil, oerr
 	}
 	// Single use, for as long as the ID-JAG is valid (the record expires with it; cleanup).
-	replay := false
-	err = s.store.Update(ctx, bucketJTI, hashSecret(trust.cfg.Issuer+"\x00"+cl.JTI), func(old []byte) ([]byte, error) {
-		if old != nil {
-			var e expiring
-			if json.Unmarshal(old, &e) == nil && e.Exp >= now.Unix() {
-				replay = true
-				return old, nil
-			}
-		}
-		return json.Marshal(expiring{Exp: idt.Expiry.Unix()})
-	})
+	err = s.db.UseJTI(ctx, hashSecret(trust.cfg.Issuer+"\x00"+cl.JTI), idt.Expiry, now)
+	if errors.Is(err, ErrAlreadyUsed) {
+		s.log.Info("ID-JAG replayed", "client_id", c.ID, "iss", trust.cfg.Issuer)
+		return nil, errInvalidGrant("the ID-JAG was already used")
+	}
 	if err != nil {
 		s.log.Error("store ID-JAG jti", "error", err)
 		return nil, errServer("storage error")
-	}
-	if replay {
-		s.log.Info("ID-JAG replayed", "client_id", c.ID, "iss", trust.cfg.Issuer)
-		return nil, errInvalidGrant("the ID-JAG was already used")
 	}
 
 	sub := oidcSubject(trust.cfg.Issuer, cl.Subject)
@@ -266,7 +256,7 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	// A grant family of its own, so that the access token can be revoked like any other; it
 	// ends with the token (no refresh token: the client asks its IdP for a new ID-JAG).
 	fam := randomToken()
-	if err := s.putJSON(ctx, bucketFamilies, fam, familyRecord{
+	if err := s.db.CreateFamily(ctx, fam, familyRecord{
 		ClientID: c.ID, Sub: sub, Exp: now.Add(s.opts.AccessTokenTTL).Unix() + 60,
 	}); err != nil {
 		s.log.Error("store family", "error", err)
@@ -352,10 +342,6 @@ func (s *Server) idjagScope(claim, requested string) (string, *oauthError) {
 // ensureIDJAGUser records a user first seen through an ID-JAG. An existing user (who signed in
 // through an upstream with the same issuer: same subject) is left as is.
 func (s *Server) ensureIDJAGUser(ctx context.Context, sub, iss string, cl idjagClaims) error {
-	_, err := s.store.Get(ctx, bucketUsers, sub)
-	if err == nil || !errors.Is(err, ErrNotFound) {
-		return err
-	}
 	rec := userRecord{Sub: sub, Login: cl.Email, Email: cl.Email, CreatedAt: s.opts.Now().Unix()}
 	if rec.Login == "" {
 		rec.Login = cl.Subject
@@ -365,5 +351,6 @@ func (s *Server) ensureIDJAGUser(ctx context.Context, sub, iss string, cl idjagC
 			rec.Upstream = u.cfg.Name
 		}
 	}
-	return s.putJSON(ctx, bucketUsers, sub, rec)
+	_, err := s.db.CreateUser(ctx, rec)
+	return err
 }

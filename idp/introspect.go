@@ -26,8 +26,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	inactive := map[string]any{"active": false}
 	maySee := func(owner string) bool { return c.exchange != nil || owner == c.ID }
 	now := s.opts.Now()
-	var rec refreshRecord
-	if err := s.getJSON(ctx, bucketRefresh, hashSecret(tok), &rec); err == nil {
+	if rec, err := s.db.GetRefresh(ctx, hashSecret(tok)); err == nil {
 		revoked, _ := s.familyRevoked(ctx, rec.FamilyID)
 		if revoked || rec.RotatedAt != 0 || now.Unix() >= rec.Exp || !maySee(rec.ClientID) {
 			writeJSON(w, http.StatusOK, inactive)

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -40,7 +39,7 @@ type signingKey struct {
 // keyManager owns the signing keys: a key is published in the JWKS from creation, signs only from
 // activateAt (KeyPrePublish later), and stays published until every token it signed has expired.
 type keyManager struct {
-	store  Store
+	store  KeyStorage
 	sealer *sealer
 	opts   *Options
 
@@ -100,12 +99,12 @@ func generateKey(alg string) (crypto.Signer, error) {
 }
 
 func (m *keyManager) load(ctx context.Context) error {
-	var keys []*signingKey
-	err := m.store.ForEach(ctx, bucketKeys, func(_ string, v []byte) error {
-		var rec keyRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("idp: decode key record: %w", err)
-		}
+	recs, err := m.store.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	keys := make([]*signingKey, 0, len(recs))
+	for _, rec := range recs {
 		der, err := m.sealer.open(rec.Sealed, rec.Kid)
 		if err != nil {
 			return fmt.Errorf("idp: signing key %s: %w (wrong encryption key?)", rec.Kid, err)
@@ -119,10 +118,6 @@ func (m *keyManager) load(ctx context.Context) error {
 			return errors.New("idp: stored key is not a signer")
 		}
 		keys = append(keys, &signingKey{kid: rec.Kid, alg: rec.Alg, priv: signer, activateAt: rec.ActivateAt, created: rec.Created})
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	sortKeys(keys)
 	m.mu.Lock()
@@ -151,8 +146,7 @@ func (m *keyManager) create(ctx context.Context, now, activateAt time.Time) (*si
 		return nil, err
 	}
 	rec := keyRecord{Kid: kid, Alg: alg, Sealed: m.sealer.seal(der, kid), Created: now, ActivateAt: activateAt}
-	b, _ := json.Marshal(rec)
-	if err := m.store.Put(ctx, bucketKeys, kid, b); err != nil {
+	if err := m.store.RotateKeys(ctx, &rec, nil); err != nil {
 		return nil, err
 	}
 	return &signingKey{kid: kid, alg: alg, priv: priv, activateAt: activateAt, created: now}, nil
@@ -198,18 +192,22 @@ func (m *keyManager) maintain(ctx context.Context) error {
 	// A key stops signing when its successor activates; it stays published until the last token it
 	// signed has expired (plus a margin for clock skew).
 	keep := keys[:0:0]
+	var retire []string
 	for i, k := range keys {
 		if i+1 < len(keys) {
 			succ := keys[i+1].activateAt
 			if !succ.After(now) && now.After(succ.Add(m.opts.AccessTokenTTL+5*time.Minute)) {
-				if err := m.store.Delete(ctx, bucketKeys, k.kid); err != nil {
-					return err
-				}
-				changed = true
+				retire = append(retire, k.kid)
 				continue
 			}
 		}
 		keep = append(keep, k)
+	}
+	if len(retire) > 0 {
+		if err := m.store.RotateKeys(ctx, nil, retire); err != nil {
+			return err
+		}
+		changed = true
 	}
 	if changed {
 		sortKeys(keep)

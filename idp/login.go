@@ -1,7 +1,7 @@
 package idp
 
 import (
-	"encoding/json"
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -136,19 +136,18 @@ func validPAT(t string) bool {
 	return true
 }
 
+// takeLoginState consumes the login state (single use: deleted whatever it holds) and returns it
+// unless it is missing or expired.
+func (s *Server) takeLoginState(ctx context.Context, state string) *loginState {
+	ls, err := s.db.TakeLoginState(ctx, hashSecret(state))
+	if err != nil || s.opts.Now().Unix() >= ls.Exp {
+		return nil
+	}
+	return &ls
+}
+
 func (s *Server) upsertUser(r *http.Request, u userRecord) error {
-	return s.store.Update(r.Context(), bucketUsers, u.Sub, func(old []byte) ([]byte, error) {
-		if old != nil {
-			var prev userRecord
-			if json.Unmarshal(old, &prev) == nil {
-				u.CreatedAt = prev.CreatedAt
-			}
-		}
-		if u.CreatedAt == 0 {
-			u.CreatedAt = s.opts.Now().Unix()
-		}
-		return json.Marshal(u)
-	})
+	return s.db.UpsertUser(r.Context(), u, s.opts.Now())
 }
 
 // handleGitHubStart begins the GitHub OAuth web flow, to sign in (req=<pending authorization> or
@@ -186,7 +185,7 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 		ls.Purpose, ls.Sub = "link", sess.Sub
 	}
 	state := randomToken()
-	if err := s.putJSON(r.Context(), bucketStates, hashSecret(state), ls); err != nil {
+	if err := s.db.PutLoginState(r.Context(), hashSecret(state), ls); err != nil {
 		s.log.Error("store login state", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return
@@ -223,14 +222,7 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setCookie(w, s.stateCookieName(), "", 0)
-	var ls *loginState
-	_ = s.store.Update(r.Context(), bucketStates, hashSecret(state), func(old []byte) ([]byte, error) {
-		var l loginState
-		if old != nil && json.Unmarshal(old, &l) == nil && s.opts.Now().Unix() < l.Exp {
-			ls = &l
-		}
-		return nil, nil // single use: always deleted
-	})
+	ls := s.takeLoginState(r.Context(), state)
 	if ls == nil {
 		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "This sign-in was already used or has expired. Start again.")
 		return

@@ -9,7 +9,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_ = s.store.Delete(r.Context(), bucketSessions, sess.key)
+	_ = s.db.DeleteSession(r.Context(), sess.key)
 	s.setCookie(w, s.cookie, "", 0)
 	http.Redirect(w, r, s.endpoint("/login"), http.StatusSeeOther)
 }

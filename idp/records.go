@@ -2,7 +2,6 @@ package idp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -147,57 +146,22 @@ type loginState struct {
 	Verifier []byte `json:"verifier,omitempty"`
 }
 
-// expiring is decoded from any record to find its expiry during cleanup.
-type expiring struct {
-	Exp     int64 `json:"exp"`
-	PurgeAt int64 `json:"purge_at,omitempty"` // overrides Exp when later (used codes)
-}
-
-func (s *Server) getJSON(ctx context.Context, bucket, key string, v any) error {
-	b, err := s.store.Get(ctx, bucket, key)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
-
-func (s *Server) putJSON(ctx context.Context, bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.store.Put(ctx, bucket, key, b)
-}
-
-// cleanup deletes expired records from every bucket that has them.
+// cleanup deletes expired records.
 func (s *Server) cleanup(ctx context.Context) {
-	now := s.opts.Now().Unix()
-	for _, b := range []string{bucketCodes, bucketRefresh, bucketFamilies, bucketAccess, bucketSessions, bucketAuthReqs, bucketStates, bucketJTI} {
-		n, err := s.store.DeleteIf(ctx, b, func(_ string, v []byte) bool {
-			var e expiring
-			if json.Unmarshal(v, &e) != nil {
-				return false
-			}
-			end := max(e.Exp, e.PurgeAt)
-			return end > 0 && end < now
-		})
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				s.log.Error("cleanup failed", "bucket", b, "error", err)
-			}
-			return
-		}
-		if n > 0 {
-			s.log.Debug("cleanup", "bucket", b, "deleted", n)
-		}
+	n, err := s.db.DeleteExpired(ctx, s.opts.Now())
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Error("cleanup failed", "error", err)
+	}
+	if n > 0 {
+		s.log.Debug("cleanup", "deleted", n)
 	}
 }
 
 // accessRevoked reports whether an access token (by jti) or its grant family was revoked. Unknown
 // jtis count as revoked (fail closed).
 func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
-	var a accessRecord
-	if err := s.getJSON(ctx, bucketAccess, jti, &a); err != nil {
+	a, err := s.db.GetAccess(ctx, jti)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return true, nil
 		}
@@ -209,53 +173,16 @@ func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
 	return s.familyRevoked(ctx, a.FamilyID)
 }
 
+// familyRevoked reports whether a grant family was revoked; an unknown family counts as revoked.
 func (s *Server) familyRevoked(ctx context.Context, familyID string) (bool, error) {
-	var f familyRecord
-	if err := s.getJSON(ctx, bucketFamilies, familyID, &f); err != nil {
+	f, err := s.db.GetFamily(ctx, familyID)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return true, nil
 		}
 		return true, err
 	}
 	return f.Revoked, nil
-}
-
-func (s *Server) revokeFamily(ctx context.Context, familyID string) error {
-	if familyID == "" {
-		return nil
-	}
-	return s.store.Update(ctx, bucketFamilies, familyID, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, nil
-		}
-		var f familyRecord
-		if err := json.Unmarshal(old, &f); err != nil {
-			return nil, err
-		}
-		f.Revoked = true
-		return json.Marshal(f)
-	})
-}
-
-// revokeClientFamilies revokes every grant family issued to clientID (RFC 7592 delete).
-func (s *Server) revokeClientFamilies(ctx context.Context, clientID string) error {
-	var ids []string
-	err := s.store.ForEach(ctx, bucketFamilies, func(k string, v []byte) error {
-		var f familyRecord
-		if json.Unmarshal(v, &f) == nil && f.ClientID == clientID && !f.Revoked {
-			ids = append(ids, k)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.revokeFamily(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // clientExists reports whether clientID still names a client. Configured exchange clients and
@@ -270,7 +197,7 @@ func (s *Server) clientExists(ctx context.Context, clientID string) (bool, error
 			return true, nil
 		}
 	}
-	if _, err := s.store.Get(ctx, bucketClients, clientID); err != nil {
+	if _, err := s.db.GetClient(ctx, clientID); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}

@@ -1,16 +1,13 @@
 package idp
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/mcpgate/mcpgate/internal/loopback"
@@ -41,16 +38,6 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, oerr)
 		return
 	}
-	if err := s.reserveClientSlot(r.Context()); err != nil {
-		if errors.Is(err, errClientCap) {
-			s.log.Error("client cap reached", "max_clients", s.opts.MaxClients)
-			writeOAuthError(w, newOAuthError(http.StatusForbidden, "access_denied", "the server accepts no more client registrations"))
-			return
-		}
-		s.log.Error("count clients", "error", err)
-		writeOAuthError(w, errServer("storage error"))
-		return
-	}
 	rec := clientRecord{
 		ClientID: base64.RawURLEncoding.EncodeToString(randomBytes(16)),
 		IssuedAt: s.opts.Now().Unix(),
@@ -63,9 +50,11 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	rat := randomToken()
 	rec.RegTokenHash = hashSecret(rat)
-	if err := s.putJSON(r.Context(), bucketClients, rec.ClientID, rec); err != nil {
-		if err := s.releaseClientSlot(r.Context()); err != nil {
-			s.log.Error("release client slot", "error", err)
+	if err := s.db.CreateClient(r.Context(), rec, s.opts.MaxClients); err != nil {
+		if errors.Is(err, ErrLimitReached) {
+			s.log.Error("client cap reached", "max_clients", s.opts.MaxClients)
+			writeOAuthError(w, newOAuthError(http.StatusForbidden, "access_denied", "the server accepts no more client registrations"))
+			return
 		}
 		s.log.Error("store client", "error", err)
 		writeOAuthError(w, errServer("storage error"))
@@ -222,8 +211,7 @@ var errBadRegistrationToken = errors.New("bad registration access token")
 func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("client_id")
-	var rec clientRecord
-	err := s.getJSON(ctx, bucketClients, id, &rec)
+	rec, err := s.db.GetClient(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Error("load client", "error", err)
 		writeOAuthError(w, errServer("storage error"))
@@ -247,24 +235,16 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 		// Revoke every grant the client holds first: a deleted client's refresh tokens, and the
 		// access tokens of those families, must stop working (exchange, introspection). If this
 		// fails the client stays, so the deletion can be retried.
-		if err := s.revokeClientFamilies(ctx, id); err != nil {
+		if err := s.db.RevokeClientFamilies(ctx, id); err != nil {
 			s.log.Error("revoke deleted client's grants", "error", err)
 			writeOAuthError(w, errServer("storage error"))
 			return
 		}
-		existed := false
-		err := s.store.Update(ctx, bucketClients, id, func(old []byte) ([]byte, error) {
-			existed = old != nil
-			return nil, nil
-		})
-		if err != nil {
+		if existed, err := s.db.DeleteClient(ctx, id); err != nil {
 			s.log.Error("delete client", "error", err)
-			writeOAuthError(w, errServer("storage error"))
-			return
-		}
-		if existed {
-			if err := s.releaseClientSlot(ctx); err != nil {
-				s.log.Error("release client slot", "error", err)
+			if !existed { // deleted but its place under the cap not given back: still deleted
+				writeOAuthError(w, errServer("storage error"))
+				return
 			}
 		}
 		s.log.Info("client deleted", "client_id", id)
@@ -292,27 +272,21 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 			writeOAuthError(w, oerr)
 			return
 		}
-		// Apply the update to the record as it is now, in one store.Update: a client deleted since
+		// Apply the update to the record as it is now, in one atomic step: a client deleted since
 		// it was read above must not be resurrected.
 		var secret string
-		err = s.store.Update(ctx, bucketClients, id, func(old []byte) ([]byte, error) {
-			if old == nil {
-				return nil, errClientGone
-			}
-			if err := json.Unmarshal(old, &rec); err != nil {
-				return nil, err
-			}
+		rec, err = s.db.UpdateClient(ctx, id, func(c *clientRecord) error {
 			secret = ""
 			if md.TokenEndpointAuthMethod == "none" {
-				rec.SecretHash = ""
-			} else if rec.SecretHash == "" {
+				c.SecretHash = ""
+			} else if c.SecretHash == "" {
 				secret = randomToken()
-				rec.SecretHash = hashSecret(secret)
+				c.SecretHash = hashSecret(secret)
 			}
-			rec.Metadata = md
-			return json.Marshal(rec)
+			c.Metadata = md
+			return nil
 		})
-		if errors.Is(err, errClientGone) {
+		if errors.Is(err, ErrNotFound) {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			writeOAuthError(w, errInvalidToken("invalid registration access token"))
 			return
@@ -324,58 +298,4 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, s.clientResponse(&rec, secret, ""))
 	}
-}
-
-var (
-	errClientCap  = errors.New("idp: client cap reached")
-	errClientGone = errors.New("idp: client deleted")
-	errNoCounter  = errors.New("idp: no client counter yet")
-)
-
-// reserveClientSlot counts one more client against MaxClients atomically (one store.Update on the
-// counter), so concurrent registrations cannot overshoot the cap as Count-then-Put could. A store
-// written before the counter existed is initialised from Count once. A crash between this and
-// storing the client over-counts by one, which errs on the safe side.
-func (s *Server) reserveClientSlot(ctx context.Context) error {
-	bump := func(initial int, haveInitial bool) error {
-		return s.store.Update(ctx, bucketMeta, metaClientCount, func(old []byte) ([]byte, error) {
-			n := initial
-			if old != nil {
-				v, err := strconv.Atoi(string(old))
-				if err != nil {
-					return nil, fmt.Errorf("idp: corrupt client counter: %w", err)
-				}
-				n = v
-			} else if !haveInitial {
-				return nil, errNoCounter
-			}
-			if n >= s.opts.MaxClients {
-				return nil, errClientCap
-			}
-			return []byte(strconv.Itoa(n + 1)), nil
-		})
-	}
-	err := bump(0, false)
-	if !errors.Is(err, errNoCounter) {
-		return err
-	}
-	n, err := s.store.Count(ctx, bucketClients)
-	if err != nil {
-		return err
-	}
-	return bump(n, true)
-}
-
-// releaseClientSlot gives back a slot after a deletion (or a registration that failed to store).
-func (s *Server) releaseClientSlot(ctx context.Context) error {
-	return s.store.Update(ctx, bucketMeta, metaClientCount, func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, nil
-		}
-		n, err := strconv.Atoi(string(old))
-		if err != nil || n <= 1 {
-			return []byte("0"), nil
-		}
-		return []byte(strconv.Itoa(n - 1)), nil
-	})
 }

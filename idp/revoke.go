@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"encoding/json"
 	"net/http"
 )
 
@@ -19,10 +18,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var rec refreshRecord
-	if err := s.getJSON(ctx, bucketRefresh, hashSecret(tok), &rec); err == nil {
+	if rec, err := s.db.GetRefresh(ctx, hashSecret(tok)); err == nil {
 		if rec.ClientID == c.ID {
-			if err := s.revokeFamily(ctx, rec.FamilyID); err != nil {
+			if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
 				s.log.Error("revoke family", "error", err)
 				writeOAuthError(w, errServer("storage error"))
 				return
@@ -30,18 +28,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("refresh token revoked", "client_id", c.ID)
 		}
 	} else if claims, err := s.verifyAccessToken(ctx, tok); err == nil && claims.ClientID == c.ID {
-		err := s.store.Update(ctx, bucketAccess, claims.ID, func(old []byte) ([]byte, error) {
-			if old == nil {
-				return nil, nil
-			}
-			var a accessRecord
-			if err := json.Unmarshal(old, &a); err != nil {
-				return nil, err
-			}
-			a.Revoked = true
-			return json.Marshal(a)
-		})
-		if err != nil {
+		if err := s.db.RevokeAccess(ctx, claims.ID); err != nil {
 			s.log.Error("revoke access token", "error", err)
 			writeOAuthError(w, errServer("storage error"))
 			return

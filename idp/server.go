@@ -25,6 +25,7 @@ import (
 type Server struct {
 	opts      Options
 	store     Store
+	db        Storage // typed persistence over store
 	ownsStore bool
 	sealer    *sealer
 	keys      *keyManager
@@ -54,8 +55,8 @@ func New(opts Options) (*Server, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, store: opts.Store, log: opts.Logger}
-	if s.store == nil {
+	s := &Server{opts: opts, store: opts.Store, db: opts.Storage, log: opts.Logger}
+	if s.store == nil && s.db == nil {
 		s.store = NewMemoryStore()
 		s.ownsStore = true
 		if opts.EncryptionKey == nil {
@@ -63,7 +64,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	if opts.EncryptionKey == nil {
-		return nil, errors.New("idp: Options.EncryptionKey is required with a persistent Store")
+		return nil, errors.New("idp: Options.EncryptionKey is required with a persistent Store or Storage")
 	}
 	sl, err := newSealer(opts.EncryptionKey)
 	if err != nil {
@@ -78,7 +79,10 @@ func New(opts Options) (*Server, error) {
 	if s.secure {
 		s.cookie = "__Host-mcpgate_idp_session"
 	}
-	s.keys = &keyManager{store: s.store, sealer: sl, opts: &s.opts}
+	if s.db == nil {
+		s.db = NewKVStorage(s.store)
+	}
+	s.keys = &keyManager{store: s.db, sealer: sl, opts: &s.opts}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.keys.load(s.ctx); err != nil {
 		s.cancel()

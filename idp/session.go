@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -32,8 +31,8 @@ func (s *Server) loadSession(r *http.Request) *session {
 		return nil
 	}
 	key := hashSecret(c.Value)
-	var rec sessionRecord
-	if err := s.getJSON(r.Context(), bucketSessions, key, &rec); err != nil {
+	rec, err := s.db.GetSession(r.Context(), key)
+	if err != nil {
 		return nil
 	}
 	if s.opts.Now().Unix() >= rec.Exp {
@@ -100,7 +99,7 @@ func (s *Server) newSession(w http.ResponseWriter, ctx context.Context, sub stri
 	now := s.opts.Now()
 	rec := sessionRecord{Sub: sub, CSRF: randomToken(), Exp: now.Add(ttl).Unix(), AuthTime: now.Unix()}
 	key := hashSecret(id)
-	if err := s.putJSON(ctx, bucketSessions, key, rec); err != nil {
+	if err := s.db.PutSession(ctx, key, rec); err != nil {
 		return nil, err
 	}
 	s.setCookie(w, s.cookie, id, ttl)
@@ -112,20 +111,19 @@ func (s *Server) newSession(w http.ResponseWriter, ctx context.Context, sub stri
 // what satisfies prompt=login and max_age: an older session never does.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, sub, reqID string) error {
 	if old := s.loadSession(r); old != nil {
-		_ = s.store.Delete(r.Context(), bucketSessions, old.key)
+		_ = s.db.DeleteSession(r.Context(), old.key)
 	}
 	sess, err := s.newSession(w, r.Context(), sub)
 	if err != nil || reqID == "" {
 		return err
 	}
-	err = s.store.Update(r.Context(), bucketAuthReqs, reqID, func(old []byte) ([]byte, error) {
-		var ar authRequest
-		if old == nil || json.Unmarshal(old, &ar) != nil {
-			return old, nil // gone or unreadable: the consent page reports it
-		}
+	err = s.db.UpdateAuthRequest(r.Context(), reqID, func(ar *authRequest) error {
 		ar.LoginSession = sess.key
-		return json.Marshal(ar)
+		return nil
 	})
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
+		return nil // gone or unreadable: the consent page reports it
+	}
 	return err
 }
 

@@ -5,12 +5,10 @@ import (
 	"errors"
 )
 
-// ErrNotFound is returned by a Store when a key does not exist.
-var ErrNotFound = errors.New("idp: record not found")
-
-// Store is the persistence the authorization server needs: a set of named buckets holding opaque
-// values under string keys. The server encodes records (JSON) itself, hashes every token, code and
-// secret before it becomes a key or value, and encrypts GitHub tokens and private keys before they
+// Store is the key-value backend of the embedded stores: a set of named buckets holding opaque
+// values under string keys. The server itself speaks Storage; NewKVStorage implements Storage on a
+// Store, encoding records (JSON) in the buckets below. Every token, code and secret is hashed
+// before it becomes a key or value, and GitHub tokens and private keys are encrypted before they
 // reach the store, so a Store never sees a usable secret.
 //
 // Implementations must be safe for concurrent use. Update must be atomic with respect to every
@@ -38,7 +36,8 @@ type Store interface {
 	Close() error
 }
 
-// Bucket names used by the server. Keys that derive from secrets are SHA-256 hashes.
+// Bucket names of the key-value layout (kvStorage only; existing data directories depend on
+// them). Keys that derive from secrets are SHA-256 hashes.
 const (
 	bucketClients  = "clients"  // client_id -> clientRecord
 	bucketUsers    = "users"    // sub -> userRecord
@@ -57,8 +56,8 @@ const (
 	bucketJTI      = "jti"      // sha256(ID-JAG iss, jti) -> expiring (single-use assertions)
 )
 
-// metaClientCount (in bucketMeta) is the number of registered clients, kept by store.Update so the
-// MaxClients cap holds under concurrent registrations.
+// metaClientCount (in bucketMeta) is the number of registered clients, kept by Store.Update (see
+// kvStorage.CreateClient) so the MaxClients cap holds under concurrent registrations.
 const metaClientCount = "client_count"
 
 var allBuckets = []string{

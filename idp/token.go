@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // handleToken is the token endpoint: authorization_code, refresh_token and token exchange.
@@ -84,8 +84,6 @@ func parseTokenForm(w http.ResponseWriter, r *http.Request) *oauthError {
 	return nil
 }
 
-var errCodeNotFound = errors.New("code not found")
-
 func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]any, *oauthError) {
 	if c.exchange != nil {
 		return nil, errUnauthorizedClient("this client may only use token exchange")
@@ -102,53 +100,33 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	// one must win. The winner's tokens still die with the replay's revocation,
 	// since every later use of a token checks its family.
 	familyExp := int64(0)
-	var pre codeRecord
-	if err := s.getJSON(ctx, bucketCodes, hashSecret(code), &pre); err == nil && !pre.Used {
-		var fam familyRecord
-		if err := s.getJSON(ctx, bucketFamilies, pre.FamilyID, &fam); err != nil || fam.Revoked {
+	pre, err := s.db.GetCode(ctx, hashSecret(code))
+	if err == nil && !pre.Used {
+		fam, err := s.db.GetFamily(ctx, pre.FamilyID)
+		if err != nil || fam.Revoked {
 			return nil, errInvalidGrant("the authorization grant was revoked")
 		}
 		familyExp = fam.Exp
 	}
 
-	// Consume the code atomically: exactly one of concurrent redemptions sees it unused.
-	var rec codeRecord
-	reused := false
+	// Consume the code atomically: exactly one of concurrent redemptions sees it unused. The used
+	// record is kept until the access tokens this redemption issues have expired: a replay after
+	// the code's own expiry must still be "reused" and revoke the grant, not "invalid".
 	now := s.opts.Now()
-	err := s.store.Update(ctx, bucketCodes, hashSecret(code), func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, errCodeNotFound
-		}
-		if err := json.Unmarshal(old, &rec); err != nil {
-			return nil, err
-		}
-		if rec.Used {
-			reused = true
-			return old, nil
-		}
-		rec.Used = true
-		// Keep only what replay detection needs (no challenge, redirect URI or scope), until
-		// the access tokens this redemption issues have expired: a replay after the code's own
-		// expiry must still be "reused" and revoke the grant, not "invalid".
-		return json.Marshal(codeRecord{
-			ClientID: rec.ClientID, Sub: rec.Sub, Exp: rec.Exp, Used: true, FamilyID: rec.FamilyID,
-			PurgeAt: now.Add(max(s.opts.AccessTokenTTL, s.opts.CodeTTL)).Unix() + 1,
-		})
-	})
-	if errors.Is(err, errCodeNotFound) {
+	rec, err := s.db.RedeemCode(ctx, hashSecret(code), now.Add(max(s.opts.AccessTokenTTL, s.opts.CodeTTL)+time.Second))
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return nil, errInvalidGrant("the authorization code is invalid")
-	}
-	if err != nil {
-		s.log.Error("redeem code", "error", err)
-		return nil, errServer("storage error")
-	}
-	if reused {
+	case errors.Is(err, ErrAlreadyUsed):
 		// A replayed code: revoke everything the first redemption issued (RFC 6749 §4.1.2).
-		if err := s.revokeFamily(ctx, rec.FamilyID); err != nil {
+		if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
 			s.log.Error("revoke family after code reuse", "error", err)
 		}
 		s.log.Info("authorization code reused; grant revoked", "client_id", rec.ClientID)
 		return nil, errInvalidGrant("the authorization code was already used")
+	case err != nil:
+		s.log.Error("redeem code", "error", err)
+		return nil, errServer("storage error")
 	}
 	if now.Unix() >= rec.Exp {
 		return nil, errInvalidGrant("the authorization code has expired")
@@ -211,7 +189,7 @@ func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, grantSc
 		s.log.Error("sign access token", "error", err)
 		return nil, errServer("cannot sign token")
 	}
-	if err := s.putJSON(ctx, bucketAccess, jti, accessRecord{FamilyID: familyID, ClientID: c.ID, Sub: sub, Exp: exp.Unix()}); err != nil {
+	if err := s.db.PutAccess(ctx, jti, accessRecord{FamilyID: familyID, ClientID: c.ID, Sub: sub, Exp: exp.Unix()}); err != nil {
 		s.log.Error("store access token", "error", err)
 		return nil, errServer("storage error")
 	}
@@ -225,17 +203,9 @@ func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, grantSc
 		if rt == "" {
 			rt = randomToken()
 		}
-		nb, err := json.Marshal(refreshRecord{
+		err := s.db.CreateRefresh(ctx, hashSecret(rt), refreshRecord{
 			FamilyID: familyID, ClientID: c.ID, Sub: sub, Scope: grantScope, Resource: resource, Exp: familyExp,
 		})
-		if err == nil {
-			err = s.store.Update(ctx, bucketRefresh, hashSecret(rt), func(old []byte) ([]byte, error) {
-				if old != nil {
-					return old, nil
-				}
-				return nb, nil
-			})
-		}
 		if err != nil {
 			s.log.Error("store refresh token", "error", err)
 			return nil, errServer("storage error")
@@ -244,11 +214,6 @@ func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, grantSc
 	}
 	return resp, nil
 }
-
-var (
-	errRefreshWrongClient = errors.New("refresh token of another client")
-	errRefreshExpired     = errors.New("refresh token expired")
-)
 
 // grantRefresh rotates a refresh token. Rotation picks the successor refresh token atomically and
 // keeps it in the rotated record, sealed with a key derived from the old token (see
@@ -267,62 +232,28 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 		return nil, errInvalidRequest("refresh_token is required")
 	}
 	now := s.opts.Now()
-	var rec refreshRecord
-	var outcome string // "fresh", "grace", "reuse"
 	successor := ""
-	err := s.store.Update(ctx, bucketRefresh, hashSecret(rt), func(old []byte) ([]byte, error) {
-		if old == nil {
-			return nil, errCodeNotFound
-		}
-		if err := json.Unmarshal(old, &rec); err != nil {
-			return nil, err
-		}
-		if rec.ClientID != c.ID {
-			return nil, errRefreshWrongClient
-		}
-		if now.Unix() >= rec.Exp {
-			return nil, errRefreshExpired
-		}
-		switch {
-		case rec.RotatedAt == 0:
-			outcome = "fresh"
-			successor = randomToken()
-			sealed, err := sealSuccessor(rt, successor, rec.FamilyID)
-			if err != nil {
-				return nil, err
-			}
-			rec.RotatedAt = now.UnixMilli()
-			rec.Successor = sealed
-			return json.Marshal(rec)
-		case now.UnixMilli()-rec.RotatedAt <= s.opts.RefreshGrace.Milliseconds():
-			outcome = "grace"
-			if len(rec.Successor) > 0 {
-				succ, err := openSuccessor(rt, rec.Successor, rec.FamilyID)
-				if err != nil {
-					return nil, err
-				}
-				successor = succ
-			}
-		default:
-			outcome = "reuse"
-		}
-		return old, nil
+	rec, outcome, err := s.db.RotateRefresh(ctx, hashSecret(rt), c.ID, now, s.opts.RefreshGrace, func(familyID string) ([]byte, error) {
+		successor = randomToken()
+		return sealSuccessor(rt, successor, familyID)
 	})
-	switch {
-	case errors.Is(err, errCodeNotFound), errors.Is(err, errRefreshWrongClient):
-		return nil, errInvalidGrant("the refresh token is invalid")
-	case errors.Is(err, errRefreshExpired):
-		return nil, errInvalidGrant("the refresh token has expired")
-	case err != nil:
-		s.log.Error("rotate refresh token", "error", err)
-		return nil, errServer("storage error")
+	if err == nil && outcome == RefreshGrace && len(rec.Successor) > 0 {
+		successor, err = openSuccessor(rt, rec.Successor, rec.FamilyID)
 	}
-	if outcome == "reuse" {
-		if err := s.revokeFamily(ctx, rec.FamilyID); err != nil {
+	switch {
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrWrongClient):
+		return nil, errInvalidGrant("the refresh token is invalid")
+	case errors.Is(err, ErrExpired):
+		return nil, errInvalidGrant("the refresh token has expired")
+	case errors.Is(err, ErrAlreadyUsed):
+		if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
 			s.log.Error("revoke family after refresh reuse", "error", err)
 		}
 		s.log.Info("rotated refresh token reused; family revoked", "client_id", c.ID)
 		return nil, errInvalidGrant("the refresh token was already used")
+	case err != nil:
+		s.log.Error("rotate refresh token", "error", err)
+		return nil, errServer("storage error")
 	}
 	if revoked, err := s.familyRevoked(ctx, rec.FamilyID); err != nil || revoked {
 		return nil, errInvalidGrant("the refresh token was revoked")
@@ -331,7 +262,7 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	// account (the upstream refuses its refresh token) ends the grant here.
 	switch err := s.checkUpstream(ctx, rec.Sub); {
 	case errors.Is(err, errUpstreamRevoked):
-		if err := s.revokeFamily(ctx, rec.FamilyID); err != nil {
+		if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
 			s.log.Error("revoke family after upstream refusal", "error", err)
 		}
 		s.log.Info("upstream refused refresh; grant revoked", "client_id", c.ID, "sub", rec.Sub)
@@ -359,7 +290,7 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 			return nil, errInvalidTarget("resource does not match the original grant")
 		}
 	}
-	if outcome == "grace" && successor == "" {
+	if outcome == RefreshGrace && successor == "" {
 		// A record rotated before successors were kept: hand out no refresh token at all rather
 		// than a second live one.
 		return s.issueTokens(ctx, c, rec.Sub, scope, rec.Scope, rec.Resource, rec.FamilyID, 0, "")

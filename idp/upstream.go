@@ -273,8 +273,8 @@ func (s *Server) upstreamFor(ctx context.Context, sub string) (*upstream, *userR
 	if !strings.HasPrefix(sub, "oidc:") {
 		return nil, nil
 	}
-	var u userRecord
-	if err := s.getJSON(ctx, bucketUsers, sub, &u); err != nil {
+	u, err := s.db.GetUser(ctx, sub)
+	if err != nil {
 		return nil, nil
 	}
 	return s.upstreamByName(u.Upstream), &u

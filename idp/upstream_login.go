@@ -58,7 +58,7 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	ls.Nonce = nonce
 	ls.Verifier = s.sealer.seal([]byte(verifier), "oidc-verifier\x00"+hashSecret(state))
-	if err := s.putJSON(r.Context(), bucketStates, hashSecret(state), ls); err != nil {
+	if err := s.db.PutLoginState(r.Context(), hashSecret(state), ls); err != nil {
 		s.log.Error("store login state", "error", err)
 		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 		return
@@ -89,14 +89,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.setCookie(w, s.oidcStateCookieName(), "", 0)
-	var ls *loginState
-	_ = s.store.Update(r.Context(), bucketStates, hashSecret(state), func(old []byte) ([]byte, error) {
-		var l loginState
-		if old != nil && json.Unmarshal(old, &l) == nil && s.opts.Now().Unix() < l.Exp {
-			ls = &l
-		}
-		return nil, nil // single use: always deleted
-	})
+	ls := s.takeLoginState(r.Context(), state)
 	// The state must have been issued for this provider: a code from provider A delivered to
 	// provider B's callback (mix-up) is refused.
 	if ls == nil || ls.Upstream != u.cfg.Name || ls.Nonce == "" {
@@ -245,13 +238,13 @@ type upstreamToken struct {
 
 func (s *Server) saveUpstreamToken(ctx context.Context, sub, refresh string) error {
 	if refresh == "" {
-		return s.store.Delete(ctx, bucketUpstream, sub)
+		return s.db.DeleteSealed(ctx, SealedUpstream, sub)
 	}
 	b, err := json.Marshal(upstreamToken{RefreshToken: refresh})
 	if err != nil {
 		return err
 	}
-	return s.store.Put(ctx, bucketUpstream, sub, s.sealer.seal(b, sub))
+	return s.db.PutSealed(ctx, SealedUpstream, sub, s.sealer.seal(b, sub))
 }
 
 var errUpstreamRevoked = errors.New("idp: upstream refused to refresh the user's session")
@@ -270,7 +263,7 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 		return nil
 	}
 	_, err := s.ghFlight.DoContext(ctx, "upstream\x00"+sub, func() (any, error) {
-		sealed, err := s.store.Get(s.ctx, bucketUpstream, sub)
+		sealed, err := s.db.GetSealed(s.ctx, SealedUpstream, sub)
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
 		}
@@ -295,7 +288,7 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 		if err != nil {
 			var re *oauth2.RetrieveError
 			if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
-				_ = s.store.Delete(s.ctx, bucketUpstream, sub)
+				_ = s.db.DeleteSealed(s.ctx, SealedUpstream, sub)
 				return nil, errUpstreamRevoked
 			}
 			return nil, errUpstreamDown

@@ -22,8 +22,8 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, errInvalidToken("the access token is invalid"))
 		return
 	}
-	var u userRecord
-	if err := s.getJSON(r.Context(), bucketUsers, claims.Subject, &u); err != nil && !errors.Is(err, ErrNotFound) {
+	u, err := s.db.GetUser(r.Context(), claims.Subject)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Error("load user", "error", err)
 		writeOAuthError(w, errServer("storage error"))
 		return
