@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,8 @@ import (
 type gatewayOpts struct {
 	// realm, if set, is the keycloak source's realm (default: the issuer).
 	realm string
+	// scope, if set, is the gateway's scopes_supported and required_scopes.
+	scope string
 	// noCache turns off the verified-token and upstream-token caches, so that every request
 	// asks Keycloak.
 	noCache bool
@@ -82,6 +85,9 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 	var opts []string
 	if o.noCache {
 		opts = append(opts, "verify_cache_size -1", "upstream_cache_size -1")
+	}
+	if o.scope != "" {
+		opts = append(opts, "scopes_supported "+o.scope, "required_scopes "+o.scope)
 	}
 	if o.realm != "" {
 		opts = append(opts, "upstream_token keycloak {\n\t\t\trealm "+o.realm+"\n\t\t}")
@@ -527,4 +533,170 @@ func TestResourceParameterIgnored(t *testing.T) {
 			t.Errorf("resource=%q: aud %v, want the mapped %s and not the resource", tc.resource, aud, testAudience)
 		}
 	}
+}
+
+// mcpToolsScope creates the client scope "mcp:tools" (included in the token's scope claim) with
+// an audience mapper ("Included Custom Audience" = aud), and makes it a realm default client
+// scope (Client scopes → Assigned type "Default"), so that clients registered from now on may ask
+// for it and get aud with it. Undone when the test ends.
+func mcpToolsScope(t *testing.T, aud string) {
+	t.Helper()
+	ctx := context.Background()
+	kc := shared.kc
+	tok, err := kc.AdminToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "mcp:tools"
+	if err := kc.Admin(ctx, tok, http.MethodPost, "/"+RealmName+"/client-scopes", map[string]any{
+		"name": name, "protocol": "openid-connect",
+		"attributes": map[string]string{"include.in.token.scope": "true"},
+		"protocolMappers": []map[string]any{{
+			"name": "mcp-audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+			"config": map[string]string{"included.custom.audience": aud, "access.token.claim": "true", "id.token.claim": "false"},
+		}, {
+			// The broker endpoint reads resource_access.broker.roles from the token; a client
+			// registered with a scope parameter has not the "roles" scope that puts it there.
+			"name": "broker-roles", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-client-role-mapper",
+			"config": map[string]string{
+				"usermodel.clientRoleMapping.clientId": "broker", "claim.name": "resource_access.${client_id}.roles",
+				"multivalued": "true", "jsonType.label": "String", "access.token.claim": "true",
+			},
+		}},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var scopes []struct{ ID, Name string }
+	if err := kc.Admin(ctx, tok, http.MethodGet, "/"+RealmName+"/client-scopes", nil, &scopes); err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	for _, s := range scopes {
+		if s.Name == name {
+			id = s.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("client scope %s not found after its creation", name)
+	}
+	if err := kc.Admin(ctx, tok, http.MethodPut, "/"+RealmName+"/default-default-client-scopes/"+id, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The scope's role scope mapping (its "Scope" tab): broker's read-token, for clients without
+	// "Full scope allowed".
+	broker, err := kc.ClientID(ctx, tok, RealmName, "broker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role map[string]any
+	if err := kc.Admin(ctx, tok, http.MethodGet, "/"+RealmName+"/clients/"+broker+"/roles/read-token", nil, &role); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.Admin(ctx, tok, http.MethodPost, "/"+RealmName+"/client-scopes/"+id+"/scope-mappings/clients/"+broker, []any{role}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		tok, err := kc.AdminToken(context.Background())
+		if err != nil {
+			return
+		}
+		_ = kc.Admin(context.Background(), tok, http.MethodDelete, "/"+RealmName+"/default-default-client-scopes/"+id, nil, nil)
+		_ = kc.Admin(context.Background(), tok, http.MethodDelete, "/"+RealmName+"/client-scopes/"+id, nil, nil)
+	})
+}
+
+// (1) Dynamic client registration at Keycloak: anonymous registration from the client is refused
+// by the realm's default "Trusted Hosts" policy; with an initial access token (created by the
+// admin API, Clients → Initial access token in the console) the project's client registers,
+// logs in through GitHub and calls the tool as alice. The gateway requires the scope mcp:tools,
+// which the client finds in the challenge and asks for at registration and login; the realm's
+// client scope of that name carries the audience mapper. (A realm default client scope without
+// the client asking for it is not enough: Keycloak gives a client registered with a scope
+// parameter just the scopes it named, and the token then has no aud.)
+func TestGatewayDynamicRegistration(t *testing.T) {
+	g := startGateway(t, gatewayOpts{scope: "mcp:tools"})
+	mcpToolsScope(t, g.mcpURL)
+	ctx := withTimeout(t, 4*time.Minute)
+	newDCRClient := func(token string) *client.Client {
+		c, err := client.New(client.Config{
+			MCPURL: g.mcpURL, RegistrationToken: token, CacheDir: t.TempDir(),
+			OpenURL:      githubLogin(ctx, t, githubfake.AliceLogin, nil),
+			LoginTimeout: 2 * time.Minute, Stdout: io.Discard, Stderr: io.Discard,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+
+	err := newDCRClient("").Login(ctx)
+	if err == nil || !strings.Contains(err.Error(), "Policy 'Trusted Hosts' rejected request") {
+		t.Errorf("anonymous registration: err = %v, want the Trusted Hosts policy's refusal", err)
+	} else {
+		t.Logf("anonymous registration: %v", err)
+	}
+
+	kc := shared.kc
+	admin, err := kc.AdminToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var iat struct {
+		Token string `json:"token"`
+	}
+	if err := kc.Admin(ctx, admin, http.MethodPost, "/"+RealmName+"/clients-initial-access",
+		map[string]any{"expiration": 600, "count": 1}, &iat); err != nil || iat.Token == "" {
+		t.Fatalf("creating an initial access token: %v", err)
+	}
+	c := newDCRClient(iat.Token)
+	if err := c.Login(ctx); err != nil {
+		t.Fatalf("login with an initial access token: %v", err)
+	}
+	var registered []struct {
+		ClientID            string   `json:"clientId"`
+		Name                string   `json:"name"`
+		PublicClient        bool     `json:"publicClient"`
+		FullScopeAllowed    bool     `json:"fullScopeAllowed"`
+		DefaultClientScopes []string `json:"defaultClientScopes"`
+		OptionalScopes      []string `json:"optionalClientScopes"`
+	}
+	if err := kc.Admin(ctx, admin, http.MethodGet, "/"+RealmName+"/clients?max=200", nil, &registered); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range registered {
+		if r.Name != "mcpgate-client" {
+			continue
+		}
+		found = true
+		// What makes the mappers on mcp:tools necessary: Keycloak 26.5 gives the registered
+		// client the scopes it asked for as optional scopes and only "basic" as default, so
+		// neither the realm's "roles" scope nor any other default scope applies to it.
+		if !r.PublicClient || !slices.Contains(r.OptionalScopes, "mcp:tools") || slices.Contains(r.DefaultClientScopes, "roles") {
+			t.Errorf("registered client: %+v", r)
+		}
+	}
+	if !found {
+		t.Errorf("no client named mcpgate-client was registered")
+	}
+	shared.gh.Reset()
+	res, err := c.Call(ctx, "list_repositories", map[string]any{"per_page": 100})
+	if err != nil || res.IsError {
+		for _, l := range strings.Split(g.assertLogClean(t, nil), "\n") {
+			if strings.Contains(l, "unavailable") {
+				t.Log(l)
+			}
+		}
+		t.Fatalf("list_repositories: %v", err)
+	}
+	if names := strings.Join(repoNames(t, res.StructuredContent), ","); !strings.Contains(names, "alice/secret-plans") {
+		t.Errorf("repositories %s, want alice's", names)
+	}
+	for _, tok := range shared.gh.Tokens() {
+		if tok != githubfake.AliceToken {
+			t.Errorf("a GitHub call carried a token that is not alice's")
+		}
+	}
+	g.assertNoTokens(t, map[string]string{"the initial access token": iat.Token, "alice's GitHub token": githubfake.AliceToken})
 }
