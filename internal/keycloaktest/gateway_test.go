@@ -44,6 +44,15 @@ type gatewayOpts struct {
 	realm string
 	// scope, if set, is the gateway's scopes_supported and required_scopes.
 	scope string
+	// kc is the Keycloak the gateway trusts; default shared.kc.
+	kc *Server
+	// port is the gateway's port; default a free one.
+	port int
+	// clientID, if set, is an existing public client whose tokens name the gateway's MCP URL
+	// in aud; default: one created for the gateway (createMCPClient).
+	clientID string
+	// post selects the keycloak source's method post, as the realm's mcp-gateway client.
+	post bool
 	// noCache turns off the verified-token and upstream-token caches, so that every request
 	// asks Keycloak.
 	noCache bool
@@ -51,6 +60,7 @@ type gatewayOpts struct {
 
 // gateway is one loaded Caddy config and the Keycloak client made for it.
 type gateway struct {
+	kc       *Server
 	mcpURL   string
 	logFile  string // Caddy's log, DEBUG level
 	clientID string // the public client whose tokens carry mcpURL in aud
@@ -77,8 +87,14 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 	be := httptest.NewServer(backend)
 	t.Cleanup(be.Close)
 
-	port := freePort(t)
-	g := &gateway{
+	if o.kc == nil {
+		o.kc = shared.kc
+	}
+	port := o.port
+	if port == 0 {
+		port = freePort(t)
+	}
+	g := &gateway{kc: o.kc,
 		mcpURL:  fmt.Sprintf("http://127.0.0.1:%d/mcp", port),
 		logFile: filepath.Join(t.TempDir(), "caddy.log"),
 	}
@@ -89,8 +105,15 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 	if o.scope != "" {
 		opts = append(opts, "scopes_supported "+o.scope, "required_scopes "+o.scope)
 	}
+	var source []string
 	if o.realm != "" {
-		opts = append(opts, "upstream_token keycloak {\n\t\t\trealm "+o.realm+"\n\t\t}")
+		source = append(source, "realm "+o.realm)
+	}
+	if o.post {
+		source = append(source, "method post", "client_id "+GatewayClient, "client_secret "+DefaultGatewaySecret)
+	}
+	if len(source) > 0 {
+		opts = append(opts, "upstream_token keycloak {\n\t\t\t"+strings.Join(source, "\n\t\t\t")+"\n\t\t}")
 	} else {
 		opts = append(opts, "upstream_token keycloak")
 	}
@@ -114,7 +137,7 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy %s
 }
-`, g.logFile, port, g.mcpURL, shared.kc.Issuer(), strings.Join(opts, "\n\t\t"), strings.TrimPrefix(be.URL, "http://"))
+`, g.logFile, port, g.mcpURL, o.kc.Issuer(), strings.Join(opts, "\n\t\t"), strings.TrimPrefix(be.URL, "http://"))
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
 	if err != nil {
 		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cf)
@@ -127,7 +150,10 @@ http://127.0.0.1:%d {
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
 	waitListening(t, port)
-	g.clientID = createMCPClient(t, g.mcpURL)
+	g.clientID = o.clientID
+	if g.clientID == "" {
+		g.clientID = createMCPClient(t, g.mcpURL)
+	}
 	return g
 }
 
@@ -343,7 +369,7 @@ func (g *gateway) signInAt(t *testing.T, login, password string) string {
 	if password == "" {
 		f.Provider = GitHubAlias
 	}
-	tok, err := shared.kc.SignIn(context.Background(), f)
+	tok, err := g.kc.SignIn(context.Background(), f)
 	if err != nil {
 		t.Fatalf("sign-in of %s: %v", login, err)
 	}
