@@ -479,6 +479,19 @@ func TestGatewayUserNotLinked(t *testing.T) {
 	carol := g.signInAt(t, Carol, DefaultUserPassword)
 	st, hdr, body := g.call(t, carol)
 	wantRejection(t, "carol", st, hdr, body, http.StatusForbidden, "upstream_account_not_linked")
+	// link_url defaults to the issuer + /account: Keycloak's account console, whose "Linked
+	// accounts" page links GitHub.
+	var e struct {
+		LinkURL string `json:"link_url"`
+	}
+	if json.Unmarshal([]byte(body), &e) != nil || e.LinkURL != g.kc.Issuer()+"/account" {
+		t.Errorf("link_url %q, want %s/account", e.LinkURL, g.kc.Issuer())
+	}
+	if resp, err := http.Get(e.LinkURL); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET link_url: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	g.assertNoTokens(t, map[string]string{"carol's access token": carol})
 }
 
