@@ -152,7 +152,7 @@ http://127.0.0.1:%d {
 	waitListening(t, port)
 	g.clientID = o.clientID
 	if g.clientID == "" {
-		g.clientID = createMCPClient(t, g.mcpURL)
+		g.clientID = createMCPClient(t, fmt.Sprintf("mcp-e2e-%d", port), g.mcpURL)
 	}
 	return g
 }
@@ -174,10 +174,11 @@ func waitListening(t *testing.T, port int) {
 	}
 }
 
-// createMCPClient adds a public client to the realm as the guide in docs/providers/keycloak.md
-// does in the admin console (standard flow, PKCE S256, redirect http://127.0.0.1/*, an audience
-// mapper "Included Custom Audience" = the MCP URL), and deletes it when the test ends.
-func createMCPClient(t *testing.T, mcpURL string) string {
+// createMCPClient adds the public client clientID to the realm as the guide in
+// docs/providers/keycloak.md does in the admin console (standard flow, PKCE S256, redirect
+// http://127.0.0.1/*, and, if audience is not "", an audience mapper "Included Custom Audience" =
+// audience of its own), and deletes it when the test ends.
+func createMCPClient(t *testing.T, clientID, audience string) string {
 	t.Helper()
 	ctx := context.Background()
 	kc := shared.kc
@@ -185,19 +186,20 @@ func createMCPClient(t *testing.T, mcpURL string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clientID := "mcp-e2e-" + strings.TrimPrefix(mustURL(t, mcpURL).Port(), ":")
 	rep := map[string]any{
 		"clientId": clientID, "enabled": true, "publicClient": true,
 		"standardFlowEnabled": true, "implicitFlowEnabled": false, "directAccessGrantsEnabled": false,
 		"redirectUris": []string{"http://127.0.0.1/*"},
 		"attributes":   map[string]string{"pkce.code.challenge.method": "S256"},
-		"protocolMappers": []map[string]any{{
+	}
+	if audience != "" {
+		rep["protocolMappers"] = []map[string]any{{
 			"name": "mcp-audience", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
 			"config": map[string]string{
-				"included.custom.audience": mcpURL, "access.token.claim": "true",
+				"included.custom.audience": audience, "access.token.claim": "true",
 				"id.token.claim": "false", "introspection.token.claim": "true",
 			},
-		}},
+		}}
 	}
 	if err := kc.Admin(ctx, tok, http.MethodPost, "/"+RealmName+"/clients", rep, nil); err != nil {
 		t.Fatal(err)
@@ -651,7 +653,8 @@ func mcpToolsScope(t *testing.T, aud string) {
 // which the client finds in the challenge and asks for at registration and login; the realm's
 // client scope of that name carries the audience mapper. (A realm default client scope without
 // the client asking for it is not enough: Keycloak gives a client registered with a scope
-// parameter just the scopes it named, and the token then has no aud.)
+// parameter just the scopes it named, and the token then has no aud.) Then bob logs in with a
+// client created by the admin after the scope, which gets it as a default scope.
 func TestGatewayDynamicRegistration(t *testing.T) {
 	g := startGateway(t, gatewayOpts{scope: "mcp:tools"})
 	mcpToolsScope(t, g.mcpURL)
@@ -737,5 +740,29 @@ func TestGatewayDynamicRegistration(t *testing.T) {
 			t.Errorf("a GitHub call carried a token that is not alice's")
 		}
 	}
-	g.assertNoTokens(t, map[string]string{"the initial access token": iat.Token, "alice's GitHub token": githubfake.AliceToken})
+
+	// The guide's pre-registered client (4a), created after the scope: no mapper of its own, the
+	// realm default scope mcp:tools gives it aud and the scope the gateway requires.
+	pre := createMCPClient(t, "mcp-e2e-scoped", "")
+	bob, err := client.New(client.Config{
+		MCPURL: g.mcpURL, ClientID: pre, CacheDir: t.TempDir(),
+		OpenURL:      githubLogin(ctx, t, githubfake.BobLogin, nil),
+		LoginTimeout: 2 * time.Minute, Stdout: io.Discard, Stderr: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bob.Close() })
+	if err := bob.Login(ctx); err != nil {
+		t.Fatalf("bob's login with the pre-registered client: %v", err)
+	}
+	res, err = bob.Call(ctx, "list_repositories", map[string]any{"per_page": 100})
+	if err != nil || res.IsError {
+		t.Fatalf("bob's list_repositories: %v", err)
+	}
+	if names := strings.Join(repoNames(t, res.StructuredContent), ","); names != "bob/tools" {
+		t.Errorf("bob's repositories %s, want bob/tools", names)
+	}
+	g.assertNoTokens(t, map[string]string{"the initial access token": iat.Token,
+		"alice's GitHub token": githubfake.AliceToken, "bob's GitHub token": githubfake.BobToken})
 }
