@@ -94,7 +94,8 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 	if port == 0 {
 		port = freePort(t)
 	}
-	g := &gateway{kc: o.kc,
+	g := &gateway{
+		kc:      o.kc,
 		mcpURL:  fmt.Sprintf("http://127.0.0.1:%d/mcp", port),
 		logFile: filepath.Join(t.TempDir(), "caddy.log"),
 	}
@@ -228,7 +229,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 // githubLogin is an OpenURL hook for the project's client: a fresh Browser signs in at Keycloak
 // through the GitHub button and the GitHub fake as login, and the final redirect is delivered
 // to the client's loopback callback, as a browser would.
-func githubLogin(ctx context.Context, t *testing.T, login string, authURLs chan<- string) func(string) error {
+func githubLogin(ctx context.Context, login string, authURLs chan<- string) func(string) error {
 	return func(authURL string) error {
 		if authURLs != nil {
 			authURLs <- authURL
@@ -409,7 +410,7 @@ func TestGatewayWholeFlow(t *testing.T) {
 	clients := make([]*client.Client, len(users))
 	for i, u := range users {
 		authURLs := make(chan string, 1)
-		clients[i] = newMCPClient(t, g, githubLogin(ctx, t, u.login, authURLs))
+		clients[i] = newMCPClient(t, g, githubLogin(ctx, u.login, authURLs))
 		if err := clients[i].Login(ctx); err != nil {
 			t.Fatalf("%s: login: %v", u.login, err)
 		}
@@ -662,7 +663,7 @@ func TestGatewayDynamicRegistration(t *testing.T) {
 	newDCRClient := func(token string) *client.Client {
 		c, err := client.New(client.Config{
 			MCPURL: g.mcpURL, RegistrationToken: token, CacheDir: t.TempDir(),
-			OpenURL:      githubLogin(ctx, t, githubfake.AliceLogin, nil),
+			OpenURL:      githubLogin(ctx, githubfake.AliceLogin, nil),
 			LoginTimeout: 2 * time.Minute, Stdout: io.Discard, Stderr: io.Discard,
 		})
 		if err != nil {
@@ -746,7 +747,7 @@ func TestGatewayDynamicRegistration(t *testing.T) {
 	pre := createMCPClient(t, "mcp-e2e-scoped", "")
 	bob, err := client.New(client.Config{
 		MCPURL: g.mcpURL, ClientID: pre, CacheDir: t.TempDir(),
-		OpenURL:      githubLogin(ctx, t, githubfake.BobLogin, nil),
+		OpenURL:      githubLogin(ctx, githubfake.BobLogin, nil),
 		LoginTimeout: 2 * time.Minute, Stdout: io.Discard, Stderr: io.Discard,
 	})
 	if err != nil {
