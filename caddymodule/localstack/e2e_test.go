@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mcpgate/mcpgate/client"
+	"github.com/mcpgate/mcpgate/internal/testutil"
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
 
@@ -215,25 +216,7 @@ func cachedRefreshToken(t *testing.T, dir string) (refresh, clientID string) {
 // nodeDir prepares the Node.js project of the tests that use clients nobody here wrote
 // (npm ci when node_modules is missing) and returns its path.
 func nodeDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("testdata", "node"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("this test needs Node.js (node) on PATH, version 20 or later")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
-		if _, err := exec.LookPath("npm"); err != nil {
-			t.Fatal("this test needs npm on PATH to install testdata/node's packages")
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-		}
-	}
-	return dir
+	return testutil.NodeProject(t, filepath.Join("testdata", "node"), "@modelcontextprotocol/sdk")
 }
 
 // 2. The official MCP TypeScript SDK runs its own OAuth flow headlessly, then calls a tool.

@@ -19,6 +19,7 @@ import (
 
 	_ "github.com/mcpgate/mcpgate/caddymodule/mcpauth"
 	_ "github.com/mcpgate/mcpgate/caddymodule/mcpidp"
+	"github.com/mcpgate/mcpgate/internal/testutil"
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
 
@@ -81,20 +82,7 @@ func (m *toyMCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authorizes again with the challenge's scope, and the IdP's consent
 // shows the wider scope); the call then passes and the list is whole.
 func TestE2EToolPolicyTypeScriptSDKStepUp(t *testing.T) {
-	nodeDir, err := filepath.Abs(filepath.Join("..", "localstack", "testdata", "node"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("this test needs Node.js (node) on PATH, version 20 or later")
-	}
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = nodeDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", nodeDir, err, out)
-		}
-	}
+	nodeDir := testutil.NodeProject(t, filepath.Join("..", "localstack", "testdata", "node"), "@modelcontextprotocol/sdk")
 
 	gh := httptest.NewServer(githubfake.NewDemo())
 	defer gh.Close()

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,6 +36,7 @@ import (
 	// mcp_auth, in front of mcp_stdio in every end-to-end test.
 	_ "github.com/mcpgate/mcpgate/caddymodule"
 	_ "github.com/mcpgate/mcpgate/caddymodule/mcpstdio"
+	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
 // End-to-end: a real Caddy, in process, with admin off (so this package never collides with
@@ -327,25 +327,7 @@ func callText(ctx context.Context, t *testing.T, c *client.Client, name string, 
 
 // nodeDir prepares testdata/node (npm ci when node_modules is missing) and returns its path.
 func nodeDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("testdata", "node"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("this test needs Node.js (node) on PATH, version 20 or later")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-github", "package.json")); err != nil {
-		if _, err := exec.LookPath("npm"); err != nil {
-			t.Fatal("this test needs npm on PATH to install testdata/node's packages")
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-		}
-	}
-	return dir
+	return testutil.NodeProject(t, filepath.Join("testdata", "node"), "@modelcontextprotocol/server-github")
 }
 
 func withTimeout(t *testing.T, d time.Duration) context.Context {

@@ -18,28 +18,9 @@ import (
 )
 
 // sdkProject returns the Node.js project that holds the MCP TypeScript SDK (the local stack's
-// end-to-end project), running npm ci there when its node_modules is missing, as the local
-// stack's tests do.
+// end-to-end project), running npm ci there when its node_modules is missing.
 func sdkProject(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "caddymodule", "localstack", "testdata", "node"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("this test needs Node.js (node) on PATH, version 20 or later")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err != nil {
-		if _, err := exec.LookPath("npm"); err != nil {
-			t.Fatal("this test needs npm on PATH to install the MCP TypeScript SDK")
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-		}
-	}
-	return dir
+	return testutil.NodeProject(t, filepath.Join("..", "..", "..", "caddymodule", "localstack", "testdata", "node"), "@modelcontextprotocol/sdk")
 }
 
 // TestProxyStdioHost runs the built `mcpgate-client proxy URL` under the MCP TypeScript SDK's
