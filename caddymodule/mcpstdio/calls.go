@@ -21,7 +21,7 @@ func (p *proc) newCall(m *message, session string, internal, relay bool) (*call,
 	out.ID = procID(n)
 	if len(m.Params) > 0 {
 		tok, _ := json.Marshal("mcpgate-" + strconv.FormatInt(n, 10))
-		out.Params, c.clientToken = swapProgressToken(m.Params, tok)
+		out.Params, c.clientToken = rewriteMeta(m.Params, tok)
 		if c.clientToken != nil {
 			c.tokenKey = idKey(tok)
 		}

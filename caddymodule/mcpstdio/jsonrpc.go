@@ -177,16 +177,41 @@ func (p params) meta() params {
 	return params{}
 }
 
-// swapProgressToken replaces params._meta.progressToken with token and returns the client's
-// original token (nil if the request had none, in which case params are unchanged).
-func swapProgressToken(raw json.RawMessage, token json.RawMessage) (json.RawMessage, json.RawMessage) {
+// envelopeKeys are the _meta members of the 2026-07-28 stateless envelope. The bridge speaks
+// the handshake protocol to its processes (it initialized them itself), and a server of that
+// era may refuse a request that carries them (the Python SDK does), so they are not passed on.
+var envelopeKeys = []string{
+	metaVersionKey,
+	"io.modelcontextprotocol/clientInfo",
+	"io.modelcontextprotocol/clientCapabilities",
+	"io.modelcontextprotocol/logLevel",
+}
+
+// rewriteMeta prepares a client's params for the process: it drops the stateless envelope
+// from params._meta and replaces params._meta.progressToken with token, returning the client's
+// original token (nil if the request had none). Params without either are returned unchanged.
+func rewriteMeta(raw json.RawMessage, token json.RawMessage) (json.RawMessage, json.RawMessage) {
 	p := decodeParams(raw)
 	meta := p.meta()
+	changed := false
+	for _, k := range envelopeKeys {
+		if _, ok := meta[k]; ok {
+			delete(meta, k)
+			changed = true
+		}
+	}
 	orig, ok := meta["progressToken"]
-	if !ok {
+	if ok {
+		meta["progressToken"] = token
+		changed = true
+	}
+	if !changed {
 		return raw, nil
 	}
-	meta["progressToken"] = token
-	p["_meta"] = meta.encode()
+	if len(meta) == 0 {
+		delete(p, "_meta")
+	} else {
+		p["_meta"] = meta.encode()
+	}
 	return p.encode(), orig
 }

@@ -30,7 +30,7 @@ func FuzzMessage(f *testing.F) {
 		_ = isStateless(hdr, m)
 		if m.kind() == kindRequest {
 			tok, _ := json.Marshal("mcpgate-1")
-			params, _ := swapProgressToken(m.Params, tok)
+			params, _ := rewriteMeta(m.Params, tok)
 			out := *m
 			out.ID = procID(1)
 			out.Params = params

@@ -84,7 +84,8 @@ type timeResult struct {
 	IsDST     *bool  `json:"is_dst"`
 }
 
-// mcp-server-time behind the gateway: alice (the 2025-06-18 handshake) and bob (2025-11-25)
+// mcp-server-time behind the gateway: alice (a 2026-07-28 stateless client, whose envelope
+// mcp_stdio strips for a server of the handshake era) and bob (2025-11-25)
 // each get a process of their own, run with the env the config gives
 // that user (TZ, through a map on the user id, over the TZ of Caddy's own environment), which
 // the server names in its tool descriptions; both call get_current_time at the same time and
@@ -111,7 +112,7 @@ func TestE2EPythonTimeServer(t *testing.T) {
 	}`, zones["alice"], zones["bob"], python))
 	ctx := withTimeout(t, time.Minute)
 	clients := map[string]*clientT{
-		"alice": {c: s.mcpClient(ctx, "alice", "2025-06-18")},
+		"alice": {c: s.mcpClient(ctx, "alice", "")},
 		"bob":   {c: s.mcpClient(ctx, "bob", "2025-11-25")},
 	}
 
