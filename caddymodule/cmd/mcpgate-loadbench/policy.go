@@ -76,7 +76,7 @@ func (s *session) policyPhase() error {
 	}, s.logf)
 	s.rep.policy = &policyReport{
 		c: combine(rounds[0], lats[0]), p: combine(rounds[1], lats[1]),
-		pc: pairedEstimate(rounds[0], rounds[1]), noiseP99: halvesP99(rounds[0], lats[0]),
+		pc: pairedEstimate(rounds[0], rounds[1]), pcCPU: pairedCPUEstimate(rounds[0], rounds[1]), noiseP99: halvesP99(rounds[0], lats[0]),
 	}
 	return nil
 }
@@ -117,5 +117,6 @@ func checkPolicyActive(ctx context.Context, policy, gated target, tok string) er
 type policyReport struct {
 	c, p     result
 	pc       estimate // p/c throughput from the paired rounds
+	pcCPU    estimate // c/p Caddy CPU per request from the same rounds
 	noiseP99 time.Duration
 }

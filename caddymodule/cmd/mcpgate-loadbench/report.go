@@ -217,6 +217,7 @@ func (rep *report) policyMarkdown(p func(string, ...any)) {
 	}
 	p("")
 	p("- **p/c throughput from the paired rounds: %s**: the goal (>= 0.97, a cost of at most 3 %%) %s", pr.pc, pr.pc.atLeast(0.97))
+	p("- **c/p Caddy CPU per request from the same rounds (the p/c throughput Caddy would reach on a CPU of its own): %s**: the goal %s", pr.pcCPU, pr.pcCPU.atLeast(0.97))
 	p("- Caddy CPU per request: the policy adds %s µs to (c)'s %s µs; p99 added: %s ms (noise floor, (c)'s odd rounds against its even rounds: %s ms)",
 		usSigned(pr.p.CPUPerReq()-pr.c.CPUPerReq()), usNum(pr.c.CPUPerReq()), msSigned(pr.p.P99-pr.c.P99), msSigned(pr.noiseP99))
 }
@@ -240,6 +241,7 @@ func (rep *report) stdioMarkdown(p func(string, ...any)) {
 	}
 	p("")
 	p("- **s/h throughput from the paired rounds: %s**", st.sh)
+	p("- h/s Caddy CPU per request from the same rounds: %s (Caddy's share only; the MCP servers' CPU is not counted)", st.shCPU)
 	p("- p99: stdio %s ms against HTTP (noise floor, (h)'s odd rounds against its even rounds: %s ms)", msSigned(st.warmStdio.P99-st.warmHTTP.P99), msSigned(st.noiseP99))
 	p("")
 	p("### mcp_stdio: cold start (first call of %d new users on each path, one at a time, interleaved)", cfg.StdioUsers)

@@ -47,6 +47,7 @@ type stdioReport struct {
 	// whose process runs; sh is stdio/HTTP throughput from them.
 	warmHTTP, warmStdio result
 	sh                  estimate
+	shCPU               estimate // h/s Caddy CPU per request
 	noiseP99            time.Duration
 	// coldHTTP and coldStdio are the first calls of new users (one each,
 	// sequential, interleaved between the two paths).
@@ -89,7 +90,7 @@ func (s *session) stdioPhase() error {
 		return s.withCPU(func() (result, []time.Duration) { return runRaw(cs.name, cs.t, cs.p(), cfg.Conc, s.roundDuration()) })
 	}, s.logf)
 	rep.warmHTTP, rep.warmStdio = combine(rounds[0], lats[0]), combine(rounds[1], lats[1])
-	rep.sh, rep.noiseP99 = pairedEstimate(rounds[0], rounds[1]), halvesP99(rounds[0], lats[0])
+	rep.sh, rep.shCPU, rep.noiseP99 = pairedEstimate(rounds[0], rounds[1]), pairedCPUEstimate(rounds[0], rounds[1]), halvesP99(rounds[0], lats[0])
 
 	n := cfg.StdioUsers
 	s.logf("stdio: minting %d tokens, then the first call of %d new users on each path, one at a time", 2*n, n)
