@@ -28,8 +28,9 @@ type session struct {
 	fresh  []string
 	// proxied is Caddy's reverse_proxy alone, gated mcp_auth in front of it.
 	proxied, gated target
-	// policyT is the gateway with a tool_policy (-policy-only).
-	policyT target
+	// policyT is the gateway with the 20-rule tool_policy, policy1T with
+	// its last rule alone (-policy-only).
+	policyT, policy1T target
 	// cases are (a), (b), (b') and (c), in that order.
 	cases []benchCase
 }
@@ -148,6 +149,7 @@ func (s *session) prepare() error {
 	s.proxied = target{addr: s.st.proxyAddr, path: pathMCP}
 	s.gated = target{addr: s.st.gwAddr, path: pathMCP, expectUpstream: true}
 	s.policyT = target{addr: s.st.policyAddr, path: pathMCP, expectUpstream: true}
+	s.policy1T = target{addr: s.st.policy1Addr, path: pathMCP, expectUpstream: true}
 	s.cases = []benchCase{
 		{"(a) backend direct", direct, func() *picker { return fixed("") }},
 		{"(b) Caddy reverse_proxy", s.proxied, func() *picker { return fixed("") }},
@@ -158,7 +160,8 @@ func (s *session) prepare() error {
 	}
 	warm := s.cases
 	if s.cfg.PolicyOnly {
-		warm = append(warm[:len(warm):len(warm)], benchCase{"(p)", s.policyT, func() *picker { return fixed(s.cached) }})
+		warm = append(warm[:len(warm):len(warm)], benchCase{"(p)", s.policyT, func() *picker { return fixed(s.cached) }},
+			benchCase{"(p1)", s.policy1T, func() *picker { return fixed(s.cached) }})
 	}
 	for _, cs := range warm {
 		if r := run("warm-up", cs.t, cs.p(), s.cfg.Conc, 500*time.Millisecond); r.Errors > 0 {
@@ -210,7 +213,7 @@ func (s *session) finish(stdout io.Writer) error {
 	}
 	checked := slices.Clone(s.rep.main)
 	if p := s.rep.policy; p != nil {
-		checked = append(checked, p.c, p.p)
+		checked = append(checked, p.c, p.p1, p.p)
 	}
 	if st := s.rep.stdio; st != nil {
 		checked = append(checked, st.warmHTTP, st.warmStdio, st.coldHTTP, st.coldStdio)

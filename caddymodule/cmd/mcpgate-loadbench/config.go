@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
 )
 
 // caddyParams shapes the Caddy configuration under test.
@@ -16,9 +18,10 @@ type caddyParams struct {
 	VerifyCache int // verify_cache_size
 	UpstreamLRU int // upstream_cache_size
 
-	// PolicyAddr, if set, adds a server like the gateway with benchPolicy's
-	// tool_policy in mcp_auth (the -policy-only phase).
-	PolicyAddr string
+	// PolicyAddr and Policy1Addr, both set or neither, add two servers
+	// like the gateway with a tool_policy in mcp_auth (the -policy-only
+	// phase): benchPolicy's 20 rules, and its last rule alone.
+	PolicyAddr, Policy1Addr string
 	// MCPBackend, MCPHTTPAddr and StdioAddr, all set or none, add the
 	// servers of the -stdio-only phase: mcp_auth + reverse_proxy to the
 	// mcpbackend at MCPBackend (HTTP), and mcp_auth + mcp_stdio running
@@ -58,8 +61,14 @@ func caddyConfig(p caddyParams) ([]byte, error) {
 		"proxy":   server(p.ProxyAddr, proxy),
 		"gateway": server(p.GatewayAddr, auth, proxy),
 	}
-	if p.PolicyAddr != "" {
-		servers["policy"] = server(p.PolicyAddr, mcpAuth(p, benchPolicy()), proxy)
+	if p.PolicyAddr != "" || p.Policy1Addr != "" {
+		if p.PolicyAddr == "" || p.Policy1Addr == "" {
+			return nil, fmt.Errorf("caddy config: the policy phase needs both server addresses")
+		}
+		full := benchPolicy()
+		one := toolpolicy.Config{Default: full.Default, Rules: full.Rules[len(full.Rules)-1:]}
+		servers["policy"] = server(p.PolicyAddr, mcpAuth(p, full), proxy)
+		servers["policy1"] = server(p.Policy1Addr, mcpAuth(p, one), proxy)
 	}
 	if p.MCPBackend != "" || p.MCPHTTPAddr != "" || p.StdioAddr != "" {
 		if p.MCPBackend == "" || p.MCPHTTPAddr == "" || p.StdioAddr == "" || p.StdioCommand == "" || p.StdioProcesses < 1 {

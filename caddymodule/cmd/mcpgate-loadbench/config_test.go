@@ -62,7 +62,7 @@ func TestCaddyConfig(t *testing.T) {
 	}
 
 	// With the addresses of -policy-only and -stdio-only, their servers.
-	p.PolicyAddr, p.MCPBackend, p.MCPHTTPAddr, p.StdioAddr = "127.0.0.1:6", "127.0.0.1:7", "127.0.0.1:8", "127.0.0.1:9"
+	p.PolicyAddr, p.Policy1Addr, p.MCPBackend, p.MCPHTTPAddr, p.StdioAddr = "127.0.0.1:6", "127.0.0.1:10", "127.0.0.1:7", "127.0.0.1:8", "127.0.0.1:9"
 	p.StdioCommand, p.StdioProcesses = "/tmp/mcpbackend", 12
 	if b, err = caddyConfig(p); err != nil {
 		t.Fatal(err)
@@ -77,6 +77,7 @@ func TestCaddyConfig(t *testing.T) {
 	}{
 		{"gateway", p.GatewayAddr, "reverse_proxy", false},
 		{"policy", p.PolicyAddr, "reverse_proxy", true},
+		{"policy1", p.Policy1Addr, "reverse_proxy", true},
 		{"mcphttp", p.MCPHTTPAddr, "reverse_proxy", false},
 		{"stdio", p.StdioAddr, "mcp_stdio", false},
 	} {
@@ -89,6 +90,11 @@ func TestCaddyConfig(t *testing.T) {
 			t.Errorf("server %s: %v then %v", tt.server, auth["handler"], last["handler"])
 		}
 		switch tt.server {
+		case "policy", "policy1":
+			want := map[string]int{"policy": policyRules, "policy1": 1}[tt.server]
+			if rules := auth["tool_policy"].(map[string]any)["rules"].([]any); len(rules) != want {
+				t.Errorf("server %s: %d rules, want %d", tt.server, len(rules), want)
+			}
 		case "mcphttp":
 			if ups := last["upstreams"].([]any); ups[0].(map[string]any)["dial"] != p.MCPBackend {
 				t.Errorf("mcphttp proxies to %v", ups)
@@ -100,7 +106,11 @@ func TestCaddyConfig(t *testing.T) {
 			}
 		}
 	}
-	p.StdioCommand = ""
+	p.Policy1Addr = ""
+	if _, err := caddyConfig(p); err == nil {
+		t.Error("one policy server without the other accepted")
+	}
+	p.Policy1Addr, p.StdioCommand = "127.0.0.1:10", ""
 	if _, err := caddyConfig(p); err == nil {
 		t.Error("stdio servers without a command accepted")
 	}

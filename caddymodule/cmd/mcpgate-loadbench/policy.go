@@ -59,24 +59,31 @@ func benchPolicy() toolpolicy.Config {
 
 // policyPhase is issue 17's measurement: (c) against (c) with benchPolicy,
 // same backend, same token, in interleaved rounds at -c connections; the
-// ratio p/c with its interval is the policy's added cost.
+// ratio p/c with its interval is the policy's added cost. (p1), the same
+// with benchPolicy's last rule alone, in the same rounds, separates what
+// any policy costs (reading and parsing the body) from what 19 more rules
+// cost.
 func (s *session) policyPhase() error {
 	cfg := s.cfg
 	cases := []benchCase{
 		s.cases[3],
-		{"(p) mcp_auth + 20-rule tool_policy, cached token + upstream", s.policyT, func() *picker { return fixed(s.cached) }},
+		{"(p1) mcp_auth + 1-rule tool_policy", s.policy1T, func() *picker { return fixed(s.cached) }},
+		{"(p) mcp_auth + 20-rule tool_policy", s.policyT, func() *picker { return fixed(s.cached) }},
 	}
 	if err := checkPolicyActive(s.ctx, s.policyT, s.gated, s.cached); err != nil {
 		return fmt.Errorf("%w (logs in %s)", err, s.dir)
 	}
-	s.logf("policy: %d rounds of (c), (p) at concurrency %d", cfg.Rounds, cfg.Conc)
-	rounds, lats := interleave(2, cfg.Rounds, func(i int) (result, []time.Duration) {
+	s.logf("policy: %d rounds of (c), (p1), (p) at concurrency %d", cfg.Rounds, cfg.Conc)
+	rounds, lats := interleave(3, cfg.Rounds, func(i int) (result, []time.Duration) {
 		cs := cases[i]
 		return s.withCPU(func() (result, []time.Duration) { return runRaw(cs.name, cs.t, cs.p(), cfg.Conc, s.roundDuration()) })
 	}, s.logf)
 	s.rep.policy = &policyReport{
-		c: combine(rounds[0], lats[0]), p: combine(rounds[1], lats[1]),
-		pc: pairedEstimate(rounds[0], rounds[1]), pcCPU: pairedCPUEstimate(rounds[0], rounds[1]), noiseP99: halvesP99(rounds[0], lats[0]),
+		c: combine(rounds[0], lats[0]), p1: combine(rounds[1], lats[1]), p: combine(rounds[2], lats[2]),
+		pc: pairedEstimate(rounds[0], rounds[2]), pcCPU: pairedCPUEstimate(rounds[0], rounds[2]),
+		p1c: pairedEstimate(rounds[0], rounds[1]), p1cCPU: pairedCPUEstimate(rounds[0], rounds[1]),
+		pp1: pairedEstimate(rounds[1], rounds[2]), pp1CPU: pairedCPUEstimate(rounds[1], rounds[2]),
+		noiseP99: halvesP99(rounds[0], lats[0]),
 	}
 	return nil
 }
@@ -115,8 +122,9 @@ func checkPolicyActive(ctx context.Context, policy, gated target, tok string) er
 
 // policyReport is the -policy-only phase's part of the report.
 type policyReport struct {
-	c, p     result
-	pc       estimate // p/c throughput from the paired rounds
-	pcCPU    estimate // c/p Caddy CPU per request from the same rounds
-	noiseP99 time.Duration
+	c, p1, p result
+	// pc is p/c throughput from the paired rounds, pcCPU c/p Caddy CPU per
+	// request; p1c and pp1 the same for p1 against c and p against p1.
+	pc, pcCPU, p1c, p1cCPU, pp1, pp1CPU estimate
+	noiseP99                            time.Duration
 }

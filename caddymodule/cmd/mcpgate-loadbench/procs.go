@@ -129,13 +129,14 @@ type stack struct {
 	// gwAddr mcp_auth in front of the same reverse_proxy; adminAddr
 	// Caddy's admin API.
 	backendAddr, proxyAddr, gwAddr, adminAddr string
-	// policyAddr is the gateway with a tool_policy (-policy-only);
+	// policyAddr is the gateway with a 20-rule tool_policy, policy1Addr
+	// with its last rule alone (-policy-only);
 	// mcpHTTPAddr mcp_auth + reverse_proxy to mcpBackend at mcpBackendAddr
 	// and stdioAddr mcp_auth + mcp_stdio (-stdio-only). Empty otherwise.
-	policyAddr, mcpHTTPAddr, stdioAddr, mcpBackendAddr string
-	mcpBackendBin                                      string // what mcp_stdio runs: mcpbackend itself, not taskset
-	resource                                           string // the gateway's resource URL
-	caddyBin                                           string // what runs as Caddy, as the report says it
+	policyAddr, policy1Addr, mcpHTTPAddr, stdioAddr, mcpBackendAddr string
+	mcpBackendBin                                                   string // what mcp_stdio runs: mcpbackend itself, not taskset
+	resource                                                        string // the gateway's resource URL
+	caddyBin                                                        string // what runs as Caddy, as the report says it
 }
 
 // startStack starts the backend on pl.rest and Caddy on pl.caddy (this
@@ -171,7 +172,10 @@ func startStack(ctx context.Context, cfg config, dir, self string, pl placement,
 		if st.policyAddr, err = freePort(); err != nil {
 			return nil, err
 		}
-		params.PolicyAddr = st.policyAddr
+		if st.policy1Addr, err = freePort(); err != nil {
+			return nil, err
+		}
+		params.PolicyAddr, params.Policy1Addr = st.policyAddr, st.policy1Addr
 	}
 	if cfg.StdioOnly {
 		if err := st.startMCPBackend(ctx, cfg, dir, pl); err != nil {
