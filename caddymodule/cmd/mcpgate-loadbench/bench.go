@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +28,9 @@ type session struct {
 	fresh  []string
 	// proxied is Caddy's reverse_proxy alone, gated mcp_auth in front of it.
 	proxied, gated target
+	// policyT is the gateway with the 20-rule tool_policy, policy1T with
+	// its last rule alone (-policy-only).
+	policyT, policy1T target
 	// cases are (a), (b), (b') and (c), in that order.
 	cases []benchCase
 }
@@ -79,6 +83,18 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.Instructions > 0 {
 		return s.instructions(stdout)
 	}
+	switch {
+	case cfg.PolicyOnly:
+		if err := s.policyPhase(); err != nil {
+			return err
+		}
+		return s.finish(stdout)
+	case cfg.StdioOnly:
+		if err := s.stdioPhase(); err != nil {
+			return err
+		}
+		return s.finish(stdout)
+	}
 	if cfg.ScanOnly {
 		s.profiles()
 		s.concurrencyScan()
@@ -119,7 +135,7 @@ func (s *session) prepare() error {
 	switch {
 	case s.cfg.Instructions > 0:
 		nFresh = s.cfg.Instructions
-	case s.cfg.ScanOnly:
+	case s.cfg.ScanOnly, s.cfg.PolicyOnly, s.cfg.StdioOnly:
 		nFresh = 1 // (d) does not run
 	}
 	s.logf("minting %d RS256 tokens for (d)", nFresh)
@@ -132,6 +148,8 @@ func (s *session) prepare() error {
 	direct := target{addr: s.st.backendAddr, path: pathMCP}
 	s.proxied = target{addr: s.st.proxyAddr, path: pathMCP}
 	s.gated = target{addr: s.st.gwAddr, path: pathMCP, expectUpstream: true}
+	s.policyT = target{addr: s.st.policyAddr, path: pathMCP, expectUpstream: true}
+	s.policy1T = target{addr: s.st.policy1Addr, path: pathMCP, expectUpstream: true}
 	s.cases = []benchCase{
 		{"(a) backend direct", direct, func() *picker { return fixed("") }},
 		{"(b) Caddy reverse_proxy", s.proxied, func() *picker { return fixed("") }},
@@ -140,7 +158,12 @@ func (s *session) prepare() error {
 		{"(b') reverse_proxy, same bearer header, unchecked", s.proxied, func() *picker { return fixed(s.cached) }},
 		{"(c) mcp_auth, cached token + upstream", s.gated, func() *picker { return fixed(s.cached) }},
 	}
-	for _, cs := range s.cases {
+	warm := s.cases
+	if s.cfg.PolicyOnly {
+		warm = append(warm[:len(warm):len(warm)], benchCase{"(p)", s.policyT, func() *picker { return fixed(s.cached) }},
+			benchCase{"(p1)", s.policy1T, func() *picker { return fixed(s.cached) }})
+	}
+	for _, cs := range warm {
 		if r := run("warm-up", cs.t, cs.p(), s.cfg.Conc, 500*time.Millisecond); r.Errors > 0 {
 			return fmt.Errorf("warm-up of %s: %d errors, first: %s (logs in %s)", cs.name, r.Errors, r.firstError, s.dir)
 		}
@@ -188,7 +211,13 @@ func (s *session) finish(stdout io.Writer) error {
 	if err := emit(stdout, s.cfg.Out, out.String()); err != nil {
 		return err
 	}
-	checked := s.rep.main
+	checked := slices.Clone(s.rep.main)
+	if p := s.rep.policy; p != nil {
+		checked = append(checked, p.c, p.p1, p.p)
+	}
+	if st := s.rep.stdio; st != nil {
+		checked = append(checked, st.warmHTTP, st.warmStdio, st.coldHTTP, st.coldStdio)
+	}
 	for _, ol := range s.rep.open {
 		checked = append(checked, ol.cases[:]...)
 	}

@@ -57,4 +57,61 @@ func TestCaddyConfig(t *testing.T) {
 	if _, err := caddyConfig(caddyParams{}); err == nil {
 		t.Fatal("empty params accepted")
 	}
+	if len(cfg.Apps.HTTP.Servers) != 2 {
+		t.Fatalf("servers %v: the phases' servers added without their flags", cfg.Apps.HTTP.Servers)
+	}
+
+	// With the addresses of -policy-only and -stdio-only, their servers.
+	p.PolicyAddr, p.Policy1Addr, p.MCPBackend, p.MCPHTTPAddr, p.StdioAddr = "127.0.0.1:6", "127.0.0.1:10", "127.0.0.1:7", "127.0.0.1:8", "127.0.0.1:9"
+	p.StdioCommand, p.StdioProcesses = "/tmp/mcpbackend", 12
+	if b, err = caddyConfig(p); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Apps.HTTP.Servers = nil
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		server, listen, last string
+		policy               bool
+	}{
+		{"gateway", p.GatewayAddr, "reverse_proxy", false},
+		{"policy", p.PolicyAddr, "reverse_proxy", true},
+		{"policy1", p.Policy1Addr, "reverse_proxy", true},
+		{"mcphttp", p.MCPHTTPAddr, "reverse_proxy", false},
+		{"stdio", p.StdioAddr, "mcp_stdio", false},
+	} {
+		s := cfg.Apps.HTTP.Servers[tt.server]
+		if len(s.Listen) != 1 || s.Listen[0] != tt.listen || len(s.Routes) != 1 || len(s.Routes[0].Handle) != 2 {
+			t.Fatalf("server %s: %+v", tt.server, s)
+		}
+		auth, last := s.Routes[0].Handle[0], s.Routes[0].Handle[1]
+		if auth["handler"] != "mcp_auth" || last["handler"] != tt.last || (auth["tool_policy"] != nil) != tt.policy {
+			t.Errorf("server %s: %v then %v", tt.server, auth["handler"], last["handler"])
+		}
+		switch tt.server {
+		case "policy", "policy1":
+			want := map[string]int{"policy": policyRules, "policy1": 1}[tt.server]
+			if rules := auth["tool_policy"].(map[string]any)["rules"].([]any); len(rules) != want {
+				t.Errorf("server %s: %d rules, want %d", tt.server, len(rules), want)
+			}
+		case "mcphttp":
+			if ups := last["upstreams"].([]any); ups[0].(map[string]any)["dial"] != p.MCPBackend {
+				t.Errorf("mcphttp proxies to %v", ups)
+			}
+		case "stdio":
+			env := last["env"].(map[string]any)
+			if last["command"] != p.StdioCommand || env["GITHUB_ACCESS_TOKEN"] != "{http.request.header."+upstreamHeader+"}" || last["max_processes"].(float64) != 12 {
+				t.Errorf("mcp_stdio config %v", last)
+			}
+		}
+	}
+	p.Policy1Addr = ""
+	if _, err := caddyConfig(p); err == nil {
+		t.Error("one policy server without the other accepted")
+	}
+	p.Policy1Addr, p.StdioCommand = "127.0.0.1:10", ""
+	if _, err := caddyConfig(p); err == nil {
+		t.Error("stdio servers without a command accepted")
+	}
 }

@@ -26,6 +26,10 @@ type config struct {
 	Pin          bool
 	MainOnly     bool
 	ScanOnly     bool
+	PolicyOnly   bool
+	StdioOnly    bool
+	StdioUsers   int
+	MCPBackend   string
 	Instructions int
 	InstrConc    int
 	Caddy        string
@@ -55,6 +59,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.InstrConc, "instructions-conc", 4, "with -instructions: connections the counted requests come from")
 	fs.BoolVar(&c.MainOnly, "main-only", false, "run only (a), the interleaved rounds of (b), (b'), (c), and (d): for long runs that narrow c/b's confidence interval (e.g. -duration 450s -rounds 900)")
 	fs.BoolVar(&c.ScanOnly, "scan-only", false, "run only the concurrency scan (-conc), after the warm-up; with -profile-dir, first profile (b) and (c) at -c connections for -duration each")
+	fs.BoolVar(&c.PolicyOnly, "policy-only", false, "run only the tool-policy phase after the warm-up: (c) against (c) with a 20-rule tool_policy, in -rounds interleaved rounds of -duration in all per case (issue 17)")
+	fs.BoolVar(&c.StdioOnly, "stdio-only", false, "run only the mcp_stdio phase after the warm-up: tools/list through mcp_auth + mcp_stdio against mcp_auth + reverse_proxy to mcpbackend over HTTP, in -rounds interleaved rounds; then the first call of -stdio-users new users on each; then the idle processes' memory (issue 16)")
+	fs.IntVar(&c.StdioUsers, "stdio-users", 40, "with -stdio-only: new users whose first call is timed on each path (each starts a stdio process that stays idle)")
+	fs.StringVar(&c.MCPBackend, "mcpbackend", "", "with -stdio-only: the mcpbackend binary; default: go build "+mcpbackendPkg+" into the run's temporary directory")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU, alloc, mutex and block profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof; the built-in Caddy then records mutex contention and blocking, which -caddy binaries do not); profiling slows (d). With -instructions: the callgrind dump of each case")
@@ -72,13 +80,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Loads, err = fractionList(*loads); err != nil {
 		return c, fmt.Errorf("-load: %w", err)
 	}
-	if c.MainOnly && c.ScanOnly {
-		err = fmt.Errorf("-main-only and -scan-only exclude each other")
+	if only := btoi(c.MainOnly) + btoi(c.ScanOnly) + btoi(c.PolicyOnly) + btoi(c.StdioOnly); only > 1 || (only == 1 && c.Instructions > 0) {
+		err = fmt.Errorf("-main-only, -scan-only, -policy-only, -stdio-only and -instructions exclude each other")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}
-	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Instructions < 0 || c.InstrConc < 1 {
-		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens, -sse and -instructions-conc must be positive, -instructions not negative")
+	if c.Duration <= 0 || c.ScanDuration <= 0 || c.Rounds < 1 || c.Conc < 1 || c.FreshTokens < 1 || c.SSE < 1 || c.Instructions < 0 || c.InstrConc < 1 || c.StdioUsers < 1 {
+		err = fmt.Errorf("durations, -rounds, -c, -fresh-tokens, -sse, -stdio-users and -instructions-conc must be positive, -instructions not negative")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}
@@ -120,3 +128,10 @@ func intList(s string) ([]int, error) {
 // scanRounds is the number of interleaved rounds per concurrency step: at
 // most 12, so that a round of a 2 s step still lasts a sixth of a second.
 func scanRounds(cfg config) int { return min(cfg.Rounds, 12) }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -17,7 +17,13 @@ func TestParseFlags(t *testing.T) {
 	if c, err := parseFlags(nil, &sb); err != nil || len(c.Loads) != 2 || c.Loads[0] != 0.25 || c.Loads[1] != 0.5 || c.Rounds != 60 {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
-	for _, bad := range [][]string{{"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}, {"-main-only", "-scan-only"}, {"-instructions-conc", "0"}} {
+	if c, err := parseFlags([]string{"-stdio-only", "-stdio-users", "5", "-mcpbackend", "/x/mcpbackend"}, &sb); err != nil || !c.StdioOnly || c.StdioUsers != 5 || c.MCPBackend != "/x/mcpbackend" {
+		t.Fatalf("-stdio-only: %+v, %v", c, err)
+	}
+	if c, err := parseFlags([]string{"-policy-only"}, &sb); err != nil || !c.PolicyOnly || c.StdioOnly {
+		t.Fatalf("-policy-only: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"-policy-only", "-stdio-only"}, {"-main-only", "-policy-only"}, {"-stdio-only", "-scan-only"}, {"-stdio-only", "-instructions", "10"}, {"-stdio-users", "0"}, {"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}, {"-main-only", "-scan-only"}, {"-instructions-conc", "0"}} {
 		if _, err := parseFlags(bad, &sb); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

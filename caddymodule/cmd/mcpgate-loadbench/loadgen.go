@@ -27,7 +27,8 @@ import (
 type target struct {
 	addr           string // host:port on loopback
 	path           string
-	expectUpstream bool // ask the backend to check the gateway's header rewrite
+	expectUpstream bool   // ask the backend to check the gateway's header rewrite
+	body           string // the JSON-RPC request; default toolsCallBody
 }
 
 // picker hands out the bearer tokens of a phase. No tokens: no
@@ -120,7 +121,8 @@ func newTemplate(t target) requestTemplate {
 	} else {
 		pre.WriteString(expectHeader + ": 0\r\n")
 	}
-	post := "Content-Length: " + strconv.Itoa(len(toolsCallBody)) + "\r\n\r\n" + toolsCallBody
+	body := cmp.Or(t.body, toolsCallBody)
+	post := "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	return requestTemplate{pre: pre.Bytes(), post: []byte(post)}
 }
 

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -150,5 +153,26 @@ func TestRunRateCountsFromDue(t *testing.T) {
 	r, _ = runRate("fast", target{addr: strings.TrimPrefix(fast.URL, "http://"), path: pathMCP}, fixed(""), 4, 200, 200*time.Millisecond)
 	if r.Errors != 0 || r.Reqs != 40 {
 		t.Fatalf("want 40 requests (200/s for 200ms): %+v", r)
+	}
+}
+
+// TestTemplateBody checks that a target's body replaces the tools/call
+// with a matching Content-Length, and that the default stays tools/call.
+func TestTemplateBody(t *testing.T) {
+	for _, tt := range []struct {
+		t    target
+		want string
+	}{
+		{target{addr: "127.0.0.1:1", path: pathMCP}, toolsCallBody},
+		{target{addr: "127.0.0.1:1", path: pathMCP, body: toolsListBody}, toolsListBody},
+	} {
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(newTemplate(tt.t).build(nil, "tok"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(req.Body)
+		if string(b) != tt.want || req.ContentLength != int64(len(tt.want)) || req.Header.Get("Authorization") != "Bearer tok" {
+			t.Errorf("body %q (length %d), Authorization %q; want %q", b, req.ContentLength, req.Header.Get("Authorization"), tt.want)
+		}
 	}
 }

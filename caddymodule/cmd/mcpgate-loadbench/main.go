@@ -12,6 +12,12 @@
 // distinct users grow, and the latency of the first SSE event through the
 // gateway against direct. It prints a markdown report.
 //
+// Two modes measure other paths instead: -policy-only compares (c) with
+// (c) plus a tool_policy of 20 rules and of 1 rule (issue 17), and
+// -stdio-only compares a tools/list through mcp_auth + mcp_stdio with the
+// same through mcp_auth + reverse_proxy to mcpbackend over HTTP, then times
+// new users' first calls and the idle stdio processes' memory (issue 16).
+//
 //	go run ./caddymodule/cmd/mcpgate-loadbench [flags]
 //
 // Caddy runs as a separate process: by default this same binary re-executed

@@ -123,12 +123,20 @@ func waitHTTP(ctx context.Context, url string, want int, timeout time.Duration) 
 // process, and the loopback addresses they listen on.
 type stack struct {
 	backend, caddy *child
+	// mcpBackend is mcpbackend over HTTP (-stdio-only), else nil.
+	mcpBackend *child
 	// backendAddr is the backend; proxyAddr Caddy's reverse_proxy alone;
 	// gwAddr mcp_auth in front of the same reverse_proxy; adminAddr
 	// Caddy's admin API.
 	backendAddr, proxyAddr, gwAddr, adminAddr string
-	resource                                  string // the gateway's resource URL
-	caddyBin                                  string // what runs as Caddy, as the report says it
+	// policyAddr is the gateway with a 20-rule tool_policy, policy1Addr
+	// with its last rule alone (-policy-only);
+	// mcpHTTPAddr mcp_auth + reverse_proxy to mcpBackend at mcpBackendAddr
+	// and stdioAddr mcp_auth + mcp_stdio (-stdio-only). Empty otherwise.
+	policyAddr, policy1Addr, mcpHTTPAddr, stdioAddr, mcpBackendAddr string
+	mcpBackendBin                                                   string // what mcp_stdio runs: mcpbackend itself, not taskset
+	resource                                                        string // the gateway's resource URL
+	caddyBin                                                        string // what runs as Caddy, as the report says it
 }
 
 // startStack starts the backend on pl.rest and Caddy on pl.caddy (this
@@ -158,8 +166,25 @@ func startStack(ctx context.Context, cfg config, dir, self string, pl placement,
 	}
 	st.proxyAddr, st.gwAddr, st.adminAddr = ports[0], ports[1], ports[2]
 	st.resource = "http://" + st.gwAddr + "/mcp"
-	cfgJSON, err := caddyConfig(caddyParams{Backend: st.backendAddr, ProxyAddr: st.proxyAddr, GatewayAddr: st.gwAddr, AdminAddr: st.adminAddr,
-		Issuer: issuer, Resource: st.resource, VerifyCache: cfg.VerifyCache, UpstreamLRU: cfg.UpstreamLRU})
+	params := caddyParams{Backend: st.backendAddr, ProxyAddr: st.proxyAddr, GatewayAddr: st.gwAddr, AdminAddr: st.adminAddr,
+		Issuer: issuer, Resource: st.resource, VerifyCache: cfg.VerifyCache, UpstreamLRU: cfg.UpstreamLRU}
+	if cfg.PolicyOnly {
+		if st.policyAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+		if st.policy1Addr, err = freePort(); err != nil {
+			return nil, err
+		}
+		params.PolicyAddr, params.Policy1Addr = st.policyAddr, st.policy1Addr
+	}
+	if cfg.StdioOnly {
+		if err := st.startMCPBackend(ctx, cfg, dir, pl); err != nil {
+			return nil, err
+		}
+		params.MCPBackend, params.MCPHTTPAddr, params.StdioAddr = st.mcpBackendAddr, st.mcpHTTPAddr, st.stdioAddr
+		params.StdioCommand, params.StdioProcesses = st.mcpBackendBin, cfg.StdioUsers+8
+	}
+	cfgJSON, err := caddyConfig(params)
 	if err != nil {
 		return nil, err
 	}
@@ -215,12 +240,41 @@ func startStack(ctx context.Context, cfg config, dir, self string, pl placement,
 	return st, nil
 }
 
+// startMCPBackend builds (or takes) mcpbackend and starts it over HTTP,
+// pinned like Caddy: with -pin, the stdio processes, Caddy's children,
+// inherit Caddy's CPUs, so the HTTP server gets the same ones and both
+// paths put the MCP server on the same core as Caddy, apart from the load
+// generator. It also picks the addresses of the two Caddy servers.
+func (st *stack) startMCPBackend(ctx context.Context, cfg config, dir string, pl placement) error {
+	bin, err := mcpbackendBinary(ctx, cfg, dir)
+	if err != nil {
+		return err
+	}
+	var ports [3]string
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return err
+		}
+	}
+	st.mcpBackendAddr, st.mcpHTTPAddr, st.stdioAddr = ports[0], ports[1], ports[2]
+	pbin, args, err := pinnedCommand(pl.caddy, bin, []string{"-transport", "http", "-listen", st.mcpBackendAddr, "-log-level", "warn"})
+	if err != nil {
+		return err
+	}
+	if st.mcpBackend, _, err = startChild("mcpbackend", dir, pbin, args, false); err != nil {
+		return err
+	}
+	st.mcpBackendBin = bin
+	return waitHTTP(ctx, "http://"+st.mcpBackendAddr+"/healthz", 200, 30*time.Second)
+}
+
 // caddyPID is the Caddy process's id: taskset execs what it runs, so the
 // child is Caddy itself (under callgrind, valgrind running Caddy).
 func (st *stack) caddyPID() int { return st.caddy.cmd.Process.Pid }
 
-// stop stops Caddy, then the backend.
+// stop stops Caddy (which ends its stdio processes), then the backends.
 func (st *stack) stop() {
 	st.caddy.stop()
 	st.backend.stop()
+	st.mcpBackend.stop()
 }

@@ -35,6 +35,10 @@ type report struct {
 	mintRS     time.Duration
 	mintES     time.Duration
 	exchanges0 int64
+	// policy and stdio are the -policy-only and -stdio-only phases; nil
+	// when they did not run.
+	policy *policyReport
+	stdio  *stdioReport
 }
 
 // openLoop is the open-loop phase at one request rate.
@@ -64,7 +68,15 @@ func (rep *report) markdown(w io.Writer) {
 	p("- placement: %s", rep.placement.describe())
 	p("- Caddy: %s; backend: separate Go process; issuer + token exchange: in the load generator", rep.caddyBin)
 	p("- mcp_auth: verify_cache_size %d, upstream_cache_size %d, token_exchange source", cfg.VerifyCache, cfg.UpstreamLRU)
-	p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
+	if rep.stdio == nil {
+		p("- request: POST /mcp, %d-byte JSON-RPC tools/call; backend answers a fixed %d-byte result at once", len(toolsCallBody), len(toolsCallResult))
+	}
+	if rep.policy != nil || rep.stdio != nil {
+		rep.policyMarkdown(p)
+		rep.stdioMarkdown(p)
+		rep.errorsMarkdown(p, nil)
+		return
+	}
 	if !cfg.ScanOnly {
 		p("")
 		p("### Gateway cost at concurrency %d ((a) alone for %s, then %d interleaved rounds of b/b'/c; %s each case)", cfg.Conc, cfg.directDuration(), cfg.Rounds, cfg.Duration)
@@ -150,8 +162,20 @@ func (rep *report) markdown(w io.Writer) {
 			p("- added: p50 %s ms, p99 %s ms (goal: within 5 ms)", msSigned(rep.sse[1].P50-rep.sse[0].P50), msSigned(rep.sse[1].P99-rep.sse[0].P99))
 		}
 	}
+	rep.errorsMarkdown(p, append(append([]result{}, rep.main...), rep.sse[0], rep.sse[1]))
+}
+
+// errorsMarkdown ends the report with every phase's errors, from rs and
+// the scans.
+func (rep *report) errorsMarkdown(p func(string, ...any), rs []result) {
+	if st := rep.stdio; st != nil {
+		rs = append(rs, st.warmHTTP, st.warmStdio, st.coldHTTP, st.coldStdio)
+	}
+	if pr := rep.policy; pr != nil {
+		rs = append(rs, pr.c, pr.p1, pr.p)
+	}
 	var errs []string
-	for _, r := range append(append([]result{}, rep.main...), rep.sse[0], rep.sse[1]) {
+	for _, r := range rs {
 		if r.Errors > 0 {
 			errs = append(errs, fmt.Sprintf("%s: %d errors (first: %s)", r.Name, r.Errors, r.firstError))
 		}
@@ -172,6 +196,68 @@ func (rep *report) markdown(w io.Writer) {
 		p("")
 		p("**Errors:** %s", strings.Join(errs, "; "))
 	}
+}
+
+// policyMarkdown writes the -policy-only section.
+func (rep *report) policyMarkdown(p func(string, ...any)) {
+	pr := rep.policy
+	if pr == nil {
+		return
+	}
+	cfg := rep.cfg
+	p("")
+	p("### Tool policy of %d rules over the cached path (%d interleaved rounds of c/p at concurrency %d; %s each case)", policyRules, cfg.Rounds, cfg.Conc, cfg.Duration)
+	p("")
+	p("(p) is (c) with a `tool_policy` of %d rules (globs and exact names, default allow); the tool called, get_me, is matched by the last rule. (p1) has that last rule alone: any policy makes mcp_auth read and parse the body, which (p1) pays and (c) does not.", policyRules)
+	p("")
+	p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
+	p("|---|---:|---:|---:|---:|---:|---:|")
+	for _, r := range []result{pr.c, pr.p1, pr.p} {
+		p("| %s | %.0f | %s | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), usNum(r.CPUPerReq()), r.Reqs, r.Errors)
+	}
+	p("")
+	p("- **p/c throughput from the paired rounds: %s**: the goal (>= 0.97, a cost of at most 3 %%) %s", pr.pc, pr.pc.atLeast(0.97))
+	p("- **c/p Caddy CPU per request from the same rounds (the p/c throughput Caddy would reach on a CPU of its own): %s**: the goal %s", pr.pcCPU, pr.pcCPU.atLeast(0.97))
+	p("- split: p1/c (reading the body, one rule) throughput %s, CPU %s; p/p1 (19 more rules) throughput %s, CPU %s", pr.p1c, pr.p1cCPU, pr.pp1, pr.pp1CPU)
+	p("- Caddy CPU per request: the policy adds %s µs to (c)'s %s µs; p99 added: %s ms (noise floor, (c)'s odd rounds against its even rounds: %s ms)",
+		usSigned(pr.p.CPUPerReq()-pr.c.CPUPerReq()), usNum(pr.c.CPUPerReq()), msSigned(pr.p.P99-pr.c.P99), msSigned(pr.noiseP99))
+}
+
+// stdioMarkdown writes the -stdio-only section.
+func (rep *report) stdioMarkdown(p func(string, ...any)) {
+	st := rep.stdio
+	if st == nil {
+		return
+	}
+	cfg := rep.cfg
+	p("")
+	p("### mcp_stdio against HTTP: warm (%d interleaved rounds of h/s at concurrency %d; %s each case)", cfg.Rounds, cfg.Conc, cfg.Duration)
+	p("")
+	p("The request is a %d-byte tools/list to mcpbackend (no GitHub call), through mcp_auth (cached token and upstream token) and either reverse_proxy to mcpbackend over HTTP (h) or mcp_stdio to the user's running `mcpbackend -transport stdio` (s). With -pin, both MCP servers share Caddy's CPU. Caddy CPU counts Caddy alone, not the MCP servers.", len(toolsListBody))
+	p("")
+	p("| case | req/s | p50 ms | p99 ms | Caddy CPU µs/req | requests | errors |")
+	p("|---|---:|---:|---:|---:|---:|---:|")
+	for _, r := range []result{st.warmHTTP, st.warmStdio} {
+		p("| %s | %.0f | %s | %s | %s | %d | %d |", r.Name, r.RPS(), ms(r.P50), ms(r.P99), usNum(r.CPUPerReq()), r.Reqs, r.Errors)
+	}
+	p("")
+	p("- **s/h throughput from the paired rounds: %s**", st.sh)
+	p("- h/s Caddy CPU per request from the same rounds: %s (Caddy's share only; the MCP servers' CPU is not counted)", st.shCPU)
+	p("- p99: stdio %s ms against HTTP (noise floor, (h)'s odd rounds against its even rounds: %s ms)", msSigned(st.warmStdio.P99-st.warmHTTP.P99), msSigned(st.noiseP99))
+	p("")
+	p("### mcp_stdio: cold start (first call of %d new users on each path, one at a time, interleaved)", cfg.StdioUsers)
+	p("")
+	p("Each user's first call verifies a new token (RS256 signature) and makes a token exchange on both paths; on (s) it also starts the user's process and initializes it.")
+	p("")
+	p("| case | p50 ms | p99 ms | calls | errors |")
+	p("|---|---:|---:|---:|---:|")
+	for _, r := range []result{st.coldHTTP, st.coldStdio} {
+		p("| %s | %s | %s | %d | %d |", r.Name, ms(r.P50), ms(r.P99), r.Reqs, r.Errors)
+	}
+	p("")
+	p("- **memory per idle stdio process: %s RSS, %s PSS** (VmRSS of Caddy's %d children summed, %s, divided by their number, the warm user's process included; PSS, from smaps_rollup, shares the pages they have in common, the binary's text mostly, among them: %s in all)",
+		mib(st.procs.perChild(st.procs.RSS)), mib(st.procs.perChild(st.procs.PSS)), st.procs.N, mib(st.procs.RSS), mib(st.procs.PSS))
+	p("- Caddy RSS: %s before the cold starts, %s after; the HTTP mcpbackend, idle: %s", mib(st.caddyBefore.RSS), mib(st.caddyAfter.RSS), mib(st.backendRSS.RSS))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1e3) }

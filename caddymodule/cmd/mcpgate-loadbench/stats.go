@@ -30,10 +30,25 @@ const estimateBatch = 6
 // pairedEstimate is the estimate of y/x throughput over the rounds both ran.
 // Rounds come in batches of estimateBatch; a trailing partial batch is left
 // out, and with fewer than two full batches each round is its own batch.
-func pairedEstimate(x, y []result) estimate {
+func pairedEstimate(x, y []result) estimate { return estimateOf(pairedRatios(x, y)) }
+
+// pairedCPUEstimate is the estimate of x/y Caddy CPU per request: the y/x
+// throughput Caddy would reach on CPUs of its own. When other jobs move
+// the shared host's speed, CPU time per request moves less than
+// throughput does.
+func pairedCPUEstimate(x, y []result) estimate {
+	out := make([]float64, 0, len(x))
+	for i := range min(len(x), len(y)) {
+		out = append(out, ratio(float64(x[i].CPUPerReq()), float64(y[i].CPUPerReq())))
+	}
+	return estimateOf(out)
+}
+
+// estimateOf is the estimate from per-round ratios.
+func estimateOf(ratios []float64) estimate {
 	var logs []float64
 	var e estimate
-	for _, r := range pairedRatios(x, y) {
+	for _, r := range ratios {
 		if r > 0 && !math.IsInf(r, 0) && !math.IsNaN(r) {
 			logs = append(logs, math.Log(r))
 		} else {

@@ -168,3 +168,24 @@ func TestRoundOrderAndRatios(t *testing.T) {
 		t.Error("shortName")
 	}
 }
+
+// TestPairedCPUEstimate: the CPU estimate is x's CPU per request over y's,
+// round by round, whatever the throughput did.
+func TestPairedCPUEstimate(t *testing.T) {
+	mk := func(reqs int, cpu time.Duration) result {
+		return result{Reqs: reqs, Elapsed: time.Second, CaddyCPU: cpu}
+	}
+	var x, y []result
+	for i := range 12 {
+		reqs := 1000 + 500*(i%3) // throughput moves from round to round
+		x = append(x, mk(reqs, time.Duration(reqs)*100*time.Microsecond))
+		y = append(y, mk(reqs/2, time.Duration(reqs/2)*105*time.Microsecond))
+	}
+	e := pairedCPUEstimate(x, y)
+	if math.Abs(e.Ratio-100.0/105) > 1e-9 || e.Rounds != 12 || e.Batches != 2 {
+		t.Fatalf("got %+v, want ratio %.4f over 12 rounds in 2 batches", e, 100.0/105)
+	}
+	if thr := pairedEstimate(x, y); math.Abs(thr.Ratio-0.5) > 1e-2 {
+		t.Fatalf("throughput estimate %+v, want about 0.5", thr)
+	}
+}
