@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpgate/mcpgate/internal/pyenv"
 	"github.com/mcpgate/mcpgate/internal/testutil"
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
@@ -113,7 +114,11 @@ func TestLocalStackFastMCP(t *testing.T) {
 	if err := json.Unmarshal([]byte(result), &got); err != nil {
 		t.Fatalf("FastMCP client's result %q: %v\nstdout:\n%s", result, err, output.String())
 	}
-	if want := pinnedVersion(t, "fastmcp"); got.FastMCPVersion != want {
+	want, err := pyenv.PinnedVersion(filepath.Join("testdata", "python", "requirements.txt"), "fastmcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FastMCPVersion != want {
 		t.Fatalf("the virtual environment runs fastmcp %s, requirements.txt pins %s", got.FastMCPVersion, want)
 	}
 	if got.RegisteredClientID == "" || !got.HasAccessToken {

@@ -3,10 +3,7 @@ package mcpstdio_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -45,34 +42,13 @@ func timeServerPython(t *testing.T) string {
 	return timeVenv.Python
 }
 
-// pinnedVersion is the version testdata/python/requirements.txt pins for pkg.
-func pinnedVersion(t *testing.T, pkg string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "python", "requirements.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(pkg) + `==(\S+)\s*$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("requirements.txt does not pin %s", pkg)
-	}
-	return string(m[1])
-}
-
 // TestTimeServerVirtualEnv checks the environment timeServerPython gives: the mcp-server-time
 // that requirements.txt pins, and dependencies that agree with each other (pip check). CI can
 // run it before the suite, so that a PyPI failure shows as such.
 func TestTimeServerVirtualEnv(t *testing.T) {
-	python := timeServerPython(t)
-	out, err := exec.Command(python, "-c", "import importlib.metadata as m; print(m.version('mcp-server-time'))").CombinedOutput()
-	if err != nil {
-		t.Fatalf("mcp-server-time is not installed in %s: %v\n%s", python, err, out)
-	}
-	if got, want := strings.TrimSpace(string(out)), pinnedVersion(t, "mcp-server-time"); got != want {
-		t.Fatalf("the virtual environment holds mcp-server-time %s, requirements.txt pins %s", got, want)
-	}
-	if out, err := exec.Command(python, "-m", "pip", "check", "--disable-pip-version-check").CombinedOutput(); err != nil {
-		t.Fatalf("pip check in mcp-server-time's virtual environment: %v\n%s", err, out)
+	timeServerPython(t)
+	if err := timeVenv.Check(filepath.Join("testdata", "python", "requirements.txt"), "mcp-server-time"); err != nil {
+		t.Fatal(err)
 	}
 }
 
