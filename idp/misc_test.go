@@ -330,3 +330,44 @@ func TestNewRequiresExchangeAudiences(t *testing.T) {
 	}
 	s.Close()
 }
+
+// Signing out ends the user's grants at every client: their refresh tokens are refused, and
+// so is their access token at token exchange; another user's grant is untouched.
+func TestLogoutEndsGrants(t *testing.T) {
+	e := newEnv(t, nil)
+	c1 := e.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb"}, "token_endpoint_auth_method": "none"})
+	c2 := e.register(map[string]any{"redirect_uris": []string{"http://127.0.0.1/cb2"}, "token_endpoint_auth_method": "none"})
+	b := e.browser()
+	var toks []map[string]any
+	for _, c := range []testClient{c1, c2} {
+		p := newPKCE()
+		q := e.getCode(b, c, p, "carol", "", nil)
+		resp, m := e.redeem(c, q.Get("code"), p.verifier, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("redeem: %d %v", resp.StatusCode, m)
+		}
+		toks = append(toks, m)
+	}
+	other := e.login(c1, "dave", "")
+
+	pg := b.get(e.url("/account"))
+	csrf := formValue(t, csrfRe, pg.body)
+	if r := b.post(e.url("/logout"), url.Values{"csrf_token": {csrf}}); r.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	for i, c := range []testClient{c1, c2} {
+		if resp, m := e.refresh(c, toks[i]["refresh_token"].(string)); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+			t.Errorf("client %d: refresh after sign-out: %d %v, want invalid_grant", i+1, resp.StatusCode, m)
+		}
+	}
+	// verifyAccessToken is what token exchange and introspection ask.
+	if _, err := e.srv.verifyAccessToken(context.Background(), toks[1]["access_token"].(string)); err == nil {
+		t.Error("carol's access token still verifies after sign-out")
+	}
+	if _, err := e.srv.verifyAccessToken(context.Background(), other["access_token"].(string)); err != nil {
+		t.Errorf("dave's access token after carol signed out: %v", err)
+	}
+	if resp, m := e.refresh(c1, other["refresh_token"].(string)); resp.StatusCode != 200 {
+		t.Errorf("another user's refresh after carol signed out: %d %v", resp.StatusCode, m)
+	}
+}

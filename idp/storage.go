@@ -107,6 +107,10 @@ type GrantStorage interface {
 	RevokeFamily(ctx context.Context, id string) error
 	// RevokeClientFamilies revokes every family of clientID.
 	RevokeClientFamilies(ctx context.Context, clientID string) error
+	// RevokeUserFamilies revokes every family of the user sub, whatever the client: a sign-out
+	// ends the user's grants (their refresh tokens, and their access tokens wherever this
+	// server is asked about them: token exchange, introspection).
+	RevokeUserFamilies(ctx context.Context, sub string) error
 
 	// CreateRefresh stores a refresh token record only if none exists under hash, so handing the
 	// same successor out again never resets its rotation state.

@@ -81,10 +81,21 @@ func (s *kvStorage) RevokeFamily(ctx context.Context, id string) error {
 
 // RevokeClientFamilies implements GrantStorage.
 func (s *kvStorage) RevokeClientFamilies(ctx context.Context, clientID string) error {
+	return s.revokeFamiliesWhere(ctx, func(f familyRecord) bool { return f.ClientID == clientID })
+}
+
+// RevokeUserFamilies implements GrantStorage.
+func (s *kvStorage) RevokeUserFamilies(ctx context.Context, sub string) error {
+	return s.revokeFamiliesWhere(ctx, func(f familyRecord) bool { return f.Sub == sub })
+}
+
+// revokeFamiliesWhere revokes every unrevoked family for which match holds. Each revocation is
+// atomic on its own; a family created while this runs is not covered.
+func (s *kvStorage) revokeFamiliesWhere(ctx context.Context, match func(familyRecord) bool) error {
 	var ids []string
 	err := s.kv.ForEach(ctx, bucketFamilies, func(k string, v []byte) error {
 		var f familyRecord
-		if json.Unmarshal(v, &f) == nil && f.ClientID == clientID && !f.Revoked {
+		if json.Unmarshal(v, &f) == nil && !f.Revoked && match(f) {
 			ids = append(ids, k)
 		}
 		return nil

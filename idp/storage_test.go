@@ -146,6 +146,21 @@ func testStorage(t *testing.T, newStore func(t *testing.T) Storage) {
 				t.Fatalf("seals=%d outcomes=%v, want exactly one rotation and the rest in grace", seals, outs)
 			}
 		}},
+		{"revocation by user", func(t *testing.T, ctx context.Context, s Storage) {
+			for _, f := range []struct{ id, client, sub string }{{"u1", "c1", "dev:alice"}, {"u2", "c2", "dev:alice"}, {"u3", "c1", "dev:bob"}} {
+				if err := s.CreateFamily(ctx, f.id, familyRecord{ClientID: f.client, Sub: f.sub, Exp: now.Add(time.Hour).Unix()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.RevokeUserFamilies(ctx, "dev:alice"); err != nil {
+				t.Fatal(err)
+			}
+			for id, want := range map[string]bool{"u1": true, "u2": true, "u3": false} {
+				if f, err := s.GetFamily(ctx, id); err != nil || f.Revoked != want {
+					t.Errorf("family %s revoked=%v (%v), want %v", id, f.Revoked, err, want)
+				}
+			}
+		}},
 		{"revocation", func(t *testing.T, ctx context.Context, s Storage) {
 			for _, f := range []struct{ id, client string }{{"f1", "c1"}, {"f2", "c1"}, {"f3", "c2"}} {
 				if err := s.CreateFamily(ctx, f.id, familyRecord{ClientID: f.client, Exp: now.Add(time.Hour).Unix()}); err != nil {
