@@ -100,12 +100,13 @@ func TestIDJAGAgainstMcpgateIdP(t *testing.T) {
 	handler.Store(http.Handler(reg))
 	asrv.Start()
 	t.Cleanup(asrv.Close)
-	resp, err := http.Post(issuer+"/register", "application/json", strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none","client_name":"e"}`))
+	resp, err := http.Post(issuer+"/register", "application/json", strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"client_secret_basic","client_name":"e"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var regd struct {
-		ClientID string `json:"client_id"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&regd)
 	resp.Body.Close()
@@ -133,7 +134,7 @@ func TestIDJAGAgainstMcpgateIdP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := RedeemIDJAG(ctx, IDJAGGrant{TokenURL: tokenURL, ClientID: regd.ClientID, Assertion: jag.Assertion})
+	tok, err := RedeemIDJAG(ctx, IDJAGGrant{TokenURL: tokenURL, ClientID: regd.ClientID, ClientSecret: regd.ClientSecret, Assertion: jag.Assertion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestIDJAGAgainstMcpgateIdP(t *testing.T) {
 	}
 
 	// The same ID-JAG twice: the second is refused, and the error carries no assertion.
-	_, err = RedeemIDJAG(ctx, IDJAGGrant{TokenURL: tokenURL, ClientID: regd.ClientID, Assertion: jag.Assertion})
+	_, err = RedeemIDJAG(ctx, IDJAGGrant{TokenURL: tokenURL, ClientID: regd.ClientID, ClientSecret: regd.ClientSecret, Assertion: jag.Assertion})
 	var oe *OAuthError
 	if !errors.As(err, &oe) || oe.Code != "invalid_grant" || strings.Contains(err.Error(), jag.Assertion) {
 		t.Fatalf("replay: %v", err)

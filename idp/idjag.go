@@ -167,6 +167,12 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	if c.exchange != nil {
 		return nil, errUnauthorizedClient("this client may only use token exchange")
 	}
+	// The ID-JAG names the client it was issued to, and the check that the presenting client is
+	// that one means something only if the client proved who it is: a public client's client_id
+	// is a claim anyone holding a leaked ID-JAG could repeat.
+	if c.public() {
+		return nil, errUnauthorizedClient("an ID-JAG must be presented by a client that authenticates (client_secret_basic or client_secret_post)")
+	}
 	f := r.PostForm
 	assertion := f.Get("assertion")
 	if assertion == "" {

@@ -75,7 +75,7 @@ func newIDJAGEnv(t *testing.T) (*testEnv, *fakeEnterpriseIdP, testClient) {
 		o.Scopes = []string{"mcp", "mcp:read", "mcp:write"}
 		o.IDJAGTrusts = []IDJAGTrust{{Issuer: f.ts.URL, JWKSURL: f.ts.URL + "/jwks", ClientIDs: []string{"placeholder"}}}
 	})
-	c := e.register(nil)
+	c := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
 	// The trusted client ids are known only once the client is registered.
 	e.srv.opts.IDJAGTrusts[0].ClientIDs = []string{c.ID}
 	return e, f, c
@@ -91,11 +91,15 @@ func (e *testEnv) idjagClaims(f *fakeEnterpriseIdP, clientID string) jwt.MapClai
 }
 
 func (e *testEnv) presentIDJAG(c testClient, assertion string, extra url.Values) (*http.Response, map[string]any) {
-	v := url.Values{"grant_type": {grantJWTBearer}, "assertion": {assertion}, "client_id": {c.ID}}
+	v := url.Values{"grant_type": {grantJWTBearer}, "assertion": {assertion}}
 	for k, vals := range extra {
 		v[k] = vals
 	}
-	return e.postForm("/token", v, "", "")
+	if c.Secret == "" {
+		v.Set("client_id", c.ID)
+		return e.postForm("/token", v, "", "")
+	}
+	return e.postForm("/token", v, c.ID, c.Secret)
 }
 
 func TestIDJAGHappyPath(t *testing.T) {
@@ -141,7 +145,7 @@ func TestIDJAGHappyPath(t *testing.T) {
 
 func TestIDJAGRefused(t *testing.T) {
 	e, f, c := newIDJAGEnv(t)
-	other := e.register(nil) // a client the trust does not list
+	other := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"}) // a client the trust does not list
 	stranger := newFakeEnterpriseIdP(t)
 	type tc struct {
 		name      string
@@ -212,6 +216,18 @@ func TestIDJAGRefused(t *testing.T) {
 			t.Fatalf("exchange client: %d %v", resp.StatusCode, m)
 		}
 	})
+}
+
+// An ID-JAG presented by a public client is refused, even one the trust lists: its client_id
+// proves nothing.
+func TestIDJAGPublicClientRefused(t *testing.T) {
+	e, f, _ := newIDJAGEnv(t)
+	pub := e.register(nil)
+	e.srv.opts.IDJAGTrusts[0].ClientIDs = append(e.srv.opts.IDJAGTrusts[0].ClientIDs, pub.ID)
+	resp, m := e.presentIDJAG(pub, f.mint(t, e.idjagClaims(f, pub.ID), nil, nil), nil)
+	if resp.StatusCode != 400 || m["error"] != "unauthorized_client" {
+		t.Fatalf("public client: %d %v, want unauthorized_client", resp.StatusCode, m)
+	}
 }
 
 func TestIDJAGNotConfigured(t *testing.T) {

@@ -231,6 +231,23 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	if rt == "" {
 		return nil, errInvalidRequest("refresh_token is required")
 	}
+	// Everything that can refuse the request without the token being at fault runs before the
+	// token is spent: a client whose refresh fails for a reason of ours (the upstream provider
+	// down, a bad scope or resource parameter) keeps a token it can present again, instead of a
+	// rotated one whose reuse after the grace window would revoke the whole family.
+	scope, checked := "", false
+	if pre, err := s.db.GetRefresh(ctx, hashSecret(rt)); err == nil && pre.ClientID == c.ID {
+		var oerr *oauthError
+		if scope, oerr = refreshScope(r, pre.Scope, pre.Resource); oerr != nil {
+			return nil, oerr
+		}
+		checked = true
+		if pre.RotatedAt == 0 {
+			if oerr := s.refreshUpstream(ctx, c, pre); oerr != nil {
+				return nil, oerr
+			}
+		}
+	}
 	now := s.opts.Now()
 	successor := ""
 	rec, outcome, err := s.db.RotateRefresh(ctx, hashSecret(rt), c.ID, now, s.opts.RefreshGrace, func(familyID string) ([]byte, error) {
@@ -258,36 +275,11 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	if revoked, err := s.familyRevoked(ctx, rec.FamilyID); err != nil || revoked {
 		return nil, errInvalidGrant("the refresh token was revoked")
 	}
-	// A user who signed in upstream keeps refreshing only while the upstream does: a disabled
-	// account (the upstream refuses its refresh token) ends the grant here.
-	switch err := s.checkUpstream(ctx, rec.Sub); {
-	case errors.Is(err, errUpstreamRevoked):
-		if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
-			s.log.Error("revoke family after upstream refusal", "error", err)
-		}
-		s.log.Info("upstream refused refresh; grant revoked", "client_id", c.ID, "sub", rec.Sub)
-		return nil, errInvalidGrant("the sign-in provider no longer accepts this user; sign in again")
-	case err != nil:
-		s.log.Error("upstream refresh check failed", "sub", rec.Sub, "error", err)
-		return nil, errTemporarilyUnavailable("the sign-in provider is unavailable; try again")
-	}
-	scope := rec.Scope
-	if req := r.PostForm.Get("scope"); req != "" {
-		granted := strings.Fields(rec.Scope)
-		var out []string
-		for _, sc := range strings.Fields(req) {
-			if !slices.Contains(granted, sc) {
-				return nil, errInvalidScope("scope exceeds the original grant")
-			}
-			if !slices.Contains(out, sc) {
-				out = append(out, sc)
-			}
-		}
-		scope = strings.Join(out, " ")
-	}
-	if rs := r.PostForm.Get("resource"); rs != "" || len(r.PostForm["resource"]) > 1 {
-		if cr, err := canonicalResource(rs); err != nil || cr != rec.Resource || len(r.PostForm["resource"]) > 1 {
-			return nil, errInvalidTarget("resource does not match the original grant")
+	if !checked {
+		// The record was not readable before the rotation (it is now): check the parameters.
+		var oerr *oauthError
+		if scope, oerr = refreshScope(r, rec.Scope, rec.Resource); oerr != nil {
+			return nil, oerr
 		}
 	}
 	if outcome == RefreshGrace && successor == "" {
@@ -298,6 +290,49 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	// A narrowed scope applies to this access token only; the refresh token keeps the original
 	// grant (RFC 6749 §6), so later refreshes may ask for any part of it again.
 	return s.issueTokens(ctx, c, rec.Sub, scope, rec.Scope, rec.Resource, rec.FamilyID, rec.Exp, successor)
+}
+
+// refreshScope checks a refresh request's scope and resource parameters against the grant and
+// returns the scope of the access token to issue: the grant's, or the narrower one asked for.
+func refreshScope(r *http.Request, granted, resource string) (string, *oauthError) {
+	scope := granted
+	if req := r.PostForm.Get("scope"); req != "" {
+		have := strings.Fields(granted)
+		var out []string
+		for _, sc := range strings.Fields(req) {
+			if !slices.Contains(have, sc) {
+				return "", errInvalidScope("scope exceeds the original grant")
+			}
+			if !slices.Contains(out, sc) {
+				out = append(out, sc)
+			}
+		}
+		scope = strings.Join(out, " ")
+	}
+	if rs := r.PostForm.Get("resource"); rs != "" || len(r.PostForm["resource"]) > 1 {
+		if cr, err := canonicalResource(rs); err != nil || cr != resource || len(r.PostForm["resource"]) > 1 {
+			return "", errInvalidTarget("resource does not match the original grant")
+		}
+	}
+	return scope, nil
+}
+
+// refreshUpstream lets a user who signed in upstream keep refreshing only while the upstream
+// does: a disabled account (the upstream refuses its refresh token) ends the grant; an upstream
+// that cannot be reached is a temporary refusal that spends nothing.
+func (s *Server) refreshUpstream(ctx context.Context, c *client, rec refreshRecord) *oauthError {
+	switch err := s.checkUpstream(ctx, rec.Sub); {
+	case errors.Is(err, errUpstreamRevoked):
+		if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
+			s.log.Error("revoke family after upstream refusal", "error", err)
+		}
+		s.log.Info("upstream refused refresh; grant revoked", "client_id", c.ID, "sub", rec.Sub)
+		return errInvalidGrant("the sign-in provider no longer accepts this user; sign in again")
+	case err != nil:
+		s.log.Error("upstream refresh check failed", "sub", rec.Sub, "error", err)
+		return errTemporarilyUnavailable("the sign-in provider is unavailable; try again")
+	}
+	return nil
 }
 
 // sealSuccessor encrypts a rotation's successor refresh token with AES-256-GCM under a key derived

@@ -286,10 +286,17 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 		defer cancel()
 		nt, err := u.oauth2Config(p).TokenSource(fctx, &oauth2.Token{RefreshToken: ut.RefreshToken}).Token()
 		if err != nil {
+			// Only invalid_grant says the user's grant at the provider is gone (RFC 6749 §5.2:
+			// the refresh token is invalid, expired or revoked). Anything else, a 429, a 5xx or
+			// invalid_client after a secret rotation, is the provider's or the operator's
+			// trouble, and must not sign every user out.
 			var re *oauth2.RetrieveError
-			if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
+			if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 				_ = s.db.DeleteSealed(s.ctx, SealedUpstream, sub)
 				return nil, errUpstreamRevoked
+			}
+			if errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client") {
+				s.log.Error("the sign-in provider refused this server's client credentials on refresh; check the upstream client id and secret", "error_code", re.ErrorCode)
 			}
 			return nil, errUpstreamDown
 		}

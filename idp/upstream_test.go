@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -35,7 +36,10 @@ type fakeOP struct {
 	sub      string
 	codes    map[string]fakeCode
 	disabled bool // refresh grant answers invalid_grant
-	refreshN int
+	// refreshFault, if set, is the refresh grant's answer instead: status and body
+	// (a 503, a 429, invalid_client).
+	refreshFault *[2]string
+	refreshN     int
 }
 
 type fakeCode struct{ nonce, challenge string }
@@ -88,6 +92,13 @@ func newFakeOP(t *testing.T) *fakeOP {
 		defer op.mu.Unlock()
 		if r.PostForm.Get("grant_type") == "refresh_token" {
 			op.refreshN++
+			if f := op.refreshFault; f != nil {
+				var st int
+				_, _ = fmt.Sscan(f[0], &st)
+				w.WriteHeader(st)
+				_, _ = w.Write([]byte(f[1]))
+				return
+			}
 			if op.disabled {
 				w.WriteHeader(http.StatusBadRequest)
 				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
@@ -285,6 +296,40 @@ func TestUpstreamLoginHappyPath(t *testing.T) {
 	resp, m = e.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {c.ID}}, "", "")
 	if resp.StatusCode != 400 {
 		t.Fatalf("the revoked family refreshed again: %d %v", resp.StatusCode, m)
+	}
+}
+
+// TestUpstreamRefreshFaults: a provider that is down, throttles or refuses this server's client
+// on refresh neither ends the user's grant nor spends the refresh token: once it answers again,
+// the same refresh token works, even after the rotation grace window.
+func TestUpstreamRefreshFaults(t *testing.T) {
+	for _, fault := range [][2]string{
+		{"503", `{"error":"temporarily_unavailable"}`},
+		{"429", `{"error":"slow_down"}`},
+		{"401", `{"error":"invalid_client"}`},
+		{"400", `{"error":"unauthorized_client"}`},
+	} {
+		t.Run(fault[0], func(t *testing.T) {
+			op := newFakeOP(t)
+			e := newUpstreamEnv(t, op, nil)
+			c := e.register(nil)
+			p := newPKCE()
+			pg := upstreamCode(e, e.browser(), c, p)
+			loc, _ := url.Parse(pg.location)
+			_, tok := e.redeem(c, loc.Query().Get("code"), p.verifier, nil)
+			rt := tok["refresh_token"].(string)
+			op.set(func(op *fakeOP) { op.refreshFault = &fault })
+			resp, m := e.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {c.ID}}, "", "")
+			if resp.StatusCode != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" {
+				t.Fatalf("refresh while the provider answers %s: %d %v, want 503 temporarily_unavailable", fault[0], resp.StatusCode, m)
+			}
+			op.set(func(op *fakeOP) { op.refreshFault = nil })
+			e.clock.Advance(time.Minute) // well past RefreshGrace
+			resp, m = e.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {c.ID}}, "", "")
+			if resp.StatusCode != 200 {
+				t.Fatalf("the same refresh token once the provider answers again: %d %v", resp.StatusCode, m)
+			}
+		})
 	}
 }
 
