@@ -1,6 +1,7 @@
 package mcpstdio
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 func TestInitializeNegotiatesPerClient(t *testing.T) {
@@ -214,5 +218,29 @@ func TestTokenChangeReplacesProcess(t *testing.T) {
 	b.call("alice", "tok-new", 3, "pid", nil)
 	if b.current("alice") != cur {
 		t.Error("an unchanged token started another process")
+	}
+}
+
+// TestDefaultUserKey: by default the same sub at two issuers is two users (two processes), and a
+// request with no authenticated user (the key expands to the bare separator) is refused.
+func TestDefaultUserKey(t *testing.T) {
+	h := &Handler{}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h.logger = zap.NewNop()
+	if err := h.Provision(ctx); err != nil && !strings.Contains(err.Error(), "command") {
+		t.Fatal(err)
+	}
+	if h.UserKey != "{http.auth.user.iss}|{http.auth.user.id}" || h.noUserKey != "|" {
+		t.Fatalf("default user key %q (without a user %q)", h.UserKey, h.noUserKey)
+	}
+	repl := caddy.NewReplacer()
+	key := func(iss, sub string) string {
+		repl.Set("http.auth.user.iss", iss)
+		repl.Set("http.auth.user.id", sub)
+		return repl.ReplaceAll(h.UserKey, "")
+	}
+	if a, b := key("https://a.example", "u1"), key("https://b.example", "u1"); a == b {
+		t.Errorf("the same sub at two issuers gives one key %q", a)
 	}
 }

@@ -42,16 +42,15 @@
 //
 // # Processes
 //
-// One process per user key ({http.auth.user.id} by default), started on the user's first
+// One process per user key ({http.auth.user.iss}|{http.auth.user.id} by default: the same sub
+// at two issuers is two users), started on the user's first
 // request and shared by that user's concurrent requests. Requests of different users never
 // share a process: the key selects the process, and a session id, a cancellation or a
 // client's answer to a server request is only ever looked up among that user's processes and
 // sessions. A request for which the key expands to "" is refused (403). The environment hash
 // (below) is a second guard: a request is only ever served by a process started with its own
-// expanded environment, so even two users whose keys collide (the same sub at two issuers,
-// say) never run in each other's process with each other's token. With several issuers, set
-// user_key {http.auth.user.iss}|{http.auth.user.id} so that they do not replace each other's
-// process either.
+// expanded environment, so even two users whose keys collide (a user_key of the sub alone
+// with several issuers, say) never run in each other's process with each other's token.
 //
 // The SHA-256 of the expanded environment (with the key) is kept in memory; a request whose
 // hash differs (a refreshed GitHub token, a new login) retires the user's process and starts a

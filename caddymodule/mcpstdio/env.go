@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -50,9 +49,11 @@ func buildSpec(key string, base []string, env map[string]string, repl *caddy.Rep
 		h.Write([]byte{0})
 		h.Write([]byte(v))
 		h.Write([]byte{0})
-		if strings.Contains(raw, "{") {
-			spec.secrets = append(spec.secrets, v)
-		}
+		// Every configured value is redacted from the process's stderr, not only those that came
+		// from a placeholder: a Caddyfile's {$VAR} is expanded when it is adapted, so a shared
+		// secret put there carries no "{" by the time it reaches here. (Short values are left
+		// alone by the redactor.)
+		spec.secrets = append(spec.secrets, v)
 	}
 	copy(spec.hash[:], h.Sum(nil))
 	return spec

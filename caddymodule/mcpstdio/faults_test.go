@@ -475,3 +475,27 @@ func TestNotificationsOnGetStream(t *testing.T) {
 		t.Error("bob's stream got alice's notification")
 	}
 }
+
+// A configured env value redacts from stderr like a placeholder's: a Caddyfile's {$VAR} is
+// expanded when adapted, so a shared secret put there has no "{" left by the time it is used.
+func TestStderrRedactsLiteralEnvValues(t *testing.T) {
+	const shared = "literal-shared-secret-987"
+	b := newBridge(t, func(h *Handler) { h.Env["SHARED"] = shared })
+	b.call("alice", "tok-a", 1, "stderr", map[string]any{"text": "using " + shared})
+	p := b.current("alice")
+	b.call("alice", "tok-a", 2, "crash", nil)
+	waitExited(t, p)
+	var found bool
+	for _, e := range b.logs.All() {
+		m := e.ContextMap()
+		if strings.Contains(fmt.Sprint(e.Message, m), shared) {
+			t.Errorf("the literal env value is in the log: %q %v", e.Message, m)
+		}
+		if line, _ := m["line"].(string); strings.Contains(line, "using "+redacted) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the redacted stderr line is not in the log")
+	}
+}

@@ -66,8 +66,10 @@ func newBridge(t *testing.T, mutate func(h *Handler)) *bridge {
 	core, logs := observer.New(zapcore.DebugLevel)
 	clock := &testClock{now: time.Now()}
 	h := &Handler{
-		Command:     os.Args[0],
-		Env:         map[string]string{fakeServerEnv: "1", "TOKEN": "{http.request.header.X-GitHub-Token}"},
+		Command: os.Args[0],
+		Env:     map[string]string{fakeServerEnv: "1", "TOKEN": "{http.request.header.X-GitHub-Token}"},
+		// The unit tests name users by sub alone; TestDefaultUserKey covers the default.
+		UserKey:     "{http.auth.user.id}",
 		StopTimeout: caddy.Duration(2 * time.Second),
 		logger:      zap.New(core),
 		now:         clock.Now,

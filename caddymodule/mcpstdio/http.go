@@ -47,7 +47,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		repl = caddy.NewReplacer()
 	}
 	key := repl.ReplaceAll(h.UserKey, "")
-	if key == "" {
+	if key == "" || key == h.noUserKey {
 		h.logger.Error("mcp_stdio: user_key is empty for this request; is mcp_auth in front of mcp_stdio?",
 			zap.String("user_key", h.UserKey))
 		writeJSON(w, http.StatusForbidden, errorResponse(nil, codeInvalidRequest, "no authenticated user"))

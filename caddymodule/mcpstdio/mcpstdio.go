@@ -20,7 +20,7 @@ func init() {
 
 // Defaults of the Handler fields.
 const (
-	DefaultUserKey             = "{http.auth.user.id}"
+	DefaultUserKey             = "{http.auth.user.iss}|{http.auth.user.id}"
 	DefaultMaxProcesses        = 64
 	DefaultMaxProcessesPerUser = 2
 	DefaultMaxConcurrentCalls  = 256
@@ -69,7 +69,10 @@ type Handler struct {
 	PassEnv []string `json:"pass_env,omitempty"`
 
 	// UserKey is the placeholder that names the user: one process per distinct value. A
-	// request for which it expands to "" is refused with 403. Default: "{http.auth.user.id}".
+	// request for which it expands to "" (or to the separator alone) is refused with 403.
+	// Default: "{http.auth.user.iss}|{http.auth.user.id}", the issuer with the subject, since
+	// two of mcp_auth's issuers may give out the same sub; issuers come from the configuration,
+	// so the separator cannot be forged.
 	UserKey string `json:"user_key,omitempty"`
 
 	// MaxProcesses limits processes in all (retired ones still draining included). When it is
@@ -133,14 +136,16 @@ type Handler struct {
 	// RetryAfter is the Retry-After of a 503 when a limit is reached. Default: 5s.
 	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
 
-	logger   *zap.Logger
-	now      func() time.Time
-	ctx      context.Context
-	base     []string
-	pool     *pool
-	sessions *sessionStore
-	hub      *hub
-	stop     context.CancelFunc
+	logger *zap.Logger
+	now    func() time.Time
+	// noUserKey is UserKey expanded without any user: a request whose key equals it is refused.
+	noUserKey string
+	ctx       context.Context
+	base      []string
+	pool      *pool
+	sessions  *sessionStore
+	hub       *hub
+	stop      context.CancelFunc
 }
 
 // CaddyModule returns the Caddy module information.
@@ -162,6 +167,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.UserKey == "" {
 		h.UserKey = DefaultUserKey
 	}
+	// What the key expands to when no user is known ("|" for the default): refused like "".
+	h.noUserKey = caddy.NewReplacer().ReplaceAll(h.UserKey, "")
 	if h.PassEnv == nil {
 		h.PassEnv = DefaultPassEnv
 	}

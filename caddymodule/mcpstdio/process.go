@@ -380,6 +380,12 @@ func (p *proc) checkAlive(ctx context.Context, timeout time.Duration) {
 
 // kill ends the process group at once (SIGKILL).
 func (p *proc) kill() {
+	select {
+	case <-p.exited:
+		// Reaped: its pid, and so its group id, may belong to another process by now.
+		return
+	default:
+	}
 	if p.cmd != nil && p.cmd.Process != nil {
 		killGroup(p.cmd, true)
 	}

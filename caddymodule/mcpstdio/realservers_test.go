@@ -135,7 +135,8 @@ func TestE2EEverythingUsersIsolated(t *testing.T) {
 	}
 	// The processes' stderr is in the log, with the user id; the tokens are not.
 	logs := s.assertLogsClean(tokens["alice"], tokens["bob"])
-	if !strings.Contains(logs, `"user_id":"alice"`) || !strings.Contains(logs, "Starting default (STDIO) server") {
+	// The user is the default user_key: the issuer and the sub.
+	if !strings.Contains(logs, `"user_id":"`+s.issuer.URL+`|alice"`) || !strings.Contains(logs, "Starting default (STDIO) server") {
 		t.Error("server-everything's stderr is not in Caddy's log with the user id")
 	}
 }

@@ -56,7 +56,12 @@ func (c *Cache[K, V]) Get(key K, now time.Time) (V, bool) {
 		return zero, false
 	}
 	if !now.Before(e.deadline) {
-		c.lru.Remove(key)
+		// Remove the expired entry only if it is still the one read: a fresh entry that a
+		// concurrent Add stored in between must not be dropped. (What is left of the window
+		// costs at most one extra source call, never a stale value.)
+		if cur, ok := c.lru.Peek(key); ok && cur == e {
+			c.lru.Remove(key)
+		}
 		var zero V
 		return zero, false
 	}
