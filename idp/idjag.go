@@ -239,7 +239,7 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	if oerr != nil {
 		return nil, oerr
 	}
-	scope, oerr := s.idjagScope(cl.Scope, f.Get("scope"))
+	scope, oerr := s.idjagScope(cl.Scope, f.Get("scope"), c.Meta.Scope)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -319,8 +319,9 @@ func (s *Server) idjagResource(claim any, f url.Values) (string, *oauthError) {
 // idjagScope returns the scope to issue: the intersection of the requested scopes and the
 // ID-JAG's (the extension's §7.2.1). An ID-JAG scope this server does not know is refused
 // (invalid_grant, §7.6.2); an ID-JAG without scope grants only what the client asks among our
-// Scopes (all of them when it asks nothing, as an authorization request without scope does).
-func (s *Server) idjagScope(claim, requested string) (string, *oauthError) {
+// Scopes, and when it asks nothing, what an authorization request without scope gets: the
+// client's registered scope, or all of ours for a client registered without one.
+func (s *Server) idjagScope(claim, requested, registered string) (string, *oauthError) {
 	granted := strings.Fields(claim)
 	for _, g := range granted {
 		if !slices.Contains(s.opts.Scopes, g) {
@@ -329,6 +330,9 @@ func (s *Server) idjagScope(claim, requested string) (string, *oauthError) {
 	}
 	if claim == "" {
 		granted = s.opts.Scopes
+		if requested == "" && registered != "" {
+			requested = registered
+		}
 	}
 	if requested == "" {
 		return strings.Join(granted, " "), nil

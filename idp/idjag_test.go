@@ -306,3 +306,17 @@ func TestIDJAGUnknownKidCooldown(t *testing.T) {
 		t.Fatalf("after the cooldown an unknown kid should fetch once: %d -> %d", before, f.fetches.Load())
 	}
 }
+
+// An ID-JAG without scope, presented without a scope parameter, gets what an authorization
+// request without scope gets: the client's registered scope, not every scope served here.
+func TestIDJAGWithoutScopeGetsRegisteredScope(t *testing.T) {
+	e, f, _ := newIDJAGEnv(t)
+	c := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic", "scope": "mcp:read"})
+	e.srv.opts.IDJAGTrusts[0].ClientIDs = append(e.srv.opts.IDJAGTrusts[0].ClientIDs, c.ID)
+	claims := e.idjagClaims(f, c.ID)
+	delete(claims, "scope")
+	resp, m := e.presentIDJAG(c, f.mint(t, claims, nil, nil), nil)
+	if resp.StatusCode != 200 || m["scope"] != "mcp:read" {
+		t.Fatalf("%d %v, want 200 with scope mcp:read", resp.StatusCode, m)
+	}
+}
