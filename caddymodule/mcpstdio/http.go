@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
 	"go.uber.org/zap"
 )
 
@@ -108,7 +109,7 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, repl *caddy.
 		writeJSON(w, http.StatusBadRequest, errorResponse(nil, codeInvalidRequest, "not a valid JSON-RPC 2.0 message"))
 		return
 	}
-	if msg := headerMismatch(r.Header, m); msg != "" {
+	if msg := headerMismatch(r.Header, body); msg != "" {
 		writeJSON(w, http.StatusBadRequest, errorResponse(m.ID, codeHeaderMismatch, msg))
 		return
 	}
@@ -170,20 +171,18 @@ func (h *Handler) servePost(w http.ResponseWriter, r *http.Request, repl *caddy.
 	}
 }
 
-// headerMismatch checks 2026-07-28's Mcp-Method and Mcp-Name headers against the body.
-func headerMismatch(hdr http.Header, m *message) string {
-	if v := hdr.Get(headerMethod); v != "" && v != m.Method {
-		return "the Mcp-Method header does not match the body"
+// headerMismatch checks 2026-07-28's Mcp-Method and Mcp-Name headers against the body, by
+// the same rules as mcp_auth's tool policy (package toolpolicy): which member each method's
+// Mcp-Name mirrors, the =?base64?…?= form, methods that name nothing. A request that carries
+// neither header (a client before 2026-07-28) is not read twice.
+func headerMismatch(hdr http.Header, body []byte) string {
+	if len(hdr.Values(toolpolicy.HeaderMethod)) == 0 && len(hdr.Values(toolpolicy.HeaderName)) == 0 {
+		return ""
 	}
-	if v := hdr.Get(headerName); v != "" {
-		p := decodeParams(m.Params)
-		name := p.str("name")
-		if m.Method == "resources/read" {
-			name = p.str("uri")
-		}
-		if v != name {
-			return "the Mcp-Name header does not match the body"
-		}
+	_, err := toolpolicy.Inspect(hdr, body)
+	var re *toolpolicy.RequestError
+	if errors.As(err, &re) && errors.Is(err, toolpolicy.ErrHeaderMismatch) {
+		return re.Detail
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package mcpstdio
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -26,7 +27,7 @@ func FuzzMessage(f *testing.F) {
 		hdr := http.Header{}
 		hdr.Set(headerMethod, "tools/call")
 		hdr.Set(headerName, "x")
-		_ = headerMismatch(hdr, m)
+		_ = headerMismatch(hdr, body)
 		_ = isStateless(hdr, m)
 		if m.kind() == kindRequest {
 			tok, _ := json.Marshal("mcpgate-1")
@@ -49,6 +50,35 @@ func TestValidID(t *testing.T) {
 		`null`: false, `true`: false, `{}`: false, `[]`: false, `"unterminated`: false} {
 		if got := validID(json.RawMessage(id)); got != want {
 			t.Errorf("validID(%s) = %v", id, got)
+		}
+	}
+}
+
+// headerMismatch follows toolpolicy's rules: the =?base64?…?= form, params.uri for every
+// resources method, Mcp-Name ignored for methods that name nothing.
+func TestHeaderMismatchRules(t *testing.T) {
+	b64 := "=?base64?" + base64.StdEncoding.EncodeToString([]byte("héllo")) + "?="
+	for _, tc := range []struct {
+		name, method, mcpName, body string
+		mismatch                    bool
+	}{
+		{"plain tool", "tools/call", "echo", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`, false},
+		{"base64 tool", "tools/call", b64, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"héllo"}}`, false},
+		{"lying name", "tools/call", "echo", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete"}}`, true},
+		{"subscribe by uri", "resources/subscribe", "file:///a", `{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///a"}}`, false},
+		{"method names nothing", "tasks/get", "task-7", `{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"task-7"}}`, false},
+		{"lying method", "tools/list", "", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`, true},
+		{"no headers", "", "", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`, false},
+	} {
+		hdr := http.Header{}
+		if tc.method != "" {
+			hdr.Set(headerMethod, tc.method)
+		}
+		if tc.mcpName != "" {
+			hdr.Set(headerName, tc.mcpName)
+		}
+		if got := headerMismatch(hdr, []byte(tc.body)) != ""; got != tc.mismatch {
+			t.Errorf("%s: mismatch %v, want %v (%q)", tc.name, got, tc.mismatch, headerMismatch(hdr, []byte(tc.body)))
 		}
 	}
 }
