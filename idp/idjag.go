@@ -243,6 +243,12 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	if oerr != nil {
 		return nil, oerr
 	}
+	// The same person may sign in through an upstream provider of this issuer in the browser:
+	// its sign-in policy (email domains, users, groups, claims) holds for the ID-JAG too, or a
+	// user the operator keeps out would get tokens this way.
+	if oerr := s.idjagAllowed(trust.cfg.Issuer, cl.Subject, idt); oerr != nil {
+		return nil, oerr
+	}
 	// Single use, for as long as the ID-JAG is valid (the record expires with it; cleanup).
 	err = s.db.UseJTI(ctx, hashSecret(trust.cfg.Issuer+"\x00"+cl.JTI), idt.Expiry, now)
 	if errors.Is(err, ErrAlreadyUsed) {
@@ -351,6 +357,25 @@ func (s *Server) idjagScope(claim, requested, registered string) (string, *oauth
 
 // ensureIDJAGUser records a user first seen through an ID-JAG. An existing user (who signed in
 // through an upstream with the same issuer: same subject) is left as is.
+// idjagAllowed applies the sign-in policy of every upstream provider whose issuer is iss to the
+// ID-JAG's claims.
+func (s *Server) idjagAllowed(iss, sub string, idt interface{ Claims(any) error }) *oauthError {
+	for _, u := range s.upstreams {
+		if u.cfg.Issuer != iss {
+			continue
+		}
+		var raw map[string]any
+		if err := idt.Claims(&raw); err != nil {
+			return errInvalidGrant("the ID-JAG's claims cannot be read")
+		}
+		if !u.allowed(u.identityFrom(sub, raw)) {
+			s.log.Info("ID-JAG for a user the sign-in policy refuses", "iss", iss)
+			return errInvalidGrant("the user may not sign in here (the provider's sign-in policy)")
+		}
+	}
+	return nil
+}
+
 func (s *Server) ensureIDJAGUser(ctx context.Context, sub, iss string, cl idjagClaims) error {
 	rec := userRecord{Sub: sub, Login: cl.Email, Email: cl.Email, CreatedAt: s.opts.Now().Unix()}
 	if rec.Login == "" {

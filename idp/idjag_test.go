@@ -320,3 +320,30 @@ func TestIDJAGWithoutScopeGetsRegisteredScope(t *testing.T) {
 		t.Fatalf("%d %v, want 200 with scope mcp:read", resp.StatusCode, m)
 	}
 }
+
+// An upstream provider's sign-in policy holds for ID-JAGs of its issuer: a user outside its
+// email domains gets no token this way either.
+func TestIDJAGUpstreamPolicy(t *testing.T) {
+	f := newFakeEnterpriseIdP(t)
+	e := newEnv(t, func(o *Options) {
+		o.Scopes = []string{"mcp", "mcp:read", "mcp:write"}
+		o.IDJAGTrusts = []IDJAGTrust{{Issuer: f.ts.URL, JWKSURL: f.ts.URL + "/jwks", ClientIDs: []string{"placeholder"}}}
+		o.Upstreams = []UpstreamOIDC{{Name: "corp", Issuer: f.ts.URL, ClientID: "mcpgate", AllowedEmailDomains: []string{"corp.example"}}}
+	})
+	c := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	e.srv.opts.IDJAGTrusts[0].ClientIDs = []string{c.ID}
+	for _, tc := range []struct {
+		email  string
+		status int
+	}{
+		{"alice@corp.example", 200},
+		{"mallory@evilcorp.example", 400},
+	} {
+		claims := e.idjagClaims(f, c.ID)
+		claims["email"], claims["email_verified"] = tc.email, true
+		resp, m := e.presentIDJAG(c, f.mint(t, claims, nil, nil), nil)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d %v, want %d", tc.email, resp.StatusCode, m, tc.status)
+		}
+	}
+}
