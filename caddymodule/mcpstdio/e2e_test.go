@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -36,6 +35,7 @@ import (
 	// mcp_auth, in front of mcp_stdio in every end-to-end test.
 	_ "github.com/mcpgate/mcpgate/caddymodule"
 	_ "github.com/mcpgate/mcpgate/caddymodule/mcpstdio"
+	"github.com/mcpgate/mcpgate/internal/caddyrun"
 	"github.com/mcpgate/mcpgate/internal/testutil"
 )
 
@@ -166,17 +166,7 @@ func (s *stack) load(stdioBlock string) {
 	%s
 }
 `, s.logs, httpPort, httpsPort, s.origin, certFile, keyFile, s.origin, s.issuer.URL, s.issuer.URL, s.xchg.URL, stdioBlock)
-	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
-	if err != nil {
-		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cf)
-	}
-	for _, w := range warnings {
-		t.Logf("Caddyfile warning: %s", w.String())
-	}
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		t.Fatalf("loading Caddy: %v", err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	caddyrun.Load(t, cf)
 	s.client = s.tlsClient(httpsPort, pool)
 }
 

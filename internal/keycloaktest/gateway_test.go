@@ -18,14 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	// mcp_auth and its token sources, keycloak among them.
 	_ "github.com/mcpgate/mcpgate/caddymodule"
 	"github.com/mcpgate/mcpgate/client"
+	"github.com/mcpgate/mcpgate/internal/caddyrun"
 	"github.com/mcpgate/mcpgate/mcpbackend"
 	"github.com/mcpgate/mcpgate/mcpbackend/githubfake"
 )
@@ -139,17 +138,7 @@ http://127.0.0.1:%d {
 	reverse_proxy %s
 }
 `, g.logFile, port, g.mcpURL, o.kc.Issuer(), strings.Join(opts, "\n\t\t"), strings.TrimPrefix(be.URL, "http://"))
-	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
-	if err != nil {
-		t.Fatalf("adapting the Caddyfile: %v\n%s", err, cf)
-	}
-	for _, w := range warnings {
-		t.Logf("Caddyfile warning: %s", w.String())
-	}
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		t.Fatalf("loading Caddy: %v", err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	caddyrun.Load(t, cf)
 	waitListening(t, port)
 	g.clientID = o.clientID
 	if g.clientID == "" {
