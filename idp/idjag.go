@@ -106,7 +106,9 @@ func newIDJAGTrust(ctx context.Context, cfg *IDJAGTrust, now func() time.Time) *
 // token with an unknown kid: anyone may post assertions naming random kids, and each would make
 // us call the enterprise IdP. A kid that has verified before is always passed on; an unknown one
 // is passed on (and may cause a fetch) at most once per jwksCooldown, else refused unverified.
-// A real key rotation costs at most one cooldown of refusals.
+// A real key rotation costs at most one cooldown of refusals. Only assertions that pass
+// idjagPrecheck get here, so only a client the trust lists, authenticated, can use up the
+// cooldown; anyone else's made-up kids never reach it.
 type cooldownKeySet struct {
 	next oidc.KeySet
 	now  func() time.Time
@@ -208,6 +210,14 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	if !slices.Contains(trust.cfg.Algorithms, h.Alg) {
 		return nil, errInvalidGrant("the ID-JAG's signing algorithm is not allowed")
 	}
+	// Checks that need no signature come first, so that only an assertion that could be good
+	// reaches the key set: a client this trust does not list, or an assertion for another
+	// client, audience or time, never makes us fetch the IdP's keys nor uses up the key set's
+	// cooldown, which would hold back a real key rotation (the claims are checked again on the
+	// verified token below).
+	if oerr := s.idjagPrecheck(trust, c, payload); oerr != nil {
+		return nil, oerr
+	}
 	ctx := r.Context()
 	idt, err := trust.verifier.Verify(ctx, assertion)
 	if err != nil {
@@ -276,6 +286,40 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	}
 	s.log.Info("ID-JAG accepted", "client_id", c.ID, "iss", trust.cfg.Issuer, "sub", sub)
 	return s.issueTokens(ctx, c, sub, scope, scope, resource, fam, 0, "")
+}
+
+// idjagPrecheck refuses, before any signature check, an ID-JAG that cannot be good for c: c is
+// not a client the trust lists, or the unverified claims name another client or audience or
+// have expired. Its answers are the ones the verified checks would give.
+func (s *Server) idjagPrecheck(trust *idjagTrust, c *client, payload []byte) *oauthError {
+	if !slices.Contains(trust.cfg.ClientIDs, c.ID) {
+		return errInvalidGrant("this client may not present ID-JAGs from this issuer")
+	}
+	var cl struct {
+		ClientID string          `json:"client_id"`
+		Aud      json.RawMessage `json:"aud"`
+		Exp      *float64        `json:"exp"`
+	}
+	if json.Unmarshal(payload, &cl) != nil {
+		return errInvalidGrant("the ID-JAG's claims cannot be read")
+	}
+	var aud string
+	if json.Unmarshal(cl.Aud, &aud) != nil {
+		var auds []string
+		if json.Unmarshal(cl.Aud, &auds) != nil || len(auds) != 1 {
+			return errInvalidGrant("the ID-JAG's aud is not this authorization server")
+		}
+		aud = auds[0]
+	}
+	switch {
+	case strings.TrimSuffix(aud, "/") != s.opts.Issuer:
+		return errInvalidGrant("the ID-JAG's aud is not this authorization server")
+	case cl.ClientID == "" || cl.ClientID != c.ID:
+		return errInvalidGrant("the ID-JAG was issued to another client")
+	case cl.Exp == nil || int64(*cl.Exp) <= s.opts.Now().Unix():
+		return errInvalidGrant("the ID-JAG's signature or lifetime is invalid")
+	}
+	return nil
 }
 
 // jwtParts decodes a compact JWS's header and payload (no verification).

@@ -24,6 +24,7 @@ type fakeEnterpriseIdP struct {
 	key      *rsa.PrivateKey
 	otherKey *rsa.PrivateKey
 	fetches  atomic.Int64 // JWKS requests
+	rotated  atomic.Bool  // publish otherKey too, as "e2"
 }
 
 func newFakeEnterpriseIdP(t *testing.T) *fakeEnterpriseIdP {
@@ -37,11 +38,18 @@ func newFakeEnterpriseIdP(t *testing.T) *fakeEnterpriseIdP {
 			return
 		}
 		f.fetches.Add(1)
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{map[string]any{
-			"kty": "RSA", "kid": "e1", "alg": "RS256", "use": "sig",
-			"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
-			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes()),
-		}}})
+		pub := func(kid string, k *rsa.PrivateKey) map[string]any {
+			return map[string]any{
+				"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+				"n": base64.RawURLEncoding.EncodeToString(k.N.Bytes()),
+				"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.E)).Bytes()),
+			}
+		}
+		keys := []any{pub("e1", k)}
+		if f.rotated.Load() {
+			keys = append(keys, pub("e2", o))
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": keys})
 	}))
 	t.Cleanup(f.ts.Close)
 	return f
@@ -304,6 +312,55 @@ func TestIDJAGUnknownKidCooldown(t *testing.T) {
 	e.presentIDJAG(c, a, nil)
 	if f.fetches.Load() != before+1 {
 		t.Fatalf("after the cooldown an unknown kid should fetch once: %d -> %d", before, f.fetches.Load())
+	}
+}
+
+// Made-up kids from anyone but a client the trust lists (another registered client; an
+// assertion for another audience or client; an expired one) never reach the key set, so they
+// cannot hold back a real key rotation at the enterprise IdP.
+func TestIDJAGCooldownNotHeldByOthers(t *testing.T) {
+	e, f, c := newIDJAGEnv(t)
+	if resp, m := e.presentIDJAG(c, f.mint(t, e.idjagClaims(f, c.ID), nil, nil), nil); resp.StatusCode != 200 {
+		t.Fatalf("valid: %d %v", resp.StatusCode, m)
+	}
+	other := e.register(map[string]any{"token_endpoint_auth_method": "client_secret_basic"})
+	// Past the cooldown of the first fetch: the next unknown kid that reaches the key set may
+	// fetch, and would close the door for jwksCooldown.
+	e.clock.Advance(jwksCooldown + time.Second)
+	base := f.fetches.Load()
+	tests := []struct {
+		name   string
+		client testClient
+		edit   func(jwt.MapClaims)
+		want   string
+	}{
+		{"client the trust does not list", other, func(cl jwt.MapClaims) { cl["client_id"] = other.ID }, "may not present"},
+		{"another audience", c, func(cl jwt.MapClaims) { cl["aud"] = "https://elsewhere.example" }, "aud"},
+		{"two audiences", c, func(cl jwt.MapClaims) { cl["aud"] = []string{e.issuer, "https://elsewhere.example"} }, "aud"},
+		{"another client", c, func(cl jwt.MapClaims) { cl["client_id"] = other.ID }, "another client"},
+		{"expired", c, func(cl jwt.MapClaims) { cl["exp"] = e.clock.Now().Add(-time.Second).Unix() }, "lifetime"},
+		{"no exp", c, func(cl jwt.MapClaims) { delete(cl, "exp") }, "lifetime"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := e.idjagClaims(f, c.ID)
+			tc.edit(cl)
+			a := f.mint(t, cl, map[string]any{"kid": "made-up-" + randomToken()}, f.otherKey)
+			resp, m := e.presentIDJAG(tc.client, a, nil)
+			if desc, _ := m["error_description"].(string); resp.StatusCode != 400 || m["error"] != "invalid_grant" || !strings.Contains(desc, tc.want) {
+				t.Fatalf("got %d %v, want invalid_grant mentioning %q", resp.StatusCode, m, tc.want)
+			}
+		})
+	}
+	if n := f.fetches.Load() - base; n != 0 {
+		t.Fatalf("%d JWKS fetches for assertions that could not be good, want 0", n)
+	}
+	// The IdP rotates to a new key now: the listed client's first assertion under it verifies at
+	// once, with no cooldown left over from the refusals above.
+	f.rotated.Store(true)
+	a := f.mint(t, e.idjagClaims(f, c.ID), map[string]any{"kid": "e2"}, f.otherKey)
+	if resp, m := e.presentIDJAG(c, a, nil); resp.StatusCode != 200 {
+		t.Fatalf("assertion under the rotated key: %d %v", resp.StatusCode, m)
 	}
 }
 
