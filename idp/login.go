@@ -184,6 +184,9 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 		// page after linking, instead of the account page.
 		ls.Purpose, ls.Sub = "link", sess.Sub
 	}
+	if !s.allowLoginStart(w, r) {
+		return
+	}
 	state := randomToken()
 	if err := s.db.PutLoginState(r.Context(), hashSecret(state), ls); err != nil {
 		s.log.Error("store login state", "error", err)

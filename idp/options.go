@@ -133,7 +133,9 @@ type Options struct {
 	// AuthorizeRateWindow; beyond it /authorize answers a 429 page. Default 100; negative
 	// disables. The address is r.RemoteAddr only, as for RegistrationRateLimit.
 	AuthorizeRateLimit int
-	// AuthorizeRateWindow default 1 minute.
+	// AuthorizeRateWindow default 1 minute. The same limit, counted apart, bounds the sign-ins
+	// one address starts at GitHub or an upstream OpenID provider (/login/github,
+	// /login/oidc/{name}), each of which also stores a record (the login state) until it ends.
 	AuthorizeRateWindow time.Duration
 	// MaxClients caps the number of registered clients. Default 10000.
 	MaxClients int

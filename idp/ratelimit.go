@@ -3,6 +3,7 @@ package idp
 import (
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -62,6 +63,21 @@ func (l *rateLimiter) prune() {
 			delete(l.windows, k)
 		}
 	}
+}
+
+// allowLoginStart counts a sign-in started at GitHub or an upstream provider, each of which
+// stores a login state until it ends; beyond the limit it answers a 429 page and reports false.
+func (s *Server) allowLoginStart(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := s.loginLimiter.allow(remoteIP(r))
+	if ok {
+		return true
+	}
+	s.log.Info("sign-in starts rate limited", "remote", remoteIP(r))
+	ra := strconv.Itoa(retryAfterSecs(wait))
+	w.Header().Set("Retry-After", ra)
+	s.renderError(w, http.StatusTooManyRequests, "Too many sign-in requests",
+		"Too many sign-ins were started from your network address. Wait "+ra+" seconds, then try again.")
+	return false
 }
 
 // remoteIP is the client address from the connection only (r.RemoteAddr); forwarded headers are

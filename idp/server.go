@@ -37,6 +37,7 @@ type Server struct {
 
 	regLimiter   *rateLimiter
 	authzLimiter *rateLimiter // pending authorization requests per address
+	loginLimiter *rateLimiter // sign-ins started at GitHub or an upstream provider per address
 	csrfKey      []byte       // HMAC key of the stateless anonymous login CSRF token
 	cimd         *cimdFetcher
 	ghFlight     flightGroup
@@ -94,6 +95,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.regLimiter = newRateLimiter(opts.RegistrationRateLimit, opts.RegistrationRateWindow, opts.Now)
 	s.authzLimiter = newRateLimiter(opts.AuthorizeRateLimit, opts.AuthorizeRateWindow, opts.Now)
+	s.loginLimiter = newRateLimiter(opts.AuthorizeRateLimit, opts.AuthorizeRateWindow, opts.Now)
 	s.cimd = newCIMDFetcher(s.ctx, &s.opts)
 	for i := range s.opts.IDJAGTrusts {
 		s.idjagTrusts = append(s.idjagTrusts, newIDJAGTrust(s.ctx, &s.opts.IDJAGTrusts[i], opts.Now))
@@ -137,6 +139,7 @@ func (s *Server) background() {
 			s.cleanup(s.ctx)
 			s.regLimiter.prune()
 			s.authzLimiter.prune()
+			s.loginLimiter.prune()
 			s.cimd.budget.prune()
 			if err := s.keys.maintain(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Error("signing key maintenance failed", "error", err)

@@ -48,6 +48,9 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 		}
 		forceLogin = ar.ForceLogin
 	}
+	if !s.allowLoginStart(w, r) {
+		return
+	}
 	p, _, err := u.load()
 	if err != nil {
 		s.log.Error("upstream discovery failed", "upstream", u.cfg.Name, "error", err)

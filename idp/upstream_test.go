@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -532,5 +533,55 @@ func TestUpstreamResponseChecks(t *testing.T) {
 	pg = e.browser().followAll(authorizeURL(e, c, newPKCE(), url.Values{"prompt": {"login"}}), c.RedirectURI)
 	if strings.Contains(pg.body, "cancelled") || !strings.Contains(pg.body, `value="approve"`) {
 		t.Fatalf("prompt=login not passed on: %d %s", pg.status, pg.body)
+	}
+}
+
+// Each sign-in started at GitHub or an upstream provider stores a login state until it ends (and
+// an upstream start may run discovery), so one address may start only AuthorizeRateLimit of them
+// per window; beyond that a 429 page, nothing stored and nothing fetched.
+func TestLoginStartRateLimitPerAddress(t *testing.T) {
+	op := newFakeOP(t)
+	e := newEnv(t, func(o *Options) {
+		o.AuthorizeRateLimit = 2
+		o.GitHub.ClientID, o.GitHub.ClientSecret = "gh-client", "gh-secret"
+		o.Upstreams = []UpstreamOIDC{{Name: "corp", DisplayName: "Corp SSO", Issuer: op.ts.URL, ClientID: op.clientID, ClientSecret: "up-secret"}}
+	})
+	op.now = e.clock.Now
+	get := func(path, addr string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.RemoteAddr = addr
+		req.Header.Set("X-Forwarded-For", "203.0.113.50") // never consulted
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec
+	}
+	const a, b = "198.51.100.1:1000", "198.51.100.2:1000"
+	tests := []struct {
+		path, addr string
+		advance    time.Duration
+		want       int
+	}{
+		{"/login/oidc/corp", a, 0, http.StatusFound},
+		{"/login/github", a, 0, http.StatusFound},
+		{"/login/oidc/corp", a, 20 * time.Second, http.StatusTooManyRequests},
+		{"/login/github", a, 0, http.StatusTooManyRequests},
+		{"/login/oidc/corp", b, 0, http.StatusFound},
+		{"/login/github", a, 41 * time.Second, http.StatusFound},
+	}
+	for i, tc := range tests {
+		e.clock.Advance(tc.advance)
+		rec := get(tc.path, tc.addr)
+		if rec.Code != tc.want {
+			t.Fatalf("request %d (%s from %s): %d, want %d: %s", i, tc.path, tc.addr, rec.Code, tc.want, rec.Body)
+		}
+		if rec.Code == http.StatusTooManyRequests {
+			if rec.Header().Get("Retry-After") != "40" || !strings.Contains(rec.Body.String(), "Wait 40 seconds") ||
+				rec.Header().Get("Location") != "" || rec.Header().Get("Set-Cookie") != "" {
+				t.Errorf("429 page: headers %v body %q", rec.Header(), rec.Body.String())
+			}
+		}
+	}
+	if n, _ := e.srv.store.Count(context.Background(), bucketStates); n != 4 {
+		t.Errorf("%d login states stored, want 4", n)
 	}
 }
