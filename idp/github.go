@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,6 +184,44 @@ func (s *Server) replaceGitHubToken(ctx context.Context, sub string, prev []byte
 	return err
 }
 
+// refreshedElsewhere reports the user's stored GitHub token if it is no longer the ciphertext
+// prev that a refresh started from and needs no refresh itself: another process sharing the
+// storage refreshed (or the user re-linked) meanwhile.
+func (s *Server) refreshedElsewhere(ctx context.Context, sub string, prev []byte) (*githubToken, bool) {
+	var t *githubToken
+	ok := storedSoon(ctx, func() bool {
+		cur, sealed, err := s.loadGitHubTokenSealed(ctx, sub)
+		if err != nil || bytes.Equal(sealed, prev) || s.githubNeedsRefresh(cur) {
+			return false
+		}
+		t = cur
+		return true
+	})
+	return t, ok
+}
+
+// storedSoon reports whether changed becomes true within about 1.5 s, asking at once and then
+// at growing intervals. A refresh that lost a race to another replica learns it from the
+// provider's refusal, which can arrive just before the winner has stored its result; a
+// refusal that is real costs this wait once, before the user is told to sign in again.
+func storedSoon(ctx context.Context, changed func() bool) bool {
+	for _, d := range []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
+		if d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			case <-t.C:
+			}
+		}
+		if changed() {
+			return true
+		}
+	}
+	return false
+}
+
 const githubExpirySkew = 30 * time.Second
 
 func (s *Server) githubNeedsRefresh(t *githubToken) bool {
@@ -230,6 +269,12 @@ func (s *Server) githubTokenFor(ctx context.Context, sub string) (*githubToken, 
 		nt, err := s.githubRefresh(fctx, cur.RefreshToken)
 		if err != nil {
 			if errors.Is(err, errGitHubRejected) {
+				// GitHub's refresh tokens are single use, and the flight above is per process:
+				// another replica on the same storage may have just refreshed with this one. Its
+				// result is then stored, and is the user's token.
+				if t, ok := s.refreshedElsewhere(fctx, sub, prev); ok {
+					return t, nil
+				}
 				s.log.Info("GitHub refused to refresh a user's token; the user must link again", "sub", sub)
 				return nil, errNoGitHubToken
 			}

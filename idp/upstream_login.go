@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -295,6 +296,15 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 			// trouble, and must not sign every user out.
 			var re *oauth2.RetrieveError
 			if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+				// A provider that rotates refresh tokens refuses the old one once another
+				// replica on the same storage has used it: if the stored token changed since
+				// we read it, that replica's refresh answered for the user, and it succeeded.
+				if storedSoon(fctx, func() bool {
+					now, err := s.db.GetSealed(s.ctx, SealedUpstream, sub)
+					return err == nil && !bytes.Equal(now, sealed)
+				}) {
+					return nil, nil
+				}
 				_ = s.db.DeleteSealed(s.ctx, SealedUpstream, sub)
 				return nil, errUpstreamRevoked
 			}
@@ -304,7 +314,17 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 			return nil, errUpstreamDown
 		}
 		if nt.RefreshToken != "" && nt.RefreshToken != ut.RefreshToken {
-			return nil, s.saveUpstreamToken(s.ctx, sub, nt.RefreshToken)
+			// Replace only what we read: a newer token stored meanwhile (another replica's
+			// refresh, a new sign-in) is newer than ours and stays.
+			next, err := json.Marshal(upstreamToken{RefreshToken: nt.RefreshToken})
+			if err != nil {
+				return nil, err
+			}
+			err = s.db.ReplaceSealed(s.ctx, SealedUpstream, sub, sealed, s.sealer.seal(next, sub))
+			if errors.Is(err, ErrChanged) {
+				return nil, nil
+			}
+			return nil, err
 		}
 		return nil, nil
 	})

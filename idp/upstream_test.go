@@ -41,9 +41,24 @@ type fakeOP struct {
 	// (a 503, a 429, invalid_client).
 	refreshFault *[2]string
 	refreshN     int
+	// rotating: each refresh token works once (issued ones are in live), like providers that
+	// rotate refresh tokens; refreshDelay holds every refresh answer back.
+	rotating     bool
+	live         map[string]bool
+	refreshDelay time.Duration
 }
 
 type fakeCode struct{ nonce, challenge string }
+
+// newRefreshToken issues a refresh token (op.mu held).
+func (op *fakeOP) newRefreshToken() string {
+	rt := "up-rt-" + randomToken()
+	if op.live == nil {
+		op.live = map[string]bool{}
+	}
+	op.live[rt] = true
+	return rt
+}
 
 func newFakeOP(t *testing.T) *fakeOP {
 	t.Helper()
@@ -90,6 +105,12 @@ func newFakeOP(t *testing.T) *fakeOP {
 		_ = r.ParseForm()
 		w.Header().Set("Content-Type", "application/json")
 		op.mu.Lock()
+		delay := op.refreshDelay
+		op.mu.Unlock()
+		if r.PostForm.Get("grant_type") == "refresh_token" {
+			time.Sleep(delay)
+		}
+		op.mu.Lock()
 		defer op.mu.Unlock()
 		if r.PostForm.Get("grant_type") == "refresh_token" {
 			op.refreshN++
@@ -105,7 +126,15 @@ func newFakeOP(t *testing.T) *fakeOP {
 				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
 				return
 			}
-			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "up-at2", "token_type": "Bearer", "refresh_token": "up-rt-" + randomToken()})
+			if op.rotating {
+				if !op.live[r.PostForm.Get("refresh_token")] {
+					w.WriteHeader(http.StatusBadRequest)
+					_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+					return
+				}
+				delete(op.live, r.PostForm.Get("refresh_token"))
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "up-at2", "token_type": "Bearer", "refresh_token": op.newRefreshToken()})
 			return
 		}
 		c, ok := op.codes[r.PostForm.Get("code")]
@@ -117,7 +146,7 @@ func newFakeOP(t *testing.T) *fakeOP {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"access_token": "up-at", "token_type": "Bearer", "refresh_token": "up-rt-" + randomToken(),
+			"access_token": "up-at", "token_type": "Bearer", "refresh_token": op.newRefreshToken(),
 			"id_token": op.idToken(c.nonce),
 		})
 	})
