@@ -10,12 +10,22 @@ import (
 // handleAccount shows the signed-in user and their GitHub link, with forms to (re)link (GitHub
 // OAuth, or pasting a personal access token in development), unlink and sign out.
 func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
-	sess := s.loadSession(r)
+	sess, err := s.loadSession(r)
+	if err != nil {
+		s.log.Error("load session", "error", err)
+		s.renderStorageError(w, err)
+		return
+	}
 	if sess == nil || sess.Sub == "" {
 		http.Redirect(w, r, s.endpoint("/login"), http.StatusFound)
 		return
 	}
-	user, _ := s.db.GetUser(r.Context(), sess.Sub)
+	user, err := s.db.GetUser(r.Context(), sess.Sub)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("load user", "error", err)
+		s.renderStorageError(w, err)
+		return
+	}
 	data := map[string]any{
 		"Title":        "Your account",
 		"User":         user.Login,
@@ -44,6 +54,10 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		}
 	case !errors.Is(err, ErrNotFound):
 		s.log.Error("load GitHub token", "sub", sess.Sub, "error", err)
+		if errors.Is(err, ErrStoreFault) {
+			s.renderStorageError(w, err)
+			return
+		}
 	}
 	s.renderPage(w, http.StatusOK, "account", data)
 }
@@ -53,7 +67,12 @@ func (s *Server) accountForm(w http.ResponseWriter, r *http.Request) (*session, 
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return nil, false
 	}
-	sess := s.loadSession(r)
+	sess, err := s.loadSession(r)
+	if err != nil {
+		s.log.Error("load session", "error", err)
+		s.renderStorageError(w, err)
+		return nil, false
+	}
 	if err := checkCSRF(r, sess); err != nil || sess.Sub == "" {
 		s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong, or you are not signed in.")
 		return nil, false
@@ -90,7 +109,7 @@ func (s *Server) handleAccountPAT(w http.ResponseWriter, r *http.Request) {
 	t := &githubToken{AccessToken: pat, PersonalAccess: true, GitHubID: gu.ID, Login: gu.Login}
 	if err := s.saveGitHubToken(r.Context(), sess.Sub, t); err != nil {
 		s.log.Error("store GitHub token", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	s.log.Info("GitHub token pasted and linked", "sub", sess.Sub, "github_login", gu.Login)
@@ -104,7 +123,7 @@ func (s *Server) handleAccountUnlink(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.db.DeleteSealed(r.Context(), SealedGitHub, sess.Sub); err != nil {
 		s.log.Error("delete GitHub token", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	http.Redirect(w, r, s.endpoint("/account?msg=unlinked"), http.StatusSeeOther)

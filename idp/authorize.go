@@ -34,7 +34,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Error("client lookup", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	if c.exchange != nil {
@@ -151,7 +151,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	id := randomToken()
 	if err := s.db.PutAuthRequest(ctx, id, ar); err != nil {
 		s.log.Error("store authorization request", "error", err)
-		fail(errServer("storage error"))
+		fail(errStorage(err))
 		return
 	}
 	http.Redirect(w, r, s.endpoint("/consent?req="+url.QueryEscape(id)), http.StatusFound)

@@ -95,7 +95,7 @@ func (s *Server) authenticateClient(r *http.Request) (*client, *oauthError) {
 	if err != nil {
 		if !errors.Is(err, errUnknownClient) && !errors.Is(err, errCIMD) {
 			s.log.Error("client lookup failed", "error", err)
-			return nil, errServer("storage error")
+			return nil, errStorage(err)
 		}
 		// Burn comparable time for unknown clients.
 		secretMatches(secret, hashSecret("unknown-client"))

@@ -8,34 +8,74 @@ import (
 	"strings"
 )
 
-func (s *Server) loadAuthRequest(r *http.Request, id string) (*authRequest, bool) {
+// loadAuthRequest returns the pending authorization request id, or nil when it is unknown,
+// unreadable or expired. The error is a storage fault only (see loadSession).
+func (s *Server) loadAuthRequest(r *http.Request, id string) (*authRequest, error) {
 	if id == "" || len(id) > 100 {
-		return nil, false
+		return nil, nil
 	}
 	ar, err := s.db.GetAuthRequest(r.Context(), id)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	if s.opts.Now().Unix() >= ar.Exp {
+		return nil, nil
+	}
+	return &ar, nil
+}
+
+// pendingRequest loads the pending request id for a page, answering the page itself (and
+// returning nil) when it is missing or the storage fails.
+func (s *Server) pendingRequest(w http.ResponseWriter, r *http.Request, id string) *authRequest {
+	ar, err := s.loadAuthRequest(r, id)
+	if err != nil {
+		s.log.Error("load authorization request", "error", err)
+		s.renderStorageError(w, err)
+		return nil
+	}
+	if ar == nil {
+		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+	}
+	return ar
+}
+
+// pageSession loads the browser's session for a page, answering a storage fault itself (ok
+// false); a browser without a session gets nil and ok.
+func (s *Server) pageSession(w http.ResponseWriter, r *http.Request) (*session, bool) {
+	sess, err := s.loadSession(r)
+	if err != nil {
+		s.log.Error("load session", "error", err)
+		s.renderStorageError(w, err)
 		return nil, false
 	}
-	return &ar, true
+	return sess, true
 }
 
 // handleConsentPage continues a pending authorization: sign-in if needed, then the consent page,
 // unless this user already approved this client for these scopes and resource.
 func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 	reqID := r.URL.Query().Get("req")
-	ar, ok := s.loadAuthRequest(r, reqID)
-	if !ok {
-		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+	ar := s.pendingRequest(w, r, reqID)
+	if ar == nil {
 		return
 	}
-	sess := s.loadSession(r)
+	sess, ok := s.pageSession(w, r)
+	if !ok {
+		return
+	}
 	if sess == nil || sess.Sub == "" || s.needsLogin(ar, sess) {
-		if ar.Prompt == "none" && s.takeAuthRequest(r, reqID) != nil {
-			s.redirectError(w, r, ar.RedirectURI, ar.State, newOAuthError(http.StatusBadRequest, "login_required", "the user is not signed in"))
-			return
+		if ar.Prompt == "none" {
+			taken, ok := s.takeForPage(w, r, reqID)
+			if !ok {
+				return
+			}
+			if taken != nil {
+				s.redirectError(w, r, ar.RedirectURI, ar.State, newOAuthError(http.StatusBadRequest, "login_required", "the user is not signed in"))
+				return
+			}
 		}
 		http.Redirect(w, r, s.endpoint("/login?req="+url.QueryEscape(reqID)), http.StatusFound)
 		return
@@ -46,10 +86,21 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.renderError(w, http.StatusBadRequest, "Unknown client", "The application is no longer registered.")
+		if errors.Is(err, errUnknownClient) || errors.Is(err, errCIMD) {
+			s.renderError(w, http.StatusBadRequest, "Unknown client", "The application is no longer registered.")
+			return
+		}
+		s.log.Error("client lookup", "error", err)
+		s.renderStorageError(w, err)
 		return
 	}
-	if cr, err := s.db.GetConsent(r.Context(), sess.Sub, c.ID, ar.Resource); err == nil {
+	cr, err := s.db.GetConsent(r.Context(), sess.Sub, c.ID, ar.Resource)
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errUndecodable) {
+		s.log.Error("load consent", "error", err)
+		s.renderStorageError(w, err)
+		return
+	}
+	if err == nil {
 		granted := strings.Fields(cr.Scope)
 		covered := true
 		for _, sc := range strings.Fields(ar.Scope) {
@@ -63,7 +114,11 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ar.Prompt == "none" {
-		if s.takeAuthRequest(r, reqID) != nil {
+		taken, ok := s.takeForPage(w, r, reqID)
+		if !ok {
+			return
+		}
+		if taken != nil {
 			s.redirectError(w, r, ar.RedirectURI, ar.State, newOAuthError(http.StatusBadRequest, "consent_required", "the user has not approved this client"))
 			return
 		}
@@ -110,7 +165,10 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 		return
 	}
-	sess := s.loadSession(r)
+	sess, ok := s.pageSession(w, r)
+	if !ok {
+		return
+	}
 	if err := checkCSRF(r, sess); err != nil {
 		s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong. Go back and try again.")
 		return
@@ -120,9 +178,8 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reqID := r.PostForm.Get("req")
-	ar, ok := s.loadAuthRequest(r, reqID)
-	if !ok {
-		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+	ar := s.pendingRequest(w, r, reqID)
+	if ar == nil {
 		return
 	}
 	if s.needsLogin(ar, sess) {
@@ -134,12 +191,16 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		cr := consentRecord{Scope: ar.Scope, Resource: ar.Resource, At: s.opts.Now().Unix()}
 		if err := s.db.PutConsent(r.Context(), sess.Sub, ar.ClientID, ar.Resource, cr); err != nil {
 			s.log.Error("store consent", "error", err)
-			s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+			s.renderStorageError(w, err)
 			return
 		}
 		s.finishAuthorization(w, r, reqID, sess.Sub)
 	case "deny":
-		if s.takeAuthRequest(r, reqID) != nil {
+		taken, ok := s.takeForPage(w, r, reqID)
+		if !ok {
+			return
+		}
+		if taken != nil {
 			s.redirectError(w, r, ar.RedirectURI, ar.State, errAccessDenied("the user denied the request"))
 			return
 		}
@@ -150,17 +211,38 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 }
 
 // takeAuthRequest removes a pending request atomically, so it completes at most once.
-func (s *Server) takeAuthRequest(r *http.Request, reqID string) *authRequest {
+// It returns nil when the request is gone or expired; the error is a storage fault only.
+func (s *Server) takeAuthRequest(r *http.Request, reqID string) (*authRequest, error) {
 	ar, err := s.db.TakeAuthRequest(r.Context(), reqID)
-	if err != nil || s.opts.Now().Unix() >= ar.Exp {
-		return nil
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
+		return nil, nil
 	}
-	return &ar
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Now().Unix() >= ar.Exp {
+		return nil, nil
+	}
+	return &ar, nil
+}
+
+// takeForPage is takeAuthRequest for a page: a storage fault is answered (and nil returned).
+func (s *Server) takeForPage(w http.ResponseWriter, r *http.Request, reqID string) (*authRequest, bool) {
+	ar, err := s.takeAuthRequest(r, reqID)
+	if err != nil {
+		s.log.Error("take authorization request", "error", err)
+		s.renderStorageError(w, err)
+		return nil, false
+	}
+	return ar, true
 }
 
 // finishAuthorization issues a code for the pending request and redirects with code, state, iss.
 func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, reqID, sub string) {
-	ar := s.takeAuthRequest(r, reqID)
+	ar, ok := s.takeForPage(w, r, reqID)
+	if !ok {
+		return
+	}
 	if ar == nil {
 		s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request was already completed or has expired.")
 		return
@@ -168,7 +250,7 @@ func (s *Server) finishAuthorization(w http.ResponseWriter, r *http.Request, req
 	code, err := s.issueCode(r, ar, sub)
 	if err != nil {
 		s.log.Error("issue code", "error", err)
-		s.redirectError(w, r, ar.RedirectURI, ar.State, errServer("storage error"))
+		s.redirectError(w, r, ar.RedirectURI, ar.State, errStorage(err))
 		return
 	}
 	s.redirectWith(w, r, ar.RedirectURI, ar.State, url.Values{"code": {code}})

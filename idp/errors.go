@@ -2,6 +2,7 @@ package idp
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 )
@@ -52,6 +53,17 @@ func errAccessDenied(desc string) *oauthError {
 func errServer(desc string) *oauthError {
 	return newOAuthError(http.StatusInternalServerError, "server_error", desc)
 }
+
+// errStorage answers a request whose storage call failed: a fault (ErrStoreFault: the database
+// unreachable, say) is 503 temporarily_unavailable with Retry-After, which clients retry; anything
+// else is 500 server_error. Neither says more: the cause is in the log.
+func errStorage(err error) *oauthError {
+	if errors.Is(err, ErrStoreFault) {
+		return errTemporarilyUnavailable("the authorization server's storage is unavailable; try again")
+	}
+	return errServer("storage error")
+}
+
 func errTemporarilyUnavailable(desc string) *oauthError {
 	return newOAuthError(http.StatusServiceUnavailable, "temporarily_unavailable", desc)
 }

@@ -267,13 +267,13 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 	}
 	if err != nil {
 		s.log.Error("store ID-JAG jti", "error", err)
-		return nil, errServer("storage error")
+		return nil, errStorage(err)
 	}
 
 	sub := oidcSubject(trust.cfg.Issuer, cl.Subject)
 	if err := s.ensureIDJAGUser(ctx, sub, trust.cfg.Issuer, cl); err != nil {
 		s.log.Error("store user", "error", err)
-		return nil, errServer("storage error")
+		return nil, errStorage(err)
 	}
 	// A grant family of its own, so that the access token can be revoked like any other; it
 	// ends with the token (no refresh token: the client asks its IdP for a new ID-JAG).
@@ -282,7 +282,7 @@ func (s *Server) grantIDJAG(r *http.Request, c *client) (map[string]any, *oauthE
 		ClientID: c.ID, Sub: sub, Exp: now.Add(s.opts.AccessTokenTTL).Unix() + 60,
 	}); err != nil {
 		s.log.Error("store family", "error", err)
-		return nil, errServer("storage error")
+		return nil, errStorage(err)
 	}
 	s.log.Info("ID-JAG accepted", "client_id", c.ID, "iss", trust.cfg.Issuer, "sub", sub)
 	return s.issueTokens(ctx, c, sub, scope, scope, resource, fam, 0, "")

@@ -2,6 +2,7 @@ package idp
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -23,11 +24,8 @@ func (s *Server) continueURL(reqID string) string {
 func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	reqID := q.Get("req")
-	if reqID != "" {
-		if _, ok := s.loadAuthRequest(r, reqID); !ok {
-			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
-			return
-		}
+	if reqID != "" && s.pendingRequest(w, r, reqID) == nil {
+		return
 	}
 	if u := s.onlyUpstream(reqID); u != "" {
 		w.Header().Set("Cache-Control", "no-store")
@@ -38,7 +36,12 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, reqID, errMsg string, status int) {
-	csrf := s.loginCSRF(w, r)
+	csrf, err := s.loginCSRF(w, r)
+	if err != nil {
+		s.log.Error("load session", "error", err)
+		s.renderStorageError(w, err)
+		return
+	}
 	ghURL := s.endpoint("/login/github")
 	if reqID != "" {
 		ghURL += "?req=" + url.QueryEscape(reqID)
@@ -70,15 +73,17 @@ func (s *Server) handleDevLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.checkLoginCSRF(r); err != nil {
+		if !errors.Is(err, errCSRF) {
+			s.log.Error("load session", "error", err)
+			s.renderStorageError(w, err)
+			return
+		}
 		s.renderError(w, http.StatusForbidden, "Forbidden", "The form's security token is missing or wrong. Go back and try again.")
 		return
 	}
 	reqID := r.PostForm.Get("req")
-	if reqID != "" {
-		if _, ok := s.loadAuthRequest(r, reqID); !ok {
-			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
-			return
-		}
+	if reqID != "" && s.pendingRequest(w, r, reqID) == nil {
+		return
 	}
 	username := r.PostForm.Get("username")
 	if !usernameRe.MatchString(username) {
@@ -105,19 +110,19 @@ func (s *Server) handleDevLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.upsertUser(r, userRecord{Sub: sub, Login: username}); err != nil {
 		s.log.Error("store user", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	if gt != nil {
 		if err := s.saveGitHubToken(ctx, sub, gt); err != nil {
 			s.log.Error("store GitHub token", "error", err)
-			s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+			s.renderStorageError(w, err)
 			return
 		}
 	}
 	if err := s.signIn(w, r, sub, reqID); err != nil {
 		s.log.Error("create session", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	s.log.Info("development sign-in", "sub", sub)
@@ -138,12 +143,18 @@ func validPAT(t string) bool {
 
 // takeLoginState consumes the login state (single use: deleted whatever it holds) and returns it
 // unless it is missing or expired.
-func (s *Server) takeLoginState(ctx context.Context, state string) *loginState {
+func (s *Server) takeLoginState(ctx context.Context, state string) (*loginState, error) {
 	ls, err := s.db.TakeLoginState(ctx, hashSecret(state))
-	if err != nil || s.opts.Now().Unix() >= ls.Exp {
-		return nil
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
+		return nil, nil
 	}
-	return &ls
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Now().Unix() >= ls.Exp {
+		return nil, nil
+	}
+	return &ls, nil
 }
 
 func (s *Server) upsertUser(r *http.Request, u userRecord) error {
@@ -162,20 +173,21 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 	ls := loginState{ReqID: q.Get("req"), Purpose: "login", Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix()}
 	forceLogin := false
 	if ls.ReqID != "" {
-		ar, ok := s.loadAuthRequest(r, ls.ReqID)
-		if ok {
-			forceLogin = ar.ForceLogin
-		} else {
-			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+		ar := s.pendingRequest(w, r, ls.ReqID)
+		if ar == nil {
 			return
 		}
+		forceLogin = ar.ForceLogin
 	}
 	if q.Get("link") != "1" && s.opts.GitHub.LinkOnly {
 		s.renderError(w, http.StatusNotFound, "Not found", "GitHub is used here only to link an account, not to sign in.")
 		return
 	}
 	if q.Get("link") == "1" {
-		sess := s.loadSession(r)
+		sess, ok := s.pageSession(w, r)
+		if !ok {
+			return
+		}
 		if sess == nil || sess.Sub == "" {
 			http.Redirect(w, r, s.endpoint("/login"), http.StatusFound)
 			return
@@ -190,7 +202,7 @@ func (s *Server) handleGitHubStart(w http.ResponseWriter, r *http.Request) {
 	state := randomToken()
 	if err := s.db.PutLoginState(r.Context(), hashSecret(state), ls); err != nil {
 		s.log.Error("store login state", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	s.setCookie(w, s.stateCookieName(), state, s.opts.LoginTTL)
@@ -225,7 +237,12 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setCookie(w, s.stateCookieName(), "", 0)
-	ls := s.takeLoginState(r.Context(), state)
+	ls, err := s.takeLoginState(r.Context(), state)
+	if err != nil {
+		s.log.Error("take login state", "error", err)
+		s.renderStorageError(w, err)
+		return
+	}
 	if ls == nil {
 		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "This sign-in was already used or has expired. Start again.")
 		return
@@ -256,7 +273,10 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 	ghSub := githubSub(gu.ID)
 	target := ghSub
 	if ls.Purpose == "link" {
-		sess := s.loadSession(r)
+		sess, ok := s.pageSession(w, r)
+		if !ok {
+			return
+		}
 		if sess == nil || sess.Sub != ls.Sub {
 			s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "You are no longer signed in as the account that started linking.")
 			return
@@ -268,12 +288,12 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		target = sess.Sub
 	} else if err := s.upsertUser(r, userRecord{Sub: ghSub, Login: gu.Login, Name: gu.Name, GitHubID: gu.ID}); err != nil {
 		s.log.Error("store user", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	if err := s.saveGitHubToken(ctx, target, tok); err != nil {
 		s.log.Error("store GitHub token", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	if ls.Purpose == "link" {
@@ -286,7 +306,7 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.signIn(w, r, ghSub, ls.ReqID); err != nil {
 		s.log.Error("create session", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	s.log.Info("GitHub sign-in", "sub", ghSub)

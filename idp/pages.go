@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -85,6 +86,19 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data
 // renderError shows an error page; used when no trusted redirect URI is known.
 func (s *Server) renderError(w http.ResponseWriter, status int, title, msg string) {
 	s.renderPage(w, status, "error", map[string]any{"Title": title, "Message": msg})
+}
+
+// renderStorageError is the page for a request whose storage call failed: 503 with Retry-After
+// for a fault (ErrStoreFault: the database unreachable), which passes; 500 otherwise. The cause is
+// logged by the caller, never shown.
+func (s *Server) renderStorageError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrStoreFault) {
+		w.Header().Set("Retry-After", "5")
+		s.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"This service cannot reach its storage right now. Nothing was lost: try again in a moment.")
+		return
+	}
+	s.renderStorageError(w, err)
 }
 
 // renderBusy is the page for a request refused because the client metadata fetch budget is spent

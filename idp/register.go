@@ -57,7 +57,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Error("store client", "error", err)
-		writeOAuthError(w, errServer("storage error"))
+		writeOAuthError(w, errStorage(err))
 		return
 	}
 	s.log.Info("client registered", "client_id", rec.ClientID, "client_name", md.ClientName)
@@ -214,7 +214,7 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.db.GetClient(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Error("load client", "error", err)
-		writeOAuthError(w, errServer("storage error"))
+		writeOAuthError(w, errStorage(err))
 		return
 	}
 	tok := bearerToken(r)
@@ -237,13 +237,13 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 		// fails the client stays, so the deletion can be retried.
 		if err := s.db.RevokeClientFamilies(ctx, id); err != nil {
 			s.log.Error("revoke deleted client's grants", "error", err)
-			writeOAuthError(w, errServer("storage error"))
+			writeOAuthError(w, errStorage(err))
 			return
 		}
 		if existed, err := s.db.DeleteClient(ctx, id); err != nil {
 			s.log.Error("delete client", "error", err)
 			if !existed { // deleted but its place under the cap not given back: still deleted
-				writeOAuthError(w, errServer("storage error"))
+				writeOAuthError(w, errStorage(err))
 				return
 			}
 		}
@@ -293,7 +293,7 @@ func (s *Server) handleClientConfig(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			s.log.Error("store client", "error", err)
-			writeOAuthError(w, errServer("storage error"))
+			writeOAuthError(w, errStorage(err))
 			return
 		}
 		writeJSON(w, http.StatusOK, s.clientResponse(&rec, secret, ""))

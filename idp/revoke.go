@@ -22,7 +22,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		if rec.ClientID == c.ID {
 			if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
 				s.log.Error("revoke family", "error", err)
-				writeOAuthError(w, errServer("storage error"))
+				writeOAuthError(w, errStorage(err))
 				return
 			}
 			s.log.Info("refresh token revoked", "client_id", c.ID)
@@ -30,7 +30,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	} else if claims, err := s.verifyAccessToken(ctx, tok); err == nil && claims.ClientID == c.ID {
 		if err := s.db.RevokeAccess(ctx, claims.ID); err != nil {
 			s.log.Error("revoke access token", "error", err)
-			writeOAuthError(w, errServer("storage error"))
+			writeOAuthError(w, errStorage(err))
 			return
 		}
 	}

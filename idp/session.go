@@ -25,20 +25,27 @@ type session struct {
 	sessionRecord
 }
 
-func (s *Server) loadSession(r *http.Request) *session {
+// loadSession returns the browser's session, or nil when it has none (no cookie, unknown,
+// unreadable or expired). The error is a storage fault only: the caller answers it
+// (renderStorageError), since treating it as "signed out" would send a signed-in user to the
+// login page, or refuse their form as forged, whenever the storage is briefly unreachable.
+func (s *Server) loadSession(r *http.Request) (*session, error) {
 	c, err := r.Cookie(s.cookie)
 	if err != nil || c.Value == "" || len(c.Value) > 100 || strings.HasPrefix(c.Value, anonPrefix) {
-		return nil
+		return nil, nil
 	}
 	key := hashSecret(c.Value)
 	rec, err := s.db.GetSession(r.Context(), key)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	if s.opts.Now().Unix() >= rec.Exp {
-		return nil
+		return nil, nil
 	}
-	return &session{key: key, sessionRecord: rec}
+	return &session{key: key, sessionRecord: rec}, nil
 }
 
 const anonPrefix = "a."
@@ -46,17 +53,21 @@ const anonPrefix = "a."
 // loginCSRF returns the CSRF token for the login form: the signed-in session's, or else the
 // stateless anonymous token, setting a new anonymous cookie (valid LoginTTL) unless the browser
 // already has a valid one. It never writes to the store.
-func (s *Server) loginCSRF(w http.ResponseWriter, r *http.Request) string {
-	if sess := s.loadSession(r); sess != nil {
-		return sess.CSRF
+func (s *Server) loginCSRF(w http.ResponseWriter, r *http.Request) (string, error) {
+	sess, err := s.loadSession(r)
+	if err != nil {
+		return "", err
+	}
+	if sess != nil {
+		return sess.CSRF, nil
 	}
 	if v, ok := s.anonCookie(r); ok {
-		return s.anonToken(v)
+		return s.anonToken(v), nil
 	}
 	exp := s.opts.Now().Add(s.opts.LoginTTL).Unix()
 	v := anonPrefix + strconv.FormatInt(exp, 10) + "." + randomToken()
 	s.setCookie(w, s.cookie, v, s.opts.LoginTTL)
-	return s.anonToken(v)
+	return s.anonToken(v), nil
 }
 
 // anonCookie returns the browser's anonymous cookie value if it is well formed and unexpired.
@@ -82,7 +93,11 @@ func (s *Server) anonToken(cookieValue string) string {
 // checkLoginCSRF accepts the login form's csrf_token if it matches the signed-in session's token
 // or the HMAC of this browser's anonymous cookie (constant time).
 func (s *Server) checkLoginCSRF(r *http.Request) error {
-	if sess := s.loadSession(r); sess != nil {
+	sess, err := s.loadSession(r)
+	if err != nil {
+		return err
+	}
+	if sess != nil {
 		return checkCSRF(r, sess)
 	}
 	v, ok := s.anonCookie(r)
@@ -110,7 +125,9 @@ func (s *Server) newSession(w http.ResponseWriter, ctx context.Context, sub stri
 // pending authorization request (reqID non-empty), the request records the new session, which is
 // what satisfies prompt=login and max_age: an older session never does.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, sub, reqID string) error {
-	if old := s.loadSession(r); old != nil {
+	if old, err := s.loadSession(r); err != nil {
+		return err
+	} else if old != nil {
 		_ = s.db.DeleteSession(r.Context(), old.key)
 	}
 	sess, err := s.newSession(w, r.Context(), sub)

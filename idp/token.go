@@ -126,7 +126,7 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 		return nil, errInvalidGrant("the authorization code was already used")
 	case err != nil:
 		s.log.Error("redeem code", "error", err)
-		return nil, errServer("storage error")
+		return nil, errStorage(err)
 	}
 	if now.Unix() >= rec.Exp {
 		return nil, errInvalidGrant("the authorization code has expired")
@@ -191,7 +191,7 @@ func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, grantSc
 	}
 	if err := s.db.PutAccess(ctx, jti, accessRecord{FamilyID: familyID, ClientID: c.ID, Sub: sub, Exp: exp.Unix()}); err != nil {
 		s.log.Error("store access token", "error", err)
-		return nil, errServer("storage error")
+		return nil, errStorage(err)
 	}
 	resp := map[string]any{
 		"access_token": at,
@@ -208,7 +208,7 @@ func (s *Server) issueTokens(ctx context.Context, c *client, sub, scope, grantSc
 		})
 		if err != nil {
 			s.log.Error("store refresh token", "error", err)
-			return nil, errServer("storage error")
+			return nil, errStorage(err)
 		}
 		resp["refresh_token"] = rt
 	}
@@ -270,7 +270,7 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 		return nil, errInvalidGrant("the refresh token was already used")
 	case err != nil:
 		s.log.Error("rotate refresh token", "error", err)
-		return nil, errServer("storage error")
+		return nil, errStorage(err)
 	}
 	if revoked, err := s.familyRevoked(ctx, rec.FamilyID); err != nil || revoked {
 		return nil, errInvalidGrant("the refresh token was revoked")

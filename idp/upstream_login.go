@@ -42,9 +42,8 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 	ls := loginState{ReqID: r.URL.Query().Get("req"), Purpose: "login", Upstream: u.cfg.Name, Exp: s.opts.Now().Add(s.opts.LoginTTL).Unix()}
 	forceLogin := false
 	if ls.ReqID != "" {
-		ar, ok := s.loadAuthRequest(r, ls.ReqID)
-		if !ok {
-			s.renderError(w, http.StatusBadRequest, "Request expired", "This sign-in request is unknown or has expired. Start again from your application.")
+		ar := s.pendingRequest(w, r, ls.ReqID)
+		if ar == nil {
 			return
 		}
 		forceLogin = ar.ForceLogin
@@ -64,7 +63,7 @@ func (s *Server) handleUpstreamStart(w http.ResponseWriter, r *http.Request) {
 	ls.Verifier = s.sealer.seal([]byte(verifier), "oidc-verifier\x00"+hashSecret(state))
 	if err := s.db.PutLoginState(r.Context(), hashSecret(state), ls); err != nil {
 		s.log.Error("store login state", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	s.setCookie(w, s.oidcStateCookieName(), state, s.opts.LoginTTL)
@@ -93,7 +92,12 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.setCookie(w, s.oidcStateCookieName(), "", 0)
-	ls := s.takeLoginState(r.Context(), state)
+	ls, err := s.takeLoginState(r.Context(), state)
+	if err != nil {
+		s.log.Error("take login state", "error", err)
+		s.renderStorageError(w, err)
+		return
+	}
 	// The state must have been issued for this provider: a code from provider A delivered to
 	// provider B's callback (mix-up) is refused.
 	if ls == nil || ls.Upstream != u.cfg.Name || ls.Nonce == "" {
@@ -141,17 +145,17 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 	}
 	if err := s.upsertUser(r, rec); err != nil {
 		s.log.Error("store user", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	if err := s.saveUpstreamToken(r.Context(), sub, tok.RefreshToken); err != nil {
 		s.log.Error("store upstream token", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	if err := s.signIn(w, r, sub, ls.ReqID); err != nil {
 		s.log.Error("create session", "error", err)
-		s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
+		s.renderStorageError(w, err)
 		return
 	}
 	s.log.Info("upstream sign-in", "upstream", u.cfg.Name, "sub", sub)

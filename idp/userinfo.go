@@ -25,7 +25,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	u, err := s.db.GetUser(r.Context(), claims.Subject)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Error("load user", "error", err)
-		writeOAuthError(w, errServer("storage error"))
+		writeOAuthError(w, errStorage(err))
 		return
 	}
 	out := map[string]any{"sub": claims.Subject}
