@@ -297,6 +297,7 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ls.Purpose == "link" {
+		s.log.Info("GitHub linked", "sub", target, "github_login", gu.Login)
 		back := s.endpoint("/account?msg=linked")
 		if ls.ReqID != "" {
 			back = s.continueURL(ls.ReqID)
