@@ -168,7 +168,8 @@ func setUserEnabled(t *testing.T, id string, enabled bool) {
 
 // startIDPGateway creates the realm's client and olivia, and loads Caddy with mcp_idp (Keycloak
 // its only sign-in; GitHub, at the shared fake, only to link an account) and mcp_auth in front of
-// the demo backend. The backend is wrapped to record the identity header reverse_proxy sets from
+// the demo backend, with mcp_auth's upstream token cache off so that every call asks mcp_idp's
+// token exchange. The backend is wrapped to record the identity header reverse_proxy sets from
 // mcp_auth's {http.auth.user.id}.
 func startIDPGateway(t *testing.T) *idpSetup {
 	t.Helper()
@@ -239,6 +240,7 @@ http://127.0.0.1:%[14]d {
 	mcp_auth {
 		resource %[13]s
 		issuer %[2]s
+		upstream_cache_size -1
 		upstream_token token_exchange {
 			token_endpoint %[2]s/token
 			client_id gateway
@@ -395,7 +397,8 @@ func refreshAt(t *testing.T, issuer, clientID, refresh string) (int, map[string]
 //  3. While olivia is enabled, our refresh succeeds (mcp_idp refreshed her Keycloak token).
 //     With olivia disabled in Keycloak (admin API, enabled=false), Keycloak refuses that refresh
 //     with invalid_grant and mcp_idp answers our refresh with invalid_grant; the grant is gone:
-//     after she is enabled again the same refresh token still gets invalid_grant.
+//     after she is enabled again the same refresh token still gets invalid_grant, and her
+//     earlier access token no longer passes the gateway (401 invalid_token).
 func TestIDPUpstreamKeycloak(t *testing.T) {
 	s := startIDPGateway(t)
 	ctx := withTimeout(t, 4*time.Minute)
@@ -526,14 +529,22 @@ func TestIDPUpstreamKeycloak(t *testing.T) {
 	}
 	setUserEnabled(t, s.oliviaID, false)
 	st, tok = refreshAt(t, s.issuer, clientID, refresh)
-	if st != http.StatusBadRequest || tok["error"] != "invalid_grant" {
-		t.Errorf("refresh with olivia disabled in Keycloak: %d %v, want 400 invalid_grant", st, tok)
+	// The description tells this refusal (Keycloak's invalid_grant on mcp_idp's refresh of her
+	// Keycloak token) from mcp_idp's own reasons for invalid_grant.
+	if desc, _ := tok["error_description"].(string); st != http.StatusBadRequest || tok["error"] != "invalid_grant" || !strings.Contains(desc, "sign-in provider") {
+		t.Errorf("refresh with olivia disabled in Keycloak: %d error=%v (%v), want 400 invalid_grant from the sign-in provider", st, tok["error"], tok["error_description"])
 	}
 	setUserEnabled(t, s.oliviaID, true)
 	st, tok = refreshAt(t, s.issuer, clientID, refresh)
 	if st != http.StatusBadRequest || tok["error"] != "invalid_grant" {
-		t.Errorf("refresh after olivia is enabled again: %d %v, want 400 invalid_grant (the grant ended)", st, tok)
+		t.Errorf("refresh after olivia is enabled again: %d error=%v (%v), want 400 invalid_grant (the grant ended)", st, tok["error"], tok["error_description"])
 	}
+	// Her access token from before is still a valid JWT for mcp_auth, but the grant it belongs
+	// to is revoked, so mcp_idp's token exchange refuses it and mcp_auth answers 401 (the
+	// gateway's upstream token cache is off; with it on, a cached GitHub token serves the token
+	// until upstream_cache_ttl).
+	st, hdr, body := s.call(t, access)
+	wantRejection(t, "olivia's access token after the grant ended", st, hdr, body, http.StatusUnauthorized, "invalid_token")
 
 	s.assertNoTokens(t, map[string]string{
 		"mcp_idp's client secret at Keycloak": s.kcSecret, "the gateway's exchange secret": s.gwSecret,
