@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,7 +395,8 @@ func refreshAt(t *testing.T, issuer, clientID, refresh string) (int, map[string]
 //  2. carol, whose verified email (example.com) is outside allowed_email_domains, signs in at
 //     Keycloak and gets mcp_idp's 403 "Not allowed" page from its callback: no redirect to the
 //     client, no code, and the client's login ends without a token.
-//  3. While olivia is enabled, our refresh succeeds (mcp_idp refreshed her Keycloak token).
+//  3. While olivia is enabled, the client's refresh succeeds (mcp_idp refreshed her Keycloak
+//     token) and its next call passes.
 //     With olivia disabled in Keycloak (admin API, enabled=false), Keycloak refuses that refresh
 //     with invalid_grant and mcp_idp answers our refresh with invalid_grant; the grant is gone:
 //     after she is enabled again the same refresh token still gets invalid_grant, and her
@@ -406,8 +408,10 @@ func TestIDPUpstreamKeycloak(t *testing.T) {
 	// (1) olivia, through the project's client.
 	rec := &tokenRecorder{tokenURL: s.issuer + "/token"}
 	var authURL string
+	var clockAhead atomic.Int64 // how far the client's clock runs ahead, in nanoseconds
 	c, err := client.New(client.Config{
 		MCPURL: s.mcpURL, CacheDir: t.TempDir(), HTTPClient: &http.Client{Transport: rec},
+		Now: func() time.Time { return time.Now().Add(time.Duration(clockAhead.Load())) },
 		OpenURL: func(u string) error {
 			authURL = u
 			redirect := mustURL(t, u).Query().Get("redirect_uri")
@@ -518,17 +522,24 @@ func TestIDPUpstreamKeycloak(t *testing.T) {
 		t.Errorf("carol's client status: %+v %v, want not logged in", st, err)
 	}
 
-	// (3) Refresh while olivia is enabled, then disabled in Keycloak.
-	st, tok := refreshAt(t, s.issuer, clientID, refresh)
-	if st != http.StatusOK || tok["refresh_token"] == nil {
-		t.Fatalf("refresh while olivia is enabled: %d %v", st, tok["error"])
+	// (3) Refresh while olivia is enabled: the client, its clock moved past the access token's
+	// expiry, refreshes by itself before the next call.
+	clockAhead.Store(int64(2 * time.Hour))
+	res, err = c.Call(ctx, "list_repositories", map[string]any{"per_page": 100})
+	if err != nil || res.IsError {
+		t.Fatalf("olivia's list_repositories after the client's refresh: %v", err)
 	}
-	refresh, _ = tok["refresh_token"].(string)
-	if sub := claims(t, tok["access_token"].(string))["sub"]; sub != wantSub {
+	newAccess, newRefresh := rec.tokens()
+	if newAccess == access || newRefresh == refresh {
+		t.Fatalf("the client did not refresh (access or refresh token unchanged)")
+	}
+	if sub := claims(t, newAccess)["sub"]; sub != wantSub {
 		t.Errorf("refreshed access token sub %v, want %s", sub, wantSub)
 	}
+	refresh = newRefresh
+	// Then disabled in Keycloak: our refresh, sent here by hand to read the answer.
 	setUserEnabled(t, s.oliviaID, false)
-	st, tok = refreshAt(t, s.issuer, clientID, refresh)
+	st, tok := refreshAt(t, s.issuer, clientID, refresh)
 	// The description tells this refusal (Keycloak's invalid_grant on mcp_idp's refresh of her
 	// Keycloak token) from mcp_idp's own reasons for invalid_grant.
 	if desc, _ := tok["error_description"].(string); st != http.StatusBadRequest || tok["error"] != "invalid_grant" || !strings.Contains(desc, "sign-in provider") {
