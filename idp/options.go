@@ -73,6 +73,8 @@ type Options struct {
 	// Default 30 days. Negative disables rotation.
 	KeyRotationInterval time.Duration
 	// KeyPrePublish is how long a new key is published in the JWKS before it signs. Default 1h.
+	// It must be longer than CleanupInterval: every Server sharing a Storage reloads the keys once
+	// per CleanupInterval, and each must publish a key before any of them signs with it.
 	KeyPrePublish time.Duration
 
 	// GitHub configures real GitHub login. See GitHubConfig.
@@ -115,7 +117,8 @@ type Options struct {
 	SessionTTL time.Duration
 	// LoginTTL bounds a pending authorization request and a GitHub login state. Default 10m.
 	LoginTTL time.Duration
-	// CleanupInterval is the period of expired-record cleanup and key rotation. Default 5m.
+	// CleanupInterval is the period of expired-record cleanup and key rotation (and of reloading
+	// the keys other Servers on the same Storage created). Default 5m; less than KeyPrePublish.
 	CleanupInterval time.Duration
 
 	// RegistrationInitialToken, if set, is required as a Bearer token on POST /register
@@ -234,6 +237,11 @@ func (o *Options) setDefaults() error {
 	def(&o.LoginTTL, 10*time.Minute)
 	def(&o.CleanupInterval, 5*time.Minute)
 	def(&o.RegistrationRateWindow, time.Minute)
+	// A pre-published key must reach every replica's JWKS before it signs, and replicas reload
+	// the keys once per CleanupInterval (keyManager.maintain).
+	if o.KeyPrePublish <= o.CleanupInterval {
+		return fmt.Errorf("idp: Options.KeyPrePublish (%s) must be longer than Options.CleanupInterval (%s): every replica reloads the signing keys once per CleanupInterval and must publish a new key before it signs", o.KeyPrePublish, o.CleanupInterval)
+	}
 	def(&o.CIMDTimeout, 5*time.Second)
 	def(&o.CIMDCacheTTL, 5*time.Minute)
 	def(&o.CIMDFailureCacheTTL, time.Minute)
