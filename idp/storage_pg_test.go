@@ -13,18 +13,33 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mcpgate/mcpgate/internal/pgtest"
 )
 
 // openPG opens a PostgresStorage on dsn, closed at t.Cleanup (before pgtest drops the database).
+// Its pool holds 8 connections, all open before it is returned, so the suite's 8 concurrent
+// callers race in the database rather than queue for connections being set up.
 func openPG(t testing.TB, dsn string) *PostgresStorage {
 	t.Helper()
-	s, err := OpenPostgresStorage(context.Background(), dsn, PostgresOptions{})
+	ctx := context.Background()
+	s, err := OpenPostgresStorage(ctx, dsn, PostgresOptions{MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
+	var conns []*pgxpool.Conn
+	for range 8 {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
 	return s
 }
 
