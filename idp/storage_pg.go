@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,9 +32,13 @@ type PostgresOptions struct {
 
 // PostgresStorage implements Storage on PostgreSQL (github.com/jackc/pgx/v5, a pgxpool.Pool), so
 // several IdP replicas can share one state. Each table has real columns for its key and for every
-// field a statement queries or compares, plus the record as the KV storage encodes it (JSON, in a
-// jsonb column). Secret-derived keys arrive hashed and sealed values arrive sealed; they are
+// field a statement queries or compares, plus the record as the KV storage encodes it (JSON bytes;
+// see pgMigrations). Secret-derived keys arrive hashed and sealed values arrive sealed; they are
 // stored exactly as given. Safe for concurrent use; Close releases the pool.
+//
+// PostgreSQL's text holds neither NUL nor invalid UTF-8, which a request can put in a value it
+// names a record by (client_id=%00): a lookup by such a key finds nothing (ErrNotFound) without
+// asking the server, and storing under one is refused with errUnstorable, not a fault.
 type PostgresStorage struct {
 	pool     *pgxpool.Pool
 	password string // only to strip it from an error message that might quote it
@@ -95,7 +100,7 @@ func (s *PostgresStorage) fault(err error) error {
 		return nil
 	case errors.Is(err, ErrStoreFault), errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyUsed),
 		errors.Is(err, ErrChanged), errors.Is(err, ErrLimitReached), errors.Is(err, ErrWrongClient),
-		errors.Is(err, ErrExpired):
+		errors.Is(err, ErrExpired), errors.Is(err, errUnstorable):
 		return err
 	case errors.Is(err, context.Canceled):
 		return context.Canceled
@@ -145,9 +150,25 @@ type pgQueryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// getJSON scans the one jsonb column of query's row into v: no row gives ErrNotFound, a record
-// that does not decode a fault.
+// errUnstorable is returned for a record keyed by a string PostgreSQL's text cannot hold.
+var errUnstorable = errors.New("idp: a key with NUL or invalid UTF-8 cannot be stored in PostgreSQL")
+
+// pgStorable reports whether every string in args can be a text parameter.
+func pgStorable(args []any) bool {
+	for _, a := range args {
+		if v, ok := a.(string); ok && (!utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// getJSON scans the one bytea column of query's row (a JSON record) into v: no row gives
+// ErrNotFound, and so does a key no row can have; a record that does not decode is a fault.
 func (s *PostgresStorage) getJSON(ctx context.Context, q pgQueryer, table string, v any, query string, args ...any) error {
+	if !pgStorable(args) {
+		return ErrNotFound
+	}
 	var b []byte
 	if err := q.QueryRow(ctx, query, args...).Scan(&b); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -161,8 +182,12 @@ func (s *PostgresStorage) getJSON(ctx context.Context, q pgQueryer, table string
 	return nil
 }
 
-// exec runs a statement and reports how many rows it touched.
+// exec runs a statement and reports how many rows it touched. A string argument PostgreSQL
+// cannot hold gives errUnstorable.
 func (s *PostgresStorage) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if !pgStorable(args) {
+		return 0, errUnstorable
+	}
 	tag, err := s.pool.Exec(ctx, query, args...)
 	if err != nil {
 		return 0, s.fault(err)

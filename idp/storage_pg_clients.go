@@ -26,6 +26,9 @@ var errClientExists = errors.New("idp: a client with this id exists")
 // (its row lock orders concurrent registrations; the condition n < max is checked again under
 // it) and inserts the client; no slot, no row.
 func (s *PostgresStorage) CreateClient(ctx context.Context, rec clientRecord, maxClients int) error {
+	if !pgStorable([]any{rec.ClientID}) {
+		return errUnstorable
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -56,6 +59,9 @@ func (s *PostgresStorage) UpdateClient(ctx context.Context, id string, fn func(*
 // DeleteClient implements ClientStorage. The client goes and its slot is given back in one
 // statement, so the counter never drifts.
 func (s *PostgresStorage) DeleteClient(ctx context.Context, id string) (bool, error) {
+	if !pgStorable([]any{id}) {
+		return false, nil
+	}
 	var deleted bool
 	err := s.pool.QueryRow(ctx, `
 WITH gone AS (

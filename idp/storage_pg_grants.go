@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,28 +28,45 @@ ON CONFLICT (hash) DO UPDATE SET client_id = EXCLUDED.client_id, sub = EXCLUDED.
 	return err
 }
 
-// GetCode implements CodeStorage.
+// GetCode implements CodeStorage. A used code is its columns: what RedeemCode kept of it.
 func (s *PostgresStorage) GetCode(ctx context.Context, hash string) (codeRecord, error) {
 	var rec codeRecord
-	err := s.getJSON(ctx, s.pool, "mcpgate_codes", &rec, "SELECT rec FROM mcpgate_codes WHERE hash = $1", hash)
-	return rec, err
+	if !pgStorable([]any{hash}) {
+		return rec, ErrNotFound
+	}
+	var used bool
+	var b []byte
+	err := s.pool.QueryRow(ctx, "SELECT client_id, sub, family_id, exp, used, purge_at, rec FROM mcpgate_codes WHERE hash = $1", hash).
+		Scan(&rec.ClientID, &rec.Sub, &rec.FamilyID, &rec.Exp, &used, &rec.PurgeAt, &b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, ErrNotFound
+	}
+	if err != nil {
+		return rec, s.fault(err)
+	}
+	if b == nil {
+		rec.Used = true
+		return rec, nil
+	}
+	var full codeRecord
+	if err := json.Unmarshal(b, &full); err != nil {
+		return rec, fmt.Errorf("%w: mcpgate_codes: %w", errUndecodable, err)
+	}
+	return full, nil
 }
 
-// RedeemCode implements CodeStorage. One statement locks the unused code, returns it whole and
-// replaces it by its reduced, used form (what replay detection needs, as the KV storage keeps
-// it). A concurrent redeemer waits for the row lock, finds the code used (READ COMMITTED checks
-// the condition again on the new row) and touches nothing; it then reads the used code and gets
-// ErrAlreadyUsed.
+// RedeemCode implements CodeStorage. One statement locks the unused code, returns its record and
+// marks it used, dropping the record: the columns that stay (client, sub, family, exp, purge_at)
+// are what replay detection needs, as the KV storage keeps it. A concurrent redeemer waits for
+// the row lock, finds the code used (READ COMMITTED checks the condition again on the new row)
+// and touches nothing; it then reads the used code and gets ErrAlreadyUsed.
 func (s *PostgresStorage) RedeemCode(ctx context.Context, hash string, purgeAt time.Time) (codeRecord, error) {
 	var rec codeRecord
 	err := s.getJSON(ctx, s.pool, "mcpgate_codes", &rec, `
 WITH unused AS (
 	SELECT hash, rec FROM mcpgate_codes WHERE hash = $1 AND NOT used FOR UPDATE
 )
-UPDATE mcpgate_codes c SET used = true, purge_at = $2,
-	rec = jsonb_build_object('client_id', c.client_id, 'redirect_uri', '', 'redirect_given', false,
-		'challenge', '', 'resource', '', 'scope', '', 'sub', c.sub, 'exp', c.exp, 'used', true,
-		'family_id', c.family_id, 'purge_at', $2::bigint)
+UPDATE mcpgate_codes c SET used = true, purge_at = $2, rec = NULL
 FROM unused WHERE c.hash = unused.hash
 RETURNING unused.rec`, hash, purgeAt.Unix())
 	if err == nil {
@@ -63,35 +81,38 @@ RETURNING unused.rec`, hash, purgeAt.Unix())
 		return rec, err
 	}
 	if !rec.Used {
-		// Unused yet not redeemable: only a code recreated between the two statements.
-		return rec, ErrChanged
+		// Unused, yet it was not there to redeem: created since; it was missing when asked.
+		return codeRecord{}, ErrNotFound
 	}
 	return rec, ErrAlreadyUsed
 }
 
 // CreateFamily implements GrantStorage.
 func (s *PostgresStorage) CreateFamily(ctx context.Context, id string, rec familyRecord) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	_, err = s.exec(ctx, `
-INSERT INTO mcpgate_families (id, client_id, sub, revoked, exp, rec) VALUES ($1, $2, $3, $4, $5, $6)
+	_, err := s.exec(ctx, `
+INSERT INTO mcpgate_families (id, client_id, sub, revoked, exp) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (id) DO UPDATE SET client_id = EXCLUDED.client_id, sub = EXCLUDED.sub,
-	revoked = EXCLUDED.revoked, exp = EXCLUDED.exp, rec = EXCLUDED.rec`,
-		id, rec.ClientID, rec.Sub, rec.Revoked, rec.Exp, b)
+	revoked = EXCLUDED.revoked, exp = EXCLUDED.exp`,
+		id, rec.ClientID, rec.Sub, rec.Revoked, rec.Exp)
 	return err
 }
 
 // GetFamily implements GrantStorage.
 func (s *PostgresStorage) GetFamily(ctx context.Context, id string) (familyRecord, error) {
 	var rec familyRecord
-	err := s.getJSON(ctx, s.pool, "mcpgate_families", &rec, "SELECT rec FROM mcpgate_families WHERE id = $1", id)
-	return rec, err
+	if !pgStorable([]any{id}) {
+		return rec, ErrNotFound
+	}
+	err := s.pool.QueryRow(ctx, "SELECT client_id, sub, revoked, exp FROM mcpgate_families WHERE id = $1", id).
+		Scan(&rec.ClientID, &rec.Sub, &rec.Revoked, &rec.Exp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, ErrNotFound
+	}
+	return rec, s.fault(err)
 }
 
 // pgRevokeFamilies is the one statement every revocation of families runs, with its condition.
-const pgRevokeFamilies = `UPDATE mcpgate_families SET revoked = true, rec = jsonb_set(rec, '{revoked}', 'true') WHERE NOT revoked AND `
+const pgRevokeFamilies = `UPDATE mcpgate_families SET revoked = true WHERE NOT revoked AND `
 
 // RevokeFamily implements GrantStorage.
 func (s *PostgresStorage) RevokeFamily(ctx context.Context, id string) error {
@@ -184,27 +205,30 @@ func (s *PostgresStorage) RotateRefresh(ctx context.Context, hash, clientID stri
 
 // PutAccess implements GrantStorage.
 func (s *PostgresStorage) PutAccess(ctx context.Context, jti string, rec accessRecord) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	_, err = s.exec(ctx, `
-INSERT INTO mcpgate_access (jti, family_id, client_id, sub, exp, revoked, rec) VALUES ($1, $2, $3, $4, $5, $6, $7)
+	_, err := s.exec(ctx, `
+INSERT INTO mcpgate_access (jti, family_id, client_id, sub, exp, revoked) VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (jti) DO UPDATE SET family_id = EXCLUDED.family_id, client_id = EXCLUDED.client_id,
-	sub = EXCLUDED.sub, exp = EXCLUDED.exp, revoked = EXCLUDED.revoked, rec = EXCLUDED.rec`,
-		jti, rec.FamilyID, rec.ClientID, rec.Sub, rec.Exp, rec.Revoked, b)
+	sub = EXCLUDED.sub, exp = EXCLUDED.exp, revoked = EXCLUDED.revoked`,
+		jti, rec.FamilyID, rec.ClientID, rec.Sub, rec.Exp, rec.Revoked)
 	return err
 }
 
 // GetAccess implements GrantStorage.
 func (s *PostgresStorage) GetAccess(ctx context.Context, jti string) (accessRecord, error) {
 	var rec accessRecord
-	err := s.getJSON(ctx, s.pool, "mcpgate_access", &rec, "SELECT rec FROM mcpgate_access WHERE jti = $1", jti)
-	return rec, err
+	if !pgStorable([]any{jti}) {
+		return rec, ErrNotFound
+	}
+	err := s.pool.QueryRow(ctx, "SELECT family_id, client_id, sub, exp, revoked FROM mcpgate_access WHERE jti = $1", jti).
+		Scan(&rec.FamilyID, &rec.ClientID, &rec.Sub, &rec.Exp, &rec.Revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, ErrNotFound
+	}
+	return rec, s.fault(err)
 }
 
 // RevokeAccess implements GrantStorage.
 func (s *PostgresStorage) RevokeAccess(ctx context.Context, jti string) error {
-	_, err := s.exec(ctx, `UPDATE mcpgate_access SET revoked = true, rec = jsonb_set(rec, '{revoked}', 'true') WHERE jti = $1`, jti)
+	_, err := s.exec(ctx, "UPDATE mcpgate_access SET revoked = true WHERE jti = $1", jti)
 	return err
 }

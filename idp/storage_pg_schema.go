@@ -14,13 +14,15 @@ import (
 //
 // Every table keys on what the protocol looks records up by and has a column for each field a
 // statement compares (exp, used, purge_at, rotated_at, revoked, client_id, sub), next to rec, the
-// record as records.go's JSON tags encode it (the KV storage's value). Keys derived from secrets
-// are hashes; sealed values are stored as given.
+// record as records.go's JSON tags encode it (the KV storage's value), kept as bytes (bytea, not
+// jsonb, which refuses a \u0000 that a client's state parameter may carry). Families and access
+// records are all columns; a used code keeps only its columns. Keys derived from secrets are
+// hashes; sealed values are stored as given.
 var pgMigrations = []string{
 	`
 CREATE TABLE mcpgate_clients (
 	client_id text PRIMARY KEY,
-	rec jsonb NOT NULL
+	rec bytea NOT NULL
 );
 -- The number of registered clients, kept in the statements that insert and delete one, so the
 -- cap holds under concurrent registrations.
@@ -38,7 +40,7 @@ CREATE TABLE mcpgate_codes (
 	exp bigint NOT NULL,
 	used boolean NOT NULL DEFAULT false,
 	purge_at bigint NOT NULL DEFAULT 0,
-	rec jsonb NOT NULL
+	rec bytea -- NULL once used: the columns are all a used code keeps
 );
 CREATE INDEX mcpgate_codes_end ON mcpgate_codes ((GREATEST(exp, purge_at)));
 
@@ -47,8 +49,7 @@ CREATE TABLE mcpgate_families (
 	client_id text NOT NULL,
 	sub text NOT NULL,
 	revoked boolean NOT NULL DEFAULT false,
-	exp bigint NOT NULL,
-	rec jsonb NOT NULL
+	exp bigint NOT NULL
 );
 CREATE INDEX mcpgate_families_client ON mcpgate_families (client_id) WHERE NOT revoked;
 CREATE INDEX mcpgate_families_sub ON mcpgate_families (sub) WHERE NOT revoked;
@@ -60,7 +61,7 @@ CREATE TABLE mcpgate_refresh (
 	client_id text NOT NULL,
 	exp bigint NOT NULL,
 	rotated_at bigint NOT NULL DEFAULT 0,
-	rec jsonb NOT NULL
+	rec bytea NOT NULL
 );
 CREATE INDEX mcpgate_refresh_exp ON mcpgate_refresh (exp);
 
@@ -70,15 +71,14 @@ CREATE TABLE mcpgate_access (
 	client_id text NOT NULL,
 	sub text NOT NULL,
 	exp bigint NOT NULL,
-	revoked boolean NOT NULL DEFAULT false,
-	rec jsonb NOT NULL
+	revoked boolean NOT NULL DEFAULT false
 );
 CREATE INDEX mcpgate_access_exp ON mcpgate_access (exp);
 
 CREATE TABLE mcpgate_users (
 	sub text PRIMARY KEY,
-	created_at bigint NOT NULL,
-	rec jsonb NOT NULL
+	created_at bigint NOT NULL, -- authoritative: UpsertUser keeps it, GetUser puts it in the record
+	rec bytea NOT NULL
 );
 
 -- Sealed per-user tokens (AES-256-GCM, AAD = sub), bytes exactly as given.
@@ -92,35 +92,35 @@ CREATE TABLE mcpgate_sealed (
 -- Signing keys, the private key sealed (AAD = kid) inside rec.
 CREATE TABLE mcpgate_keys (
 	kid text PRIMARY KEY,
-	rec jsonb NOT NULL
+	rec bytea NOT NULL
 );
 
 CREATE TABLE mcpgate_consents (
 	sub text NOT NULL,
 	client_id text NOT NULL,
 	resource text NOT NULL,
-	rec jsonb NOT NULL,
+	rec bytea NOT NULL,
 	PRIMARY KEY (sub, client_id, resource)
 );
 
 CREATE TABLE mcpgate_sessions (
 	hash text PRIMARY KEY,
 	exp bigint NOT NULL,
-	rec jsonb NOT NULL
+	rec bytea NOT NULL
 );
 CREATE INDEX mcpgate_sessions_exp ON mcpgate_sessions (exp);
 
 CREATE TABLE mcpgate_auth_requests (
 	id text PRIMARY KEY,
 	exp bigint NOT NULL,
-	rec jsonb NOT NULL
+	rec bytea NOT NULL
 );
 CREATE INDEX mcpgate_auth_requests_exp ON mcpgate_auth_requests (exp);
 
 CREATE TABLE mcpgate_login_states (
 	hash text PRIMARY KEY,
 	exp bigint NOT NULL,
-	rec jsonb NOT NULL
+	rec bytea NOT NULL
 );
 CREATE INDEX mcpgate_login_states_exp ON mcpgate_login_states (exp);
 

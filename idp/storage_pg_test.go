@@ -268,7 +268,7 @@ func TestPostgresFaults(t *testing.T) {
 
 	// A record that does not decode is a fault, not a missing record.
 	good := openPG(t, dsn)
-	if _, err := good.pool.Exec(ctx, `INSERT INTO mcpgate_codes (hash, client_id, sub, family_id, exp, rec) VALUES ('bad', '', '', '', 1, '"not a record"')`); err != nil {
+	if _, err := good.pool.Exec(ctx, `INSERT INTO mcpgate_codes (hash, client_id, sub, family_id, exp, rec) VALUES ('bad', '', '', '', 1, 'not json'::bytea)`); err != nil {
 		t.Fatal(err)
 	}
 	_, err = good.GetCode(ctx, "bad")

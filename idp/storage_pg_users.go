@@ -13,15 +13,30 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// GetUser implements UserStorage.
+// GetUser implements UserStorage; created_at is the column's.
 func (s *PostgresStorage) GetUser(ctx context.Context, sub string) (userRecord, error) {
 	var rec userRecord
-	err := s.getJSON(ctx, s.pool, "mcpgate_users", &rec, "SELECT rec FROM mcpgate_users WHERE sub = $1", sub)
-	return rec, err
+	if !pgStorable([]any{sub}) {
+		return rec, ErrNotFound
+	}
+	var createdAt int64
+	var b []byte
+	err := s.pool.QueryRow(ctx, "SELECT created_at, rec FROM mcpgate_users WHERE sub = $1", sub).Scan(&createdAt, &b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rec, ErrNotFound
+	}
+	if err != nil {
+		return rec, s.fault(err)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("%w: mcpgate_users: %w", errUndecodable, err)
+	}
+	rec.CreatedAt = createdAt
+	return rec, nil
 }
 
 // UpsertUser implements UserStorage in one statement: an existing user keeps its created_at
-// (column and record), a new one gets now unless u has one.
+// column (which GetUser reports), a new one gets now unless u has one.
 func (s *PostgresStorage) UpsertUser(ctx context.Context, u userRecord, now time.Time) error {
 	if u.CreatedAt == 0 {
 		u.CreatedAt = now.Unix()
@@ -32,8 +47,7 @@ func (s *PostgresStorage) UpsertUser(ctx context.Context, u userRecord, now time
 	}
 	_, err = s.exec(ctx, `
 INSERT INTO mcpgate_users (sub, created_at, rec) VALUES ($1, $2, $3)
-ON CONFLICT (sub) DO UPDATE SET
-	rec = jsonb_set(EXCLUDED.rec, '{created_at}', to_jsonb(CASE WHEN mcpgate_users.created_at = 0 THEN EXCLUDED.created_at ELSE mcpgate_users.created_at END)),
+ON CONFLICT (sub) DO UPDATE SET rec = EXCLUDED.rec,
 	created_at = CASE WHEN mcpgate_users.created_at = 0 THEN EXCLUDED.created_at ELSE mcpgate_users.created_at END`,
 		u.Sub, u.CreatedAt, b)
 	return err
@@ -61,6 +75,9 @@ func pgSealedKind(kind SealedKind) error {
 func (s *PostgresStorage) GetSealed(ctx context.Context, kind SealedKind, sub string) ([]byte, error) {
 	if err := pgSealedKind(kind); err != nil {
 		return nil, err
+	}
+	if !pgStorable([]any{sub}) {
+		return nil, ErrNotFound
 	}
 	var b []byte
 	err := s.pool.QueryRow(ctx, "SELECT sealed FROM mcpgate_sealed WHERE kind = $1 AND sub = $2", string(kind), sub).Scan(&b)

@@ -399,6 +399,40 @@ func testStorage(t *testing.T, newStore func(t *testing.T) Storage) {
 				t.Fatalf("jti after its record expired: %v", err)
 			}
 		}},
+		{"any string in a record; keys no record has", func(t *testing.T, ctx context.Context, s Storage) {
+			// A client's state parameter is stored as sent, NUL included.
+			ar := authRequest{ClientID: "c1", State: "a\x00b", Exp: now.Unix()}
+			if err := s.PutAuthRequest(ctx, "ar", ar); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.GetAuthRequest(ctx, "ar"); err != nil || got.State != ar.State {
+				t.Fatalf("request = %+v %v, want state %q", got, err, ar.State)
+			}
+			// A request may name a record by anything (client_id=%00): nothing is found.
+			for _, key := range []string{"\x00", "c\x00", "\xff\xfe"} {
+				checks := map[string]error{}
+				_, checks["GetClient"] = s.GetClient(ctx, key)
+				_, checks["GetAuthRequest"] = s.GetAuthRequest(ctx, key)
+				_, checks["TakeAuthRequest"] = s.TakeAuthRequest(ctx, key)
+				_, checks["GetUser"] = s.GetUser(ctx, key)
+				_, checks["GetConsent"] = s.GetConsent(ctx, "u", key, "r")
+				_, checks["GetCode"] = s.GetCode(ctx, key)
+				_, checks["GetFamily"] = s.GetFamily(ctx, key)
+				_, checks["GetAccess"] = s.GetAccess(ctx, key)
+				_, checks["GetSealed"] = s.GetSealed(ctx, SealedGitHub, key)
+				for op, err := range checks {
+					if !errors.Is(err, ErrNotFound) {
+						t.Errorf("%s(%q): %v, want ErrNotFound", op, key, err)
+					}
+				}
+				if _, err := s.UpdateClient(ctx, key, func(*clientRecord) error { return nil }); !errors.Is(err, ErrNotFound) {
+					t.Errorf("UpdateClient(%q): %v, want ErrNotFound", key, err)
+				}
+				if existed, err := s.DeleteClient(ctx, key); existed || err != nil {
+					t.Errorf("DeleteClient(%q) = %v, %v", key, existed, err)
+				}
+			}
+		}},
 		{"users and sealed tokens", func(t *testing.T, ctx context.Context, s Storage) {
 			if err := s.UpsertUser(ctx, userRecord{Sub: "u1", Login: "a"}, now); err != nil {
 				t.Fatal(err)
