@@ -62,7 +62,7 @@ type Options struct {
 	// Storage, if set, is used instead of Store: a backend that implements the typed Storage
 	// operations itself (each atomic one in its own terms) rather than on a key-value Store.
 	// EncryptionKey is then required and Store is ignored. The Server does not close a Storage it
-	// was given.
+	// was given. OpenPostgresStorage returns one that several Servers (replicas) may share.
 	Storage Storage
 	// EncryptionKey (32 bytes) encrypts GitHub tokens and signing keys with AES-256-GCM. Required
 	// when Store is set; with the default memory store a random key is generated.

@@ -280,3 +280,35 @@ func TestPostgresFaults(t *testing.T) {
 	_, err = good.GetClient(ctx, "c")
 	check("closed storage", err, cfg.Password)
 }
+
+// The whole flow on PostgreSQL through the Server's handlers: registration, browser sign-in and
+// consent (session, authorization request, code), redemption, rotation, reuse after the grace
+// window revoking the family; a client_id PostgreSQL's text cannot hold is an unknown client,
+// not a fault.
+func TestServerOnPostgres(t *testing.T) {
+	pg := openPG(t, pgtest.NewDatabase(t))
+	e := newEnv(t, func(o *Options) {
+		o.Storage = pg
+		o.EncryptionKey = make([]byte, 32)
+		o.RefreshGrace = 5 * time.Second
+	})
+	c := e.register(nil)
+	tok := e.login(c, "alice", "")
+	rt1, _ := tok["refresh_token"].(string)
+	resp, t2 := e.refresh(c, rt1)
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh: %d %v", resp.StatusCode, t2)
+	}
+	rt2, _ := t2["refresh_token"].(string)
+	e.clock.Advance(6 * time.Second)
+	if resp, m := e.refresh(c, rt1); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("reuse after the grace window: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := e.refresh(c, rt2); resp.StatusCode != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("successor after reuse revoked the family: %d %v", resp.StatusCode, m)
+	}
+	resp, m := e.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt2}, "client_id": {"\x00"}}, "", "")
+	if resp.StatusCode >= 500 {
+		t.Fatalf("client_id NUL: %d %v, want a client error", resp.StatusCode, m)
+	}
+}
