@@ -117,6 +117,7 @@ func (s *PostgresStorage) describe(err error) string {
 	var pgErr *pgconn.PgError
 	var connErr *pgconn.ConnectError
 	var opErr *net.OpError
+	var dnsErr *net.DNSError
 	var msg string
 	switch {
 	case errors.As(err, &connErr):
@@ -125,6 +126,8 @@ func (s *PostgresStorage) describe(err error) string {
 			msg = "the server refused the connection (SQLSTATE " + pgErr.Code + ")"
 		case pgconn.Timeout(err):
 			msg = "cannot connect: timeout"
+		case errors.As(err, &dnsErr):
+			msg = "cannot connect: the host name does not resolve"
 		case errors.As(err, &opErr) && opErr.Err != nil:
 			msg = "cannot connect: " + opErr.Err.Error()
 		default:
