@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -126,11 +127,20 @@ func (m *keyManager) load(ctx context.Context) error {
 	return nil
 }
 
+// sortKeys sorts keys oldest first in KeyStorage's order (ActivateAt, then kid), so the last one
+// is the newestKid that AddKey compares.
 func sortKeys(keys []*signingKey) {
-	slices.SortFunc(keys, func(a, b *signingKey) int { return a.activateAt.Compare(b.activateAt) })
+	slices.SortFunc(keys, func(a, b *signingKey) int {
+		if c := a.activateAt.Compare(b.activateAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.kid, b.kid)
+	})
 }
 
-func (m *keyManager) create(ctx context.Context, now, activateAt time.Time) (*signingKey, error) {
+// create generates a key and stores it if the newest stored key is still newest ("" = none), else
+// returns ErrChanged: another Server sharing the Storage added one first.
+func (m *keyManager) create(ctx context.Context, now, activateAt time.Time, newest string) (*signingKey, error) {
 	alg := m.opts.SigningAlgorithm
 	priv, err := generateKey(alg)
 	if err != nil {
@@ -146,7 +156,7 @@ func (m *keyManager) create(ctx context.Context, now, activateAt time.Time) (*si
 		return nil, err
 	}
 	rec := keyRecord{Kid: kid, Alg: alg, Sealed: m.sealer.seal(der, kid), Created: now, ActivateAt: activateAt}
-	if err := m.store.RotateKeys(ctx, &rec, nil); err != nil {
+	if err := m.store.AddKey(ctx, rec, newest); err != nil {
 		return nil, err
 	}
 	return &signingKey{kid: kid, alg: alg, priv: priv, activateAt: activateAt, created: now}, nil
@@ -154,9 +164,26 @@ func (m *keyManager) create(ctx context.Context, now, activateAt time.Time) (*si
 
 // maintain creates the first key, pre-publishes a successor KeyPrePublish before the current key
 // has signed for KeyRotationInterval, and deletes keys whose tokens have all expired.
+//
+// Several Servers may share the Storage (replicas, or a Caddy reload overlapping two instances).
+// Each creates a key only through KeyStorage.AddKey, conditional on the newest key it read; the
+// Servers that lose get ErrChanged, reload, and use the key that won, so all sign with one key.
+// Every Server reloads here every CleanupInterval, and a successor is published KeyPrePublish
+// before it signs; Options refuses KeyPrePublish <= CleanupInterval, so every Server has loaded
+// (and publishes in its JWKS) a successor before any Server signs with it.
 func (m *keyManager) maintain(ctx context.Context) error {
-	// Re-read the store first: another Server on the same store (a Caddy config reload overlaps the
-	// old and new instances) may have added or removed keys.
+	// A loss means another Server just added a key: the next round reloads and finds it, and
+	// then has nothing to add. A third loss in a row is not a race any more but a fault.
+	for round := 0; ; round++ {
+		err := m.maintainOnce(ctx)
+		if !errors.Is(err, ErrChanged) || round == 2 {
+			return err
+		}
+	}
+}
+
+func (m *keyManager) maintainOnce(ctx context.Context) error {
+	// Re-read the store first: another Server on the same store may have added or removed keys.
 	if err := m.load(ctx); err != nil {
 		return err
 	}
@@ -167,7 +194,7 @@ func (m *keyManager) maintain(ctx context.Context) error {
 
 	changed := false
 	if len(keys) == 0 {
-		k, err := m.create(ctx, now, now) // nobody can hold tokens yet: publish and sign at once
+		k, err := m.create(ctx, now, now, "") // nobody can hold tokens yet: publish and sign at once
 		if err != nil {
 			return err
 		}
@@ -181,7 +208,7 @@ func (m *keyManager) maintain(ctx context.Context) error {
 			if pp := now.Add(m.opts.KeyPrePublish); pp.After(act) {
 				act = pp
 			}
-			k, err := m.create(ctx, now, act)
+			k, err := m.create(ctx, now, act, newest.kid)
 			if err != nil {
 				return err
 			}
@@ -204,7 +231,7 @@ func (m *keyManager) maintain(ctx context.Context) error {
 		keep = append(keep, k)
 	}
 	if len(retire) > 0 {
-		if err := m.store.RotateKeys(ctx, nil, retire); err != nil {
+		if err := m.store.RetireKeys(ctx, retire); err != nil {
 			return err
 		}
 		changed = true

@@ -2,6 +2,7 @@ package idp
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -105,5 +106,78 @@ func TestKeysSharedStore(t *testing.T) {
 	}
 	if len(b.keys.jwks()) != 2 {
 		t.Fatalf("b publishes %d keys, want 2", len(b.keys.jwks()))
+	}
+}
+
+// addKeyBarrier holds every AddKey until n have been called, so n Servers starting at once all
+// read an empty key set and race to add the first key.
+type addKeyBarrier struct {
+	Storage
+	n       int
+	mu      sync.Mutex
+	calls   int
+	release chan struct{}
+}
+
+func (b *addKeyBarrier) AddKey(ctx context.Context, rec keyRecord, newest string) error {
+	b.mu.Lock()
+	b.calls++
+	if b.calls == b.n {
+		close(b.release)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.Storage.AddKey(ctx, rec, newest)
+}
+
+// Two Servers on one Storage starting at once (two replicas): both find no key and try to create
+// the first one; one wins, the other reloads, and both sign with the same kid.
+func TestKeysConcurrentStart(t *testing.T) {
+	testKeysConcurrentStart(t, NewKVStorage(NewMemoryStore()))
+}
+
+func testKeysConcurrentStart(t *testing.T, st Storage) {
+	b := &addKeyBarrier{Storage: st, n: 2, release: make(chan struct{})}
+	key := make([]byte, 32)
+	clock := newFakeClock()
+	srvs := make([]*Server, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range srvs {
+		wg.Go(func() {
+			srvs[i], errs[i] = New(Options{Issuer: "https://idp.example", Storage: b, EncryptionKey: key, DevLogin: true, Now: clock.Now})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
+		t.Cleanup(func() { srvs[i].Close() })
+	}
+	if b.calls != 2 {
+		t.Fatalf("%d AddKey calls, want 2 (both servers raced for the first key)", b.calls)
+	}
+	var kids []string
+	for _, s := range srvs {
+		k, err := s.keys.current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids = append(kids, k.kid)
+		if jw := s.keys.jwks(); len(jw) != 1 || jw[0].Kid != k.kid {
+			t.Fatalf("server publishes %+v, want only its signing key %s", jw, k.kid)
+		}
+	}
+	if kids[0] != kids[1] {
+		t.Fatalf("the servers sign with different keys: %v", kids)
+	}
+	keys, err := st.ListKeys(context.Background())
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("stored keys = %d (%v), want 1", len(keys), err)
 	}
 }

@@ -62,7 +62,7 @@ type Options struct {
 	// Storage, if set, is used instead of Store: a backend that implements the typed Storage
 	// operations itself (each atomic one in its own terms) rather than on a key-value Store.
 	// EncryptionKey is then required and Store is ignored. The Server does not close a Storage it
-	// was given.
+	// was given. OpenPostgresStorage returns one that several Servers (replicas) may share.
 	Storage Storage
 	// EncryptionKey (32 bytes) encrypts GitHub tokens and signing keys with AES-256-GCM. Required
 	// when Store is set; with the default memory store a random key is generated.
@@ -73,6 +73,8 @@ type Options struct {
 	// Default 30 days. Negative disables rotation.
 	KeyRotationInterval time.Duration
 	// KeyPrePublish is how long a new key is published in the JWKS before it signs. Default 1h.
+	// It must be longer than CleanupInterval: every Server sharing a Storage reloads the keys once
+	// per CleanupInterval, and each must publish a key before any of them signs with it.
 	KeyPrePublish time.Duration
 
 	// GitHub configures real GitHub login. See GitHubConfig.
@@ -115,7 +117,8 @@ type Options struct {
 	SessionTTL time.Duration
 	// LoginTTL bounds a pending authorization request and a GitHub login state. Default 10m.
 	LoginTTL time.Duration
-	// CleanupInterval is the period of expired-record cleanup and key rotation. Default 5m.
+	// CleanupInterval is the period of expired-record cleanup and key rotation (and of reloading
+	// the keys other Servers on the same Storage created). Default 5m; less than KeyPrePublish.
 	CleanupInterval time.Duration
 
 	// RegistrationInitialToken, if set, is required as a Bearer token on POST /register
@@ -236,6 +239,11 @@ func (o *Options) setDefaults() error {
 	def(&o.LoginTTL, 10*time.Minute)
 	def(&o.CleanupInterval, 5*time.Minute)
 	def(&o.RegistrationRateWindow, time.Minute)
+	// A pre-published key must reach every replica's JWKS before it signs, and replicas reload
+	// the keys once per CleanupInterval (keyManager.maintain).
+	if o.KeyPrePublish <= o.CleanupInterval {
+		return fmt.Errorf("idp: Options.KeyPrePublish (%s) must be longer than Options.CleanupInterval (%s): every replica reloads the signing keys once per CleanupInterval and must publish a new key before it signs", o.KeyPrePublish, o.CleanupInterval)
+	}
 	def(&o.CIMDTimeout, 5*time.Second)
 	def(&o.CIMDCacheTTL, 5*time.Minute)
 	def(&o.CIMDFailureCacheTTL, time.Minute)

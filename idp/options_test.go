@@ -47,3 +47,27 @@ func TestOptionsRejectNegativeDurations(t *testing.T) {
 	}
 	srv.Close()
 }
+
+// Replicas reload the signing keys once per CleanupInterval: a key pre-published for no longer
+// than that could sign before every replica publishes it.
+func TestOptionsKeyPrePublishOutlastsCleanup(t *testing.T) {
+	for _, tc := range []struct {
+		prePublish, cleanup time.Duration
+		ok                  bool
+	}{
+		{0, 0, true},                          // defaults: 1h and 5m
+		{time.Hour, time.Hour, false},         // equal is not enough
+		{10 * time.Minute, 0, true},           // against the default 5m
+		{0, 2 * time.Hour, false},             // the default 1h against 2h
+		{time.Minute, 30 * time.Second, true}, // both short
+	} {
+		o := Options{Issuer: "https://idp.example.com", DevLogin: true, KeyPrePublish: tc.prePublish, CleanupInterval: tc.cleanup}
+		err := o.setDefaults()
+		if (err == nil) != tc.ok {
+			t.Errorf("KeyPrePublish %v, CleanupInterval %v: %v, want ok=%v", tc.prePublish, tc.cleanup, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "KeyPrePublish") {
+			t.Errorf("error %q does not name KeyPrePublish", err)
+		}
+	}
+}

@@ -163,12 +163,45 @@ type UserStorage interface {
 }
 
 // KeyStorage holds the signing keys (private keys sealed, AAD = kid).
+//
+// Several Servers may share one Storage (replicas on one PostgreSQL, or the old and new instance
+// of a Caddy config reload): each one reads the keys, decides, and adds a key only through AddKey,
+// whose condition makes exactly one of them create the first key (or a successor) while the others
+// get ErrChanged, reload and publish and sign with the key that won. So every Server publishes the
+// same JWKS and signs with the same key.
 type KeyStorage interface {
 	// ListKeys returns every stored key.
 	ListKeys(ctx context.Context) ([]keyRecord, error)
-	// RotateKeys stores add (if not nil) and then removes retire. The new key is durable before
-	// any retired one goes, so a crash in between leaves one key too many, never none.
-	RotateKeys(ctx context.Context, add *keyRecord, retire []string) error
+	// AddKey stores rec only if the newest stored key (latest ActivateAt, then greatest Kid) is
+	// still newestKid ("" = no key stored), atomically with that check; else it returns ErrChanged
+	// and stores nothing. Of concurrent calls with the same newestKid exactly one succeeds.
+	AddKey(ctx context.Context, rec keyRecord, newestKid string) error
+	// RetireKeys removes the keys named; a missing one is not an error. Callers retire a key only
+	// once a successor is durable, so a crash in between leaves one key too many, never none.
+	RetireKeys(ctx context.Context, kids []string) error
+}
+
+// newerKey reports whether key a is newer than key b in KeyStorage's order: later ActivateAt,
+// then greater Kid.
+func newerKey(a, b keyRecord) bool {
+	if c := a.ActivateAt.Compare(b.ActivateAt); c != 0 {
+		return c > 0
+	}
+	return a.Kid > b.Kid
+}
+
+// newestKeyKid returns the kid of the newest of keys, "" for none.
+func newestKeyKid(keys []keyRecord) string {
+	var newest *keyRecord
+	for i := range keys {
+		if newest == nil || newerKey(keys[i], *newest) {
+			newest = &keys[i]
+		}
+	}
+	if newest == nil {
+		return ""
+	}
+	return newest.Kid
 }
 
 // ConsentStorage holds the consents users gave clients, per resource.

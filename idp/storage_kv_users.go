@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -114,19 +115,75 @@ func (s *kvStorage) ListKeys(ctx context.Context) ([]keyRecord, error) {
 	return out, err
 }
 
-// RotateKeys implements KeyStorage.
-func (s *kvStorage) RotateKeys(ctx context.Context, add *keyRecord, retire []string) error {
-	if add != nil {
-		if err := s.put(ctx, bucketKeys, add.Kid, add); err != nil {
+// metaKeyHead (in bucketMeta) holds the keyRecord of the newest signing key, written by AddKey.
+// A Store is atomic on one key only, so this one key is where concurrent AddKeys meet: the
+// Store.Update on it checks and moves the head in one write transaction.
+const metaKeyHead = "signing_key_head"
+
+// AddKey implements KeyStorage. The head record decides; the key itself is stored after the head
+// moved, by the winner and again by every loser (the same bytes), so a crash between the two writes
+// is repaired by the next AddKey. A store written before the head existed starts from ListKeys:
+// its first AddKey finds no head, and every later one finds the head that first one wrote.
+func (s *kvStorage) AddKey(ctx context.Context, rec keyRecord, newestKid string) error {
+	keys, err := s.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	nb, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	var head []byte
+	lost := false
+	err = s.kv.Update(ctx, bucketMeta, metaKeyHead, func(old []byte) ([]byte, error) {
+		current := newestKeyKid(keys)
+		if old != nil {
+			var h keyRecord
+			if err := json.Unmarshal(old, &h); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", errUndecodable, metaKeyHead, err)
+			}
+			current = h.Kid
+		}
+		if current != newestKid {
+			lost, head = true, old
+			return old, nil
+		}
+		head = nb
+		return nb, nil
+	})
+	if err != nil {
+		return err
+	}
+	if head != nil {
+		var h keyRecord
+		if err := json.Unmarshal(head, &h); err != nil {
+			return fmt.Errorf("%w: %s: %w", errUndecodable, metaKeyHead, err)
+		}
+		if err := s.kv.Put(ctx, bucketKeys, h.Kid, head); err != nil {
 			return err
 		}
 	}
-	for _, kid := range retire {
+	if lost {
+		return ErrChanged
+	}
+	return nil
+}
+
+// RetireKeys implements KeyStorage. Retiring the head's key drops the head too, so AddKey then
+// starts again from the keys stored.
+func (s *kvStorage) RetireKeys(ctx context.Context, kids []string) error {
+	for _, kid := range kids {
 		if err := s.kv.Delete(ctx, bucketKeys, kid); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.kv.Update(ctx, bucketMeta, metaKeyHead, func(old []byte) ([]byte, error) {
+		var h keyRecord
+		if old == nil || json.Unmarshal(old, &h) != nil || !slices.Contains(kids, h.Kid) {
+			return old, nil
+		}
+		return nil, nil
+	})
 }
 
 // --- consent ---

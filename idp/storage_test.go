@@ -197,18 +197,80 @@ func testStorage(t *testing.T, newStore func(t *testing.T) Storage) {
 		{"key rotation", func(t *testing.T, ctx context.Context, s Storage) {
 			k1 := keyRecord{Kid: "k1", Alg: "ES256", Sealed: []byte{1}, Created: now, ActivateAt: now}
 			k2 := keyRecord{Kid: "k2", Alg: "ES256", Sealed: []byte{2}, Created: now, ActivateAt: now.Add(time.Hour)}
-			if err := s.RotateKeys(ctx, &k1, nil); err != nil {
+			if err := s.AddKey(ctx, k1, "k0"); !errors.Is(err, ErrChanged) {
+				t.Fatalf("first key added over a newest key that is not there: %v, want ErrChanged", err)
+			}
+			if err := s.AddKey(ctx, k1, ""); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.RotateKeys(ctx, &k2, nil); err != nil {
+			if err := s.AddKey(ctx, k2, ""); !errors.Is(err, ErrChanged) {
+				t.Fatalf("a second first key: %v, want ErrChanged", err)
+			}
+			if err := s.AddKey(ctx, k2, "k1"); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.RotateKeys(ctx, nil, []string{"k1"}); err != nil {
+			// Newest is by ActivateAt before kid: k0 sorts first but activates last.
+			k0 := keyRecord{Kid: "k0", Alg: "ES256", Sealed: []byte{0}, Created: now, ActivateAt: now.Add(2 * time.Hour)}
+			if err := s.AddKey(ctx, k0, "k1"); !errors.Is(err, ErrChanged) {
+				t.Fatalf("key added over a stale newest key: %v, want ErrChanged", err)
+			}
+			if err := s.AddKey(ctx, k0, "k2"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RetireKeys(ctx, []string{"k1", "missing"}); err != nil {
 				t.Fatal(err)
 			}
 			keys, err := s.ListKeys(ctx)
-			if err != nil || len(keys) != 1 || keys[0].Kid != "k2" || !keys[0].ActivateAt.Equal(k2.ActivateAt) || string(keys[0].Sealed) != "\x02" {
-				t.Fatalf("keys = %+v %v, want only k2", keys, err)
+			slices.SortFunc(keys, func(a, b keyRecord) int { return a.ActivateAt.Compare(b.ActivateAt) })
+			if err != nil || len(keys) != 2 || keys[0].Kid != "k2" || !keys[0].ActivateAt.Equal(k2.ActivateAt) || string(keys[0].Sealed) != "\x02" || keys[1].Kid != "k0" {
+				t.Fatalf("keys = %+v %v, want k2 and k0", keys, err)
+			}
+			// Retiring every key leaves none, and a first key may be added again.
+			if err := s.RetireKeys(ctx, []string{"k2", "k0"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddKey(ctx, k1, ""); err != nil {
+				t.Fatalf("first key after all were retired: %v", err)
+			}
+		}},
+		{"8 concurrent AddKey over one newest key: exactly one wins", func(t *testing.T, ctx context.Context, s Storage) {
+			for round, newest := range []string{"", "w"} {
+				act := now.Add(time.Duration(2*round) * time.Hour) // after w's in round 1
+				var wg sync.WaitGroup
+				errs := make([]error, 8)
+				for i := range errs {
+					wg.Go(func() {
+						kid := newest + string(rune('a'+i))
+						errs[i] = s.AddKey(ctx, keyRecord{Kid: kid, Alg: "ES256", Sealed: []byte(kid), Created: now, ActivateAt: act}, newest)
+					})
+				}
+				wg.Wait()
+				won := ""
+				for i, err := range errs {
+					switch {
+					case err == nil:
+						if won != "" {
+							t.Fatalf("newest %q: both %s and %c won", newest, won, 'a'+i)
+						}
+						won = newest + string(rune('a'+i))
+					case !errors.Is(err, ErrChanged):
+						t.Fatalf("AddKey: %v", err)
+					}
+				}
+				keys, err := s.ListKeys(ctx)
+				if err != nil || won == "" || newestKeyKid(keys) != won {
+					t.Fatalf("newest %q: winner %q, stored %+v %v", newest, won, keys, err)
+				}
+				// The next round builds on this winner, under the name the test expects.
+				if newest == "" {
+					if err := s.AddKey(ctx, keyRecord{Kid: "w", Alg: "ES256", Sealed: []byte("w"), Created: now, ActivateAt: now.Add(time.Hour)}, won); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			keys, _ := s.ListKeys(ctx)
+			if len(keys) != 3 {
+				t.Fatalf("%d keys stored, want 3 (one winner per round and w)", len(keys))
 			}
 		}},
 		{"expiry cleanup", func(t *testing.T, ctx context.Context, s Storage) {
@@ -337,6 +399,40 @@ func testStorage(t *testing.T, newStore func(t *testing.T) Storage) {
 				t.Fatalf("jti after its record expired: %v", err)
 			}
 		}},
+		{"any string in a record; keys no record has", func(t *testing.T, ctx context.Context, s Storage) {
+			// A client's state parameter is stored as sent, NUL included.
+			ar := authRequest{ClientID: "c1", State: "a\x00b", Exp: now.Unix()}
+			if err := s.PutAuthRequest(ctx, "ar", ar); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.GetAuthRequest(ctx, "ar"); err != nil || got.State != ar.State {
+				t.Fatalf("request = %+v %v, want state %q", got, err, ar.State)
+			}
+			// A request may name a record by anything (client_id=%00): nothing is found.
+			for _, key := range []string{"\x00", "c\x00", "\xff\xfe"} {
+				checks := map[string]error{}
+				_, checks["GetClient"] = s.GetClient(ctx, key)
+				_, checks["GetAuthRequest"] = s.GetAuthRequest(ctx, key)
+				_, checks["TakeAuthRequest"] = s.TakeAuthRequest(ctx, key)
+				_, checks["GetUser"] = s.GetUser(ctx, key)
+				_, checks["GetConsent"] = s.GetConsent(ctx, "u", key, "r")
+				_, checks["GetCode"] = s.GetCode(ctx, key)
+				_, checks["GetFamily"] = s.GetFamily(ctx, key)
+				_, checks["GetAccess"] = s.GetAccess(ctx, key)
+				_, checks["GetSealed"] = s.GetSealed(ctx, SealedGitHub, key)
+				for op, err := range checks {
+					if !errors.Is(err, ErrNotFound) {
+						t.Errorf("%s(%q): %v, want ErrNotFound", op, key, err)
+					}
+				}
+				if _, err := s.UpdateClient(ctx, key, func(*clientRecord) error { return nil }); !errors.Is(err, ErrNotFound) {
+					t.Errorf("UpdateClient(%q): %v, want ErrNotFound", key, err)
+				}
+				if existed, err := s.DeleteClient(ctx, key); existed || err != nil {
+					t.Errorf("DeleteClient(%q) = %v, %v", key, existed, err)
+				}
+			}
+		}},
 		{"users and sealed tokens", func(t *testing.T, ctx context.Context, s Storage) {
 			if err := s.UpsertUser(ctx, userRecord{Sub: "u1", Login: "a"}, now); err != nil {
 				t.Fatal(err)
@@ -450,6 +546,31 @@ func TestStorageReadsExistingBoltDir(t *testing.T) {
 	}
 	if err := s.UseJTI(ctx, "jtihash", time.Unix(1900000000, 0), time.Unix(1800000000, 0)); !errors.Is(err, ErrAlreadyUsed) {
 		t.Errorf("stored jti not recognised: %v", err)
+	}
+	// A data directory from before AddKey has no head record: the stored keys decide.
+	if err := s.AddKey(ctx, keyRecord{Kid: "kid2", ActivateAt: time.Unix(1800000000, 0)}, ""); !errors.Is(err, ErrChanged) {
+		t.Errorf("first key added over an existing one: %v", err)
+	}
+	if err := s.AddKey(ctx, keyRecord{Kid: "kid2", ActivateAt: time.Unix(1800000000, 0)}, "kid1"); err != nil {
+		t.Errorf("successor of the stored key: %v", err)
+	}
+}
+
+// A crash between AddKey's two writes (the head moved, the key not stored) is repaired by the
+// next AddKey, which finds the head and stores its key before reporting ErrChanged.
+func TestKVStorageAddKeyRepairsHead(t *testing.T) {
+	ctx := context.Background()
+	mem := NewMemoryStore()
+	s := NewKVStorage(mem)
+	if err := mem.Put(ctx, bucketMeta, metaKeyHead, []byte(`{"kid":"k1","alg":"ES256","sealed":"AQ==","created":"2026-01-01T00:00:00Z","activate_at":"2026-01-01T00:00:00Z"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddKey(ctx, keyRecord{Kid: "k2"}, ""); !errors.Is(err, ErrChanged) {
+		t.Fatalf("AddKey over a head: %v, want ErrChanged", err)
+	}
+	keys, err := s.ListKeys(ctx)
+	if err != nil || len(keys) != 1 || keys[0].Kid != "k1" || string(keys[0].Sealed) != "\x01" {
+		t.Fatalf("keys = %+v %v, want the head's key stored", keys, err)
 	}
 }
 
