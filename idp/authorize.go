@@ -197,7 +197,7 @@ func (s *Server) resolveResource(values []string) (string, *oauthError) {
 	}
 	res, err := canonicalResource(values[0])
 	if err != nil {
-		return "", errInvalidTarget("resource must be an absolute URI without a fragment")
+		return "", errInvalidTarget("resource must be an absolute URI without a fragment, at most 2048 characters")
 	}
 	if len(s.opts.AllowedResources) > 0 && res != def {
 		ok := false
@@ -214,7 +214,15 @@ func (s *Server) resolveResource(values []string) (string, *oauthError) {
 	return res, nil
 }
 
+// maxResourceLen bounds a resource indicator (an MCP server URL): longer ones are refused as
+// invalid_target, so that no stored record (a consent is keyed by its resource) grows with what a
+// client sends.
+const maxResourceLen = 2048
+
 func canonicalResource(s string) (string, error) {
+	if len(s) > maxResourceLen {
+		return "", errors.New("longer than 2048 characters")
+	}
 	if strings.Contains(s, "#") {
 		return "", errors.New("fragment")
 	}

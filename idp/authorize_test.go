@@ -466,3 +466,21 @@ func TestPromptLoginGitHub(t *testing.T) {
 		t.Fatalf("redeem: %d %v", resp.StatusCode, m)
 	}
 }
+
+// A resource longer than maxResourceLen is refused (nothing stored grows with what a client
+// sends), even where any resource is allowed.
+func TestAuthorizeResourceTooLong(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.register(nil)
+	long := "https://mcp.example.com/" + strings.Repeat("r", maxResourceLen)
+	pg := e.browser().get(authorizeURL(e, c, newPKCE(), url.Values{"resource": {long}}))
+	u, err := url.Parse(pg.location)
+	if pg.status != http.StatusFound || err != nil || u.Query().Get("error") != "invalid_target" ||
+		!strings.Contains(u.Query().Get("error_description"), "2048") {
+		t.Fatalf("long resource: %d %s", pg.status, pg.location)
+	}
+	ok := "https://mcp.example.com/" + strings.Repeat("r", maxResourceLen-len("https://mcp.example.com/"))
+	if pg := e.browser().get(authorizeURL(e, c, newPKCE(), url.Values{"resource": {ok}})); strings.Contains(pg.location, "error=") {
+		t.Fatalf("resource of exactly %d characters refused: %s", maxResourceLen, pg.location)
+	}
+}

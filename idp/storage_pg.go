@@ -30,6 +30,15 @@ type PostgresOptions struct {
 	ConnectTimeout time.Duration
 }
 
+// pgSessionDefaults are server settings every connection gets unless the DSN sets them (as
+// options or keyword=value): a statement waits at most 10 s for a row or advisory lock (a
+// replica stalled inside a transaction must not stall every other one, which then answer 503),
+// and the server ends a session left idle inside a transaction for a minute, releasing its locks.
+var pgSessionDefaults = map[string]string{
+	"lock_timeout":                        "10s",
+	"idle_in_transaction_session_timeout": "60s",
+}
+
 // PostgresStorage implements Storage on PostgreSQL (github.com/jackc/pgx/v5, a pgxpool.Pool), so
 // several IdP replicas can share one state. Each table has real columns for its key and for every
 // field a statement queries or compares, plus the record as the KV storage encodes it (JSON bytes;
@@ -70,6 +79,11 @@ func OpenPostgresStorage(ctx context.Context, dsn string, opts PostgresOptions) 
 	} else if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
+	for k, v := range pgSessionDefaults {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	s := &PostgresStorage{password: cfg.ConnConfig.Password}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -104,9 +118,9 @@ func (s *PostgresStorage) fault(err error) error {
 		return err
 	case errors.Is(err, context.Canceled):
 		return context.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return context.DeadlineExceeded
 	}
+	// A deadline (pgx's connect timeout, a statement that waited too long) is a fault like any
+	// other: the database did not answer in time, and the caller answers 503.
 	return fmt.Errorf("%w: postgres: %s", ErrStoreFault, s.describe(err))
 }
 
@@ -198,6 +212,16 @@ func (s *PostgresStorage) exec(ctx context.Context, query string, args ...any) (
 	return tag.RowsAffected(), nil
 }
 
+// execMissingOK is exec for the operations whose record may be missing (revoke, delete): a key
+// PostgreSQL cannot hold names no stored record, so there is nothing to do, as with the KV storage.
+func (s *PostgresStorage) execMissingOK(ctx context.Context, query string, args ...any) error {
+	_, err := s.exec(ctx, query, args...)
+	if errors.Is(err, errUnstorable) {
+		return nil
+	}
+	return err
+}
+
 // inTx runs fn in a transaction (READ COMMITTED, PostgreSQL's default) and commits if fn returns
 // nil; otherwise it rolls back and returns fn's error through fault (so a caller that hands fn a
 // callback of its own keeps that callback's error aside and returns it as it was).
@@ -265,27 +289,49 @@ var pgExpiring = []struct{ table, end string }{
 	{"mcpgate_jti", "exp"},
 }
 
-// DeleteExpired implements Storage. One replica at a time: it takes an advisory lock for its
-// transaction with pg_try_advisory_xact_lock, and when another replica holds it (cleaning up
-// now), it returns 0 and nil rather than wait to find nothing left.
+// pgCleanupBatch is how many rows one cleanup statement deletes at most.
+const pgCleanupBatch = 1000
+
+// DeleteExpired implements Storage. One replica at a time: it holds a session advisory lock
+// (pg_try_advisory_lock) on one connection while it works, and when another replica holds it
+// (cleaning up now), it returns 0 and nil rather than wait to find nothing left.
+//
+// It never waits for a row: each statement deletes a batch of expired rows that no other
+// transaction has locked (FOR UPDATE SKIP LOCKED) and commits on its own, so cleanup can
+// neither deadlock with a request that locks the same rows in another order (a sign-out revoking
+// a user's families) nor hold thousands of row locks in one transaction after a long outage. A
+// row skipped now goes at the next run.
 func (s *PostgresStorage) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, s.fault(err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", pgLockCleanup).Scan(&locked); err != nil {
+		return 0, s.fault(err)
+	}
+	if !locked {
+		return 0, nil
+	}
+	// The lock ends with the session if this connection dies; else it is released here, on a
+	// context of its own so that a cancelled ctx does not leave it held.
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", pgLockCleanup)
+	}()
 	total := 0
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var locked bool
-		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", pgLockCleanup).Scan(&locked); err != nil || !locked {
-			return err
-		}
-		for _, t := range pgExpiring {
-			tag, err := tx.Exec(ctx, "DELETE FROM "+t.table+" WHERE "+t.end+" > 0 AND "+t.end+" < $1", now.Unix())
+	for _, t := range pgExpiring {
+		for {
+			tag, err := conn.Exec(ctx, "DELETE FROM "+t.table+" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "+t.table+
+				" WHERE "+t.end+" > 0 AND "+t.end+" < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))", now.Unix(), pgCleanupBatch)
 			if err != nil {
-				return fmt.Errorf("delete expired %s: %w", t.table, err)
+				return total, s.fault(fmt.Errorf("delete expired %s: %w", t.table, err))
 			}
 			total += int(tag.RowsAffected())
+			if tag.RowsAffected() < pgCleanupBatch {
+				break
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
 	return total, nil
 }

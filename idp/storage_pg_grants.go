@@ -116,20 +116,20 @@ const pgRevokeFamilies = `UPDATE mcpgate_families SET revoked = true WHERE NOT r
 
 // RevokeFamily implements GrantStorage.
 func (s *PostgresStorage) RevokeFamily(ctx context.Context, id string) error {
-	_, err := s.exec(ctx, pgRevokeFamilies+"id = $1", id)
+	err := s.execMissingOK(ctx, pgRevokeFamilies+"id = $1", id)
 	return err
 }
 
 // RevokeClientFamilies implements GrantStorage: one statement (index mcpgate_families_client),
 // so a family is revoked entirely or not at all.
 func (s *PostgresStorage) RevokeClientFamilies(ctx context.Context, clientID string) error {
-	_, err := s.exec(ctx, pgRevokeFamilies+"client_id = $1", clientID)
+	err := s.execMissingOK(ctx, pgRevokeFamilies+"client_id = $1", clientID)
 	return err
 }
 
 // RevokeUserFamilies implements GrantStorage (index mcpgate_families_sub).
 func (s *PostgresStorage) RevokeUserFamilies(ctx context.Context, sub string) error {
-	_, err := s.exec(ctx, pgRevokeFamilies+"sub = $1", sub)
+	err := s.execMissingOK(ctx, pgRevokeFamilies+"sub = $1", sub)
 	return err
 }
 
@@ -229,6 +229,6 @@ func (s *PostgresStorage) GetAccess(ctx context.Context, jti string) (accessReco
 
 // RevokeAccess implements GrantStorage.
 func (s *PostgresStorage) RevokeAccess(ctx context.Context, jti string) error {
-	_, err := s.exec(ctx, "UPDATE mcpgate_access SET revoked = true WHERE jti = $1", jti)
+	err := s.execMissingOK(ctx, "UPDATE mcpgate_access SET revoked = true WHERE jti = $1", jti)
 	return err
 }

@@ -95,12 +95,15 @@ CREATE TABLE mcpgate_keys (
 	rec bytea NOT NULL
 );
 
+-- Keyed by the SHA-256 of sub, client_id and resource (pgConsentKey): a client_id may be a
+-- 2048-character URL and a resource is the client's to choose, and a btree entry holds at most
+-- about 2.7 kB.
 CREATE TABLE mcpgate_consents (
+	key text PRIMARY KEY,
 	sub text NOT NULL,
 	client_id text NOT NULL,
 	resource text NOT NULL,
-	rec bytea NOT NULL,
-	PRIMARY KEY (sub, client_id, resource)
+	rec bytea NOT NULL
 );
 
 CREATE TABLE mcpgate_sessions (
@@ -137,9 +140,28 @@ CREATE INDEX mcpgate_jti_exp ON mcpgate_jti (exp);
 // other, and every one after the first finds nothing left to do. The applied versions are rows of
 // mcpgate_schema_migrations. A database migrated by a newer build is refused rather than guessed
 // at.
+//
+// A database already at this build's version is only read: no lock, no DDL, so a runtime role
+// that may read and write rows but not create tables starts once the schema is in place.
 func (s *PostgresStorage) migrate(ctx context.Context) error {
+	var have int
+	var exists bool
+	err := s.pool.QueryRow(ctx, "SELECT to_regclass('mcpgate_schema_migrations') IS NOT NULL").Scan(&exists)
+	if err == nil && exists {
+		err = s.pool.QueryRow(ctx, "SELECT COALESCE(max(version), 0) FROM mcpgate_schema_migrations").Scan(&have)
+	}
+	if err != nil {
+		return s.fault(err)
+	}
+	if have > len(pgMigrations) {
+		return fmt.Errorf("idp: the PostgreSQL schema is at version %d, newer than this build's %d: upgrade mcpgate", have, len(pgMigrations))
+	}
+	if have == len(pgMigrations) {
+		return nil
+	}
+	// Behind: take the lock, and look again under it (another replica may have just migrated).
 	var tooNew error
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgLockMigrate); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -310,5 +311,69 @@ func TestServerOnPostgres(t *testing.T) {
 	resp, m := e.postForm("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt2}, "client_id": {"\x00"}}, "", "")
 	if resp.StatusCode >= 500 {
 		t.Fatalf("client_id NUL: %d %v, want a client error", resp.StatusCode, m)
+	}
+}
+
+// A database already at this build's schema version is only read when opened: a replica starting
+// while another holds the migration lock (or a role that may not create tables) opens it at once.
+func TestPostgresOpenMigratedTakesNoLock(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	first := openPG(t, dsn)
+	ctx := context.Background()
+	tx, err := first.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgLockMigrate); err != nil {
+		t.Fatal(err)
+	}
+	// With the lock held, a migration would wait (until lock_timeout, then fail).
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := OpenPostgresStorage(octx, dsn, PostgresOptions{})
+	if err != nil {
+		t.Fatalf("opening a migrated database while the migration lock is held: %v", err)
+	}
+	s.Close()
+}
+
+// Cleanup never waits for a row another transaction holds (a sign-out revoking the user's
+// families, in another order): it deletes what it can and leaves the locked row for next time,
+// so the two can never deadlock.
+func TestPostgresDeleteExpiredSkipsLockedRows(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	s := openPG(t, dsn)
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	const n = 5
+	for i := range n {
+		if err := s.CreateFamily(ctx, fmt.Sprintf("f%d", i), familyRecord{ClientID: "c", Sub: "u", Exp: now.Add(-time.Minute).Unix()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT id FROM mcpgate_families WHERE id = 'f2' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	// A cleanup that waited for f2 would block here until the transaction above ends.
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	got, err := s.DeleteExpired(dctx, now)
+	if err != nil || got != n-1 {
+		t.Fatalf("DeleteExpired with one row locked = %d, %v; want %d, nil", got, err, n-1)
+	}
+	if _, err := s.GetFamily(ctx, "f2"); err != nil {
+		t.Fatalf("the locked family: %v, want it kept for the next run", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DeleteExpired(ctx, now); err != nil || got != 1 {
+		t.Fatalf("the next cleanup = %d, %v; want 1, nil", got, err)
 	}
 }

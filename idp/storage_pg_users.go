@@ -102,7 +102,7 @@ func (s *PostgresStorage) DeleteSealed(ctx context.Context, kind SealedKind, sub
 	if err := pgSealedKind(kind); err != nil {
 		return err
 	}
-	_, err := s.exec(ctx, "DELETE FROM mcpgate_sealed WHERE kind = $1 AND sub = $2", string(kind), sub)
+	err := s.execMissingOK(ctx, "DELETE FROM mcpgate_sealed WHERE kind = $1 AND sub = $2", string(kind), sub)
 	return err
 }
 
@@ -181,8 +181,14 @@ func (s *PostgresStorage) RetireKeys(ctx context.Context, kids []string) error {
 func (s *PostgresStorage) GetConsent(ctx context.Context, sub, clientID, resource string) (consentRecord, error) {
 	var rec consentRecord
 	err := s.getJSON(ctx, s.pool, "mcpgate_consents", &rec,
-		"SELECT rec FROM mcpgate_consents WHERE sub = $1 AND client_id = $2 AND resource = $3", sub, clientID, resource)
+		"SELECT rec FROM mcpgate_consents WHERE key = $1", pgConsentKey(sub, clientID, resource))
 	return rec, err
+}
+
+// pgConsentKey is the consent's primary key: the hex SHA-256 of its three parts, NUL-separated
+// (none of them holds a NUL that PostgreSQL would accept).
+func pgConsentKey(sub, clientID, resource string) string {
+	return hashSecret(sub + "\x00" + clientID + "\x00" + resource)
 }
 
 // PutConsent implements ConsentStorage.
@@ -191,8 +197,8 @@ func (s *PostgresStorage) PutConsent(ctx context.Context, sub, clientID, resourc
 	if err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, `INSERT INTO mcpgate_consents (sub, client_id, resource, rec) VALUES ($1, $2, $3, $4)
-ON CONFLICT (sub, client_id, resource) DO UPDATE SET rec = EXCLUDED.rec`, sub, clientID, resource, b)
+	_, err = s.exec(ctx, `INSERT INTO mcpgate_consents (key, sub, client_id, resource, rec) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (key) DO UPDATE SET rec = EXCLUDED.rec`, pgConsentKey(sub, clientID, resource), sub, clientID, resource, b)
 	return err
 }
 
@@ -222,7 +228,7 @@ func (s *PostgresStorage) PutSession(ctx context.Context, hash string, rec sessi
 
 // DeleteSession implements SessionStorage.
 func (s *PostgresStorage) DeleteSession(ctx context.Context, hash string) error {
-	_, err := s.exec(ctx, "DELETE FROM mcpgate_sessions WHERE hash = $1", hash)
+	err := s.execMissingOK(ctx, "DELETE FROM mcpgate_sessions WHERE hash = $1", hash)
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -431,6 +432,36 @@ func testStorage(t *testing.T, newStore func(t *testing.T) Storage) {
 				if existed, err := s.DeleteClient(ctx, key); existed || err != nil {
 					t.Errorf("DeleteClient(%q) = %v, %v", key, existed, err)
 				}
+				// Revoking or deleting what does not exist is not an error, whatever its name.
+				missingOK := map[string]error{
+					"RevokeFamily":         s.RevokeFamily(ctx, key),
+					"RevokeClientFamilies": s.RevokeClientFamilies(ctx, key),
+					"RevokeUserFamilies":   s.RevokeUserFamilies(ctx, key),
+					"RevokeAccess":         s.RevokeAccess(ctx, key),
+					"DeleteSession":        s.DeleteSession(ctx, key),
+					"DeleteSealed":         s.DeleteSealed(ctx, SealedGitHub, key),
+				}
+				for op, err := range missingOK {
+					if err != nil {
+						t.Errorf("%s(%q): %v, want nil", op, key, err)
+					}
+				}
+			}
+		}},
+		{"consent for a long client id and resource", func(t *testing.T, ctx context.Context, s Storage) {
+			// A client id may be a 2048-character metadata document URL, and a resource is the
+			// client's to choose (up to maxResourceLen): together more than an index entry holds.
+			cid := "https://client.example/" + strings.Repeat("c", 2048-23)
+			res := "https://mcp.example/" + strings.Repeat("r", maxResourceLen-20)
+			rec := consentRecord{Scope: "mcp", Resource: res, At: now.Unix()}
+			if err := s.PutConsent(ctx, "u1", cid, res, rec); err != nil {
+				t.Fatalf("PutConsent: %v", err)
+			}
+			if got, err := s.GetConsent(ctx, "u1", cid, res); err != nil || got.Scope != "mcp" {
+				t.Fatalf("GetConsent = %+v, %v", got, err)
+			}
+			if _, err := s.GetConsent(ctx, "u1", cid, res+"x"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("consent for another resource: %v, want ErrNotFound", err)
 			}
 		}},
 		{"users and sealed tokens", func(t *testing.T, ctx context.Context, s Storage) {
