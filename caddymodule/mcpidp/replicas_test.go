@@ -708,3 +708,50 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 }
+
+// Caddyfile.examples/replicas.Caddyfile passes `caddy validate` (this test binary as Caddy:
+// every module provisions, so mcp_idp connects to the database and migrates it) with its
+// environment set, and is refused, saying why, when MCPGATE_PG_DSN or MCPGATE_IDP_KEY is
+// missing.
+func TestReplicasExampleValidates(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("example key"))
+	env := map[string]string{
+		"MCPGATE_PG_DSN":         pgtest.NewDatabase(t),
+		"MCPGATE_IDP_KEY":        base64.StdEncoding.EncodeToString(sum[:]),
+		"MCPGATE_GATEWAY_SECRET": "test-gateway-secret",
+		"GITHUB_CLIENT_ID":       "test-client", "GITHUB_CLIENT_SECRET": "test-secret",
+	}
+	for _, tc := range []struct {
+		name  string
+		unset string
+		want  string
+	}{
+		{"complete environment", "", "Valid configuration"},
+		{"no MCPGATE_PG_DSN", "MCPGATE_PG_DSN", "dsn expands to nothing"},
+		{"no MCPGATE_IDP_KEY", "MCPGATE_IDP_KEY", "encryption_key expands to nothing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			cmd := exec.Command(self, "validate", "--config", filepath.Join("..", "..", "Caddyfile.examples", "replicas.Caddyfile"))
+			cmd.Env = append(os.Environ(), asCaddyEnv+"=1", "HOME="+home,
+				"XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
+			for k, v := range env {
+				if k == tc.unset {
+					v = ""
+				}
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			out, err := cmd.CombinedOutput()
+			if !strings.Contains(string(out), tc.want) || (tc.unset == "") != (err == nil) {
+				t.Fatalf("caddy validate: %v, want %q in:\n%s", err, tc.want, out)
+			}
+			if strings.Contains(string(out), env["MCPGATE_PG_DSN"]) {
+				t.Fatalf("caddy validate printed the DSN:\n%s", out)
+			}
+		})
+	}
+}
