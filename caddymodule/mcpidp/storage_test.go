@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -110,7 +109,7 @@ func TestStoragePostgresProvisionErrors(t *testing.T) {
 	t.Setenv("MCPGATE_TEST_EMPTY", "")
 	good := pgtest.NewDatabase(t)
 	wrongPassword := withPassword(t, good, "Wr0ng-pa55word-for-the-test")
-	closedPort := "postgres://mcpgate_probe:Cl0sed-port-pa55word@127.0.0.1:" + closedPortNumber(t) + "/idp?sslmode=disable&connect_timeout=5"
+	closedPort := "postgres://mcpgate_probe:Cl0sed-port-pa55word@127.0.0.1:" + freePort(t) + "/idp?sslmode=disable&connect_timeout=5"
 	t.Setenv("MCPGATE_TEST_WRONG_DSN", wrongPassword)
 	for _, tt := range []struct {
 		name, dsn, key string
@@ -219,18 +218,6 @@ func withPassword(t *testing.T, dsn, password string) string {
 	}
 	u.User = url.UserPassword(u.User.Username(), password)
 	return u.String()
-}
-
-// closedPortNumber returns a loopback port nothing listens on.
-func closedPortNumber(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	return port
 }
 
 // backendCount is the number of client connections PostgreSQL has open to dsn's database,
