@@ -62,6 +62,12 @@ func init() {
 //		authorize_rate_window <duration>
 //		allow_private_cimd
 //		cimd_failure_cache_ttl <duration>
+//		storage postgres {
+//			dsn <dsn>
+//		}
+//		key_rotation_interval <duration>
+//		key_pre_publish       <duration>
+//		cleanup_interval      <duration>
 //	}
 //
 // Durations must not be negative. authorize_rate_limit is a positive count, or negative to
@@ -206,6 +212,24 @@ func (m *IDP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&m.RegistrationToken) {
 				return d.ArgErr()
 			}
+		case "storage":
+			st, err := parseStorage(d)
+			if err != nil {
+				return err
+			}
+			m.Storage = st
+		case "key_rotation_interval":
+			if err := idpDurationArg(d, &m.KeyRotationInterval); err != nil {
+				return err
+			}
+		case "key_pre_publish":
+			if err := idpDurationArg(d, &m.KeyPrePublish); err != nil {
+				return err
+			}
+		case "cleanup_interval":
+			if err := idpDurationArg(d, &m.CleanupInterval); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized mcp_idp option %q", opt)
 		}
@@ -306,6 +330,34 @@ func parseIDJAGTrust(d *caddyfile.Dispenser) (IDPIDJAGTrust, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseStorage parses a storage postgres { dsn <dsn> } block.
+func parseStorage(d *caddyfile.Dispenser) (*IDPStorage, error) {
+	var backend string
+	if !d.AllArgs(&backend) {
+		return nil, d.Err("storage needs a backend: storage postgres { dsn {env.MCPGATE_PG_DSN} }")
+	}
+	if backend != "postgres" {
+		return nil, d.Errf("unknown storage backend %q: postgres is the one there is (without storage, the embedded bbolt store)", backend)
+	}
+	pg := new(IDPPostgres)
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "dsn":
+			// Not d.ArgErr(): it would quote the token, which may be the password of an
+			// unquoted keyword=value DSN.
+			if !d.AllArgs(&pg.DSN) {
+				return nil, d.Err(`dsn takes one argument: quote a keyword=value DSN ("host=... dbname=..."), or better, dsn {env.MCPGATE_PG_DSN}`)
+			}
+		default:
+			return nil, d.Errf("unrecognized storage postgres option %q", d.Val())
+		}
+	}
+	if pg.DSN == "" {
+		return nil, d.Err("storage postgres needs a dsn, e.g. dsn {env.MCPGATE_PG_DSN}")
+	}
+	return &IDPStorage{Postgres: pg}, nil
 }
 
 // idpDurationArg parses the single non-negative duration argument of the current subdirective.

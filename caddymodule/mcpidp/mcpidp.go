@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -23,21 +22,24 @@ func init() {
 // gets Caddy's automatic HTTPS. It is a terminal handler: give it its own site or a path
 // matcher, and it answers every request that reaches it (404 for paths it does not know).
 //
-// The embedded store (a bbolt file) is opened once per data directory and shared across config
-// reloads, so a reload neither reopens the file nor forgets signing keys or sessions.
+// The embedded store (a bbolt file) is opened once per data directory, and a PostgreSQL pool
+// once per DSN, and shared across config reloads, so a reload neither reopens the store nor
+// forgets signing keys or sessions.
 type IDP struct {
 	// Issuer is the exact issuer identifier, e.g. "https://auth.example.com". Required. Every
 	// metadata URL is derived from it; request headers never are.
 	Issuer string `json:"issuer,omitempty"`
 
 	// DataDir holds the store (idp.db) and, in development, the generated encryption key
-	// (idp.key, mode 0600). Default: "mcpgate/idp" under Caddy's data directory.
+	// (idp.key, mode 0600). With storage postgres only an existing idp.key is read from it, and
+	// nothing is created. Default: "mcpgate/idp" under Caddy's data directory.
 	DataDir string `json:"data_dir,omitempty"`
 
 	// EncryptionKey is the base64 32-byte AES-256-GCM key that encrypts GitHub tokens and signing
 	// keys at rest. Placeholders such as {env.MCPGATE_IDP_KEY} are expanded. Default: the
 	// MCPGATE_IDP_KEY environment variable, else <data_dir>/idp.key, which is generated on first
-	// run only when dev_login is on.
+	// run only when dev_login is on, and never with storage postgres: replicas must share one key
+	// (it also signs the login form's CSRF token), so a missing key is refused at load.
 	EncryptionKey string `json:"encryption_key,omitempty"`
 
 	// DevLogin enables the development login page: pick a username and optionally paste a GitHub
@@ -101,8 +103,26 @@ type IDP struct {
 	// fetching again until it expires. Default 1m; must not be negative.
 	CIMDFailureCacheTTL caddy.Duration `json:"cimd_failure_cache_ttl,omitempty"`
 
+	// Storage selects where the server keeps its state. Default: the embedded bbolt store
+	// <data_dir>/idp.db, for one Caddy. With storage postgres several Caddy replicas share one
+	// PostgreSQL database (see IDPStorage).
+	Storage *IDPStorage `json:"storage,omitempty"`
+
+	// KeyRotationInterval is how long a signing key signs before its successor takes over.
+	// Default 720h (30 days); must not be negative.
+	KeyRotationInterval caddy.Duration `json:"key_rotation_interval,omitempty"`
+
+	// KeyPrePublish is how long a new signing key is published in the JWKS before it signs, so
+	// that gateways (and, with storage postgres, every replica) know it first. Default 1h; it
+	// must be longer than CleanupInterval.
+	KeyPrePublish caddy.Duration `json:"key_pre_publish,omitempty"`
+
+	// CleanupInterval is the period of expired-record cleanup and key rotation, and of reloading
+	// the signing keys other replicas created. Default 5m; it must be shorter than KeyPrePublish.
+	CleanupInterval caddy.Duration `json:"cleanup_interval,omitempty"`
+
 	srv      *idp.Server
-	storeKey string
+	storeKey string // of the shared store or pool in idpStores
 }
 
 // IDPGitHub is a GitHub OAuth app.
@@ -153,58 +173,28 @@ func (IDP) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// idpStores holds the open bbolt stores by file path. bbolt locks its file, so a config reload
-// (which provisions the new handler before cleaning up the old one) must share the open store.
-var idpStores = caddy.NewUsagePool()
-
-type idpStore struct{ *idp.BoltStore }
-
-func (s idpStore) Destruct() error { return s.Close() }
-
-// Provision opens (or shares) the store and builds the server.
+// Provision opens (or shares) the store, or the PostgreSQL pool, and builds the server.
 func (m *IDP) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	if m.DataDir == "" {
 		m.DataDir = filepath.Join(caddy.AppDataDir(), "mcpgate", "idp")
 	}
 	dataDir := repl.ReplaceAll(m.DataDir, "")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("mcp_idp: data directory: %w", err)
+	if err := m.Storage.validate(); err != nil {
+		return err
 	}
-
-	var key []byte
-	var err error
-	if m.EncryptionKey != "" {
-		key, err = idp.ParseEncryptionKey(repl.ReplaceAll(m.EncryptionKey, ""))
-	} else {
-		key, err = idp.LoadOrCreateEncryptionKey(dataDir, m.DevLogin)
-	}
-	if err != nil {
-		return fmt.Errorf("mcp_idp: %w", err)
-	}
-
-	path, err := filepath.Abs(filepath.Join(dataDir, "idp.db"))
-	if err != nil {
-		return fmt.Errorf("mcp_idp: %w", err)
-	}
-	v, _, err := idpStores.LoadOrNew(path, func() (caddy.Destructor, error) {
-		s, err := idp.OpenBoltStore(path)
-		if err != nil {
-			return nil, err
-		}
-		return idpStore{s}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("mcp_idp: open store: %w", err)
-	}
-	m.storeKey = path
-
 	opts, err := m.idpOptions(repl)
 	if err != nil {
 		return err
 	}
-	opts.Store = v.(idpStore).BoltStore
-	opts.EncryptionKey = key
+	if m.postgres() {
+		err = m.provisionPostgres(ctx, repl, dataDir, &opts)
+	} else {
+		err = m.provisionBolt(repl, dataDir, &opts)
+	}
+	if err != nil {
+		return err
+	}
 	opts.Logger = ctx.Slogger()
 	m.srv, err = idp.New(opts)
 	if err != nil {
@@ -214,7 +204,7 @@ func (m *IDP) Provision(ctx caddy.Context) error {
 }
 
 // idpOptions maps the configuration onto idp.Options, expanding placeholders with repl. It leaves
-// Store, EncryptionKey and Logger to Provision.
+// Store or Storage, EncryptionKey and Logger to Provision.
 func (m *IDP) idpOptions(repl *caddy.Replacer) (idp.Options, error) {
 	regToken := repl.ReplaceAll(m.RegistrationToken, "")
 	if m.RegistrationToken != "" && regToken == "" {
@@ -235,6 +225,9 @@ func (m *IDP) idpOptions(repl *caddy.Replacer) (idp.Options, error) {
 		AuthorizeRateWindow:      time.Duration(m.AuthorizeRateWindow),
 		AllowPrivateCIMD:         m.AllowPrivateCIMD,
 		CIMDFailureCacheTTL:      time.Duration(m.CIMDFailureCacheTTL),
+		KeyRotationInterval:      time.Duration(m.KeyRotationInterval),
+		KeyPrePublish:            time.Duration(m.KeyPrePublish),
+		CleanupInterval:          time.Duration(m.CleanupInterval),
 	}
 	if m.GitHub != nil {
 		opts.GitHub = idp.GitHubConfig{
@@ -290,6 +283,9 @@ func (m IDP) Validate() error {
 			return err
 		}
 	}
+	if err := m.Storage.validate(); err != nil {
+		return err
+	}
 	// A negative duration is never meaningful here: a negative window would never limit, and a
 	// negative failure cache TTL would remember a failed fetch practically forever.
 	for _, f := range []struct {
@@ -298,10 +294,23 @@ func (m IDP) Validate() error {
 	}{
 		{"access_token_ttl", m.AccessTokenTTL}, {"refresh_token_ttl", m.RefreshTokenTTL},
 		{"authorize_rate_window", m.AuthorizeRateWindow}, {"cimd_failure_cache_ttl", m.CIMDFailureCacheTTL},
+		{"key_rotation_interval", m.KeyRotationInterval}, {"key_pre_publish", m.KeyPrePublish},
+		{"cleanup_interval", m.CleanupInterval},
 	} {
 		if f.d < 0 {
 			return fmt.Errorf("mcp_idp: %s must not be negative", f.name)
 		}
+	}
+	// The same rule as idp.Options, in the Caddyfile's words and with idp's defaults.
+	prePublish, cleanup := time.Duration(m.KeyPrePublish), time.Duration(m.CleanupInterval)
+	if prePublish == 0 {
+		prePublish = time.Hour
+	}
+	if cleanup == 0 {
+		cleanup = 5 * time.Minute
+	}
+	if prePublish <= cleanup {
+		return fmt.Errorf("mcp_idp: key_pre_publish (%s) must be longer than cleanup_interval (%s): every replica reloads the signing keys once per cleanup_interval and must publish a new key before it signs", prePublish, cleanup)
 	}
 	return nil
 }
@@ -319,7 +328,7 @@ func (m *IDP) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 	return nil
 }
 
-// Cleanup stops the server's background work and releases the shared store.
+// Cleanup stops the server's background work and releases the shared store or pool.
 func (m *IDP) Cleanup() error {
 	var err error
 	if m.srv != nil {

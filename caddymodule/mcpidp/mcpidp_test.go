@@ -49,6 +49,9 @@ func TestIDPUnmarshalCaddyfile(t *testing.T) {
 				authorize_rate_limit 30
 				authorize_rate_window 90s
 				cimd_failure_cache_ttl 2m
+				key_rotation_interval 168h
+				key_pre_publish 2h
+				cleanup_interval 10m
 			}`,
 			want: IDP{
 				Issuer:        "https://auth.example.com",
@@ -70,6 +73,9 @@ func TestIDPUnmarshalCaddyfile(t *testing.T) {
 				AuthorizeRateLimit:  30,
 				AuthorizeRateWindow: caddy.Duration(90 * time.Second),
 				CIMDFailureCacheTTL: caddy.Duration(2 * time.Minute),
+				KeyRotationInterval: caddy.Duration(168 * time.Hour),
+				KeyPrePublish:       caddy.Duration(2 * time.Hour),
+				CleanupInterval:     caddy.Duration(10 * time.Minute),
 			},
 		},
 		{
@@ -100,6 +106,9 @@ func TestIDPUnmarshalCaddyfile(t *testing.T) {
 		{name: "rate window without value", input: "mcp_idp {\n authorize_rate_window\n}", wantErr: "wrong argument count"},
 		{name: "failure cache ttl not a duration", input: "mcp_idp {\n cimd_failure_cache_ttl 5\n}", wantErr: "cimd_failure_cache_ttl: "},
 		{name: "negative failure cache ttl", input: "mcp_idp {\n cimd_failure_cache_ttl -30s\n}", wantErr: "cimd_failure_cache_ttl must not be negative"},
+		{name: "negative key rotation interval", input: "mcp_idp {\n key_rotation_interval -1h\n}", wantErr: "key_rotation_interval must not be negative"},
+		{name: "key pre-publish not a duration", input: "mcp_idp {\n key_pre_publish soon\n}", wantErr: "key_pre_publish: "},
+		{name: "cleanup interval without value", input: "mcp_idp {\n cleanup_interval\n}", wantErr: "wrong argument count"},
 		{name: "failure cache ttl with two values", input: "mcp_idp {\n cimd_failure_cache_ttl 1m 2m\n}", wantErr: "wrong argument count"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 // Command mcpgate-idp runs mcpgate's OAuth 2.1 authorization server (package idp) on its own.
 //
 //	mcpgate-idp -dev                                   # development login, data in the default dir
+//	MCPGATE_PG_DSN=postgres://... MCPGATE_IDP_KEY=... mcpgate-idp ...   # replicas on one PostgreSQL
 //	GITHUB_CLIENT_ID=... GITHUB_CLIENT_SECRET=... MCPGATE_IDP_KEY=... MCPGATE_GATEWAY_SECRET=... \
 //	  mcpgate-idp -issuer https://idp.example.com -listen :9000 \
 //	  -default-resource https://mcp.example.com/mcp -scopes "mcp mcp:tools"
@@ -48,6 +49,7 @@ func defaultDataDir() string {
 
 type config struct {
 	listen, issuer, dataDir                      string
+	postgresDSN                                  string
 	ghClientID, ghClientSecret, ghURL, ghAPIURL  string
 	ghScopes                                     string
 	defaultResource, allowedResources            string
@@ -80,10 +82,12 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*conf
 	fs.SetOutput(out)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9000", "address to listen on")
 	fs.StringVar(&c.issuer, "issuer", "http://127.0.0.1:9000", "issuer URL, exactly as clients reach this server (no trailing slash); all metadata URLs derive from it, never from request headers")
-	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the bbolt database (idp.db) and, in development, the generated encryption key (idp.key); created 0700, files 0600")
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the bbolt database (idp.db) and, in development, the generated encryption key (idp.key); created 0700, files 0600. With -postgres-dsn only an existing idp.key is read from it")
+	// No default from the environment here: PrintDefaults would show it, password included.
+	fs.StringVar(&c.postgresDSN, "postgres-dsn", "", "PostgreSQL database (a postgres:// URL or libpq key=value pairs) to keep the state in instead of -data-dir's bbolt file, so that several mcpgate-idp replicas share it (default: env "+postgresDSNEnv+"; prefer the env var, so the password stays off the command line: flags are visible in ps). Every replica needs the same encryption key (env "+idp.EncryptionKeyEnv+" or an existing <data-dir>/idp.key), which is then never generated, not even with -dev")
 	fs.BoolVar(&c.inMemory, "in-memory", false, "keep everything in memory (nothing survives a restart; for demos and tests)")
 	fs.StringVar(&c.ghClientID, "github-client-id", getenv("GITHUB_CLIENT_ID"), "GitHub OAuth app client ID (env GITHUB_CLIENT_ID); enables real \"Sign in with GitHub\"")
-	fs.StringVar(&c.ghClientSecret, "github-client-secret", getenv("GITHUB_CLIENT_SECRET"), "GitHub OAuth app client secret (env GITHUB_CLIENT_SECRET; prefer the env var: flags are visible in ps)")
+	fs.StringVar(&c.ghClientSecret, "github-client-secret", "", "GitHub OAuth app client secret (default: env GITHUB_CLIENT_SECRET; prefer the env var: flags are visible in ps)")
 	fs.StringVar(&c.ghURL, "github-url", "https://github.com", "GitHub web base URL (GitHub Enterprise: https://ghe.example.com)")
 	fs.StringVar(&c.ghAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API base URL (GitHub Enterprise: https://ghe.example.com/api/v3); the only audience token exchange accepts")
 	fs.StringVar(&c.ghScopes, "github-scopes", "", "space-separated scopes to request from a GitHub OAuth app (default none: public access; GitHub Apps ignore scopes)")
@@ -108,7 +112,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*conf
 		fmt.Fprintf(out, "Usage: mcpgate-idp [flags]\n\nmcpgate's OAuth 2.1 authorization server with GitHub login.\n\n"+
 			"Environment: MCPGATE_IDP_KEY (base64 32-byte storage encryption key), MCPGATE_GATEWAY_SECRET,\n"+
 			"GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET, MCPGATE_REGISTRATION_TOKEN (optional initial access token\n"+
-			"required to register clients).\n\nFlags:\n")
+			"required to register clients), MCPGATE_PG_DSN (the -postgres-dsn default).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -117,7 +121,70 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*conf
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	// Secrets default from the environment after parsing, so that -h never prints them.
+	if c.ghClientSecret == "" {
+		c.ghClientSecret = getenv("GITHUB_CLIENT_SECRET")
+	}
+	if c.postgresDSN == "" {
+		c.postgresDSN = getenv(postgresDSNEnv)
+	}
+	if c.postgresDSN != "" && c.inMemory {
+		return nil, errors.New("-postgres-dsn and -in-memory exclude each other")
+	}
 	return c, nil
+}
+
+// replicaKey returns the encryption key from MCPGATE_IDP_KEY, else from an existing
+// <dataDir>/idp.key; it never creates one.
+func replicaKey(dataDir string, getenv func(string) string) ([]byte, error) {
+	if v := getenv(idp.EncryptionKeyEnv); v != "" {
+		return idp.ParseEncryptionKey(v)
+	}
+	path := filepath.Join(dataDir, "idp.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("-postgres-dsn needs the same encryption key on every replica, so none is generated (not even with -dev or -generate-key): set %s or create %s on every replica", idp.EncryptionKeyEnv, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the encryption key: %w", err)
+	}
+	return idp.ParseEncryptionKey(string(b))
+}
+
+// postgresDSNEnv is the environment variable -postgres-dsn defaults to.
+const postgresDSNEnv = "MCPGATE_PG_DSN"
+
+// openStorage sets opts' storage and encryption key: a PostgreSQL database with -postgres-dsn,
+// else the bbolt file in -data-dir, else (-in-memory) nothing. It returns what closes it. With
+// PostgreSQL the key is never generated: each replica would make its own, and none could read
+// what another stored.
+func openStorage(ctx context.Context, c *config, getenv func(string) string, opts *idp.Options) (func(), error) {
+	switch {
+	case c.postgresDSN != "":
+		key, err := replicaKey(c.dataDir, getenv)
+		if err != nil {
+			return nil, err
+		}
+		// The error names neither the DSN nor its user or password.
+		st, err := idp.OpenPostgresStorage(ctx, c.postgresDSN, idp.PostgresOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("-postgres-dsn: %w", err)
+		}
+		opts.Storage, opts.EncryptionKey = st, key
+		return st.Close, nil
+	case !c.inMemory:
+		key, err := idp.LoadOrCreateEncryptionKey(c.dataDir, c.dev || c.generateKey)
+		if err != nil {
+			return nil, err
+		}
+		store, err := idp.OpenBoltStore(filepath.Join(c.dataDir, "idp.db"))
+		if err != nil {
+			return nil, err
+		}
+		opts.Store, opts.EncryptionKey = store, key
+		return func() { store.Close() }, nil
+	}
+	return func() {}, nil
 }
 
 // exchangeClients is the gateway's token-exchange client: none without a secret; with one, its
@@ -198,18 +265,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		logger.Warn("development login is enabled: anyone can sign in as any user")
 	}
 
-	if !c.inMemory {
-		key, err := idp.LoadOrCreateEncryptionKey(c.dataDir, c.dev || c.generateKey)
-		if err != nil {
-			return err
-		}
-		store, err := idp.OpenBoltStore(filepath.Join(c.dataDir, "idp.db"))
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		opts.Store, opts.EncryptionKey = store, key
+	closeStorage, err := openStorage(ctx, c, getenv, &opts)
+	if err != nil {
+		return err
 	}
+	defer closeStorage()
 	srv, err := idp.New(opts)
 	if err != nil {
 		return err
@@ -229,7 +289,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("mcpgate-idp listening", "addr", ln.Addr().String(), "issuer", c.issuer, "github", c.ghClientID != "", "dev_login", opts.DevLogin, "token_exchange", secret != "")
+	logger.Info("mcpgate-idp listening", "addr", ln.Addr().String(), "issuer", c.issuer, "github", c.ghClientID != "", "dev_login", opts.DevLogin, "token_exchange", secret != "", "postgres", c.postgresDSN != "")
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

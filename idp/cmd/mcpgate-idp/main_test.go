@@ -167,3 +167,53 @@ func TestGatewayAudiences(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 }
+
+// -postgres-dsn defaults to MCPGATE_PG_DSN, and -github-client-secret to GITHUB_CLIENT_SECRET,
+// after parsing: -h names both variables and prints neither value.
+func TestSecretFlagsFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"MCPGATE_PG_DSN":       "postgres://idp:Pg-pa55word-in-env@db.example/idp",
+		"GITHUB_CLIENT_SECRET": "gh-secret-in-env",
+	}
+	getenv := func(k string) string { return env[k] }
+	var out bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, getenv, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{"-postgres-dsn", "MCPGATE_PG_DSN", "visible in ps"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	for _, secret := range []string{"Pg-pa55word-in-env", "gh-secret-in-env"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("-h prints %q from the environment", secret)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		dsn     string
+		wantErr string
+	}{
+		{"from the environment", nil, env["MCPGATE_PG_DSN"], ""},
+		{"the flag wins", []string{"-postgres-dsn", "host=other dbname=idp"}, "host=other dbname=idp", ""},
+		{"not with -in-memory", []string{"-in-memory"}, "", "-postgres-dsn and -in-memory exclude each other"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseFlags(tc.args, getenv, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.postgresDSN != tc.dsn || c.ghClientSecret != "gh-secret-in-env" {
+				t.Fatalf("dsn %q, github secret set %v", c.postgresDSN, c.ghClientSecret != "")
+			}
+		})
+	}
+}
