@@ -70,7 +70,7 @@ type Options struct {
 	// SigningAlgorithm is "RS256" (default) or "ES256".
 	SigningAlgorithm string
 	// KeyRotationInterval is how long a signing key signs before a successor takes over.
-	// Default 30 days. Negative disables rotation.
+	// Default 30 days (0 takes it); must not be negative.
 	KeyRotationInterval time.Duration
 	// KeyPrePublish is how long a new key is published in the JWKS before it signs. Default 1h.
 	// It must be longer than CleanupInterval: every Server sharing a Storage reloads the keys once

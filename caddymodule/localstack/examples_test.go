@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mcpgate/mcpgate/internal/pgtest"
 )
 
 // Every Caddyfile in Caddyfile.examples passes `caddy validate` with the built bin/caddy: it
@@ -21,11 +23,14 @@ func TestExamplesValidate(t *testing.T) {
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
+	// replicas.Caddyfile's mcp_idp opens its PostgreSQL at load (and migrates it).
+	pgDSN := pgtest.NewDatabase(t)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			cmd := exec.Command(bin, "validate", "--config", f)
 			cmd.Env = append(os.Environ(),
 				"MCPGATE_DATA_DIR="+t.TempDir(),
+				"MCPGATE_PG_DSN="+pgDSN,
 				"MCPGATE_GATEWAY_SECRET=test-gateway-secret",
 				"MCPGATE_IDP_KEY="+base64.StdEncoding.EncodeToString(key),
 				"GITHUB_CLIENT_ID=test-client", "GITHUB_CLIENT_SECRET=test-secret",
