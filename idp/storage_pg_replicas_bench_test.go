@@ -52,6 +52,7 @@ func BenchmarkPostgresReplicas(b *testing.B) {
 			o.Storage = st
 			o.EncryptionKey = make([]byte, 32)
 			o.SigningAlgorithm = "ES256"
+			o.CodeTTL = time.Hour // codes are all issued before the first round
 		})
 	}
 	type side struct {
