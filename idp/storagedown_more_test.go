@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mcpgate/mcpgate/internal/pgtest"
 )
@@ -94,5 +95,51 @@ func TestPostgresQuickRestartFailsOnce(t *testing.T) {
 	}
 	if len(failed) > 1 {
 		t.Fatalf("after a quick restart %d of 9 requests answered 503 (%s); want at most 1", len(failed), strings.Join(failed, " "))
+	}
+}
+
+// A database that stops answering (a partition, a hung server: nothing refused, nothing
+// answered) is a storage fault like one that is down: once pgx's connect timeout ends the
+// attempt to open a connection, the request answers 503 with Retry-After, not 500. The pool is
+// emptied first so that every request needs a new connection (a request on a connection that
+// was open before the stall waits for as long as its context allows; see the report).
+func TestPostgresStalledAnswers503(t *testing.T) {
+	cluster := pgtest.StartCluster(t)
+	proxy := pgtest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", cluster.Port()))
+	dsn, err := pgtest.WithAddress(cluster.DSN(), proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const connectTimeout = time.Second
+	st, err := OpenPostgresStorage(context.Background(), dsn, PostgresOptions{ConnectTimeout: connectTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	e := newEnv(t, func(o *Options) { o.Storage, o.EncryptionKey = st, make([]byte, 32) })
+	c := e.register(nil)
+	rt := e.login(c, "alice", "")["refresh_token"].(string)
+
+	proxy.Stall()
+	st.pool.Reset()
+	post := func(v url.Values) (int, http.Header, string) {
+		// A bound for the test only, far above the connect timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*connectTimeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url("/token"), strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, m := doJSON(t, req)
+		return resp.StatusCode, resp.Header, mapString(m)
+	}
+	t0 := time.Now()
+	st1, hdr, body := post(url.Values{"grant_type": {"refresh_token"}, "client_id": {c.ID}, "refresh_token": {rt}})
+	t.Logf("refresh while the database is stalled: %d after %v (connect timeout %v)", st1, time.Since(t0).Round(time.Millisecond), connectTimeout)
+	if st1 != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(body, "temporarily_unavailable") {
+		t.Fatalf("refresh while the database is stalled: %d Retry-After %q %s; want 503 temporarily_unavailable", st1, hdr.Get("Retry-After"), body)
+	}
+
+	proxy.Resume()
+	if resp, m := e.refresh(c, rt); resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh after the stall: %d %v", resp.StatusCode, m)
 	}
 }
