@@ -26,8 +26,20 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	inactive := map[string]any{"active": false}
 	maySee := func(owner string) bool { return c.exchange != nil || owner == c.ID }
 	now := s.opts.Now()
-	if rec, err := s.db.GetRefresh(ctx, hashSecret(tok)); err == nil {
-		revoked, _ := s.familyRevoked(ctx, rec.FamilyID)
+	rec, err := s.db.GetRefresh(ctx, hashSecret(tok))
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errUndecodable) {
+		// Not knowing is not "inactive": a resource server told so would drop a good token.
+		s.log.Error("introspection: store unavailable", "error", err)
+		writeOAuthError(w, errStorage(err))
+		return
+	}
+	if err == nil {
+		revoked, err := s.familyRevoked(ctx, rec.FamilyID)
+		if err != nil {
+			s.log.Error("introspection: store unavailable", "error", err)
+			writeOAuthError(w, errStorage(err))
+			return
+		}
 		if revoked || rec.RotatedAt != 0 || now.Unix() >= rec.Exp || !maySee(rec.ClientID) {
 			writeJSON(w, http.StatusOK, inactive)
 			return

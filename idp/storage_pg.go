@@ -28,6 +28,11 @@ type PostgresOptions struct {
 	// ConnectTimeout bounds one connection attempt. Default: the DSN's connect_timeout if it has
 	// one, else 10s.
 	ConnectTimeout time.Duration
+	// CallTimeout bounds one Storage call (its statements, waits for a connection or a lock
+	// included; DeleteExpired gets ten times as long): a database that stops answering without
+	// closing its connections (a network partition) then costs a request a 503 after this long,
+	// not minutes of TCP retransmission. Default 10s.
+	CallTimeout time.Duration
 }
 
 // pgSessionDefaults are server settings every connection gets unless the DSN sets them (as
@@ -49,8 +54,14 @@ var pgSessionDefaults = map[string]string{
 // names a record by (client_id=%00): a lookup by such a key finds nothing (ErrNotFound) without
 // asking the server, and storing under one is refused with errUnstorable, not a fault.
 type PostgresStorage struct {
-	pool     *pgxpool.Pool
-	password string // only to strip it from an error message that might quote it
+	pool        *pgxpool.Pool
+	password    string // only to strip it from an error message that might quote it
+	callTimeout time.Duration
+}
+
+// bound gives one Storage call its deadline (PostgresOptions.CallTimeout, times n).
+func (s *PostgresStorage) bound(ctx context.Context, n time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, n*s.callTimeout)
 }
 
 // Advisory lock keys (one 64-bit space per database, shared with any other application on it:
@@ -84,7 +95,10 @@ func OpenPostgresStorage(ctx context.Context, dsn string, opts PostgresOptions) 
 			cfg.ConnConfig.RuntimeParams[k] = v
 		}
 	}
-	s := &PostgresStorage{password: cfg.ConnConfig.Password}
+	s := &PostgresStorage{password: cfg.ConnConfig.Password, callTimeout: opts.CallTimeout}
+	if s.callTimeout <= 0 {
+		s.callTimeout = 10 * time.Second
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, s.fault(err)
@@ -118,6 +132,13 @@ func (s *PostgresStorage) fault(err error) error {
 		return err
 	case errors.Is(err, context.Canceled):
 		return context.Canceled
+	}
+	// The server ended our sessions (57P01 admin shutdown on a restart, 57P02 crash, 57P03
+	// starting up): every idle connection of the pool is dead too, and pgxpool checks one before
+	// use only after a second idle. Reset the pool so that this request is the only one to fail.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "57P") && s.pool != nil {
+		s.pool.Reset()
 	}
 	// A deadline (pgx's connect timeout, a statement that waited too long) is a fault like any
 	// other: the database did not answer in time, and the caller answers 503.
@@ -302,6 +323,8 @@ const pgCleanupBatch = 1000
 // a user's families) nor hold thousands of row locks in one transaction after a long outage. A
 // row skipped now goes at the next run.
 func (s *PostgresStorage) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
+	ctx, cancel := s.bound(ctx, 10)
+	defer cancel()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, s.fault(err)

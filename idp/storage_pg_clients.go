@@ -14,6 +14,8 @@ import (
 
 // GetClient implements ClientStorage.
 func (s *PostgresStorage) GetClient(ctx context.Context, id string) (clientRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec clientRecord
 	err := s.getJSON(ctx, s.pool, "mcpgate_clients", &rec, "SELECT rec FROM mcpgate_clients WHERE client_id = $1", id)
 	return rec, err
@@ -26,6 +28,8 @@ var errClientExists = errors.New("idp: a client with this id exists")
 // (its row lock orders concurrent registrations; the condition n < max is checked again under
 // it) and inserts the client; no slot, no row.
 func (s *PostgresStorage) CreateClient(ctx context.Context, rec clientRecord, maxClients int) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if !pgStorable([]any{rec.ClientID}) {
 		return errUnstorable
 	}
@@ -53,12 +57,16 @@ INSERT INTO mcpgate_clients (client_id, rec) SELECT $1, $2 FROM slot`, rec.Clien
 
 // UpdateClient implements ClientStorage.
 func (s *PostgresStorage) UpdateClient(ctx context.Context, id string, fn func(*clientRecord) error) (clientRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	return pgUpdate(ctx, s, "mcpgate_clients", "client_id", id, nil, fn)
 }
 
 // DeleteClient implements ClientStorage. The client goes and its slot is given back in one
 // statement, so the counter never drifts.
 func (s *PostgresStorage) DeleteClient(ctx context.Context, id string) (bool, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if !pgStorable([]any{id}) {
 		return false, nil
 	}

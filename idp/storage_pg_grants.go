@@ -14,6 +14,8 @@ import (
 
 // CreateCode implements CodeStorage.
 func (s *PostgresStorage) CreateCode(ctx context.Context, hash string, rec codeRecord) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -30,6 +32,8 @@ ON CONFLICT (hash) DO UPDATE SET client_id = EXCLUDED.client_id, sub = EXCLUDED.
 
 // GetCode implements CodeStorage. A used code is its columns: what RedeemCode kept of it.
 func (s *PostgresStorage) GetCode(ctx context.Context, hash string) (codeRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec codeRecord
 	if !pgStorable([]any{hash}) {
 		return rec, ErrNotFound
@@ -61,6 +65,8 @@ func (s *PostgresStorage) GetCode(ctx context.Context, hash string) (codeRecord,
 // the row lock, finds the code used (READ COMMITTED checks the condition again on the new row)
 // and touches nothing; it then reads the used code and gets ErrAlreadyUsed.
 func (s *PostgresStorage) RedeemCode(ctx context.Context, hash string, purgeAt time.Time) (codeRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec codeRecord
 	err := s.getJSON(ctx, s.pool, "mcpgate_codes", &rec, `
 WITH unused AS (
@@ -89,6 +95,8 @@ RETURNING unused.rec`, hash, purgeAt.Unix())
 
 // CreateFamily implements GrantStorage.
 func (s *PostgresStorage) CreateFamily(ctx context.Context, id string, rec familyRecord) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	_, err := s.exec(ctx, `
 INSERT INTO mcpgate_families (id, client_id, sub, revoked, exp) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (id) DO UPDATE SET client_id = EXCLUDED.client_id, sub = EXCLUDED.sub,
@@ -99,6 +107,8 @@ ON CONFLICT (id) DO UPDATE SET client_id = EXCLUDED.client_id, sub = EXCLUDED.su
 
 // GetFamily implements GrantStorage.
 func (s *PostgresStorage) GetFamily(ctx context.Context, id string) (familyRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec familyRecord
 	if !pgStorable([]any{id}) {
 		return rec, ErrNotFound
@@ -116,6 +126,8 @@ const pgRevokeFamilies = `UPDATE mcpgate_families SET revoked = true WHERE NOT r
 
 // RevokeFamily implements GrantStorage.
 func (s *PostgresStorage) RevokeFamily(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	err := s.execMissingOK(ctx, pgRevokeFamilies+"id = $1", id)
 	return err
 }
@@ -123,18 +135,24 @@ func (s *PostgresStorage) RevokeFamily(ctx context.Context, id string) error {
 // RevokeClientFamilies implements GrantStorage: one statement (index mcpgate_families_client),
 // so a family is revoked entirely or not at all.
 func (s *PostgresStorage) RevokeClientFamilies(ctx context.Context, clientID string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	err := s.execMissingOK(ctx, pgRevokeFamilies+"client_id = $1", clientID)
 	return err
 }
 
 // RevokeUserFamilies implements GrantStorage (index mcpgate_families_sub).
 func (s *PostgresStorage) RevokeUserFamilies(ctx context.Context, sub string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	err := s.execMissingOK(ctx, pgRevokeFamilies+"sub = $1", sub)
 	return err
 }
 
 // CreateRefresh implements GrantStorage: an existing record is left as it is.
 func (s *PostgresStorage) CreateRefresh(ctx context.Context, hash string, rec refreshRecord) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -147,6 +165,8 @@ ON CONFLICT (hash) DO NOTHING`, hash, rec.FamilyID, rec.ClientID, rec.Exp, rec.R
 
 // GetRefresh implements GrantStorage.
 func (s *PostgresStorage) GetRefresh(ctx context.Context, hash string) (refreshRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec refreshRecord
 	err := s.getJSON(ctx, s.pool, "mcpgate_refresh", &rec, "SELECT rec FROM mcpgate_refresh WHERE hash = $1", hash)
 	return rec, err
@@ -157,6 +177,8 @@ func (s *PostgresStorage) GetRefresh(ctx context.Context, hash string) (refreshR
 // current; seal runs while the lock is held.
 func (s *PostgresStorage) RotateRefresh(ctx context.Context, hash, clientID string, now time.Time, grace time.Duration,
 	seal func(familyID string) ([]byte, error)) (refreshRecord, RefreshOutcome, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec refreshRecord
 	var outcome RefreshOutcome
 	var verdict, sealErr error
@@ -205,6 +227,8 @@ func (s *PostgresStorage) RotateRefresh(ctx context.Context, hash, clientID stri
 
 // PutAccess implements GrantStorage.
 func (s *PostgresStorage) PutAccess(ctx context.Context, jti string, rec accessRecord) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	_, err := s.exec(ctx, `
 INSERT INTO mcpgate_access (jti, family_id, client_id, sub, exp, revoked) VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (jti) DO UPDATE SET family_id = EXCLUDED.family_id, client_id = EXCLUDED.client_id,
@@ -215,6 +239,8 @@ ON CONFLICT (jti) DO UPDATE SET family_id = EXCLUDED.family_id, client_id = EXCL
 
 // GetAccess implements GrantStorage.
 func (s *PostgresStorage) GetAccess(ctx context.Context, jti string) (accessRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec accessRecord
 	if !pgStorable([]any{jti}) {
 		return rec, ErrNotFound
@@ -229,6 +255,8 @@ func (s *PostgresStorage) GetAccess(ctx context.Context, jti string) (accessReco
 
 // RevokeAccess implements GrantStorage.
 func (s *PostgresStorage) RevokeAccess(ctx context.Context, jti string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	err := s.execMissingOK(ctx, "UPDATE mcpgate_access SET revoked = true WHERE jti = $1", jti)
 	return err
 }

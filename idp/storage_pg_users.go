@@ -15,6 +15,8 @@ import (
 
 // GetUser implements UserStorage; created_at is the column's.
 func (s *PostgresStorage) GetUser(ctx context.Context, sub string) (userRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec userRecord
 	if !pgStorable([]any{sub}) {
 		return rec, ErrNotFound
@@ -38,6 +40,8 @@ func (s *PostgresStorage) GetUser(ctx context.Context, sub string) (userRecord, 
 // UpsertUser implements UserStorage in one statement: an existing user keeps its created_at
 // column (which GetUser reports), a new one gets now unless u has one.
 func (s *PostgresStorage) UpsertUser(ctx context.Context, u userRecord, now time.Time) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if u.CreatedAt == 0 {
 		u.CreatedAt = now.Unix()
 	}
@@ -55,6 +59,8 @@ ON CONFLICT (sub) DO UPDATE SET rec = EXCLUDED.rec,
 
 // CreateUser implements UserStorage.
 func (s *PostgresStorage) CreateUser(ctx context.Context, u userRecord) (bool, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	b, err := json.Marshal(u)
 	if err != nil {
 		return false, err
@@ -73,6 +79,8 @@ func pgSealedKind(kind SealedKind) error {
 
 // GetSealed implements UserStorage.
 func (s *PostgresStorage) GetSealed(ctx context.Context, kind SealedKind, sub string) ([]byte, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if err := pgSealedKind(kind); err != nil {
 		return nil, err
 	}
@@ -89,6 +97,8 @@ func (s *PostgresStorage) GetSealed(ctx context.Context, kind SealedKind, sub st
 
 // PutSealed implements UserStorage.
 func (s *PostgresStorage) PutSealed(ctx context.Context, kind SealedKind, sub string, sealed []byte) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if err := pgSealedKind(kind); err != nil {
 		return err
 	}
@@ -99,6 +109,8 @@ ON CONFLICT (kind, sub) DO UPDATE SET sealed = EXCLUDED.sealed`, string(kind), s
 
 // DeleteSealed implements UserStorage.
 func (s *PostgresStorage) DeleteSealed(ctx context.Context, kind SealedKind, sub string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if err := pgSealedKind(kind); err != nil {
 		return err
 	}
@@ -108,6 +120,8 @@ func (s *PostgresStorage) DeleteSealed(ctx context.Context, kind SealedKind, sub
 
 // ReplaceSealed implements UserStorage: an UPDATE conditional on the stored bytes.
 func (s *PostgresStorage) ReplaceSealed(ctx context.Context, kind SealedKind, sub string, prev, next []byte) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if err := pgSealedKind(kind); err != nil {
 		return err
 	}
@@ -120,6 +134,8 @@ func (s *PostgresStorage) ReplaceSealed(ctx context.Context, kind SealedKind, su
 
 // ListKeys implements KeyStorage.
 func (s *PostgresStorage) ListKeys(ctx context.Context) ([]keyRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	return s.listKeys(ctx, s.pool)
 }
 
@@ -148,6 +164,8 @@ func (s *PostgresStorage) listKeys(ctx context.Context, q pgQueryer) ([]keyRecor
 // every AddKey on the database takes turns), it reads the keys, compares the newest with
 // newestKid and inserts rec only if they match.
 func (s *PostgresStorage) AddKey(ctx context.Context, rec keyRecord, newestKid string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -170,6 +188,8 @@ func (s *PostgresStorage) AddKey(ctx context.Context, rec keyRecord, newestKid s
 
 // RetireKeys implements KeyStorage.
 func (s *PostgresStorage) RetireKeys(ctx context.Context, kids []string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	if len(kids) == 0 {
 		return nil
 	}
@@ -179,6 +199,8 @@ func (s *PostgresStorage) RetireKeys(ctx context.Context, kids []string) error {
 
 // GetConsent implements ConsentStorage.
 func (s *PostgresStorage) GetConsent(ctx context.Context, sub, clientID, resource string) (consentRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec consentRecord
 	err := s.getJSON(ctx, s.pool, "mcpgate_consents", &rec,
 		"SELECT rec FROM mcpgate_consents WHERE key = $1", pgConsentKey(sub, clientID, resource))
@@ -193,6 +215,8 @@ func pgConsentKey(sub, clientID, resource string) string {
 
 // PutConsent implements ConsentStorage.
 func (s *PostgresStorage) PutConsent(ctx context.Context, sub, clientID, resource string, rec consentRecord) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -216,6 +240,8 @@ func (s *PostgresStorage) putExpiring(ctx context.Context, table, keyCol, key st
 
 // GetSession implements SessionStorage.
 func (s *PostgresStorage) GetSession(ctx context.Context, hash string) (sessionRecord, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec sessionRecord
 	err := s.getJSON(ctx, s.pool, "mcpgate_sessions", &rec, "SELECT rec FROM mcpgate_sessions WHERE hash = $1", hash)
 	return rec, err
@@ -223,22 +249,30 @@ func (s *PostgresStorage) GetSession(ctx context.Context, hash string) (sessionR
 
 // PutSession implements SessionStorage.
 func (s *PostgresStorage) PutSession(ctx context.Context, hash string, rec sessionRecord) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	return s.putExpiring(ctx, "mcpgate_sessions", "hash", hash, rec.Exp, rec)
 }
 
 // DeleteSession implements SessionStorage.
 func (s *PostgresStorage) DeleteSession(ctx context.Context, hash string) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	err := s.execMissingOK(ctx, "DELETE FROM mcpgate_sessions WHERE hash = $1", hash)
 	return err
 }
 
 // PutAuthRequest implements SessionStorage.
 func (s *PostgresStorage) PutAuthRequest(ctx context.Context, id string, rec authRequest) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	return s.putExpiring(ctx, "mcpgate_auth_requests", "id", id, rec.Exp, rec)
 }
 
 // GetAuthRequest implements SessionStorage.
 func (s *PostgresStorage) GetAuthRequest(ctx context.Context, id string) (authRequest, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	var rec authRequest
 	err := s.getJSON(ctx, s.pool, "mcpgate_auth_requests", &rec, "SELECT rec FROM mcpgate_auth_requests WHERE id = $1", id)
 	return rec, err
@@ -246,28 +280,38 @@ func (s *PostgresStorage) GetAuthRequest(ctx context.Context, id string) (authRe
 
 // TakeAuthRequest implements SessionStorage (DELETE ... RETURNING).
 func (s *PostgresStorage) TakeAuthRequest(ctx context.Context, id string) (authRequest, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	return pgTake[authRequest](ctx, s, "mcpgate_auth_requests", "id", id)
 }
 
 // UpdateAuthRequest implements SessionStorage (SELECT ... FOR UPDATE, fn, UPDATE).
 func (s *PostgresStorage) UpdateAuthRequest(ctx context.Context, id string, fn func(*authRequest) error) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	_, err := pgUpdate(ctx, s, "mcpgate_auth_requests", "id", id, func(r *authRequest) int64 { return r.Exp }, fn)
 	return err
 }
 
 // PutLoginState implements SessionStorage.
 func (s *PostgresStorage) PutLoginState(ctx context.Context, hash string, rec loginState) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	return s.putExpiring(ctx, "mcpgate_login_states", "hash", hash, rec.Exp, rec)
 }
 
 // TakeLoginState implements SessionStorage (DELETE ... RETURNING).
 func (s *PostgresStorage) TakeLoginState(ctx context.Context, hash string) (loginState, error) {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	return pgTake[loginState](ctx, s, "mcpgate_login_states", "hash", hash)
 }
 
 // UseJTI implements ReplayStorage in one statement: the insert, or the update of a record that
 // has expired, happens only if the jti is not recorded as unexpired; no row touched is a replay.
 func (s *PostgresStorage) UseJTI(ctx context.Context, key string, exp, now time.Time) error {
+	ctx, cancel := s.bound(ctx, 1)
+	defer cancel()
 	n, err := s.exec(ctx, `INSERT INTO mcpgate_jti (key, exp) VALUES ($1, $2)
 ON CONFLICT (key) DO UPDATE SET exp = EXCLUDED.exp WHERE mcpgate_jti.exp < $3`, key, exp.Unix(), now.Unix())
 	if err == nil && n == 0 {

@@ -143,3 +143,40 @@ func TestPostgresStalledAnswers503(t *testing.T) {
 		t.Fatalf("refresh after the stall: %d %v", resp.StatusCode, m)
 	}
 }
+
+// A database that stops answering on connections already open (a network partition) costs a
+// request CallTimeout, then 503, not the minutes TCP takes to give up.
+func TestPostgresStalledOpenConnectionsAnswer503(t *testing.T) {
+	cluster := pgtest.StartCluster(t)
+	proxy := pgtest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", cluster.Port()))
+	dsn, err := pgtest.WithAddress(cluster.DSN(), proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callTimeout = time.Second
+	st, err := OpenPostgresStorage(context.Background(), dsn, PostgresOptions{CallTimeout: callTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	e := newEnv(t, func(o *Options) { o.Storage, o.EncryptionKey = st, make([]byte, 32) })
+	c := e.register(nil)
+	rt := e.login(c, "alice", "")["refresh_token"].(string)
+
+	proxy.Stall()                                                            // the pool's open connections stop answering; nothing is reset
+	ctx, cancel := context.WithTimeout(context.Background(), 30*callTimeout) // a bound for the test only
+	defer cancel()
+	v := url.Values{"grant_type": {"refresh_token"}, "client_id": {c.ID}, "refresh_token": {rt}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url("/token"), strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	t0 := time.Now()
+	resp, m := doJSON(t, req)
+	t.Logf("refresh on a stalled connection: %d after %v (call timeout %v)", resp.StatusCode, time.Since(t0).Round(time.Millisecond), callTimeout)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || m["error"] != "temporarily_unavailable" {
+		t.Fatalf("refresh on a stalled connection: %d %v; want 503 temporarily_unavailable", resp.StatusCode, m)
+	}
+	proxy.Resume()
+	if resp, m := e.refresh(c, rt); resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh after the stall: %d %v", resp.StatusCode, m)
+	}
+}
