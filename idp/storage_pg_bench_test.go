@@ -41,6 +41,7 @@ func BenchmarkStorageBackends(b *testing.B) {
 			o.Storage = st
 			o.EncryptionKey = make([]byte, 32)
 			o.SigningAlgorithm = "ES256"
+			o.CodeTTL = time.Hour // the codes are issued up front: a long run must not outlive them
 		})
 		be.client = benchClient(b, be.srv)
 		be.codes, be.verifier = issueCodes(b, be.srv, be.client, b.N+1)
