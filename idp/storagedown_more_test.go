@@ -104,21 +104,8 @@ func TestPostgresQuickRestartFailsOnce(t *testing.T) {
 // emptied first so that every request needs a new connection (a request on a connection that
 // was open before the stall waits for as long as its context allows; see the report).
 func TestPostgresStalledAnswers503(t *testing.T) {
-	cluster := pgtest.StartCluster(t)
-	proxy := pgtest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", cluster.Port()))
-	dsn, err := pgtest.WithAddress(cluster.DSN(), proxy.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const connectTimeout = time.Second
-	st, err := OpenPostgresStorage(context.Background(), dsn, PostgresOptions{ConnectTimeout: connectTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	e := newEnv(t, func(o *Options) { o.Storage, o.EncryptionKey = st, make([]byte, 32) })
-	c := e.register(nil)
-	rt := e.login(c, "alice", "")["refresh_token"].(string)
+	e, st, proxy, c, rt := stallableEnv(t, PostgresOptions{ConnectTimeout: connectTimeout})
 
 	proxy.Stall()
 	st.pool.Reset()
@@ -147,21 +134,8 @@ func TestPostgresStalledAnswers503(t *testing.T) {
 // A database that stops answering on connections already open (a network partition) costs a
 // request CallTimeout, then 503, not the minutes TCP takes to give up.
 func TestPostgresStalledOpenConnectionsAnswer503(t *testing.T) {
-	cluster := pgtest.StartCluster(t)
-	proxy := pgtest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", cluster.Port()))
-	dsn, err := pgtest.WithAddress(cluster.DSN(), proxy.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const callTimeout = time.Second
-	st, err := OpenPostgresStorage(context.Background(), dsn, PostgresOptions{CallTimeout: callTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	e := newEnv(t, func(o *Options) { o.Storage, o.EncryptionKey = st, make([]byte, 32) })
-	c := e.register(nil)
-	rt := e.login(c, "alice", "")["refresh_token"].(string)
+	e, _, proxy, c, rt := stallableEnv(t, PostgresOptions{CallTimeout: callTimeout})
 
 	proxy.Stall()                                                            // the pool's open connections stop answering; nothing is reset
 	ctx, cancel := context.WithTimeout(context.Background(), 30*callTimeout) // a bound for the test only
@@ -179,4 +153,24 @@ func TestPostgresStalledOpenConnectionsAnswer503(t *testing.T) {
 	if resp, m := e.refresh(c, rt); resp.StatusCode != http.StatusOK {
 		t.Fatalf("refresh after the stall: %d %v", resp.StatusCode, m)
 	}
+}
+
+// stallableEnv is a Server on a private PostgreSQL reached through a proxy the test can stall,
+// with a client and a signed-in user's refresh token.
+func stallableEnv(t *testing.T, opts PostgresOptions) (*testEnv, *PostgresStorage, *pgtest.Proxy, testClient, string) {
+	t.Helper()
+	cluster := pgtest.StartCluster(t)
+	proxy := pgtest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", cluster.Port()))
+	dsn, err := pgtest.WithAddress(cluster.DSN(), proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenPostgresStorage(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	e := newEnv(t, func(o *Options) { o.Storage, o.EncryptionKey = st, make([]byte, 32) })
+	c := e.register(nil)
+	return e, st, proxy, c, e.login(c, "alice", "")["refresh_token"].(string)
 }
