@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // loadAuthRequest returns the pending authorization request id, or nil when it is unknown,
@@ -15,16 +16,23 @@ func (s *Server) loadAuthRequest(r *http.Request, id string) (*authRequest, erro
 		return nil, nil
 	}
 	ar, err := s.db.GetAuthRequest(r.Context(), id)
+	return live(&ar, ar.Exp, s.opts.Now(), err)
+}
+
+// live turns the read of an expiring record into the record, or nil when it is missing,
+// unreadable or expired at now; the error is a storage fault only, which callers answer with
+// 503 rather than treat as absence.
+func live[T any](rec *T, exp int64, now time.Time, err error) (*T, error) {
 	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if s.opts.Now().Unix() >= ar.Exp {
+	if now.Unix() >= exp {
 		return nil, nil
 	}
-	return &ar, nil
+	return rec, nil
 }
 
 // pendingRequest loads the pending request id for a page, answering the page itself (and
@@ -214,16 +222,7 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 // It returns nil when the request is gone or expired; the error is a storage fault only.
 func (s *Server) takeAuthRequest(r *http.Request, reqID string) (*authRequest, error) {
 	ar, err := s.db.TakeAuthRequest(r.Context(), reqID)
-	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if s.opts.Now().Unix() >= ar.Exp {
-		return nil, nil
-	}
-	return &ar, nil
+	return live(&ar, ar.Exp, s.opts.Now(), err)
 }
 
 // takeForPage is takeAuthRequest for a page: a storage fault is answered (and nil returned).

@@ -145,16 +145,7 @@ func validPAT(t string) bool {
 // unless it is missing or expired.
 func (s *Server) takeLoginState(ctx context.Context, state string) (*loginState, error) {
 	ls, err := s.db.TakeLoginState(ctx, hashSecret(state))
-	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if s.opts.Now().Unix() >= ls.Exp {
-		return nil, nil
-	}
-	return &ls, nil
+	return live(&ls, ls.Exp, s.opts.Now(), err)
 }
 
 func (s *Server) upsertUser(r *http.Request, u userRecord) error {

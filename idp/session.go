@@ -36,16 +36,7 @@ func (s *Server) loadSession(r *http.Request) (*session, error) {
 	}
 	key := hashSecret(c.Value)
 	rec, err := s.db.GetSession(r.Context(), key)
-	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if s.opts.Now().Unix() >= rec.Exp {
-		return nil, nil
-	}
-	return &session{key: key, sessionRecord: rec}, nil
+	return live(&session{key: key, sessionRecord: rec}, rec.Exp, s.opts.Now(), err)
 }
 
 const anonPrefix = "a."

@@ -170,12 +170,6 @@ func waitListening(t *testing.T, port int) {
 // audience of its own), and deletes it when the test ends.
 func createMCPClient(t *testing.T, clientID, audience string) string {
 	t.Helper()
-	ctx := context.Background()
-	kc := shared.kc
-	tok, err := kc.AdminToken(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rep := map[string]any{
 		"clientId": clientID, "enabled": true, "publicClient": true,
 		"standardFlowEnabled": true, "implicitFlowEnabled": false, "directAccessGrantsEnabled": false,
@@ -191,10 +185,24 @@ func createMCPClient(t *testing.T, clientID, audience string) string {
 			},
 		}}
 	}
+	createRealmClient(t, rep)
+	return clientID
+}
+
+// createRealmClient adds the client represented by rep (Keycloak's ClientRepresentation) to the
+// realm through the admin API and deletes it when the test ends.
+func createRealmClient(t *testing.T, rep map[string]any) {
+	t.Helper()
+	ctx := context.Background()
+	kc := shared.kc
+	tok, err := kc.AdminToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := kc.Admin(ctx, tok, http.MethodPost, "/"+RealmName+"/clients", rep, nil); err != nil {
 		t.Fatal(err)
 	}
-	id, err := kc.ClientID(ctx, tok, RealmName, clientID)
+	id, err := kc.ClientID(ctx, tok, RealmName, rep["clientId"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +211,6 @@ func createMCPClient(t *testing.T, clientID, audience string) string {
 			_ = kc.Admin(context.Background(), tok, http.MethodDelete, "/"+RealmName+"/clients/"+id, nil, nil)
 		}
 	})
-	return clientID
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

@@ -76,29 +76,11 @@ func randomSecret(t *testing.T) string {
 // redirect URI of mcp_idp's callback. Deleted when the test ends.
 func createIDPClient(t *testing.T, clientID, secret, redirectURI string) {
 	t.Helper()
-	ctx := context.Background()
-	kc := shared.kc
-	tok, err := kc.AdminToken(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := map[string]any{
+	createRealmClient(t, map[string]any{
 		"clientId": clientID, "enabled": true, "publicClient": false,
 		"clientAuthenticatorType": "client-secret", "secret": secret,
 		"standardFlowEnabled": true, "implicitFlowEnabled": false, "directAccessGrantsEnabled": false,
 		"serviceAccountsEnabled": false, "redirectUris": []string{redirectURI},
-	}
-	if err := kc.Admin(ctx, tok, http.MethodPost, "/"+RealmName+"/clients", rep, nil); err != nil {
-		t.Fatal(err)
-	}
-	id, err := kc.ClientID(ctx, tok, RealmName, clientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if tok, err := kc.AdminToken(context.Background()); err == nil {
-			_ = kc.Admin(context.Background(), tok, http.MethodDelete, "/"+RealmName+"/clients/"+id, nil, nil)
-		}
 	})
 }
 
