@@ -55,9 +55,16 @@ func NewDatabase(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := exec(ctx, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("pgtest: drop database %s: %v", name, Redact(err, admin))
+		// FORCE ends the sessions on the database; a role without pg_signal_backend (.ci/run
+		// grants it) cannot end an autovacuum worker's, which leaves soon: try a few times.
+		var err error
+		for i := range 5 {
+			if err = exec(ctx, admin, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err == nil {
+				return
+			}
+			time.Sleep(time.Duration(i+1) * 200 * time.Millisecond)
 		}
+		t.Errorf("pgtest: drop database %s: %v", name, Redact(err, admin))
 	})
 	dsn, err := WithDatabase(admin, name)
 	if err != nil {
