@@ -425,6 +425,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.source = src
 		h.upstream = newUpstreamCache(src, h.UpstreamCacheSize, time.Duration(h.UpstreamCacheTTL), time.Duration(h.UpstreamTimeout), h.now)
+		if h.upstreamKey == "Authorization" {
+			h.upstream.headerPrefix = "Bearer "
+		}
 		h.upstream.observe = h.metrics.upstreamCache
 		h.upstream.latency = h.metrics.sourceLatency
 		h.upstream.onPanic = func(valueType string, stack []byte) {

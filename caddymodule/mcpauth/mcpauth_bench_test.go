@@ -125,6 +125,14 @@ func BenchmarkHandlerCached(b *testing.B) {
 	benchHandler(b, env, env.validToken("github:1"))
 }
 
+// BenchmarkHandlerCachedAuthorization is BenchmarkHandlerCached with the
+// default upstream_header, Authorization, whose value is "Bearer " and the
+// token.
+func BenchmarkHandlerCachedAuthorization(b *testing.B) {
+	env := newTestEnv(b, func(h *Handler, _ *testEnv) { h.UpstreamHeader = "Authorization" })
+	benchHandler(b, env, env.validToken("github:1"))
+}
+
 // BenchmarkHandlerFreshRS256 is the handler with the verified-token cache
 // off, so every request checks the RS256 signature (the upstream token is
 // still cached).

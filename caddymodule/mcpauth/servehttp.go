@@ -120,14 +120,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *jwtverify.Claims, raw string, pc *policyCall) error {
 	h.rewriteHeaders(r.Header)
 	if h.upstream != nil {
-		tok, err := h.upstream.Get(r.Context(), claims, raw)
+		v, err := h.upstream.HeaderValue(r.Context(), claims, raw)
 		switch {
 		case err == nil:
-			if h.upstreamKey == "Authorization" {
-				r.Header.Set(h.upstreamKey, "Bearer "+tok.Value)
-			} else {
-				r.Header.Set(h.upstreamKey, tok.Value)
-			}
+			// upstreamKey is canonical (Provision), so this is Header.Set
+			// without canonicalising the name on every request. The slice
+			// is new each time: later handlers may edit values in place.
+			r.Header[h.upstreamKey] = []string{v}
 		case errors.Is(err, ErrNoUpstreamToken):
 			if h.OnMissingUpstream != OnMissingUpstreamPass {
 				return h.reject(w, r, rejection{status: http.StatusForbidden, reason: "no_upstream_token",
