@@ -187,6 +187,11 @@ func (h *Handler) rewriteHeaders(hdr http.Header) {
 		delete(hdr, "Authorization")
 	}
 	for k := range hdr {
+		// Most names differ in length from both, which sameHeaderName
+		// would find only after a call.
+		if n := len(k); n != len(h.upstreamKey) && n != len(legacyUpstreamHeader) {
+			continue
+		}
 		if sameHeaderName(k, h.upstreamKey) || sameHeaderName(k, legacyUpstreamHeader) {
 			delete(hdr, k)
 		}
