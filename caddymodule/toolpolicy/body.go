@@ -58,7 +58,19 @@ func ReadRequestBody(r *http.Request, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.Body = newBodyReader(b)
 	r.ContentLength = int64(len(b))
 	return b, nil
 }
+
+// bodyReader is io.NopCloser(bytes.NewReader(b)) in one allocation.
+type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(b []byte) *bodyReader {
+	br := &bodyReader{}
+	br.Reset(b)
+	return br
+}
+
+// Close does nothing: the bytes stay readable.
+func (*bodyReader) Close() error { return nil }

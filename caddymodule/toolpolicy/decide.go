@@ -191,7 +191,7 @@ func (p *Policy) match(method, name string) *rule {
 		return r
 	}
 	for _, r := range mr.globs {
-		if globMatch(r.pattern, name) {
+		if r.matches(name) {
 			return r
 		}
 	}

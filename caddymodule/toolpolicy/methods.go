@@ -34,6 +34,16 @@ var knownMethods = map[string]methodInfo{
 	"notifications/elicitation/complete": {},
 }
 
+// Methods returns the MCP methods the engine knows, the ones a rule may
+// name, in no particular order.
+func Methods() []string {
+	ms := make([]string, 0, len(knownMethods))
+	for m := range knownMethods {
+		ms = append(ms, m)
+	}
+	return ms
+}
+
 // methodNames maps each known method to itself, so that a method read from
 // a body can share the map's string instead of allocating its own.
 var methodNames = func() map[string]string {
