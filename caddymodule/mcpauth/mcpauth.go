@@ -238,6 +238,7 @@ type Handler struct {
 	policy       *toolpolicy.Policy                                  // compiled ToolPolicy; nil without one
 	identities   *lru.Cache[*jwtverify.Claims, *toolpolicy.Identity] // by verified token; nil when unused
 	audit        *zap.Logger                                         // http.handlers.mcp_auth.audit
+	methodValues map[string]any                                      // each MCP method boxed once, for Replacer.Set
 }
 
 // IssuerConfig is one trusted issuer.

@@ -44,6 +44,10 @@ func (h *Handler) provisionPolicy() error {
 	}
 	h.policy = p
 	h.audit = h.logger.Named("audit")
+	h.methodValues = make(map[string]any)
+	for _, m := range toolpolicy.Methods() {
+		h.methodValues[m] = m
+	}
 	// The identity cache is keyed by the verified-token cache's *Claims, so
 	// it only hits when that cache is on, and needs to be no larger.
 	if p.NeedsClaims() && h.VerifyCacheSize >= 0 {
@@ -123,7 +127,13 @@ func (h *Handler) checkPolicy(w http.ResponseWriter, r *http.Request, pc *policy
 		pc.method, pc.name = pc.d.Method, pc.d.Name
 	}
 	if repl != nil && pc.method != "" {
-		repl.Set(placeholderMCPMethod, pc.method)
+		// Replacer.Set takes any: a known method's value is boxed once
+		// (Provision) rather than on every request.
+		mv, ok := h.methodValues[pc.method]
+		if !ok {
+			mv = pc.method
+		}
+		repl.Set(placeholderMCPMethod, mv)
 		repl.Set(placeholderMCPTool, pc.name)
 	}
 	switch pc.d.Outcome {

@@ -369,6 +369,9 @@ func TestToolPolicyMetricsBounded(t *testing.T) {
 	if n := testutil.CollectAndCount(calls); n != 4 {
 		t.Errorf("%d calls_total series, want 4 (other, read_*, the unknown method, delete_*)", n)
 	}
+	if s := env.h.metrics.callSeries.Load(); s == nil || len(*s) != 4 {
+		t.Errorf("the resolved series held are not the 4 series: %v", s)
+	}
 	for _, c := range []struct {
 		method, tool, decision string
 		want                   float64

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 )
@@ -97,7 +99,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The tool policy decides before the upstream token is fetched, so a
 	// refused call costs no token exchange and never reaches the backend.
 	if h.policy != nil && r.Method == http.MethodPost {
-		start := h.now()
+		// The start time is only for the audit entry's duration: not
+		// read when the audit logger is off (below INFO).
+		var start time.Time
+		if h.audit.Core().Enabled(zapcore.InfoLevel) {
+			start = h.now()
+		}
 		var pc policyCall
 		if done, err := h.checkPolicy(w, r, &pc, claims, raw, repl); done {
 			if pc.decision != "" {
