@@ -42,6 +42,9 @@ type rule struct {
 	// "read_*"), which matches exactly the names with that prefix.
 	prefix     string
 	prefixOnly bool
+	// literal is the pattern up to its first "*" or "?": every name a
+	// glob matches starts with it.
+	literal string
 }
 
 // matches reports whether a glob rule's pattern matches name: globMatch,
@@ -139,6 +142,10 @@ func (p *Policy) compileRule(i int, r Rule, paths map[string]int) (*rule, error)
 	}
 	cr := &rule{index: i + 1, method: r.Method, pattern: r.Name}
 	cr.prefix, cr.prefixOnly = prefixGlob(r.Name)
+	cr.literal = r.Name
+	if i := strings.IndexAny(r.Name, "*?"); i >= 0 {
+		cr.literal = r.Name[:i]
+	}
 	switch r.Effect {
 	case "", Allow:
 	case Deny:
