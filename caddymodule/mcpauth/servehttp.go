@@ -16,7 +16,8 @@ import (
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler. Without a tool policy it
 // never wraps the ResponseWriter; with one it wraps it to note the status
-// for the audit entry (flushes pass straight through) and, for list calls
+// for the audit entry when the audit logger is enabled (flushes pass
+// straight through) and, for list calls
 // the policy restricts, to filter the answer (an SSE stream event by
 // event).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -99,10 +100,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The tool policy decides before the upstream token is fetched, so a
 	// refused call costs no token exchange and never reaches the backend.
 	if h.policy != nil && r.Method == http.MethodPost {
-		// The start time is only for the audit entry's duration: not
-		// read when the audit logger is off (below INFO).
+		// The start time and the answered status are only for the audit
+		// entry: neither is taken when the audit logger is off (below
+		// INFO), which spares every call the clock read and the
+		// statusRecorder (an allocation, and a hop on every Write).
+		audit := h.audit.Core().Enabled(zapcore.InfoLevel)
 		var start time.Time
-		if h.audit.Core().Enabled(zapcore.InfoLevel) {
+		if audit {
 			start = h.now()
 		}
 		var pc policyCall
@@ -110,6 +114,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if pc.decision != "" {
 				h.auditCall(&pc, claims, start)
 			}
+			return err
+		}
+		if !audit {
+			err := h.forward(w, r, next, claims, raw, &pc)
+			h.auditCall(&pc, claims, start) // metrics only
 			return err
 		}
 		sr := &statusRecorder{ResponseWriter: w}
