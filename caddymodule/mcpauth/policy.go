@@ -8,12 +8,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
+	"github.com/mcpgate/mcpgate/internal/expirylru"
 )
 
 // Placeholders set for every MCP POST request when a tool policy is
@@ -55,7 +55,10 @@ func (h *Handler) provisionPolicy() error {
 		if size == 0 {
 			size = jwtverify.DefaultCacheSize
 		}
-		c, err := lru.New[*jwtverify.Claims, *toolpolicy.Identity](size)
+		// expirylru, like the verified-token cache it follows: hits read
+		// under a read lock, so they do not wait for each other (a
+		// golang-lru Get takes the write lock on every hit).
+		c, err := expirylru.New[*jwtverify.Claims, *toolpolicy.Identity](size)
 		if err != nil {
 			return fmt.Errorf("mcp_auth: tool_policy: %w", err)
 		}
@@ -84,7 +87,7 @@ func (h *Handler) identity(claims *jwtverify.Claims, raw string) (*toolpolicy.Id
 		return h.policy.IdentityFromScopes(claims.Scopes), nil
 	}
 	if h.identities != nil {
-		if id, ok := h.identities.Get(claims); ok {
+		if id, ok := h.identities.Get(claims, h.now()); ok {
 			return id, nil
 		}
 	}
@@ -93,7 +96,7 @@ func (h *Handler) identity(claims *jwtverify.Claims, raw string) (*toolpolicy.Id
 		return nil, err
 	}
 	if h.identities != nil {
-		h.identities.Add(claims, id)
+		h.identities.Add(claims, id, claims.Expiry)
 	}
 	return id, nil
 }
