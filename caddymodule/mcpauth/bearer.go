@@ -35,7 +35,9 @@ const (
 // decoder would skip), so checking every byte of every verified token again
 // would cost each request a pass over the whole token for nothing.
 func bearerToken(h http.Header) (string, bearerResult) {
-	values := h.Values("Authorization")
+	// The canonical name indexes the map directly, as Header.Values would
+	// after canonicalising it on every request.
+	values := h["Authorization"]
 	switch len(values) {
 	case 0:
 		return "", bearerMissing

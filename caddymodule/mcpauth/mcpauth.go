@@ -15,7 +15,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
+	"github.com/mcpgate/mcpgate/internal/expirylru"
 )
 
 func init() {
@@ -235,9 +235,10 @@ type Handler struct {
 	challenges   map[string]string // precomputed WWW-Authenticate by error code
 	scope        string            // RequiredScopes joined
 	retryAfter   string
-	policy       *toolpolicy.Policy                                  // compiled ToolPolicy; nil without one
-	identities   *lru.Cache[*jwtverify.Claims, *toolpolicy.Identity] // by verified token; nil when unused
-	audit        *zap.Logger                                         // http.handlers.mcp_auth.audit
+	policy       *toolpolicy.Policy                                        // compiled ToolPolicy; nil without one
+	identities   *expirylru.Cache[*jwtverify.Claims, *toolpolicy.Identity] // by verified token; nil when unused
+	audit        *zap.Logger                                               // http.handlers.mcp_auth.audit
+	methodValues map[string]any                                            // each MCP method boxed once, for Replacer.Set
 }
 
 // IssuerConfig is one trusted issuer.
@@ -425,6 +426,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.source = src
 		h.upstream = newUpstreamCache(src, h.UpstreamCacheSize, time.Duration(h.UpstreamCacheTTL), time.Duration(h.UpstreamTimeout), h.now)
+		if h.upstreamKey == "Authorization" {
+			h.upstream.headerPrefix = "Bearer "
+		}
 		h.upstream.observe = h.metrics.upstreamCache
 		h.upstream.latency = h.metrics.sourceLatency
 		h.upstream.onPanic = func(valueType string, stack []byte) {

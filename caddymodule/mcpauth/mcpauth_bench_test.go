@@ -125,6 +125,14 @@ func BenchmarkHandlerCached(b *testing.B) {
 	benchHandler(b, env, env.validToken("github:1"))
 }
 
+// BenchmarkHandlerCachedAuthorization is BenchmarkHandlerCached with the
+// default upstream_header, Authorization, whose value is "Bearer " and the
+// token.
+func BenchmarkHandlerCachedAuthorization(b *testing.B) {
+	env := newTestEnv(b, func(h *Handler, _ *testEnv) { h.UpstreamHeader = "Authorization" })
+	benchHandler(b, env, env.validToken("github:1"))
+}
+
 // BenchmarkHandlerFreshRS256 is the handler with the verified-token cache
 // off, so every request checks the RS256 signature (the upstream token is
 // still cached).
@@ -267,4 +275,40 @@ func BenchmarkHandlerCachedPolicy20Claims(b *testing.B) { benchPolicy(b, true, z
 // cache's worth.
 func BenchmarkHandlerCachedPolicy20ClaimsNoCache(b *testing.B) {
 	benchPolicy(b, true, zapcore.InfoLevel, true)
+}
+
+// BenchmarkHandlerCachedPolicy20ClaimsParallel is the claims policy from
+// GOMAXPROCS goroutines at once, one token: every call hits the identity
+// cache, whose lock would show here (-cpu 2 -mutexprofile).
+func BenchmarkHandlerCachedPolicy20ClaimsParallel(b *testing.B) {
+	env := newTestEnv(b, func(h *Handler, _ *testEnv) { h.ToolPolicy = policy20(true) })
+	env.h.audit = zap.NewNop()
+	tok := env.validToken("github:1")
+	body := []byte(`{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/motd"}}}`)
+	// One call first, so the token is verified (and its identity read)
+	// once rather than by several goroutines at the same time.
+	warm := newBenchRequest(tok)
+	warm.r.Body = io.NopCloser(bytes.NewReader(body))
+	warm.r.ContentLength = int64(len(body))
+	if err := env.h.ServeHTTP(&nopWriter{h: http.Header{}}, warm.reset(), nopNext); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		br := newBenchRequest(tok)
+		rd := bytes.NewReader(body)
+		w := &nopWriter{h: http.Header{}}
+		for pb.Next() {
+			rd.Reset(body)
+			br.r.Body = io.NopCloser(rd)
+			br.r.ContentLength = int64(len(body))
+			if err := env.h.ServeHTTP(w, br.reset(), nopNext); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if n := env.h.identities.Len(); n != 1 {
+		b.Fatalf("identity cache holds %d entries, want 1", n)
+	}
 }

@@ -2,6 +2,8 @@ package mcpauth
 
 import (
 	"errors"
+	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +39,16 @@ type metrics struct {
 	allowed                   prometheus.Counter
 	verifyHit, verifyMiss     prometheus.Counter
 	upstreamHit, upstreamMiss prometheus.Counter
+	// callSeries holds the calls_total series met so far, so a call does
+	// not hash and validate its three labels (WithLabelValues) every
+	// time. Copy on write: bounded like the labels, and new series stop
+	// appearing once every rule and decision has been seen.
+	callSeries atomic.Pointer[map[callLabels]prometheus.Counter]
+	callMu     sync.Mutex // serialises writers of callSeries
 }
+
+// callLabels are the labels of one calls_total series.
+type callLabels struct{ method, tool, decision string }
 
 // Outcome labels of caddy_mcp_auth_requests_total.
 const (
@@ -121,7 +132,25 @@ func (m *metrics) outcome(outcome, reason string) {
 // call counts one MCP call under the tool policy; method and tool are
 // bounded labels (toolpolicy.Policy.Labels).
 func (m *metrics) call(method, tool, decision string) {
-	m.calls.WithLabelValues(method, tool, decision).Inc()
+	k := callLabels{method, tool, decision}
+	if s := m.callSeries.Load(); s != nil {
+		if c, ok := (*s)[k]; ok {
+			c.Inc()
+			return
+		}
+	}
+	c := m.calls.WithLabelValues(method, tool, decision)
+	c.Inc()
+	m.callMu.Lock()
+	defer m.callMu.Unlock()
+	old := m.callSeries.Load()
+	next := make(map[callLabels]prometheus.Counter, 1)
+	if old != nil {
+		next = make(map[callLabels]prometheus.Counter, len(*old)+1)
+		maps.Copy(next, *old)
+	}
+	next[k] = c
+	m.callSeries.Store(&next)
 }
 
 // JWKSFetch implements jwtverify.Observer.

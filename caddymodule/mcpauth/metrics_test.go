@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,5 +129,36 @@ func TestMetricsRegisterTwice(t *testing.T) {
 	}
 	if !strings.Contains(a.requests.WithLabelValues("a", "b").Desc().String(), "caddy_mcp_auth_requests_total") {
 		t.Error("metric name")
+	}
+}
+
+// TestMetricsCallConcurrent: calls_total counts every call when many
+// goroutines meet the same new series at once (the copy-on-write series
+// map must not lose a count or a series); run it with -race.
+func TestMetricsCallConcurrent(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	labels := [][3]string{{"tools/call", "read_*", "allowed"}, {"tools/call", "other", "forbidden"}, {"tools/list", "", "allowed"}}
+	const workers, per = 8, 200
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				l := labels[(w+i)%len(labels)]
+				m.call(l[0], l[1], l[2])
+			}
+		}()
+	}
+	wg.Wait()
+	total := 0.0
+	for _, l := range labels {
+		total += testutil.ToFloat64(m.calls.WithLabelValues(l[0], l[1], l[2]))
+	}
+	if total != workers*per {
+		t.Errorf("calls_total sums to %v, want %d", total, workers*per)
+	}
+	if s := m.callSeries.Load(); s == nil || len(*s) != len(labels) {
+		t.Errorf("series held: %v, want %d", s, len(labels))
 	}
 }

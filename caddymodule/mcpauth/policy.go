@@ -8,12 +8,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
+	"github.com/mcpgate/mcpgate/internal/expirylru"
 )
 
 // Placeholders set for every MCP POST request when a tool policy is
@@ -44,6 +44,10 @@ func (h *Handler) provisionPolicy() error {
 	}
 	h.policy = p
 	h.audit = h.logger.Named("audit")
+	h.methodValues = make(map[string]any)
+	for _, m := range toolpolicy.Methods() {
+		h.methodValues[m] = m
+	}
 	// The identity cache is keyed by the verified-token cache's *Claims, so
 	// it only hits when that cache is on, and needs to be no larger.
 	if p.NeedsClaims() && h.VerifyCacheSize >= 0 {
@@ -51,7 +55,10 @@ func (h *Handler) provisionPolicy() error {
 		if size == 0 {
 			size = jwtverify.DefaultCacheSize
 		}
-		c, err := lru.New[*jwtverify.Claims, *toolpolicy.Identity](size)
+		// expirylru, like the verified-token cache it follows: hits read
+		// under a read lock, so they do not wait for each other (a
+		// golang-lru Get takes the write lock on every hit).
+		c, err := expirylru.New[*jwtverify.Claims, *toolpolicy.Identity](size)
 		if err != nil {
 			return fmt.Errorf("mcp_auth: tool_policy: %w", err)
 		}
@@ -80,7 +87,7 @@ func (h *Handler) identity(claims *jwtverify.Claims, raw string) (*toolpolicy.Id
 		return h.policy.IdentityFromScopes(claims.Scopes), nil
 	}
 	if h.identities != nil {
-		if id, ok := h.identities.Get(claims); ok {
+		if id, ok := h.identities.Get(claims, h.now()); ok {
 			return id, nil
 		}
 	}
@@ -89,7 +96,7 @@ func (h *Handler) identity(claims *jwtverify.Claims, raw string) (*toolpolicy.Id
 		return nil, err
 	}
 	if h.identities != nil {
-		h.identities.Add(claims, id)
+		h.identities.Add(claims, id, claims.Expiry)
 	}
 	return id, nil
 }
@@ -123,7 +130,13 @@ func (h *Handler) checkPolicy(w http.ResponseWriter, r *http.Request, pc *policy
 		pc.method, pc.name = pc.d.Method, pc.d.Name
 	}
 	if repl != nil && pc.method != "" {
-		repl.Set(placeholderMCPMethod, pc.method)
+		// Replacer.Set takes any: a known method's value is boxed once
+		// (Provision) rather than on every request.
+		mv, ok := h.methodValues[pc.method]
+		if !ok {
+			mv = pc.method
+		}
+		repl.Set(placeholderMCPMethod, mv)
 		repl.Set(placeholderMCPTool, pc.name)
 	}
 	switch pc.d.Outcome {

@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mcpgate/mcpgate/caddymodule/toolpolicy"
@@ -369,6 +371,9 @@ func TestToolPolicyMetricsBounded(t *testing.T) {
 	if n := testutil.CollectAndCount(calls); n != 4 {
 		t.Errorf("%d calls_total series, want 4 (other, read_*, the unknown method, delete_*)", n)
 	}
+	if s := env.h.metrics.callSeries.Load(); s == nil || len(*s) != 4 {
+		t.Errorf("the resolved series held are not the 4 series: %v", s)
+	}
 	for _, c := range []struct {
 		method, tool, decision string
 		want                   float64
@@ -462,5 +467,39 @@ func TestToolPolicyShortBody(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(env.h.metrics.requests.WithLabelValues(outcomeRejected, "body_unreadable")); got != 1 {
 		t.Errorf("requests_total{rejected,body_unreadable} = %v", got)
+	}
+}
+
+// TestToolPolicyWriterWrappedOnlyForAudit: the answered status is noted
+// (statusRecorder) only for the audit entry, so with the audit logger
+// above INFO the backend writes to the client's own ResponseWriter, and the
+// calls are still counted in calls_total.
+func TestToolPolicyWriterWrappedOnlyForAudit(t *testing.T) {
+	for _, tc := range []struct {
+		level   zapcore.Level
+		wrapped bool
+	}{{zapcore.InfoLevel, true}, {zapcore.WarnLevel, false}} {
+		env := policyEnv(t, nil)
+		env.h.audit = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), tc.level))
+		w := httptest.NewRecorder()
+		var got http.ResponseWriter
+		next := caddyhttp.HandlerFunc(func(bw http.ResponseWriter, _ *http.Request) error {
+			got = bw
+			bw.WriteHeader(http.StatusAccepted)
+			return nil
+		})
+		if err := env.h.ServeHTTP(w, postMCP(env.validToken("github:1"), callBody(1, "read_file")), next); err != nil {
+			t.Fatal(err)
+		}
+		if got == nil || w.Code != http.StatusAccepted {
+			t.Fatalf("audit at %v: not forwarded (code %d)", tc.level, w.Code)
+		}
+		_, isRecorder := got.(*statusRecorder)
+		if isRecorder != tc.wrapped || (!tc.wrapped && got != http.ResponseWriter(w)) {
+			t.Errorf("audit at %v: the backend wrote to %T, want wrapped %v", tc.level, got, tc.wrapped)
+		}
+		if n := testutil.CollectAndCount(env.h.metrics.calls); n != 1 {
+			t.Errorf("audit at %v: %d calls_total series, want 1", tc.level, n)
+		}
 	}
 }

@@ -4,17 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/mcpgate/mcpgate/caddymodule/jwtverify"
 )
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler. Without a tool policy it
 // never wraps the ResponseWriter; with one it wraps it to note the status
-// for the audit entry (flushes pass straight through) and, for list calls
+// for the audit entry when the audit logger is enabled (flushes pass
+// straight through) and, for list calls
 // the policy restricts, to filter the answer (an SSE stream event by
 // event).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -97,12 +100,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The tool policy decides before the upstream token is fetched, so a
 	// refused call costs no token exchange and never reaches the backend.
 	if h.policy != nil && r.Method == http.MethodPost {
-		start := h.now()
+		// The start time and the answered status are only for the audit
+		// entry: neither is taken when the audit logger is off (below
+		// INFO), which spares every call the clock read and the
+		// statusRecorder (an allocation, and a hop on every Write).
+		audit := h.audit.Core().Enabled(zapcore.InfoLevel)
+		var start time.Time
+		if audit {
+			start = h.now()
+		}
 		var pc policyCall
 		if done, err := h.checkPolicy(w, r, &pc, claims, raw, repl); done {
 			if pc.decision != "" {
 				h.auditCall(&pc, claims, start)
 			}
+			return err
+		}
+		if !audit {
+			err := h.forward(w, r, next, claims, raw, &pc)
+			h.auditCall(&pc, claims, start) // metrics only
 			return err
 		}
 		sr := &statusRecorder{ResponseWriter: w}
@@ -120,14 +136,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, claims *jwtverify.Claims, raw string, pc *policyCall) error {
 	h.rewriteHeaders(r.Header)
 	if h.upstream != nil {
-		tok, err := h.upstream.Get(r.Context(), claims, raw)
+		v, err := h.upstream.HeaderValue(r.Context(), claims, raw)
 		switch {
 		case err == nil:
-			if h.upstreamKey == "Authorization" {
-				r.Header.Set(h.upstreamKey, "Bearer "+tok.Value)
-			} else {
-				r.Header.Set(h.upstreamKey, tok.Value)
-			}
+			// upstreamKey is canonical (Provision), so this is Header.Set
+			// without canonicalising the name on every request. The slice
+			// is new each time: later handlers may edit values in place.
+			r.Header[h.upstreamKey] = []string{v}
 		case errors.Is(err, ErrNoUpstreamToken):
 			if h.OnMissingUpstream != OnMissingUpstreamPass {
 				return h.reject(w, r, rejection{status: http.StatusForbidden, reason: "no_upstream_token",
@@ -188,6 +203,11 @@ func (h *Handler) rewriteHeaders(hdr http.Header) {
 		delete(hdr, "Authorization")
 	}
 	for k := range hdr {
+		// Most names differ in length from both, which sameHeaderName
+		// would find only after a call.
+		if n := len(k); n != len(h.upstreamKey) && n != len(legacyUpstreamHeader) {
+			continue
+		}
 		if sameHeaderName(k, h.upstreamKey) || sameHeaderName(k, legacyUpstreamHeader) {
 			delete(hdr, k)
 		}

@@ -75,12 +75,16 @@ var (
 // checked with the replaceable clock on every hit; hits do not wait for each
 // other; there is no background goroutine to leak on config reloads.
 type upstreamCache struct {
-	source  TokenSource
-	lru     *expirylru.Cache[upstreamKey, Token] // nil when caching is off
-	ttl     time.Duration
-	group   singleflight.Group
-	now     func() time.Time
-	timeout time.Duration // bound for one shared source call
+	source TokenSource
+	lru    *expirylru.Cache[upstreamKey, upstreamEntry] // nil when caching is off
+	ttl    time.Duration
+	// headerPrefix is put before the token in the header value the
+	// gateway injects ("Bearer " for upstream_header Authorization, else
+	// ""). The cache keeps the whole value, so a hit builds no string.
+	headerPrefix string
+	group        singleflight.Group
+	now          func() time.Time
+	timeout      time.Duration // bound for one shared source call
 	// expirySkew: tokens are dropped this long before their expiry so a
 	// request never reaches the backend with a token about to die.
 	expirySkew time.Duration
@@ -103,27 +107,51 @@ type upstreamKey struct{ iss, sub string }
 
 func (k upstreamKey) String() string { return k.iss + "\x00" + k.sub }
 
+// upstreamEntry is a cached upstream token with the header value the
+// gateway injects for it.
+type upstreamEntry struct {
+	tok    Token
+	header string // headerPrefix + tok.Value
+}
+
 // Get returns the user's upstream token from the cache or the source. If ctx
 // ends while waiting it returns ctx.Err() (not ErrSourceUnavailable).
 func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (Token, error) {
+	e, err := u.get(ctx, claims, subjectToken)
+	return e.tok, err
+}
+
+// HeaderValue is Get, returning the value of the header to inject instead:
+// headerPrefix and the token, built once per cached token rather than on
+// every request.
+func (u *upstreamCache) HeaderValue(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (string, error) {
+	e, err := u.get(ctx, claims, subjectToken)
+	return e.header, err
+}
+
+func (u *upstreamCache) get(ctx context.Context, claims *jwtverify.Claims, subjectToken string) (upstreamEntry, error) {
 	if claims.Subject == "" {
 		// No user to key on (jwtverify rejects such tokens; this guards
 		// other callers): never cache or share, so two subject-less
 		// tokens can never get each other's upstream token.
-		return u.fetchUnshared(ctx, claims, subjectToken)
+		tok, err := u.fetchUnshared(ctx, claims, subjectToken)
+		if err != nil {
+			return upstreamEntry{}, err
+		}
+		return u.entry(tok), nil
 	}
 	key := upstreamKey{claims.Issuer, claims.Subject}
-	if tok, ok := u.cached(key); ok {
+	if e, ok := u.cached(key); ok {
 		u.hit(true)
-		return tok, nil
+		return e, nil
 	}
 	u.hit(false)
 	ch := u.group.DoChan(key.String(), func() (any, error) {
 		// A call for this user that finished between our cache miss and
 		// DoChan has filled the cache: use it rather than asking the source
 		// again.
-		if tok, ok := u.cached(key); ok {
-			return tok, nil
+		if e, ok := u.cached(key); ok {
+			return e, nil
 		}
 		// The shared call outlives any one waiter's cancellation but not
 		// the timeout.
@@ -131,14 +159,15 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 		defer cancel()
 		tok, err := u.call(cctx, claims, subjectToken)
 		if err != nil {
-			return Token{}, err
+			return upstreamEntry{}, err
 		}
 		if tok.Value == "" {
-			return Token{}, ErrNoUpstreamToken
+			return upstreamEntry{}, ErrNoUpstreamToken
 		}
 		if !httpguts.ValidHeaderFieldValue(tok.Value) {
-			return Token{}, fmt.Errorf("%w: the source returned a token that is not a valid header value", ErrSourceUnavailable)
+			return upstreamEntry{}, fmt.Errorf("%w: the source returned a token that is not a valid header value", ErrSourceUnavailable)
 		}
+		e := u.entry(tok)
 		if u.lru != nil {
 			now := u.now()
 			deadline := now.Add(u.ttl)
@@ -148,22 +177,27 @@ func (u *upstreamCache) Get(ctx context.Context, claims *jwtverify.Claims, subje
 				}
 			}
 			if now.Before(deadline) {
-				u.lru.Add(key, tok, deadline)
+				u.lru.Add(key, e, deadline)
 			}
 		}
-		return tok, nil
+		return e, nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return Token{}, res.Err
+			return upstreamEntry{}, res.Err
 		}
-		return res.Val.(Token), nil
+		return res.Val.(upstreamEntry), nil
 	case <-ctx.Done():
 		// The caller left (client disconnect, server timeout): its own
 		// event, not a source fault. The shared call goes on for others.
-		return Token{}, ctx.Err()
+		return upstreamEntry{}, ctx.Err()
 	}
+}
+
+// entry pairs tok with the header value to inject.
+func (u *upstreamCache) entry(tok Token) upstreamEntry {
+	return upstreamEntry{tok: tok, header: u.headerPrefix + tok.Value}
 }
 
 // call asks the source, timing the call, and turns a panic into
@@ -204,9 +238,9 @@ func (u *upstreamCache) fetchUnshared(ctx context.Context, claims *jwtverify.Cla
 }
 
 // cached returns the user's unexpired cached token, dropping an expired one.
-func (u *upstreamCache) cached(key upstreamKey) (Token, bool) {
+func (u *upstreamCache) cached(key upstreamKey) (upstreamEntry, bool) {
 	if u.lru == nil {
-		return Token{}, false
+		return upstreamEntry{}, false
 	}
 	return u.lru.Get(key, u.now())
 }
@@ -223,7 +257,7 @@ func (u *upstreamCache) hit(h bool) {
 func newUpstreamCache(src TokenSource, size int, ttl, timeout time.Duration, now func() time.Time) *upstreamCache {
 	u := &upstreamCache{source: src, now: now, ttl: ttl, timeout: timeout, expirySkew: 10 * time.Second}
 	if size > 0 && ttl > 0 {
-		u.lru, _ = expirylru.New[upstreamKey, Token](size) // error only for size <= 0
+		u.lru, _ = expirylru.New[upstreamKey, upstreamEntry](size) // error only for size <= 0
 	}
 	return u
 }

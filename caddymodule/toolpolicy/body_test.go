@@ -1,10 +1,12 @@
 package toolpolicy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -94,5 +96,19 @@ func TestReadRequestBody(t *testing.T) {
 	r.ContentLength = 2
 	if _, err := ReadRequestBody(r, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("long body: err = %v", err)
+	}
+}
+
+// TestReadRequestBodyInMemoryType: the body handed on must be exactly
+// io.NopCloser around a *bytes.Reader, the pair net/http's Transport knows
+// to be in memory: with any other type it flushes the request headers on
+// their own, an extra write (see ReadRequestBody).
+func TestReadRequestBodyInMemoryType(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0"}`))
+	if _, err := ReadRequestBody(r, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := reflect.TypeOf(r.Body), reflect.TypeOf(io.NopCloser(bytes.NewReader(nil))); got != want {
+		t.Errorf("body type %v, want %v", got, want)
 	}
 }

@@ -38,6 +38,22 @@ type rule struct {
 	scopesAll []string
 	scopesAny []string
 	claims    []claimMatcher
+	// prefixOnly: pattern is prefix followed by one "*" (the common
+	// "read_*"), which matches exactly the names with that prefix.
+	prefix     string
+	prefixOnly bool
+	// literal is the pattern up to its first "*" or "?": every name a
+	// glob matches starts with it.
+	literal string
+}
+
+// matches reports whether a glob rule's pattern matches name: globMatch,
+// or a prefix comparison for patterns that are a prefix and one "*".
+func (r *rule) matches(name string) bool {
+	if r.prefixOnly {
+		return strings.HasPrefix(name, r.prefix)
+	}
+	return globMatch(r.pattern, name)
 }
 
 // claimOp is the test a claimMatcher applies.
@@ -125,6 +141,11 @@ func (p *Policy) compileRule(i int, r Rule, paths map[string]int) (*rule, error)
 		return nil, invalidf("%s: %s names nothing, so the rule takes no name", where, r.Method)
 	}
 	cr := &rule{index: i + 1, method: r.Method, pattern: r.Name}
+	cr.prefix, cr.prefixOnly = prefixGlob(r.Name)
+	cr.literal = r.Name
+	if i := strings.IndexAny(r.Name, "*?"); i >= 0 {
+		cr.literal = r.Name[:i]
+	}
 	switch r.Effect {
 	case "", Allow:
 	case Deny:

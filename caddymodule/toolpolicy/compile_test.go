@@ -132,3 +132,28 @@ func TestGlobMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixGlobSameAsGlobMatch: a rule whose pattern is a prefix and one
+// "*" decides by strings.HasPrefix, which must agree with globMatch for
+// every name, multi-byte and invalid UTF-8 included.
+func TestPrefixGlobSameAsGlobMatch(t *testing.T) {
+	patterns := []string{"read_*", "*", "é*", "file:///srv/*", "\xc3*", "a?*", "a**", "*a", "a*b"}
+	names := []string{"", "read_", "read_file", "rea", "xread_file", "é", "éa", "\xc3", "\xc3\xa9", "\xa9",
+		"file:///srv", "file:///srv/", "file:///srv/a/b", "a", "ab", "a*", "ba", "a\x80b"}
+	prefixOnly := 0
+	for _, pat := range patterns {
+		r := &rule{pattern: pat}
+		r.prefix, r.prefixOnly = prefixGlob(pat)
+		if r.prefixOnly {
+			prefixOnly++
+		}
+		for _, name := range names {
+			if got, want := r.matches(name), globMatch(pat, name); got != want {
+				t.Errorf("pattern %q (prefixOnly %v), name %q: matches %v, globMatch %v", pat, r.prefixOnly, name, got, want)
+			}
+		}
+	}
+	if prefixOnly != 5 {
+		t.Errorf("%d patterns took the prefix path, want 5 (read_*, *, é*, file:///srv/*, \\xc3*)", prefixOnly)
+	}
+}

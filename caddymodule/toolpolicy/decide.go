@@ -158,6 +158,11 @@ func (p *Policy) evaluate(id *Identity, method, name string) verdict {
 		}
 		return verdict{outcome: Allowed}
 	}
+	return r.verdict(id)
+}
+
+// verdict is what rule r decides for the token id, on any call it matches.
+func (r *rule) verdict(id *Identity) verdict {
 	if r.deny {
 		return verdict{outcome: Forbidden, rule: r}
 	}
@@ -191,7 +196,7 @@ func (p *Policy) match(method, name string) *rule {
 		return r
 	}
 	for _, r := range mr.globs {
-		if globMatch(r.pattern, name) {
+		if r.matches(name) {
 			return r
 		}
 	}

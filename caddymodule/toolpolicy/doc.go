@@ -114,8 +114,13 @@
 // deny. Over SSE an event is held only until its blank line;
 // notifications/tools/list_changed and every other event pass as they
 // end, and once the awaited list results have passed the stream is copied
-// untouched. resources/templates/list is not filtered (templates have no
-// URI to match).
+// untouched. A resources/templates/list result loses the URI templates
+// through which the token could read nothing: a template stands for many
+// URIs that the resources/read rules may decide differently, so it is
+// hidden only when the policy refuses every URI its literal prefix (the
+// text before its first expression) allows, and shown whenever that cannot
+// be told (template.go). Showing a template grants nothing: each
+// resources/read is decided on its own URI.
 //
 // # What it does not do
 //

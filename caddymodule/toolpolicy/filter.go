@@ -238,7 +238,13 @@ func (f *ResponseFilter) filterItems(kind listItems, arr []byte) ([]byte, error)
 		} else if err := s.skip(); err != nil {
 			return err
 		}
-		if !f.p.Allows(f.id, kind.method, name) {
+		allowed := false
+		if kind.template {
+			allowed = f.p.templateVisible(f.id, name)
+		} else {
+			allowed = f.p.Allows(f.id, kind.method, name)
+		}
+		if !allowed {
 			dropped = true
 			return nil
 		}

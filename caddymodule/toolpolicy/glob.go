@@ -8,6 +8,18 @@ import (
 // isGlob reports whether a Name pattern is a glob rather than an exact name.
 func isGlob(pattern string) bool { return strings.ContainsAny(pattern, "*?") }
 
+// prefixGlob reports whether pattern is a literal prefix followed by a
+// single "*", and returns the prefix. globMatch(pattern, name) is then
+// strings.HasPrefix(name, prefix): the literal bytes must match the start
+// of name one for one, and the "*" takes whatever is left.
+func prefixGlob(pattern string) (string, bool) {
+	prefix, ok := strings.CutSuffix(pattern, "*")
+	if !ok || strings.ContainsAny(prefix, "*?") {
+		return "", false
+	}
+	return prefix, true
+}
+
 // globMatch reports whether name matches pattern, where "*" matches any run
 // of characters (including none, and including "/", unlike path.Match, so
 // that "file:///srv/*" covers a whole tree) and "?" exactly one character.

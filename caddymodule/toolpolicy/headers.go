@@ -17,7 +17,9 @@ const (
 
 // checkHeaders compares Mcp-Method / Mcp-Name with the body.
 func checkHeaders(h http.Header, req *Request) error {
-	methods, names := h.Values(HeaderMethod), h.Values(HeaderName)
+	// Both names are canonical, so they index the map directly (what
+	// Header.Values does after canonicalising its argument).
+	methods, names := h[HeaderMethod], h[HeaderName]
 	if len(methods) == 0 && len(names) == 0 {
 		return nil // a client before 2026-07-28: the body decides
 	}

@@ -31,7 +31,7 @@ func (p *Policy) Labels(method, name string) (methodLabel, nameLabel string) {
 		return method, r.pattern
 	}
 	for _, r := range mr.globs {
-		if globMatch(r.pattern, name) {
+		if r.matches(name) {
 			return method, r.pattern
 		}
 	}

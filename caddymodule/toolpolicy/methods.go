@@ -34,6 +34,16 @@ var knownMethods = map[string]methodInfo{
 	"notifications/elicitation/complete": {},
 }
 
+// Methods returns the MCP methods the engine knows, the ones a rule may
+// name, in no particular order.
+func Methods() []string {
+	ms := make([]string, 0, len(knownMethods))
+	for m := range knownMethods {
+		ms = append(ms, m)
+	}
+	return ms
+}
+
 // methodNames maps each known method to itself, so that a method read from
 // a body can share the map's string instead of allocating its own.
 var methodNames = func() map[string]string {
@@ -63,22 +73,30 @@ type methodInfo struct {
 // listItems is one kind of item a result lists: the member of result that
 // holds them, the member of an item that names it, and the method whose
 // rules decide whether the caller sees it (tools → tools/call).
-type listItems struct{ items, key, method string }
+// template: the key holds an RFC 6570 URI template, not a URI (see
+// Policy.templateVisible).
+type listItems struct {
+	items, key, method string
+	template           bool
+}
 
 var (
-	toolItems     = listItems{"tools", "name", "tools/call"}
-	promptItems   = listItems{"prompts", "name", "prompts/get"}
-	resourceItems = listItems{"resources", "uri", "resources/read"}
+	toolItems     = listItems{items: "tools", key: "name", method: "tools/call"}
+	promptItems   = listItems{items: "prompts", key: "name", method: "prompts/get"}
+	resourceItems = listItems{items: "resources", key: "uri", method: "resources/read"}
+	// resourceTemplates and uriTemplate, lower-case for keyIs.
+	templateItems = listItems{items: "resourcetemplates", key: "uritemplate", method: "resources/read", template: true}
 )
 
 // listKinds gives, for each method whose result lists tools, prompts or
 // resources, the kinds of items it lists. server/discover (2026-07-28)
 // may return the server's tools with its capabilities.
 var listKinds = map[string][]listItems{
-	"tools/list":      {toolItems},
-	"prompts/list":    {promptItems},
-	"resources/list":  {resourceItems},
-	"server/discover": {toolItems, promptItems, resourceItems},
+	"tools/list":               {toolItems},
+	"prompts/list":             {promptItems},
+	"resources/list":           {resourceItems},
+	"resources/templates/list": {templateItems},
+	"server/discover":          {toolItems, promptItems, resourceItems},
 }
 
 // methodNameKind returns how a call of method names its object.

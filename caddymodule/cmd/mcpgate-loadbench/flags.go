@@ -45,7 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("mcpgate-loadbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "measured time of each of (b), (b'), (c), and of each case of the open-loop phase, split in -rounds interleaved rounds; also of (a), up to 60s, and the longest (d) runs")
-	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each users step, and of (b) and of (c) at each concurrency step (interleaved in -rounds)")
+	fs.DurationVar(&c.ScanDuration, "scan-duration", 2*time.Second, "measured time of each users step, and of each of (b), (b') and (c) at each concurrency step (interleaved in -rounds)")
 	fs.IntVar(&c.Rounds, "rounds", 60, "interleaved rounds of (b), (b'), (c) (and of (b), (c) in the open-loop phase, and up to 12 in the concurrency scan), in a balanced order so drift on the shared machine hits all alike; a multiple of 6 balances fully. Many short rounds give a narrower confidence interval than a few long ones of the same total")
 	fs.IntVar(&c.Conc, "c", 32, "concurrency (connections) of (a)-(d) and the users scan")
 	concList := fs.String("conc", "1,4,16,64,256", "concurrency scan, comma-separated")

@@ -144,8 +144,10 @@ func (s *session) usersScan() error {
 	return nil
 }
 
-// concurrencyScan runs (b) and (c) at each -conc, interleaved in rounds
-// like the main comparison.
+// concurrencyScan runs (b), (b') and (c) at each -conc, interleaved in
+// rounds like the main comparison. (b') receives the same requests as (c),
+// bearer header included, so c/b' does not charge mcp_auth with what the
+// client's token costs any proxy in front of it; c/b is kept next to it.
 func (s *session) concurrencyScan() {
 	cfg := s.cfg
 	s.logf("concurrency scan %v", cfg.ConcList)
@@ -153,16 +155,16 @@ func (s *session) concurrencyScan() {
 		name string
 		t    target
 		tok  string
-	}{{"(b)", s.proxied, ""}, {"(c)", s.gated, s.cached}}
+	}{{"(b)", s.proxied, ""}, {"(b')", s.proxied, s.cached}, {"(c)", s.gated, s.cached}}
 	n := scanRounds(cfg)
 	slice := max(cfg.ScanDuration/time.Duration(n), 100*time.Millisecond)
 	for _, conc := range cfg.ConcList {
-		rs, ls := interleave(2, n, func(i int) (result, []time.Duration) {
+		rs, ls := interleave(len(cases), n, func(i int) (result, []time.Duration) {
 			cs := cases[i]
 			return s.withCPU(func() (result, []time.Duration) {
 				return runRaw(cs.name, cs.t, fixed(cs.tok), conc, slice)
 			})
 		}, nil)
-		s.rep.conc = append(s.rep.conc, [2]result{combine(rs[0], ls[0]), combine(rs[1], ls[1])})
+		s.rep.conc = append(s.rep.conc, [3]result{combine(rs[0], ls[0]), combine(rs[1], ls[1]), combine(rs[2], ls[2])})
 	}
 }

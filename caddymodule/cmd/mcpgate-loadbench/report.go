@@ -26,7 +26,7 @@ type report struct {
 	open       []openLoop // one per -load
 	main       []result   // a, b, b', c, d
 	freshNote  string
-	conc       [][2]result // per concurrency: b, c
+	conc       [][3]result // per concurrency: b, b', c
 	users      []userStep
 	sse        [2]result // direct, gateway
 	memIdle    memory
@@ -131,14 +131,21 @@ func (rep *report) markdown(w io.Writer) {
 	}
 	if !cfg.MainOnly {
 		p("")
-		p("### Concurrency (%s each of (b) and (c) per step, %d interleaved rounds)", cfg.ScanDuration, scanRounds(cfg))
+		p("### Concurrency (%s each of (b), (b') and (c) per step, %d interleaved rounds)", cfg.ScanDuration, scanRounds(cfg))
 		p("")
-		p("| concurrency | (b) req/s | (b) p50 ms | (b) p99 ms | (b) CPU µs/req | (c) req/s | (c) p50 ms | (c) p99 ms | (c) CPU µs/req | c/b | c-b p99 ms |")
-		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		p("(b') is the baseline that receives the same requests as (c), bearer header included; c/b, against a (b) whose requests carry no token, is kept for comparison with earlier runs.")
+		p("")
+		p("The CPU columns divide Caddy's CPU time per request, b' by c and b by c: the throughput ratios Caddy would reach on a CPU of its own, which other jobs on the host move less than req/s.")
+		p("")
+		p("| concurrency | (b) req/s | (b) CPU µs/req | (b') req/s | (b') CPU µs/req | (c) req/s | (c) p50 ms | (c) p99 ms | (c) CPU µs/req | **c/b'** | c/b | CPU b'/c | CPU b/c | c-b' p99 ms |")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, bc := range rep.conc {
-			b, c := bc[0], bc[1]
-			p("| %d | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %.3f | %s |", b.Conc, b.RPS(), ms(b.P50), ms(b.P99), usNum(b.CPUPerReq()),
-				c.RPS(), ms(c.P50), ms(c.P99), usNum(c.CPUPerReq()), ratio(c.RPS(), b.RPS()), msSigned(c.P99-b.P99))
+			b, b2, c := bc[0], bc[1], bc[2]
+			p("| %d | %.0f | %s | %.0f | %s | %.0f | %s | %s | %s | **%.3f** | %.3f | %.3f | %.3f | %s |", b.Conc, b.RPS(), usNum(b.CPUPerReq()),
+				b2.RPS(), usNum(b2.CPUPerReq()), c.RPS(), ms(c.P50), ms(c.P99), usNum(c.CPUPerReq()),
+				ratio(c.RPS(), b2.RPS()), ratio(c.RPS(), b.RPS()),
+				ratio(float64(b2.CPUPerReq()), float64(c.CPUPerReq())), ratio(float64(b.CPUPerReq()), float64(c.CPUPerReq())),
+				msSigned(c.P99-b2.P99))
 		}
 		if !cfg.ScanOnly {
 			p("")
