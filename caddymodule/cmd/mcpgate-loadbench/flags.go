@@ -65,7 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.MCPBackend, "mcpbackend", "", "with -stdio-only: the mcpbackend binary; default: go build "+mcpbackendPkg+" into the run's temporary directory")
 	fs.BoolVar(&c.Pin, "pin", true, "run Caddy on CPUs of its own (the upper half of those allowed, via taskset) and the load generator, issuer and backend on the others; false: all share every CPU")
 	fs.StringVar(&c.Caddy, "caddy", "", "Caddy binary with mcp_auth (e.g. bin/caddy); default: this program re-executed as Caddy")
-	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU, alloc, mutex and block profiles of extra (b) and (c) runs and of (d) here (via its admin /debug/pprof; the built-in Caddy then records mutex contention and blocking, which -caddy binaries do not); profiling slows (d). With -instructions: the callgrind dump of each case")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "if set, write Caddy's CPU, alloc, mutex and block profiles of extra (b) and (c) runs (with -policy-only, of (c) and (p)) and of (d) here (via its admin /debug/pprof; the built-in Caddy then records mutex contention and blocking, which -caddy binaries do not); profiling slows (d). With -instructions: the callgrind dump of each case")
 	fs.StringVar(&c.Out, "out", "", "also write the markdown report to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err

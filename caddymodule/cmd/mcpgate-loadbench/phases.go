@@ -66,13 +66,21 @@ func (s *session) openLoops() {
 // and (c), not part of the table, so that each profile holds one path only
 // and (b) serves as the base of a diff: go tool pprof -diff_base b c.
 func (s *session) profiles() {
+	s.profileRuns([]profileRun{{"b", "", s.proxied}, {"c", s.cached, s.gated}})
+}
+
+// profileRun is one profiled run: the profile's name, the bearer token, the target.
+type profileRun struct {
+	name, tok string
+	t         target
+}
+
+// profileRuns profiles Caddy during one run of each case, with -profile-dir.
+func (s *session) profileRuns(runs []profileRun) {
 	if s.cfg.ProfileDir == "" {
 		return
 	}
-	for _, pc := range []struct {
-		name, tok string
-		t         target
-	}{{"b", "", s.proxied}, {"c", s.cached, s.gated}} {
+	for _, pc := range runs {
 		s.logf("profiling (%s) for %s", pc.name, s.cfg.Duration)
 		stop := startProfile(s.ctx, s.st.adminAddr, s.cfg.ProfileDir, pc.name, s.cfg.Duration, s.logf)
 		r, _ := s.withCPU(func() (result, []time.Duration) {

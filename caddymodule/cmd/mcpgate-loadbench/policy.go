@@ -73,6 +73,9 @@ func (s *session) policyPhase() error {
 	if err := checkPolicyActive(s.ctx, s.policyT, s.gated, s.cached); err != nil {
 		return fmt.Errorf("%w (logs in %s)", err, s.dir)
 	}
+	// With -profile-dir: (c) and (p) profiled apart first, so that
+	// go tool pprof -diff_base c p shows what the policy adds.
+	s.profileRuns([]profileRun{{"c", s.cached, s.gated}, {"p", s.cached, s.policyT}})
 	s.logf("policy: %d rounds of (c), (p1), (p) at concurrency %d", cfg.Rounds, cfg.Conc)
 	rounds, lats := interleave(3, cfg.Rounds, func(i int) (result, []time.Duration) {
 		cs := cases[i]
