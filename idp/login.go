@@ -141,6 +141,27 @@ func validPAT(t string) bool {
 	return true
 }
 
+// callbackState checks a sign-in callback's state against this browser's state cookie (named
+// cookie, cleared here) and takes the login state it names, once. ok false: a page was answered
+// (a state missing or not this browser's, 400; a storage fault, 503). ls is nil when the state
+// was already used or has expired; the caller refuses it with its own checks.
+func (s *Server) callbackState(w http.ResponseWriter, r *http.Request, cookie string) (state string, ls *loginState, ok bool) {
+	state = r.URL.Query().Get("state")
+	ck, err := r.Cookie(cookie)
+	if state == "" || len(state) > 100 || err != nil || !constantTimeEqual(ck.Value, state) {
+		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "The sign-in state is missing or does not belong to this browser. Start again.")
+		return "", nil, false
+	}
+	s.setCookie(w, cookie, "", 0)
+	ls, err = s.takeLoginState(r.Context(), state)
+	if err != nil {
+		s.log.Error("take login state", "error", err)
+		s.renderStorageError(w, err)
+		return "", nil, false
+	}
+	return state, ls, true
+}
+
 // takeLoginState consumes the login state (single use: deleted whatever it holds) and returns it
 // unless it is missing or expired.
 func (s *Server) takeLoginState(ctx context.Context, state string) (*loginState, error) {
@@ -221,17 +242,8 @@ func (s *Server) handleGitHubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	state := q.Get("state")
-	ck, err := r.Cookie(s.stateCookieName())
-	if state == "" || len(state) > 100 || err != nil || !constantTimeEqual(ck.Value, state) {
-		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "The sign-in state is missing or does not belong to this browser. Start again.")
-		return
-	}
-	s.setCookie(w, s.stateCookieName(), "", 0)
-	ls, err := s.takeLoginState(r.Context(), state)
-	if err != nil {
-		s.log.Error("take login state", "error", err)
-		s.renderStorageError(w, err)
+	_, ls, ok := s.callbackState(w, r, s.stateCookieName())
+	if !ok {
 		return
 	}
 	if ls == nil {

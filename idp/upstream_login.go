@@ -85,17 +85,8 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	q := r.URL.Query()
-	state := q.Get("state")
-	ck, err := r.Cookie(s.oidcStateCookieName())
-	if state == "" || len(state) > 100 || err != nil || !constantTimeEqual(ck.Value, state) {
-		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "The sign-in state is missing or does not belong to this browser. Start again.")
-		return
-	}
-	s.setCookie(w, s.oidcStateCookieName(), "", 0)
-	ls, err := s.takeLoginState(r.Context(), state)
-	if err != nil {
-		s.log.Error("take login state", "error", err)
-		s.renderStorageError(w, err)
+	state, ls, ok := s.callbackState(w, r, s.oidcStateCookieName())
+	if !ok {
 		return
 	}
 	// The state must have been issued for this provider: a code from provider A delivered to
