@@ -98,7 +98,7 @@ func (s *Server) renderStorageError(w http.ResponseWriter, err error) {
 			"This service cannot reach its storage right now. Nothing was lost: try again in a moment.")
 		return
 	}
-	s.renderStorageError(w, err)
+	s.renderError(w, http.StatusInternalServerError, "Server error", "Please try again later.")
 }
 
 // renderBusy is the page for a request refused because the client metadata fetch budget is spent

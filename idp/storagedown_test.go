@@ -2,7 +2,9 @@ package idp
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -212,4 +214,20 @@ func fmtAny(v any) string {
 		return "?"
 	}
 	return s
+}
+
+// A storage error that is not a fault (a request cancelled by its client, a value the storage
+// refuses) is a plain 500 page or server_error, never anything else.
+func TestStorageErrorNotAFault(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, err := range []error{context.Canceled, errUnstorable, errors.New("something else")} {
+		rec := httptest.NewRecorder()
+		e.srv.renderStorageError(rec, err)
+		if rec.Code != http.StatusInternalServerError || rec.Header().Get("Retry-After") != "" {
+			t.Errorf("renderStorageError(%v): %d Retry-After %q, want 500 without", err, rec.Code, rec.Header().Get("Retry-After"))
+		}
+		if oe := errStorage(err); oe.status != http.StatusInternalServerError || oe.Code != "server_error" {
+			t.Errorf("errStorage(%v) = %d %s, want 500 server_error", err, oe.status, oe.Code)
+		}
+	}
 }
