@@ -21,7 +21,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := s.db.GetUser(r.Context(), sess.Sub)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errUndecodable) {
 		s.log.Error("load user", "error", err)
 		s.renderStorageError(w, err)
 		return

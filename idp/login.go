@@ -152,13 +152,14 @@ func (s *Server) callbackState(w http.ResponseWriter, r *http.Request, cookie st
 		s.renderError(w, http.StatusBadRequest, "Invalid sign-in", "The sign-in state is missing or does not belong to this browser. Start again.")
 		return "", nil, false
 	}
-	s.setCookie(w, cookie, "", 0)
 	ls, err = s.takeLoginState(r.Context(), state)
 	if err != nil {
+		// The state is untouched and the cookie kept: reloading the callback retries.
 		s.log.Error("take login state", "error", err)
 		s.renderStorageError(w, err)
 		return "", nil, false
 	}
+	s.setCookie(w, cookie, "", 0)
 	return state, ls, true
 }
 

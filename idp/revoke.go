@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"errors"
 	"net/http"
 )
 
@@ -18,7 +19,15 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if rec, err := s.db.GetRefresh(ctx, hashSecret(tok)); err == nil {
+	rec, err := s.db.GetRefresh(ctx, hashSecret(tok))
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errUndecodable) {
+		// Not knowing whether it is a refresh token is not "nothing to revoke" (RFC 7009 §2.2.1:
+		// 503 lets the client retry).
+		s.log.Error("revoke: read refresh token", "error", err)
+		writeOAuthError(w, errStorage(err))
+		return
+	}
+	if err == nil {
 		if rec.ClientID == c.ID {
 			if err := s.db.RevokeFamily(ctx, rec.FamilyID); err != nil {
 				s.log.Error("revoke family", "error", err)

@@ -104,11 +104,15 @@ func OpenPostgresStorage(ctx context.Context, dsn string, opts PostgresOptions) 
 		return nil, s.fault(err)
 	}
 	s.pool = pool
-	if err := pool.Ping(ctx); err != nil {
+	// A database that accepts connections and never answers must not hang a start: the check
+	// and the migrations get three call timeouts (30 s by default) in all.
+	octx, cancel := context.WithTimeout(ctx, 3*s.callTimeout)
+	defer cancel()
+	if err := pool.Ping(octx); err != nil {
 		pool.Close()
 		return nil, s.fault(err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(octx); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -338,9 +342,15 @@ func (s *PostgresStorage) DeleteExpired(ctx context.Context, now time.Time) (int
 		return 0, nil
 	}
 	// The lock ends with the session if this connection dies; else it is released here, on a
-	// context of its own so that a cancelled ctx does not leave it held.
+	// context of its own (a cancelled ctx must not leave it held) with a deadline (a stalled
+	// database must not hold Close). If the unlock fails, the connection is closed rather than
+	// returned to the pool still holding the lock, which would stop every replica's cleanup.
 	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", pgLockCleanup)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.callTimeout)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", pgLockCleanup); err != nil {
+			_ = conn.Hijack().Close(uctx)
+		}
 	}()
 	total := 0
 	for _, t := range pgExpiring {

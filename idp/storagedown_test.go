@@ -6,68 +6,84 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 )
 
-// downStore is a Store that fails every call while down is set, as a database that went away.
+// downStore is a Store that fails every call while down is set, as a database that went away;
+// with only set, just the calls on those buckets fail.
 type downStore struct {
 	Store
 	down atomic.Bool
+	only atomic.Pointer[[]string]
 }
 
-func (d *downStore) fail() error {
-	if d.down.Load() {
-		return errDown
+func (d *downStore) fail(bucket string) error {
+	if !d.down.Load() {
+		return nil
 	}
-	return nil
+	if only := d.only.Load(); only != nil && !slices.Contains(*only, bucket) {
+		return nil
+	}
+	return errDown
+}
+
+// failOnly takes the store down for the given buckets only (none: every bucket).
+func (d *downStore) failOnly(buckets ...string) {
+	if len(buckets) == 0 {
+		d.only.Store(nil)
+	} else {
+		d.only.Store(&buckets)
+	}
+	d.down.Store(true)
 }
 
 func (d *downStore) Get(ctx context.Context, b, k string) ([]byte, error) {
-	if err := d.fail(); err != nil {
+	if err := d.fail(b); err != nil {
 		return nil, err
 	}
 	return d.Store.Get(ctx, b, k)
 }
 
 func (d *downStore) Put(ctx context.Context, b, k string, v []byte) error {
-	if err := d.fail(); err != nil {
+	if err := d.fail(b); err != nil {
 		return err
 	}
 	return d.Store.Put(ctx, b, k, v)
 }
 
 func (d *downStore) Delete(ctx context.Context, b, k string) error {
-	if err := d.fail(); err != nil {
+	if err := d.fail(b); err != nil {
 		return err
 	}
 	return d.Store.Delete(ctx, b, k)
 }
 
 func (d *downStore) Update(ctx context.Context, b, k string, fn func([]byte) ([]byte, error)) error {
-	if err := d.fail(); err != nil {
+	if err := d.fail(b); err != nil {
 		return err
 	}
 	return d.Store.Update(ctx, b, k, fn)
 }
 
 func (d *downStore) ForEach(ctx context.Context, b string, fn func(string, []byte) error) error {
-	if err := d.fail(); err != nil {
+	if err := d.fail(b); err != nil {
 		return err
 	}
 	return d.Store.ForEach(ctx, b, fn)
 }
 
 func (d *downStore) DeleteIf(ctx context.Context, b string, pred func(string, []byte) bool) (int, error) {
-	if err := d.fail(); err != nil {
+	if err := d.fail(b); err != nil {
 		return 0, err
 	}
 	return d.Store.DeleteIf(ctx, b, pred)
 }
 
 func (d *downStore) Count(ctx context.Context, b string) (int, error) {
-	if err := d.fail(); err != nil {
+	if err := d.fail(b); err != nil {
 		return 0, err
 	}
 	return d.Store.Count(ctx, b)
@@ -229,5 +245,59 @@ func TestStorageErrorNotAFault(t *testing.T) {
 		if oe := errStorage(err); oe.status != http.StatusInternalServerError || oe.Code != "server_error" {
 			t.Errorf("errStorage(%v) = %d %s, want 500 server_error", err, oe.status, oe.Code)
 		}
+	}
+}
+
+// A fault in one part of the storage during a token request is 503, never a verdict on the
+// token: the code is not called revoked, the refresh token is not called revoked (its retry,
+// in the grace window, gets the successor), a revocation is not answered "done", and a sign-in
+// callback that met the fault can be reloaded.
+func TestStoragePartialFaults(t *testing.T) {
+	ds := &downStore{Store: NewMemoryStore()}
+	e := newEnv(t, func(o *Options) {
+		o.Store, o.EncryptionKey = ds, make([]byte, 32)
+		o.GitHub.ClientID, o.GitHub.ClientSecret = "gh-client", "gh-secret"
+	})
+	c := e.register(nil)
+	rt := e.login(c, "alice", "")["refresh_token"].(string)
+	pc := newPKCE()
+	code := e.getCode(e.browser(), c, pc, "bob", "", nil).Get("code")
+	gb := e.browser()
+	start := gb.get(e.url("/login/github"))
+	ghAuth, _ := url.Parse(start.location)
+	callback := e.url("/github/callback?code=gh-code&state=" + url.QueryEscape(ghAuth.Query().Get("state")))
+
+	want503 := func(what string, resp *http.Response, m map[string]any) {
+		t.Helper()
+		if resp.StatusCode != http.StatusServiceUnavailable || m["error"] != "temporarily_unavailable" {
+			t.Fatalf("%s: %d %v, want 503 temporarily_unavailable", what, resp.StatusCode, m)
+		}
+	}
+	ds.failOnly(bucketFamilies)
+	resp, m := e.redeem(c, code, pc.verifier, nil)
+	want503("code redemption, families unreadable", resp, m)
+	resp, m = e.refresh(c, rt)
+	want503("refresh, families unreadable", resp, m)
+
+	ds.failOnly(bucketRefresh)
+	resp, m = e.postForm("/revoke", url.Values{"token": {rt}}, "gateway", "gateway-secret-0123456789")
+	want503("revocation by the gateway, refresh tokens unreadable", resp, m)
+
+	ds.failOnly(bucketStates)
+	if pg := gb.get(callback); pg.status != http.StatusServiceUnavailable {
+		t.Fatalf("GitHub callback, login states unreadable: %d", pg.status)
+	}
+
+	ds.down.Store(false)
+	if resp, m := e.redeem(c, code, pc.verifier, nil); resp.StatusCode != 200 {
+		t.Fatalf("code after the fault: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := e.refresh(c, rt); resp.StatusCode != 200 {
+		t.Fatalf("refresh after the fault (within the grace window): %d %v", resp.StatusCode, m)
+	}
+	// The state cookie and the login state survived: the reload goes on to GitHub's token
+	// endpoint (which fails here: the test's GitHub is not reachable), not to "state missing".
+	if pg := gb.get(callback); strings.Contains(pg.body, "missing or does not belong") || strings.Contains(pg.body, "already used or has expired") {
+		t.Fatalf("callback reloaded after the fault: %d %s", pg.status, pg.body)
 	}
 }

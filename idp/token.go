@@ -101,8 +101,16 @@ func (s *Server) grantAuthorizationCode(r *http.Request, c *client) (map[string]
 	// since every later use of a token checks its family.
 	familyExp := int64(0)
 	pre, err := s.db.GetCode(ctx, hashSecret(code))
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errUndecodable) {
+		s.log.Error("read authorization code", "error", err)
+		return nil, errStorage(err) // a fault: the code is untouched, the client may retry
+	}
 	if err == nil && !pre.Used {
 		fam, err := s.db.GetFamily(ctx, pre.FamilyID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Error("read grant family", "error", err)
+			return nil, errStorage(err)
+		}
 		if err != nil || fam.Revoked {
 			return nil, errInvalidGrant("the authorization grant was revoked")
 		}
@@ -236,7 +244,13 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 	// down, a bad scope or resource parameter) keeps a token it can present again, instead of a
 	// rotated one whose reuse after the grace window would revoke the whole family.
 	scope, checked := "", false
-	if pre, err := s.db.GetRefresh(ctx, hashSecret(rt)); err == nil && pre.ClientID == c.ID {
+	pre, err := s.db.GetRefresh(ctx, hashSecret(rt))
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errUndecodable) {
+		// A fault before the token is spent: the client keeps it and retries.
+		s.log.Error("read refresh token", "error", err)
+		return nil, errStorage(err)
+	}
+	if err == nil && pre.ClientID == c.ID {
 		var oerr *oauthError
 		if scope, oerr = refreshScope(r, pre.Scope, pre.Resource); oerr != nil {
 			return nil, oerr
@@ -272,7 +286,14 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (map[string]any, *oaut
 		s.log.Error("rotate refresh token", "error", err)
 		return nil, errStorage(err)
 	}
-	if revoked, err := s.familyRevoked(ctx, rec.FamilyID); err != nil || revoked {
+	revoked, err := s.familyRevoked(ctx, rec.FamilyID)
+	if err != nil {
+		// The token is rotated but nothing was handed out: the client's retry with the same
+		// token falls in the grace window and gets the successor.
+		s.log.Error("read grant family", "error", err)
+		return nil, errStorage(err)
+	}
+	if revoked {
 		return nil, errInvalidGrant("the refresh token was revoked")
 	}
 	if !checked {

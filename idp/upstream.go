@@ -269,13 +269,19 @@ func (s *Server) upstreamByName(name string) *upstream {
 }
 
 // upstreamFor returns the upstream whose subjects sub belongs to (stored with the user), if any.
-func (s *Server) upstreamFor(ctx context.Context, sub string) (*upstream, *userRecord) {
+//
+// The error is a storage fault only (a user not found is no upstream): a caller that checks the
+// upstream must not pass a user it could not look up.
+func (s *Server) upstreamFor(ctx context.Context, sub string) (*upstream, *userRecord, error) {
 	if !strings.HasPrefix(sub, "oidc:") {
-		return nil, nil
+		return nil, nil, nil
 	}
 	u, err := s.db.GetUser(ctx, sub)
-	if err != nil {
-		return nil, nil
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errUndecodable) {
+		return nil, nil, nil
 	}
-	return s.upstreamByName(u.Upstream), &u
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.upstreamByName(u.Upstream), &u, nil
 }

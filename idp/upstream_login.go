@@ -257,11 +257,11 @@ const upstreamRefreshTimeout = 10 * time.Second
 // (the provider issued none) pass: their grants live until our own refresh token family ends.
 // Concurrent checks for one user share one upstream call (the upstream may rotate its token).
 func (s *Server) checkUpstream(ctx context.Context, sub string) error {
-	u, _ := s.upstreamFor(ctx, sub)
-	if u == nil {
-		return nil
+	u, _, err := s.upstreamFor(ctx, sub)
+	if err != nil || u == nil {
+		return err
 	}
-	_, err := s.ghFlight.DoContext(ctx, "upstream\x00"+sub, func() (any, error) {
+	_, err = s.ghFlight.DoContext(ctx, "upstream\x00"+sub, func() (any, error) {
 		sealed, err := s.db.GetSealed(s.ctx, SealedUpstream, sub)
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil
@@ -294,11 +294,19 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 				// A provider that rotates refresh tokens refuses the old one once another
 				// replica on the same storage has used it: if the stored token changed since
 				// we read it, that replica's refresh answered for the user, and it succeeded.
+				var fault error
 				if storedSoon(fctx, func() bool {
-					now, err := s.db.GetSealed(s.ctx, SealedUpstream, sub)
+					now, err := s.db.GetSealed(fctx, SealedUpstream, sub)
+					if err != nil && !errors.Is(err, ErrNotFound) {
+						fault = err
+					}
 					return err == nil && !bytes.Equal(now, sealed)
 				}) {
 					return nil, nil
+				}
+				if fault != nil {
+					// Could not tell whether another replica refreshed: not a revocation.
+					return nil, fault
 				}
 				_ = s.db.DeleteSealed(s.ctx, SealedUpstream, sub)
 				return nil, errUpstreamRevoked
@@ -329,7 +337,7 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 // upstreamTokenClaims returns the claims to add to an access token for sub (TokenClaims of its
 // upstream), or nil.
 func (s *Server) upstreamTokenClaims(ctx context.Context, sub string) *identityClaims {
-	u, rec := s.upstreamFor(ctx, sub)
+	u, rec, _ := s.upstreamFor(ctx, sub) // best effort: a token without these claims is still valid
 	if u == nil || len(u.cfg.TokenClaims) == 0 {
 		return nil
 	}
