@@ -158,7 +158,7 @@ type UserStorage interface {
 	// DeleteSealed removes it; a missing one is not an error.
 	DeleteSealed(ctx context.Context, kind SealedKind, sub string) error
 	// ReplaceSealed stores next only if the stored value is still exactly prev (compare and
-	// swap), else ErrChanged and nothing changes.
+	// swap), else ErrChanged and nothing changes. A nil next deletes it (compare and delete).
 	ReplaceSealed(ctx context.Context, kind SealedKind, sub string, prev, next []byte) error
 }
 

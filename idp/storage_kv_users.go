@@ -95,7 +95,7 @@ func (s *kvStorage) ReplaceSealed(ctx context.Context, kind SealedKind, sub stri
 		if old == nil || !bytes.Equal(old, prev) {
 			return nil, ErrChanged
 		}
-		return next, nil
+		return next, nil // nil deletes (Store.Update)
 	})
 }
 

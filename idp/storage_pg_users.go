@@ -125,7 +125,13 @@ func (s *PostgresStorage) ReplaceSealed(ctx context.Context, kind SealedKind, su
 	if err := pgSealedKind(kind); err != nil {
 		return err
 	}
-	n, err := s.exec(ctx, "UPDATE mcpgate_sealed SET sealed = $4 WHERE kind = $1 AND sub = $2 AND sealed = $3", string(kind), sub, prev, next)
+	var n int64
+	var err error
+	if next == nil {
+		n, err = s.exec(ctx, "DELETE FROM mcpgate_sealed WHERE kind = $1 AND sub = $2 AND sealed = $3", string(kind), sub, prev)
+	} else {
+		n, err = s.exec(ctx, "UPDATE mcpgate_sealed SET sealed = $4 WHERE kind = $1 AND sub = $2 AND sealed = $3", string(kind), sub, prev, next)
+	}
 	if err == nil && n == 0 {
 		err = ErrChanged
 	}

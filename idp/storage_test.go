@@ -499,6 +499,19 @@ func testStorage(t *testing.T, newStore func(t *testing.T) Storage) {
 				if err := s.ReplaceSealed(ctx, kind, "u1", []byte("v2-"+kind), []byte("v3")); !errors.Is(err, ErrChanged) {
 					t.Fatalf("%s CAS after unlink: %v, want ErrChanged (no resurrection)", kind, err)
 				}
+				// Compare and delete: a nil next deletes only the value it names.
+				if err := s.PutSealed(ctx, kind, "u1", []byte("v4")); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.ReplaceSealed(ctx, kind, "u1", []byte("v3"), nil); !errors.Is(err, ErrChanged) {
+					t.Fatalf("%s compare-and-delete with a stale value: %v, want ErrChanged", kind, err)
+				}
+				if err := s.ReplaceSealed(ctx, kind, "u1", []byte("v4"), nil); err != nil {
+					t.Fatalf("%s compare-and-delete: %v", kind, err)
+				}
+				if _, err := s.GetSealed(ctx, kind, "u1"); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("%s after compare-and-delete: %v, want ErrNotFound", kind, err)
+				}
 			}
 		}},
 	}

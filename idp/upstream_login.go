@@ -308,7 +308,8 @@ func (s *Server) checkUpstream(ctx context.Context, sub string) error {
 					// Could not tell whether another replica refreshed: not a revocation.
 					return nil, fault
 				}
-				_ = s.db.DeleteSealed(s.ctx, SealedUpstream, sub)
+				// Delete only what was refused: a token a new sign-in stored meanwhile stays.
+				_ = s.db.ReplaceSealed(s.ctx, SealedUpstream, sub, sealed, nil)
 				return nil, errUpstreamRevoked
 			}
 			if errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client") {
