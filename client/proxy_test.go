@@ -322,6 +322,16 @@ func TestProxyConcurrentRequests(t *testing.T) {
 	if ids[1] != `{"content":[{"text":"waited","type":"text"}]}` || ids[2] != `{"content":[]}` {
 		t.Errorf("answers %v", ids)
 	}
+	// The GET stream is opened in the background after initialization: wait for it (its 405)
+	// before ending the session, so that the count below cannot be 0 by timing.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f.mu.Lock()
+		n := len(f.gets)
+		f.mu.Unlock()
+		if n > 0 {
+			break
+		}
+	}
 	_ = h.in.Close()
 	if err := h.wait(); err != nil {
 		t.Fatal(err)
