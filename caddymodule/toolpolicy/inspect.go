@@ -17,6 +17,9 @@ type Call struct {
 	// ID is the raw JSON text of the id (a sub-slice of the body), nil for
 	// a notification.
 	ID json.RawMessage
+
+	rule   *rule   // the rule that decided the call, noted by Decide
+	ruleOf *Policy // the policy rule belongs to; nil before Decide
 }
 
 // Request is what Inspect read from a body.
@@ -126,7 +129,13 @@ func parseMessage(s *scanner) (c Call, isCall bool, err error) {
 	seen := 0
 	var name, uri string
 	var nameRaw, uriRaw []byte // set when params.name / params.uri is present
-	err = s.object(func(key []byte, plain bool) error {
+	more, err := s.open('{')
+	for err == nil && more {
+		var key []byte
+		var plain bool
+		if key, plain, err = s.key(); err != nil {
+			break
+		}
 		bit := 0
 		for _, k := range envelopeKeys {
 			if keyIs(key, plain, k.key) {
@@ -134,66 +143,24 @@ func parseMessage(s *scanner) (c Call, isCall bool, err error) {
 				break
 			}
 		}
-		if bit == 0 {
-			return s.skip()
-		}
 		if seen&bit != 0 {
-			return malformed(CodeInvalidRequest, "a JSON-RPC member is given twice", nil)
+			return Call{}, false, malformed(CodeInvalidRequest, "a JSON-RPC member is given twice", nil)
 		}
 		seen |= bit
 		switch bit {
 		case mID:
-			v, err := s.value()
-			c.ID = v
-			return err
+			c.ID, err = s.value()
 		case mMethod:
-			if s.peek() != '"' {
-				return malformed(CodeInvalidRequest, "the method is not a string", nil)
-			}
-			raw, plain, err := s.str()
-			if err != nil {
-				return err
-			}
-			if plain {
-				// A known method costs no allocation: the map's own key
-				// is used (the lookup by string(bytes) does not copy).
-				if k, ok := methodNames[string(raw[1:len(raw)-1])]; ok {
-					c.Method = k
-					return nil
-				}
-			}
-			c.Method, err = decodeString(raw, plain)
-			return err
+			c.Method, err = methodValue(s)
 		case mParams:
-			if s.peek() != '{' {
-				return s.skip()
-			}
-			pseen := 0
-			return s.object(func(key []byte, plain bool) error {
-				bit := 0
-				switch {
-				case keyIs(key, plain, "name"):
-					bit = mName
-				case keyIs(key, plain, "uri"):
-					bit = mURI
-				default:
-					return s.skip()
-				}
-				if pseen&bit != 0 {
-					return malformed(CodeInvalidRequest, "a params member is given twice", nil)
-				}
-				pseen |= bit
-				v, err := s.value()
-				if bit == mName {
-					nameRaw = v
-				} else {
-					uriRaw = v
-				}
-				return err
-			})
+			nameRaw, uriRaw, err = paramsValue(s)
+		default:
+			err = s.skip()
 		}
-		return s.skip()
-	})
+		if err == nil {
+			more, err = s.next('{')
+		}
+	}
 	if err != nil {
 		return Call{}, false, asRequestError(err, nil)
 	}
@@ -216,6 +183,66 @@ func parseMessage(s *scanner) (c Call, isCall bool, err error) {
 		c.Name = uri
 	}
 	return c, true, nil
+}
+
+// methodValue reads a message's method, which must be a string.
+func methodValue(s *scanner) (string, error) {
+	if s.peek() != '"' {
+		return "", malformed(CodeInvalidRequest, "the method is not a string", nil)
+	}
+	raw, plain, err := s.str()
+	if err != nil {
+		return "", err
+	}
+	if plain {
+		// A known method costs no allocation: the map's own key is used
+		// (the lookup by string(bytes) does not copy).
+		if k, ok := methodNames[string(raw[1:len(raw)-1])]; ok {
+			return k, nil
+		}
+	}
+	return decodeString(raw, plain)
+}
+
+// paramsValue reads a message's params and returns the raw values of
+// params.name and params.uri (nil when absent). Params that are not an
+// object (an array, or a value JSON-RPC does not allow) are only scanned:
+// the method's needs decide whether that is an error.
+func paramsValue(s *scanner) (nameRaw, uriRaw []byte, err error) {
+	if s.peek() != '{' {
+		return nil, nil, s.skip()
+	}
+	seen := 0
+	more, err := s.open('{')
+	for err == nil && more {
+		var key []byte
+		var plain bool
+		if key, plain, err = s.key(); err != nil {
+			break
+		}
+		bit := 0
+		switch {
+		case keyIs(key, plain, "name"):
+			bit = mName
+		case keyIs(key, plain, "uri"):
+			bit = mURI
+		}
+		switch {
+		case bit == 0:
+			err = s.skip()
+		case seen&bit != 0:
+			return nil, nil, malformed(CodeInvalidRequest, "a params member is given twice", nil)
+		case bit == mName:
+			nameRaw, err = s.value()
+		default:
+			uriRaw, err = s.value()
+		}
+		seen |= bit
+		if err == nil {
+			more, err = s.next('{')
+		}
+	}
+	return nameRaw, uriRaw, err
 }
 
 // stringMember decodes a raw member that must be a JSON string.

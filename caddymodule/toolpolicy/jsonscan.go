@@ -1,6 +1,7 @@
 package toolpolicy
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -27,7 +28,9 @@ type scanner struct {
 
 // ws skips insignificant whitespace.
 func (s *scanner) ws() {
-	for s.i < len(s.b) {
+	// Every whitespace byte is at most ' ': one comparison settles the
+	// usual case, compact JSON.
+	for s.i < len(s.b) && s.b[s.i] <= ' ' {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
 			s.i++
@@ -61,53 +64,68 @@ func (s *scanner) str() (raw []byte, plain bool, err error) {
 	if s.peek() != '"' {
 		return nil, false, errSyntax
 	}
-	start := s.i
-	s.i++
+	b, start := s.b, s.i
+	i := start + 1
 	plain = true
-	for s.i < len(s.b) {
-		// Runs of ordinary characters, the bulk of any string, in a tight loop.
-		for s.i < len(s.b) && !strSpecial[s.b[s.i]] {
-			s.i++
+	for {
+		// Runs of ordinary characters, the bulk of any string: eight
+		// bytes at a time while none of them needs a look, then byte by
+		// byte up to the one that does.
+		for i+8 <= len(b) && special8(binary.LittleEndian.Uint64(b[i:])) == 0 {
+			i += 8
 		}
-		if s.i >= len(s.b) {
-			break
+		for i < len(b) && !strSpecial[b[i]] {
+			i++
 		}
-		c := s.b[s.i]
-		switch {
+		if i >= len(b) {
+			return nil, false, errSyntax
+		}
+		switch c := b[i]; {
 		case c == '"':
-			s.i++
-			return s.b[start:s.i], plain, nil
+			i++
+			s.i = i
+			return b[start:i], plain, nil
 		case c == '\\':
 			plain = false
-			if s.i+1 >= len(s.b) {
+			if i+1 >= len(b) {
 				return nil, false, errSyntax
 			}
-			switch s.b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
-				if s.i+6 > len(s.b) {
+				if i+6 > len(b) {
 					return nil, false, errSyntax
 				}
-				for _, h := range s.b[s.i+2 : s.i+6] {
+				for _, h := range b[i+2 : i+6] {
 					if !isHex(h) {
 						return nil, false, errSyntax
 					}
 				}
-				s.i += 6
+				i += 6
 			default:
 				return nil, false, errSyntax
 			}
 		case c < 0x20:
 			return nil, false, errSyntax
-		default:
-			if c >= 0x80 {
-				plain = false
-			}
-			s.i++
+		default: // non-ASCII
+			plain = false
+			i++
 		}
 	}
-	return nil, false, errSyntax
+}
+
+// special8 is non-zero when one of the eight bytes of w (in any order) is
+// one that strSpecial marks. A zero byte of w^'"' or w^'\\' borrows when
+// one is subtracted, and so does a byte below 0x20 when 0x20 is: either
+// way its top bit ends up set; a byte of 0x80 or more has it already. A
+// borrow only ever spreads upwards from a byte that is special itself, so
+// the word's answer is exact, although the set bits may be more than the
+// special bytes.
+func special8(w uint64) uint64 {
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
+	q, bs := w^(ones*'"'), w^(ones*'\\')
+	return ((q - ones) | (bs - ones) | (w - ones*0x20) | w) & tops
 }
 
 // strSpecial marks the bytes a string scan must look at: the closing
@@ -139,37 +157,93 @@ func decodeString(raw []byte, plain bool) (string, error) {
 
 // value scans any JSON value and returns its raw span.
 func (s *scanner) value() ([]byte, error) {
-	c := s.peek()
+	s.ws()
 	start := s.i
-	var err error
-	switch {
-	case c == '{':
-		err = s.object(func([]byte, bool) error { return s.skip() })
-	case c == '[':
-		err = s.array(func() error { return s.skip() })
-	case c == '"':
-		_, _, err = s.str()
-	case c == 't':
-		err = s.literal("true")
-	case c == 'f':
-		err = s.literal("false")
-	case c == 'n':
-		err = s.literal("null")
-	case c == '-' || c >= '0' && c <= '9':
-		err = s.number()
-	default:
-		err = errSyntax
-	}
-	if err != nil {
+	if err := s.skip(); err != nil {
 		return nil, err
 	}
 	return s.b[start:s.i], nil
 }
 
-// skip scans and discards a value.
+// skip scans and discards one value, validating it. It loops where object
+// and array would recurse, with no callback per member: a call's
+// arguments, the bulk of most request bodies, pass through here. Nesting
+// counts against maxDepth with the scanner's depth, as in object and
+// array.
 func (s *scanner) skip() error {
-	_, err := s.value()
-	return err
+	base := s.depth
+	var objects [maxDepth/64 + 1]uint64 // bit d: the container open at depth base+d+1 is an object
+values:
+	for {
+		switch c := s.peek(); {
+		case c == '{' || c == '[':
+			s.i++
+			if s.depth++; s.depth > maxDepth {
+				return errSyntax
+			}
+			d := s.depth - base - 1
+			if c == '{' {
+				objects[d/64] |= 1 << (d % 64)
+				if s.peek() != '}' {
+					if _, _, err := s.key(); err != nil {
+						return err
+					}
+					continue values
+				}
+			} else {
+				objects[d/64] &^= 1 << (d % 64)
+				if s.peek() != ']' {
+					continue values
+				}
+			}
+			s.i++ // an empty container
+			s.depth--
+		case c == '"':
+			if _, _, err := s.str(); err != nil {
+				return err
+			}
+		case c == 't':
+			if err := s.literal("true"); err != nil {
+				return err
+			}
+		case c == 'f':
+			if err := s.literal("false"); err != nil {
+				return err
+			}
+		case c == 'n':
+			if err := s.literal("null"); err != nil {
+				return err
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			if err := s.number(); err != nil {
+				return err
+			}
+		default:
+			return errSyntax
+		}
+		// A value ended: close what it ends, then go on to the next
+		// member or element.
+		for s.depth > base {
+			d := s.depth - base - 1
+			obj := objects[d/64]&(1<<(d%64)) != 0
+			switch c := s.peek(); {
+			case c == ',':
+				s.i++
+				if obj {
+					if _, _, err := s.key(); err != nil {
+						return err
+					}
+				}
+				continue values
+			case obj && c == '}', !obj && c == ']':
+				s.i++
+				s.depth--
+			default:
+				return errSyntax
+			}
+		}
+		return nil
+	}
 }
 
 func (s *scanner) literal(lit string) error {
@@ -220,73 +294,85 @@ func (s *scanner) digits() int {
 	return n
 }
 
+// open consumes the '{' or '[' (c) that starts a container and reports
+// whether it has a first member or element (more), or was empty, in which
+// case its close is consumed too. The scanner is then at the first member's
+// key or first element; after each, call next.
+func (s *scanner) open(c byte) (more bool, err error) {
+	if err := s.expect(c); err != nil {
+		return false, err
+	}
+	if s.depth++; s.depth > maxDepth {
+		return false, errSyntax
+	}
+	if s.peek() == c+2 { // '}' is '{'+2, ']' is '['+2
+		s.i++
+		s.depth--
+		return false, nil
+	}
+	return true, nil
+}
+
+// next follows a member or element of a container that open started: it
+// consumes the ',' before the next one (more) or the container's close
+// (c+2 for the c given to open).
+func (s *scanner) next(c byte) (more bool, err error) {
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, nil
+	case c + 2:
+		s.i++
+		s.depth--
+		return false, nil
+	}
+	return false, errSyntax
+}
+
+// key scans an object member's key and the ':' after it, and returns the
+// key's raw span and whether it is plain (see str), with the scanner at the
+// value.
+func (s *scanner) key() (raw []byte, plain bool, err error) {
+	if raw, plain, err = s.str(); err != nil {
+		return nil, false, err
+	}
+	if err := s.expect(':'); err != nil {
+		return nil, false, err
+	}
+	s.ws()
+	return raw, plain, nil
+}
+
 // object scans an object, calling member for each key (its raw span and
 // whether it is plain, see str) with the scanner positioned at the value;
 // member must consume the value.
 func (s *scanner) object(member func(key []byte, plain bool) error) error {
-	if err := s.expect('{'); err != nil {
-		return err
-	}
-	if s.depth++; s.depth > maxDepth {
-		return errSyntax
-	}
-	defer func() { s.depth-- }()
-	if s.peek() == '}' {
-		s.i++
-		return nil
-	}
-	for {
-		raw, plain, err := s.str()
-		if err != nil {
-			return err
+	more, err := s.open('{')
+	for err == nil && more {
+		var raw []byte
+		var plain bool
+		if raw, plain, err = s.key(); err != nil {
+			break
 		}
-		if err := s.expect(':'); err != nil {
-			return err
+		if err = member(raw, plain); err != nil {
+			break
 		}
-		s.ws()
-		if err := member(raw, plain); err != nil {
-			return err
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errSyntax
-		}
+		more, err = s.next('{')
 	}
+	return err
 }
 
 // array scans an array, calling elem with the scanner at each element.
 func (s *scanner) array(elem func() error) error {
-	if err := s.expect('['); err != nil {
-		return err
-	}
-	if s.depth++; s.depth > maxDepth {
-		return errSyntax
-	}
-	defer func() { s.depth-- }()
-	if s.peek() == ']' {
-		s.i++
-		return nil
-	}
-	for {
+	more, err := s.open('[')
+	for err == nil && more {
 		s.ws()
-		if err := elem(); err != nil {
-			return err
+		if err = elem(); err != nil {
+			break
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errSyntax
-		}
+		more, err = s.next('[')
 	}
+	return err
 }
 
 // end checks that only whitespace follows.
