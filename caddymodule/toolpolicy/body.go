@@ -41,17 +41,7 @@ func ReadRequestBody(r *http.Request, limit int64) ([]byte, error) {
 	var b []byte
 	var err error
 	if r.ContentLength > 0 {
-		b = make([]byte, r.ContentLength)
-		var n int
-		n, err = io.ReadFull(r.Body, b)
-		b = b[:n]
-		if err == nil {
-			// The body must end where it said it would.
-			var one [1]byte
-			if m, _ := r.Body.Read(one[:]); m > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-		}
+		b, err = readDeclared(r.Body, r.ContentLength)
 	} else {
 		b, err = ReadBody(r.Body, limit)
 	}
@@ -69,4 +59,28 @@ func ReadRequestBody(r *http.Request, limit int64) ([]byte, error) {
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	r.ContentLength = int64(len(b))
 	return b, nil
+}
+
+// readDeclared reads a body of a declared length n into one allocation of
+// n+1 bytes: the spare byte shows a body that goes on past n (not one from
+// net/http's server, which stops there itself) without a second buffer.
+// net/http's body hands back its last bytes together with io.EOF, so one
+// Read usually does.
+func readDeclared(r io.Reader, n int64) ([]byte, error) {
+	b := make([]byte, n+1)
+	got := 0
+	for {
+		m, err := r.Read(b[got:])
+		got += m
+		switch {
+		case int64(got) > n:
+			return nil, io.ErrUnexpectedEOF // the body must end where it said it would
+		case err == io.EOF && int64(got) == n:
+			return b[:n:n], nil
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		case err != nil:
+			return nil, err
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestReadBody(t *testing.T) {
@@ -96,6 +97,23 @@ func TestReadRequestBody(t *testing.T) {
 	r.ContentLength = 2
 	if _, err := ReadRequestBody(r, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("long body: err = %v", err)
+	}
+	// However the reader hands out its bytes: one at a time, with io.EOF
+	// on the last one (as net/http's body does), or an error of its own.
+	for name, rd := range map[string]io.Reader{
+		"one byte at a time": iotest.OneByteReader(strings.NewReader(body)),
+		"EOF with the data":  iotest.DataErrReader(strings.NewReader(body)),
+	} {
+		r = httptest.NewRequest(http.MethodPost, "/mcp", rd)
+		r.ContentLength = int64(len(body))
+		if b, err := ReadRequestBody(r, 0); err != nil || string(b) != body || cap(b) != len(body) {
+			t.Errorf("%s: %q (cap %d), %v", name, b, cap(b), err)
+		}
+	}
+	r = httptest.NewRequest(http.MethodPost, "/mcp", iotest.TimeoutReader(strings.NewReader(body)))
+	r.ContentLength = int64(len(body)) + 1
+	if _, err := ReadRequestBody(r, 0); !errors.Is(err, iotest.ErrTimeout) {
+		t.Errorf("a failing read: err = %v", err)
 	}
 }
 
