@@ -22,7 +22,7 @@ import (
 func (h *Handler) auditCall(pc *policyCall, claims *jwtverify.Claims, start time.Time) {
 	if pc.req != nil {
 		for i := range pc.req.Calls {
-			m, n := h.policy.Labels(pc.req.Calls[i].Method, pc.req.Calls[i].Name)
+			m, n := h.policy.CallLabels(&pc.req.Calls[i])
 			h.metrics.call(m, n, pc.decision)
 		}
 	}

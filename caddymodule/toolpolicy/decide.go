@@ -63,13 +63,15 @@ type Decision struct {
 const maxNameInReason = 96
 
 // Decide returns the verdict of the policy on every call of req for the
-// token described by id. Deciding an allowed request allocates nothing.
+// token described by id. Deciding an allowed request allocates nothing. It
+// notes on each call the rule that decided it, for CallLabels.
 func (p *Policy) Decide(id *Identity, req *Request) Decision {
 	d := Decision{}
 	var needed []string
 	for i := range req.Calls {
 		c := &req.Calls[i]
 		v := p.evaluate(id, c.Method, c.Name)
+		c.rule, c.ruleOf = v.rule, p
 		if v.outcome == Allowed {
 			continue
 		}

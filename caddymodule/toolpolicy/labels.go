@@ -37,3 +37,15 @@ func (p *Policy) Labels(method, name string) (methodLabel, nameLabel string) {
 	}
 	return method, OtherLabel
 }
+
+// CallLabels is Labels for a call that p decided (Decide notes the rule on
+// the call): a call a rule decided takes that rule's labels without a
+// second look-up; any other call costs what Labels does.
+func (p *Policy) CallLabels(c *Call) (methodLabel, nameLabel string) {
+	if r := c.rule; r != nil && c.ruleOf == p {
+		// The rule's method is an MCP method, and a named method's rule
+		// is the exact or glob rule Labels would find.
+		return r.method, r.pattern
+	}
+	return p.Labels(c.Method, c.Name)
+}
