@@ -133,7 +133,7 @@ func (s *session) prepare() error {
 	}
 	nFresh := s.cfg.FreshTokens
 	switch {
-	case s.cfg.Instructions > 0:
+	case s.cfg.Instructions > 0 && !s.cfg.PolicyOnly:
 		nFresh = s.cfg.Instructions
 	case s.cfg.ScanOnly, s.cfg.PolicyOnly, s.cfg.StdioOnly:
 		nFresh = 1 // (d) does not run
@@ -190,7 +190,14 @@ func (s *session) withCPU(f func() (result, []time.Duration)) (result, []time.Du
 // counts Caddy's instructions per case and writes that report.
 func (s *session) instructions(stdout io.Writer) error {
 	cg := &callgrind{pid: s.st.caddyPID(), dir: s.dir}
-	rs, err := countInstructions(s.cfg, cg, s.proxied, s.gated, s.cached, s.fresh, s.logf)
+	cases := mainInstrCases(s.cfg.Instructions, s.proxied, s.gated, s.cached, s.fresh)
+	if s.cfg.PolicyOnly {
+		if err := checkPolicyActive(s.ctx, s.policyT, s.gated, s.cached); err != nil {
+			return fmt.Errorf("%w (logs in %s)", err, s.dir)
+		}
+		cases = policyInstrCases(s.cfg.Instructions, s.gated, s.policy1T, s.policyT, s.cached)
+	}
+	rs, err := countInstructions(s.cfg, cg, cases, s.logf)
 	if err != nil {
 		return fmt.Errorf("%w (logs in %s)", err, s.dir)
 	}

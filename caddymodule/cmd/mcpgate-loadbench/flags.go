@@ -55,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.UpstreamLRU, "upstream-cache", 10000, "mcp_auth upstream_cache_size")
 	fs.IntVar(&c.SSE, "sse", 300, "sequential SSE requests per path for first-event latency")
 	loads := fs.String("load", "0.25,0.5", "open-loop latency phase: request rates as fractions of (b)'s measured throughput, comma-separated, each in (0, 1]")
-	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again; use a few thousand, since each case must span many GC cycles (4000: about 4 minutes)")
+	fs.IntVar(&c.Instructions, "instructions", 0, "if > 0: instead of the timed phases, run Caddy under valgrind's callgrind and count the instructions it executes for this many requests of (b), (b'), (c), (d) and (b) again (with -policy-only: of (c), (p1), (p) and (c) again); use a few thousand, since each case must span many GC cycles (4000: about 4 minutes)")
 	fs.IntVar(&c.InstrConc, "instructions-conc", 4, "with -instructions: connections the counted requests come from")
 	fs.BoolVar(&c.MainOnly, "main-only", false, "run only (a), the interleaved rounds of (b), (b'), (c), and (d): for long runs that narrow c/b's confidence interval (e.g. -duration 450s -rounds 900)")
 	fs.BoolVar(&c.ScanOnly, "scan-only", false, "run only the concurrency scan (-conc), after the warm-up; with -profile-dir, first profile (b) and (c) at -c connections for -duration each")
@@ -80,8 +80,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Loads, err = fractionList(*loads); err != nil {
 		return c, fmt.Errorf("-load: %w", err)
 	}
-	if only := btoi(c.MainOnly) + btoi(c.ScanOnly) + btoi(c.PolicyOnly) + btoi(c.StdioOnly); only > 1 || (only == 1 && c.Instructions > 0) {
-		err = fmt.Errorf("-main-only, -scan-only, -policy-only, -stdio-only and -instructions exclude each other")
+	// -instructions counts the main cases, or with -policy-only the policy's.
+	if only := btoi(c.MainOnly) + btoi(c.ScanOnly) + btoi(c.PolicyOnly) + btoi(c.StdioOnly); only > 1 || (only == 1 && c.Instructions > 0 && !c.PolicyOnly) {
+		err = fmt.Errorf("-main-only, -scan-only, -policy-only, -stdio-only and -instructions exclude each other (but -instructions goes with -policy-only)")
 		fmt.Fprintln(stderr, err)
 		return c, err
 	}

@@ -23,7 +23,10 @@ func TestParseFlags(t *testing.T) {
 	if c, err := parseFlags([]string{"-policy-only"}, &sb); err != nil || !c.PolicyOnly || c.StdioOnly {
 		t.Fatalf("-policy-only: %+v, %v", c, err)
 	}
-	for _, bad := range [][]string{{"-policy-only", "-stdio-only"}, {"-main-only", "-policy-only"}, {"-stdio-only", "-scan-only"}, {"-stdio-only", "-instructions", "10"}, {"-stdio-users", "0"}, {"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}, {"-main-only", "-scan-only"}, {"-instructions-conc", "0"}} {
+	if c, err := parseFlags([]string{"-policy-only", "-instructions", "10"}, &sb); err != nil || !c.PolicyOnly || c.Instructions != 10 {
+		t.Fatalf("-policy-only -instructions: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"-policy-only", "-stdio-only"}, {"-main-only", "-instructions", "10"}, {"-main-only", "-policy-only"}, {"-stdio-only", "-scan-only"}, {"-stdio-only", "-instructions", "10"}, {"-stdio-users", "0"}, {"-conc", "0"}, {"-users", "x"}, {"-c", "0"}, {"-rounds", "0"}, {"-load", "0"}, {"-load", "1.5"}, {"-load", "0.5,"}, {"-load", "NaN"}, {"-main-only", "-scan-only"}, {"-instructions-conc", "0"}} {
 		if _, err := parseFlags(bad, &sb); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -119,24 +119,43 @@ func dumpTotal(r io.Reader) (int64, error) {
 	return 0, errors.New("no totals line (dump not complete yet?)")
 }
 
-// countInstructions runs n = cfg.Instructions requests of (b), (b'), (c),
-// (d) (one fresh token each) and (b) again from cfg.InstrConc connections, counting
-// Caddy's instructions around each; with cfg.ProfileDir it keeps each dump.
-func countInstructions(cfg config, cg *callgrind, proxied, gated target, cached string, fresh []string, logf func(string, ...any)) ([]instrResult, error) {
-	n := cfg.Instructions
-	var rs []instrResult
-	for _, ic := range []struct {
-		name string
-		t    target
-		p    *picker
-	}{
+// instrCase is one case the instructions mode counts.
+type instrCase struct {
+	name string
+	t    target
+	p    *picker
+}
+
+// mainInstrCases are the instructions mode's cases: n requests of (b),
+// (b'), (c), (d) (one fresh token each) and (b) again.
+func mainInstrCases(n int, proxied, gated target, cached string, fresh []string) []instrCase {
+	return []instrCase{
 		{"(b) Caddy reverse_proxy", proxied, countPicker(n, "")},
 		{"(b') reverse_proxy, same bearer header, unchecked", proxied, countPicker(n, cached)},
 		{"(c) mcp_auth, cached token + upstream", gated, countPicker(n, cached)},
 		{"(d) mcp_auth, fresh RS256 token each request", gated, &picker{toks: fresh}},
 		{"(b) again", proxied, countPicker(n, "")},
-	} {
-		logf("instructions: %s, %d requests", ic.name, n)
+	}
+}
+
+// policyInstrCases are the cases of -instructions with -policy-only: n
+// requests of (c), (p1), (p) and (c) again.
+func policyInstrCases(n int, gated, policy1, policy target, cached string) []instrCase {
+	return []instrCase{
+		{"(c) mcp_auth, cached token + upstream", gated, countPicker(n, cached)},
+		{"(p1) mcp_auth + 1-rule tool_policy", policy1, countPicker(n, cached)},
+		{"(p) mcp_auth + 20-rule tool_policy", policy, countPicker(n, cached)},
+		{"(c) again", gated, countPicker(n, cached)},
+	}
+}
+
+// countInstructions runs each case from cfg.InstrConc connections,
+// counting Caddy's instructions around each; with cfg.ProfileDir it keeps
+// each dump.
+func countInstructions(cfg config, cg *callgrind, cases []instrCase, logf func(string, ...any)) ([]instrResult, error) {
+	var rs []instrResult
+	for _, ic := range cases {
+		logf("instructions: %s, %d requests", ic.name, len(ic.p.toks))
 		var r result
 		instr, err := cg.measure(func() { r = run(ic.name, ic.t, ic.p, cfg.InstrConc, time.Hour) })
 		if err != nil {
@@ -200,6 +219,13 @@ func instructionsMarkdown(w io.Writer, cfg config, pl placement, rs []instrResul
 			base = r.perRequest()
 		}
 		p("| %s | %d | %d | %.0f | %+.1f %% |", r.name, r.reqs, r.errors, r.perRequest(), 100*(r.perRequest()/base-1))
+	}
+	if cfg.PolicyOnly && len(rs) >= 4 {
+		c, p1, pp, again := rs[0].perRequest(), rs[1].perRequest(), rs[2].perRequest(), rs[3].perRequest()
+		p("")
+		p("- **(p) adds %.0f instructions per request to (c)'s %.0f: p/c %.3f**; (p1), any policy, adds %.0f", pp-c, c, pp/c, p1-c)
+		p("- (c) measured again at the end: %+.2f %% from the first, the mode's own repeatability", 100*(again/c-1))
+		return
 	}
 	if len(rs) >= 5 {
 		b, c, again := rs[0].perRequest(), rs[2].perRequest(), rs[4].perRequest()
