@@ -119,6 +119,33 @@ const (
 	mURI
 )
 
+// envelopeBit returns the bit of the envelope member a key names, 0 for
+// any other. A plain key is told by its length first: one comparison
+// where a list of six would take up to six.
+func envelopeBit(key []byte, plain bool) int {
+	candidates := envelopeKeys[:]
+	if plain {
+		switch len(key) - 2 { // without the quotes
+		case 2:
+			candidates = envelopeKeys[1:2] // id
+		case 5:
+			candidates = envelopeKeys[5:6] // error
+		case 6:
+			candidates = envelopeKeys[2:5] // method, params, result
+		case 7:
+			candidates = envelopeKeys[0:1] // jsonrpc
+		default:
+			return 0
+		}
+	}
+	for _, k := range candidates {
+		if keyIs(key, plain, k.key) {
+			return k.bit
+		}
+	}
+	return 0
+}
+
 var envelopeKeys = [...]struct {
 	key string
 	bit int
@@ -136,13 +163,7 @@ func parseMessage(s *scanner) (c Call, isCall bool, err error) {
 		if key, plain, err = s.key(); err != nil {
 			break
 		}
-		bit := 0
-		for _, k := range envelopeKeys {
-			if keyIs(key, plain, k.key) {
-				bit = k.bit
-				break
-			}
-		}
+		bit := envelopeBit(key, plain)
 		if seen&bit != 0 {
 			return Call{}, false, malformed(CodeInvalidRequest, "a JSON-RPC member is given twice", nil)
 		}

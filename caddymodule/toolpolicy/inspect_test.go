@@ -120,8 +120,17 @@ func TestKeyIsAgreesWithEncodingJSON(t *testing.T) {
 				}
 				goMatches := !ptr.Elem().Field(0).IsNil()
 				plain := r < utf8.RuneSelf && r != '"' && r != '\\' && r >= 0x20
-				if got := keyIs(raw, plain && !bytes.ContainsRune(raw[1:len(raw)-1], '\\'), want); got != goMatches {
+				plain = plain && !bytes.ContainsRune(raw[1:len(raw)-1], '\\')
+				if got := keyIs(raw, plain, want); got != goMatches {
 					t.Errorf("key %q for %q: keyIs %v, encoding/json %v", key, want, got, goMatches)
+				}
+				// envelopeBit, which picks candidates by length, agrees.
+				for _, k := range envelopeKeys {
+					if k.key == want {
+						if got := envelopeBit(raw, plain) == k.bit; got != goMatches {
+							t.Errorf("key %q: envelopeBit gives %s: %v, encoding/json %v", key, want, got, goMatches)
+						}
+					}
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strings"
 )
 
@@ -69,9 +70,13 @@ func (s *scanner) str() (raw []byte, plain bool, err error) {
 	plain = true
 	for {
 		// Runs of ordinary characters, the bulk of any string: eight
-		// bytes at a time while none of them needs a look, then byte by
-		// byte up to the one that does.
-		for i+8 <= len(b) && special8(binary.LittleEndian.Uint64(b[i:])) == 0 {
+		// bytes at a time, straight to the first that needs a look (the
+		// lowest byte special8 marks), or byte by byte near the end.
+		for i+8 <= len(b) {
+			if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		for i < len(b) && !strSpecial[b[i]] {
@@ -115,13 +120,14 @@ func (s *scanner) str() (raw []byte, plain bool, err error) {
 	}
 }
 
-// special8 is non-zero when one of the eight bytes of w (in any order) is
-// one that strSpecial marks. A zero byte of w^'"' or w^'\\' borrows when
-// one is subtracted, and so does a byte below 0x20 when 0x20 is: either
-// way its top bit ends up set; a byte of 0x80 or more has it already. A
-// borrow only ever spreads upwards from a byte that is special itself, so
-// the word's answer is exact, although the set bits may be more than the
-// special bytes.
+// special8 is non-zero when one of the eight bytes of w (little-endian: the
+// first byte lowest) is one that strSpecial marks, and then its lowest set
+// bit is the top bit of the first such byte. A zero byte of w^'"' or
+// w^'\\' borrows when one is subtracted, and so does a byte below 0x20
+// when 0x20 is: either way its top bit ends up set; a byte of 0x80 or more
+// has it already. An ordinary byte's top bit stays clear, and a borrow only
+// ever spreads upwards from a special byte, so bits above the first special
+// byte may be set for ordinary ones but none below it.
 func special8(w uint64) uint64 {
 	const ones, tops = 0x0101010101010101, 0x8080808080808080
 	q, bs := w^(ones*'"'), w^(ones*'\\')
@@ -393,6 +399,9 @@ func keyIs(raw []byte, plain bool, want string) bool {
 		k := raw[1 : len(raw)-1]
 		if len(k) != len(want) {
 			return false
+		}
+		if string(k) == want {
+			return true // as every client writes it
 		}
 		for i := range k {
 			c := k[i]
