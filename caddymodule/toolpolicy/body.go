@@ -68,10 +68,19 @@ func ReadRequestBody(r *http.Request, limit int64) ([]byte, error) {
 // Read usually does.
 func readDeclared(r io.Reader, n int64) ([]byte, error) {
 	b := make([]byte, n+1)
-	got := 0
+	got, empty := 0, 0
 	for {
 		m, err := r.Read(b[got:])
 		got += m
+		if m == 0 && err == nil {
+			// A reader that keeps returning nothing must not hold the
+			// request forever (bufio gives up the same way).
+			if empty++; empty == maxEmptyReads {
+				return nil, io.ErrNoProgress
+			}
+			continue
+		}
+		empty = 0
 		switch {
 		case int64(got) > n:
 			return nil, io.ErrUnexpectedEOF // the body must end where it said it would
@@ -84,3 +93,7 @@ func readDeclared(r io.Reader, n int64) ([]byte, error) {
 		}
 	}
 }
+
+// maxEmptyReads is how many reads in a row may return nothing and no
+// error before readDeclared gives up, as bufio's Reader does.
+const maxEmptyReads = 100

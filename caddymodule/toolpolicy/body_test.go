@@ -110,6 +110,12 @@ func TestReadRequestBody(t *testing.T) {
 			t.Errorf("%s: %q (cap %d), %v", name, b, cap(b), err)
 		}
 	}
+	// One that hands out the body and then nothing, forever, without EOF.
+	r = httptest.NewRequest(http.MethodPost, "/mcp", &stuckReader{r: strings.NewReader(body)})
+	r.ContentLength = int64(len(body))
+	if _, err := ReadRequestBody(r, 0); !errors.Is(err, io.ErrNoProgress) {
+		t.Errorf("a reader that returns nothing: err = %v", err)
+	}
 	r = httptest.NewRequest(http.MethodPost, "/mcp", iotest.TimeoutReader(strings.NewReader(body)))
 	r.ContentLength = int64(len(body)) + 1
 	if _, err := ReadRequestBody(r, 0); !errors.Is(err, iotest.ErrTimeout) {
@@ -129,4 +135,15 @@ func TestReadRequestBodyInMemoryType(t *testing.T) {
 	if got, want := reflect.TypeOf(r.Body), reflect.TypeOf(io.NopCloser(bytes.NewReader(nil))); got != want {
 		t.Errorf("body type %v, want %v", got, want)
 	}
+}
+
+// stuckReader returns r's bytes, then (0, nil) for ever.
+type stuckReader struct{ r io.Reader }
+
+func (s *stuckReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		return n, nil
+	}
+	return n, err
 }

@@ -64,7 +64,9 @@ const maxNameInReason = 96
 
 // Decide returns the verdict of the policy on every call of req for the
 // token described by id. Deciding an allowed request allocates nothing. It
-// notes on each call the rule that decided it, for CallLabels.
+// notes on each call the rule that decided it, for CallLabels: it writes to
+// req, so one Request must not be decided by two goroutines at once (the
+// Policy itself may be shared).
 func (p *Policy) Decide(id *Identity, req *Request) Decision {
 	d := Decision{}
 	var needed []string
